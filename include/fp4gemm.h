@@ -1,0 +1,260 @@
+/*
+ * fp4gemm.h - the public C API of fp4gemm, an NVFP4 GEMM library.
+ *
+ * C11. Compiles without CUDA headers. The format, layouts and the GEMM are defined in
+ * docs/format.md (the NVFP4 contract). In short:
+ *   - E2M1 elements, two per byte (even k in the low nibble), rows of K/2 bytes;
+ *   - one E4M3 scale per 16 elements along K, in a LINEAR [rows, K/16] or the
+ *     SWIZZLED_128x4 layout that cuBLASLt and CUTLASS use;
+ *   - D[M, N] = alpha * sum_k A[m, k] * B[n, k], A and B row-major with K contiguous.
+ *
+ * Conventions:
+ *   - every call returns an fp4_status; FP4_OK is 0;
+ *   - a context lives on one device: device -1 is the CPU, 0.. a CUDA device. Every pointer
+ *     given to a context-taking call lives where the context's device is (host memory for
+ *     the CPU, device memory for a GPU), unless its comment says otherwise;
+ *   - GPU calls are asynchronous on the given stream (NULL = the legacy default stream),
+ *     allocate nothing and never synchronize, so they can be captured in a CUDA graph;
+ *   - the library never prints except through the logger (see fp4_set_log_level) and never
+ *     exits; the detail of the last failure is kept in the context (fp4_last_error).
+ */
+#ifndef FP4GEMM_H
+#define FP4GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct CUstream_st; /* cudaStream_t without the CUDA headers */
+
+#define FP4GEMM_VERSION_MAJOR 0
+#define FP4GEMM_VERSION_MINOR 1
+#define FP4GEMM_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------
+ * Status. The numeric values are pinned: they never change meaning.
+ * ------------------------------------------------------------------------------------- */
+typedef enum fp4_status {
+    FP4_OK = 0,
+    FP4_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a bad size, an unknown enum value */
+    FP4_ERR_NOT_SUPPORTED = 2,    /* valid, but the requested backend can't run it here */
+    FP4_ERR_OUT_OF_MEMORY = 3,    /* host or device allocation failed */
+    FP4_ERR_CUDA = 4,             /* a CUDA runtime or library call failed */
+    FP4_ERR_NO_DEVICE = 5,        /* no such CUDA device, or no CUDA in this build */
+    FP4_ERR_INTERNAL = 6          /* a bug in fp4gemm: please report it */
+} fp4_status;
+
+const char *fp4_status_name(fp4_status status);    /* "FP4_ERR_INVALID_ARGUMENT" */
+const char *fp4_status_message(fp4_status status); /* "invalid argument" */
+const char *fp4_version(void);                     /* "0.1.0" */
+
+/* Build facts: 1 when compiled with CUDA; the CUDA architectures compiled in
+ * ("80;90a;100a;120a"), or "" without CUDA. */
+int fp4_built_with_cuda(void);
+const char *fp4_built_cuda_archs(void);
+
+/* ---------------------------------------------------------------------------------------
+ * Enumerations, each with name <-> string conversion. *_from_name is case-sensitive and
+ * returns FP4_ERR_INVALID_ARGUMENT for an unknown name. *_name returns "?" for a bad value.
+ * ------------------------------------------------------------------------------------- */
+typedef enum fp4_dtype {
+    FP4_DTYPE_F32 = 0,  /* "f32"  */
+    FP4_DTYPE_F16 = 1,  /* "f16"  */
+    FP4_DTYPE_BF16 = 2, /* "bf16" */
+    FP4_DTYPE_E2M1 = 3, /* "e2m1": packed, two per byte */
+    FP4_DTYPE_E4M3 = 4  /* "e4m3": OCP e4m3fn byte */
+} fp4_dtype;
+#define FP4_DTYPE_COUNT 5
+
+typedef enum fp4_sf_layout {
+    FP4_SF_LINEAR = 0,        /* "linear":   [rows, K/16] bytes, row-major */
+    FP4_SF_SWIZZLED_128x4 = 1 /* "swizzled": 128-row x 4-k-block tiles of 512 bytes */
+} fp4_sf_layout;
+#define FP4_SF_LAYOUT_COUNT 2
+
+typedef enum fp4_backend {
+    FP4_BACKEND_AUTO = 0,       /* "auto": first in the policy for the device that can run */
+    FP4_BACKEND_CPU_REF = 1,    /* "cpu_ref": the reference, double accumulation */
+    FP4_BACKEND_CUDA_SIMT = 2,  /* "cuda_simt": CUDA cores, any GPU from sm_70 */
+    FP4_BACKEND_CUDA_MMA = 3,   /* "cuda_mma": mma.sync tensor cores, sm_80+ */
+    FP4_BACKEND_CUDA_WGMMA = 4, /* "cuda_wgmma": Hopper warpgroup MMA, sm_90a */
+    FP4_BACKEND_CUBLASLT = 5    /* "cublaslt": native FP4 through cuBLASLt, sm_100+ */
+} fp4_backend;
+#define FP4_BACKEND_COUNT 6
+
+typedef enum fp4_log_level {
+    FP4_LOG_OFF = -1,
+    FP4_LOG_ERROR = 0,
+    FP4_LOG_WARN = 1, /* the default */
+    FP4_LOG_INFO = 2,
+    FP4_LOG_DEBUG = 3
+} fp4_log_level;
+
+const char *fp4_dtype_name(fp4_dtype dtype);
+fp4_status fp4_dtype_from_name(const char *name, fp4_dtype *out);
+const char *fp4_sf_layout_name(fp4_sf_layout layout);
+fp4_status fp4_sf_layout_from_name(const char *name, fp4_sf_layout *out);
+const char *fp4_backend_name(fp4_backend backend);
+fp4_status fp4_backend_from_name(const char *name, fp4_backend *out);
+const char *fp4_log_level_name(fp4_log_level level);
+fp4_status fp4_log_level_from_name(const char *name, fp4_log_level *out);
+
+/* Bytes per element of an unpacked dtype (4, 2, 2, -, 1); 0 for E2M1 and bad values. */
+int64_t fp4_dtype_size(fp4_dtype dtype);
+
+/* ---------------------------------------------------------------------------------------
+ * Logging. Messages at or above the level go to the callback, or to stderr when no
+ * callback is set. Initial level: FP4GEMM_LOG_LEVEL (error|warn|info|debug|off), else warn.
+ * Process-wide; set it before other threads use the library.
+ * ------------------------------------------------------------------------------------- */
+typedef void (*fp4_log_fn)(fp4_log_level level, const char *message, void *user);
+void fp4_set_log_level(fp4_log_level level);
+fp4_log_level fp4_get_log_level(void);
+void fp4_set_log_callback(fp4_log_fn fn, void *user); /* NULL restores stderr */
+
+/* ---------------------------------------------------------------------------------------
+ * Sizes and scale-factor offsets. All return -1 for invalid arguments (rows < 1, k < 16,
+ * k not a multiple of 16, overflow).
+ * ------------------------------------------------------------------------------------- */
+int64_t fp4_packed_bytes(int64_t rows, int64_t k);                      /* rows * k/2 */
+int64_t fp4_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout);    /* padded for swizzled */
+/* Byte offset of the scale of (row, k-block kb) in a scale buffer for [rows, k]. */
+int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
+
+/* ---------------------------------------------------------------------------------------
+ * Devices and contexts.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fp4_device_info {
+    size_t struct_size;    /* set to sizeof(fp4_device_info) before the call */
+    int device;            /* CUDA ordinal */
+    char name[256];        /* "NVIDIA H200" */
+    int compute_capability; /* major * 10 + minor: 90 = Hopper, 100 = Blackwell */
+    int sm_count;
+    int64_t l2_bytes;
+    int64_t memory_bytes;
+    double memory_bandwidth_gbs; /* from the memory clock and bus width; 0 if unknown */
+} fp4_device_info;
+
+/* Number of CUDA devices; 0 (and FP4_OK) without CUDA or without a driver. */
+fp4_status fp4_device_count(int *count);
+fp4_status fp4_device_query(int device, fp4_device_info *info);
+
+typedef struct fp4_ctx fp4_ctx;
+
+/* device -1: the CPU. device >= 0: that CUDA device, made current on the calling thread by
+ * every call that takes the context. */
+fp4_status fp4_create(fp4_ctx **ctx, int device);
+void fp4_destroy(fp4_ctx *ctx); /* accepts NULL */
+int fp4_ctx_device(const fp4_ctx *ctx);
+/* major*10+minor of the context's GPU, 0 for the CPU. */
+int fp4_ctx_compute_capability(const fp4_ctx *ctx);
+/* The last failure on this context: "fp4_gemm: k = 24 is not a multiple of 16 (src/api.c:120)"
+ * or "" after success. Valid until the next call on the context. Accepts NULL. */
+const char *fp4_last_error(const fp4_ctx *ctx);
+
+/* Memory on the context's device (plain malloc/free for the CPU). Copies are synchronous. */
+fp4_status fp4_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
+fp4_status fp4_free(fp4_ctx *ctx, void *ptr); /* accepts NULL */
+fp4_status fp4_upload(fp4_ctx *ctx, void *dst, const void *host_src, int64_t bytes);
+fp4_status fp4_download(fp4_ctx *ctx, void *host_dst, const void *src, int64_t bytes);
+fp4_status fp4_memset(fp4_ctx *ctx, void *dst, int value, int64_t bytes);
+fp4_status fp4_synchronize(fp4_ctx *ctx, struct CUstream_st *stream);
+
+/* ---------------------------------------------------------------------------------------
+ * Quantization: [rows, k] F32/F16/BF16 -> packed E2M1 [rows, k/2] + E4M3 scales.
+ * Bit-exact with docs/format.md on every backend.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fp4_quant_desc {
+    size_t struct_size;       /* sizeof(fp4_quant_desc); fp4_quant_desc_init sets it */
+    int64_t rows, k;          /* k a multiple of 16 */
+    fp4_dtype in_dtype;       /* F32, F16 or BF16 */
+    const void *in;           /* [rows, ld_in] elements */
+    int64_t ld_in;            /* elements between row starts; 0 means k */
+    float global_scale;       /* encode scale gs = 448*6/amax (see fp4_global_scale) */
+    const float *global_scale_ptr; /* if not NULL, gs is read from here (context memory) */
+    void *out_q;              /* [rows, k/2] bytes */
+    void *out_sf;             /* fp4_sf_bytes(rows, k, sf_layout) bytes, padding written as 0 */
+    fp4_sf_layout sf_layout;
+    uint32_t *nonfinite_flag; /* optional (context memory): set to 1 if an input was NaN/Inf */
+    struct CUstream_st *stream;
+} fp4_quant_desc;
+
+typedef struct fp4_dequant_desc {
+    size_t struct_size;       /* sizeof(fp4_dequant_desc) */
+    int64_t rows, k;
+    const void *q;            /* [rows, k/2] bytes */
+    const void *sf;
+    fp4_sf_layout sf_layout;
+    float global_scale;       /* encode gs: out = e2m1 * e4m3 / gs. Use 1 for e2m1 * e4m3. */
+    const float *global_scale_ptr; /* optional, context memory */
+    fp4_dtype out_dtype;      /* F32, F16 or BF16 */
+    void *out;                /* [rows, ld_out] elements */
+    int64_t ld_out;           /* 0 means k */
+    struct CUstream_st *stream;
+} fp4_dequant_desc;
+
+void fp4_quant_desc_init(fp4_quant_desc *desc);     /* zeroes, sets struct_size, gs = 1 */
+void fp4_dequant_desc_init(fp4_dequant_desc *desc); /* zeroes, sets struct_size, gs = 1 */
+fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);
+fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
+
+/* The encode global scale of a tensor: gs = 448*6 / amax (NaN ignored; 1 if amax == 0;
+ * FLT_MAX if not finite), written to *gs_out (context memory, stream-ordered on a GPU). */
+fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
+                            const void *in, int64_t ld_in, float *gs_out,
+                            struct CUstream_st *stream);
+
+/* ---------------------------------------------------------------------------------------
+ * GEMM: D[m, n] = alpha * sum_k A[m, k] * B[n, k].
+ *   W4A4:  a_dtype = E2M1, A [m, k/2] bytes with scales a_sf; alpha = 1/(gs_a*gs_b).
+ *   W4A16: a_dtype = BF16 or F16, A [m, k] elements, a_sf unused; alpha = 1/gs_b.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fp4_gemm_desc {
+    size_t struct_size;       /* sizeof(fp4_gemm_desc); fp4_gemm_desc_init sets it */
+    int64_t m, n, k;          /* m, n >= 1; k a multiple of 16 */
+    fp4_dtype a_dtype;        /* E2M1 (W4A4), BF16 or F16 (W4A16) */
+    const void *a;            /* E2M1: [m, k/2] bytes; BF16/F16: [m, k] elements */
+    const void *a_sf;         /* E2M1 only */
+    fp4_sf_layout a_sf_layout;
+    const void *b;            /* [n, k/2] bytes: the weight as stored */
+    const void *b_sf;
+    fp4_sf_layout b_sf_layout;
+    fp4_dtype d_dtype;        /* F32, F16 or BF16 */
+    void *d;                  /* [m, ldd] elements */
+    int64_t ldd;              /* >= n; 0 means n */
+    float alpha;
+    const float *alpha_ptr;   /* if not NULL, alpha is read from here (context memory) */
+    fp4_backend backend;      /* FP4_BACKEND_AUTO unless you must have one */
+    struct CUstream_st *stream;
+} fp4_gemm_desc;
+
+/* Zeroes, sets struct_size, W4A4 with linear scales, BF16 output, alpha = 1, auto. */
+void fp4_gemm_desc_init(fp4_gemm_desc *desc);
+
+/* Runs the GEMM on desc->backend; with FP4_BACKEND_AUTO, on the backend that
+ * fp4_gemm_select_backend names. An explicitly named backend that can't run the problem
+ * returns FP4_ERR_NOT_SUPPORTED with the reason in fp4_last_error, never a substitute. */
+fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
+
+/* Can `backend` run `desc` on this context? FP4_OK if so; otherwise FP4_ERR_NOT_SUPPORTED
+ * (or FP4_ERR_INVALID_ARGUMENT for a bad desc) and the reason in why[why_len]. A pure
+ * function of the device and the problem. desc may be NULL: then only the device is judged.
+ * backend must not be AUTO. */
+fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
+                             char *why, size_t why_len);
+
+/* What AUTO would run for desc (NULL: for a generic problem): the first backend of the
+ * context's policy (fp4_backend_policy) that can run it. FP4_ERR_NOT_SUPPORTED if none. */
+fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out);
+
+/* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`
+ * backends into out and returns how many there are. */
+int fp4_backend_policy(int compute_capability, fp4_backend *out, int cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FP4GEMM_H */

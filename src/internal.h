@@ -1,0 +1,93 @@
+/*
+ * internal.h - what the library's own files share: the context, error reporting, logging,
+ * and the entry points of each backend. Not installed; users include fp4gemm.h only.
+ *
+ * Division of labour: src/api.c validates every argument of every public call (so that a
+ * backend sees only valid, fully defaulted descriptors: ld_in/ld_out/ldd are never 0, alpha
+ * is resolved by the backend from alpha/alpha_ptr), then calls the CPU reference
+ * (src/quant_ref.c, src/gemm_ref.c) or the CUDA side (src/cuda/*.cu) below.
+ */
+#ifndef FP4_INTERNAL_H
+#define FP4_INTERNAL_H
+
+#include "fp4gemm.h"
+
+#include <stdarg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Compute-capability thresholds. */
+enum {
+    FP4_CC_VOLTA = 70,
+    FP4_CC_AMPERE = 80,
+    FP4_CC_HOPPER = 90,
+    FP4_CC_BLACKWELL = 100, /* sm_100, sm_103, sm_110 */
+    FP4_CC_BLACKWELL_GEFORCE = 120 /* sm_120, sm_121 */
+};
+
+struct fp4_ctx {
+    int device;              /* -1: CPU */
+    fp4_device_info info;    /* zeroed for the CPU */
+    fp4_backend env_backend; /* FP4GEMM_BACKEND at creation, AUTO if unset */
+    int simt_runs;           /* the cuda_simt kernels have an image for this device */
+    char last_error[1024];
+};
+
+/* Records a failure in ctx (which may be NULL) and returns `status`. The message gets
+ * " (file:line)" appended and is logged at debug level. */
+fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int line,
+                       const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+#define FP4_FAIL(ctx, status, ...) fp4_fail_at((ctx), (status), __FILE__, __LINE__, __VA_ARGS__)
+
+void fp4_log(fp4_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- CPU reference (arguments already validated) -------------------------------------- */
+
+/* Reads element i of a row of F32/F16/BF16 values as float. */
+float fp4_load_as_f32(const void *base, fp4_dtype dtype, int64_t index);
+/* Stores x into element i of an F32/F16/BF16 array, rounding to nearest even. */
+void fp4_store_from_f32(void *base, fp4_dtype dtype, int64_t index, float x);
+
+/* Quantizes with encode scale gs. Returns 1 if a non-finite input element was seen. */
+int fp4_ref_quantize(const fp4_quant_desc *desc, float gs);
+void fp4_ref_dequantize(const fp4_dequant_desc *desc, float gs);
+/* amax over |x| (NaN ignored) and the global scale it gives. */
+float fp4_ref_amax(int64_t rows, int64_t k, fp4_dtype dtype, const void *in, int64_t ld_in);
+float fp4_global_scale_from_amax(float amax);
+void fp4_ref_gemm(const fp4_gemm_desc *desc, float alpha);
+
+/* ---- CUDA side (src/cuda/); stubs in src/no_cuda.c when built without CUDA ------------- */
+
+fp4_status fp4_cuda_device_count(int *count);
+fp4_status fp4_cuda_device_query(int device, fp4_device_info *info);
+/* Selects the device, fills ctx->info and ctx->simt_runs. */
+fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx);
+fp4_status fp4_cuda_set_device(fp4_ctx *ctx);
+fp4_status fp4_cuda_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
+fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr);
+fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
+fp4_status fp4_cuda_download(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
+fp4_status fp4_cuda_memset(fp4_ctx *ctx, void *dst, int value, int64_t bytes);
+fp4_status fp4_cuda_synchronize(fp4_ctx *ctx, struct CUstream_st *stream);
+
+fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);
+fp4_status fp4_cuda_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
+fp4_status fp4_cuda_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
+                                 const void *in, int64_t ld_in, float *gs_out,
+                                 struct CUstream_st *stream);
+fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FP4_INTERNAL_H */
