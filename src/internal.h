@@ -5,7 +5,7 @@
  * Division of labour: src/api.c validates every argument of every public call (so that a
  * backend sees only valid, fully defaulted descriptors: ld_in/ld_out/ldd are never 0, alpha
  * is resolved by the backend from alpha/alpha_ptr), then calls the CPU reference
- * (src/quant_ref.c, src/gemm_ref.c) or the CUDA side (src/cuda/*.cu) below.
+ * (src/quant_ref.c, src/gemm_ref.c) or the CUDA side (the .cu files in src/cuda/) below.
  */
 #ifndef FP4_INTERNAL_H
 #define FP4_INTERNAL_H

@@ -1,0 +1,95 @@
+/* quant_ref.c - the CPU reference quantizer, dequantizer and global scale: NVFP4.md's
+ * exact-math steps, one block at a time. Every other quantizer is tested against this. */
+#include "format.h"
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+float fp4_load_as_f32(const void *base, fp4_dtype dtype, int64_t index) {
+    switch (dtype) {
+    case FP4_DTYPE_F32: return ((const float *)base)[index];
+    case FP4_DTYPE_F16: return fp4_f16_to_f32(((const uint16_t *)base)[index]);
+    case FP4_DTYPE_BF16: return fp4_bf16_to_f32(((const uint16_t *)base)[index]);
+    default: return NAN;
+    }
+}
+
+void fp4_store_from_f32(void *base, fp4_dtype dtype, int64_t index, float x) {
+    switch (dtype) {
+    case FP4_DTYPE_F32: ((float *)base)[index] = x; break;
+    case FP4_DTYPE_F16: ((uint16_t *)base)[index] = fp4_f32_to_f16(x); break;
+    case FP4_DTYPE_BF16: ((uint16_t *)base)[index] = fp4_f32_to_bf16(x); break;
+    default: break;
+    }
+}
+
+static int64_t sf_offset(fp4_sf_layout layout, int64_t row, int64_t kb, int64_t k) {
+    return layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
+                                           : fp4_sf_offset_linear(row, kb, k);
+}
+
+int fp4_ref_quantize(const fp4_quant_desc *desc, float gs) {
+    const int64_t rows = desc->rows, k = desc->k;
+    uint8_t *q = (uint8_t *)desc->out_q;   /* (rows, k/2) bytes */
+    uint8_t *sf = (uint8_t *)desc->out_sf; /* fp4_sf_bytes(rows, k, layout) */
+    int nonfinite = 0;
+    if (desc->sf_layout == FP4_SF_SWIZZLED_128x4)
+        memset(sf, 0, (size_t)fp4_sf_bytes(rows, k, desc->sf_layout)); /* padding is 0 */
+
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t kb = 0; kb < k / 16; kb++) {
+            /* 1. the block's largest magnitude (fmaxf ignores NaN) */
+            float x[16];
+            float vmax = 0.0f;
+            for (int i = 0; i < 16; i++) {
+                x[i] = fp4_load_as_f32(desc->in, desc->in_dtype, r * desc->ld_in + kb * 16 + i);
+                if (!isfinite(x[i])) nonfinite = 1;
+                vmax = fmaxf(vmax, fabsf(x[i]));
+            }
+            /* 2. the block scale, rounded to E4M3 */
+            const float sf_f32 = vmax * (gs / 6.0f);
+            const uint8_t sf_code = fp4_e4m3_encode(sf_f32);
+            const float sf_val = fp4_e4m3_decode(sf_code);
+            /* 3. the factor that maps the block onto the E2M1 grid */
+            float out_scale = (sf_val == 0.0f) ? 0.0f : 1.0f / (sf_val * (1.0f / gs));
+            if (!isfinite(out_scale)) out_scale = FLT_MAX;
+            /* 4. the elements, two per byte, even k in the low nibble */
+            uint8_t *qb = q + r * (k / 2) + kb * 8;
+            for (int i = 0; i < 8; i++) {
+                const uint8_t lo = fp4_e2m1_encode(x[2 * i] * out_scale);
+                const uint8_t hi = fp4_e2m1_encode(x[2 * i + 1] * out_scale);
+                qb[i] = (uint8_t)(lo | (hi << 4));
+            }
+            sf[sf_offset(desc->sf_layout, r, kb, k)] = sf_code;
+        }
+    }
+    return nonfinite;
+}
+
+void fp4_ref_dequantize(const fp4_dequant_desc *desc, float gs) {
+    const int64_t k = desc->k;
+    const uint8_t *q = (const uint8_t *)desc->q;
+    const uint8_t *sf = (const uint8_t *)desc->sf;
+    for (int64_t r = 0; r < desc->rows; r++) {
+        for (int64_t i = 0; i < k; i++) {
+            const float s = fp4_e4m3_decode(sf[sf_offset(desc->sf_layout, r, i / 16, k)]);
+            const float v = fp4_e2m1_decode(fp4_get_nibble(q + r * (k / 2), i));
+            fp4_store_from_f32(desc->out, desc->out_dtype, r * desc->ld_out + i, v * s / gs);
+        }
+    }
+}
+
+float fp4_ref_amax(int64_t rows, int64_t k, fp4_dtype dtype, const void *in, int64_t ld_in) {
+    float amax = 0.0f;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(fp4_load_as_f32(in, dtype, r * ld_in + i)));
+    return amax;
+}
+
+float fp4_global_scale_from_amax(float amax) {
+    if (amax == 0.0f) return 1.0f;
+    const float gs = (448.0f * 6.0f) / amax;
+    return isfinite(gs) ? gs : FLT_MAX;
+}
