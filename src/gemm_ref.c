@@ -4,24 +4,33 @@
 #include "format.h"
 #include "internal.h"
 
-/* Element (row, kk) of an operand: E2M1 * E4M3 scale, or a BF16/F16 value (W4A16's A). */
-static double operand(const void *x, const void *sf, fp4_sf_layout layout, fp4_dtype dtype,
-                      int64_t row, int64_t kk, int64_t k) {
+/* The E4M3 scale of (row, k-block kb) of an operand; 1 for W4A16's unscaled A. */
+static double block_scale(const void *sf, fp4_sf_layout layout, fp4_dtype dtype, int64_t row,
+                          int64_t kb, int64_t k) {
+    if (dtype != FP4_DTYPE_E2M1) return 1.0;
+    const int64_t off = layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
+                                                        : fp4_sf_offset_linear(row, kb, k);
+    return (double)fp4_e4m3_decode(((const uint8_t *)sf)[off]);
+}
+
+/* Element kk of a row, before its block scale: an E2M1 value or a BF16/F16 value. */
+static double element(const void *x, fp4_dtype dtype, int64_t row, int64_t kk, int64_t k) {
     if (dtype != FP4_DTYPE_E2M1) return (double)fp4_load_as_f32(x, dtype, row * k + kk);
     const uint8_t *packed = (const uint8_t *)x + row * (k / 2); /* (rows, k/2) bytes */
-    const int64_t off = layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kk / 16, k)
-                                                        : fp4_sf_offset_linear(row, kk / 16, k);
-    return (double)fp4_e2m1_decode(fp4_get_nibble(packed, kk)) *
-           (double)fp4_e4m3_decode(((const uint8_t *)sf)[off]);
+    return (double)fp4_e2m1_decode(fp4_get_nibble(packed, kk));
 }
 
 void fp4_ref_gemm(const fp4_gemm_desc *d, float alpha) {
     for (int64_t m = 0; m < d->m; m++) {
         for (int64_t n = 0; n < d->n; n++) {
             double acc = 0.0;
-            for (int64_t kk = 0; kk < d->k; kk++)
-                acc += operand(d->a, d->a_sf, d->a_sf_layout, d->a_dtype, m, kk, d->k) *
-                       operand(d->b, d->b_sf, d->b_sf_layout, FP4_DTYPE_E2M1, n, kk, d->k);
+            for (int64_t kb = 0; kb < d->k / 16; kb++) {
+                const double sa = block_scale(d->a_sf, d->a_sf_layout, d->a_dtype, m, kb, d->k);
+                const double sb = block_scale(d->b_sf, d->b_sf_layout, FP4_DTYPE_E2M1, n, kb, d->k);
+                for (int64_t kk = kb * 16; kk < kb * 16 + 16; kk++)
+                    acc += element(d->a, d->a_dtype, m, kk, d->k) * sa *
+                           (element(d->b, FP4_DTYPE_E2M1, n, kk, d->k) * sb);
+            }
             fp4_store_from_f32(d->d, d->d_dtype, m * d->ldd + n, (float)((double)alpha * acc));
         }
     }

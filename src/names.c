@@ -58,11 +58,12 @@ static const char *name_of(const char *const *table, int count, int value) {
     return (value >= 0 && value < count) ? table[value] : "?";
 }
 
-static fp4_status value_of(const char *const *table, int count, const char *name, int *out) {
+static fp4_status value_of(const char *const *table, int count, const char *name,
+                           const void *out, int *value) {
     if (!name || !out) return FP4_ERR_INVALID_ARGUMENT;
     for (int i = 0; i < count; i++) {
         if (strcmp(table[i], name) == 0) {
-            *out = i;
+            *value = i;
             return FP4_OK;
         }
     }
@@ -75,7 +76,7 @@ const char *fp4_dtype_name(fp4_dtype dtype) {
 
 fp4_status fp4_dtype_from_name(const char *name, fp4_dtype *out) {
     int v = 0;
-    const fp4_status st = value_of(k_dtype_names, FP4_DTYPE_COUNT, name, &v);
+    const fp4_status st = value_of(k_dtype_names, FP4_DTYPE_COUNT, name, out, &v);
     if (st == FP4_OK) *out = (fp4_dtype)v;
     return st;
 }
@@ -86,7 +87,7 @@ const char *fp4_sf_layout_name(fp4_sf_layout layout) {
 
 fp4_status fp4_sf_layout_from_name(const char *name, fp4_sf_layout *out) {
     int v = 0;
-    const fp4_status st = value_of(k_layout_names, FP4_SF_LAYOUT_COUNT, name, &v);
+    const fp4_status st = value_of(k_layout_names, FP4_SF_LAYOUT_COUNT, name, out, &v);
     if (st == FP4_OK) *out = (fp4_sf_layout)v;
     return st;
 }
@@ -97,7 +98,7 @@ const char *fp4_backend_name(fp4_backend backend) {
 
 fp4_status fp4_backend_from_name(const char *name, fp4_backend *out) {
     int v = 0;
-    const fp4_status st = value_of(k_backend_names, FP4_BACKEND_COUNT, name, &v);
+    const fp4_status st = value_of(k_backend_names, FP4_BACKEND_COUNT, name, out, &v);
     if (st == FP4_OK) *out = (fp4_backend)v;
     return st;
 }
@@ -108,7 +109,7 @@ const char *fp4_log_level_name(fp4_log_level level) {
 
 fp4_status fp4_log_level_from_name(const char *name, fp4_log_level *out) {
     int v = 0;
-    const fp4_status st = value_of(k_log_names, 5, name, &v);
+    const fp4_status st = value_of(k_log_names, 5, name, out, &v);
     if (st == FP4_OK) *out = (fp4_log_level)(v - 1);
     return st;
 }

@@ -1,0 +1,171 @@
+/*
+ * cuda_device.cu - devices, contexts and memory on the CUDA side: device count and query,
+ * context set-up, allocation, copies, memset and synchronization. None of these is on the
+ * hot path: the kernels (quantize.cu, simt_gemm.cu) allocate nothing and never synchronize.
+ */
+#include "cuda_util.cuh"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- devices ----------------------------------------------------------------------------- */
+
+extern "C" fp4_status fp4_cuda_device_count(int *count) {
+    int n = 0;
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        /* No driver, no device, a driver older than this runtime: all mean "no GPU here".
+         * Anything else is worth a warning: a GPU may be there but broken. */
+        const int expected = err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver ||
+                             err == cudaErrorStubLibrary;
+        fp4_log(expected ? FP4_LOG_INFO : FP4_LOG_WARN,
+                "cudaGetDeviceCount: %s: using 0 CUDA devices", cudaGetErrorString(err));
+        n = 0;
+    }
+    *count = n;
+    return FP4_OK;
+}
+
+/* The attribute's value, or 0 if the runtime does not know it. */
+static int device_attribute(cudaDeviceAttr attr, int device) {
+    int value = 0;
+    if (cudaDeviceGetAttribute(&value, attr, device) != cudaSuccess) {
+        (void)cudaGetLastError();
+        value = 0;
+    }
+    return value;
+}
+
+/* Fills *info for `device`; failures are recorded in ctx (which may be NULL). */
+static fp4_status query_device(fp4_ctx *ctx, int device, fp4_device_info *info) {
+    int count = 0;
+    (void)fp4_cuda_device_count(&count);
+    if (device < 0 || device >= count)
+        return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "CUDA device %d does not exist (%d visible)",
+                        device, count);
+
+    cudaDeviceProp prop;
+    FP4_CUDA_TRY(ctx, cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+
+    memset(info, 0, sizeof(*info));
+    info->struct_size = sizeof(*info);
+    info->device = device;
+    snprintf(info->name, sizeof(info->name), "%s", prop.name);
+    info->compute_capability = prop.major * 10 + prop.minor;
+    info->sm_count = prop.multiProcessorCount;
+    info->l2_bytes = prop.l2CacheSize;
+    info->memory_bytes = (int64_t)prop.totalGlobalMem;
+
+    /* NOTE: CUDA 13 dropped cudaDeviceProp::memoryClockRate; the attribute remains. The clock
+     * is in kHz and the memory transfers twice per clock (DDR): bytes/s = 2 * clock * bus/8. */
+    const int clock_khz = device_attribute(cudaDevAttrMemoryClockRate, device);
+    const int bus_bits = device_attribute(cudaDevAttrGlobalMemoryBusWidth, device);
+    info->memory_bandwidth_gbs = 2.0 * (double)clock_khz * 1e3 * ((double)bus_bits / 8.0) / 1e9;
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_device_query(int device, fp4_device_info *info) {
+    return query_device(NULL, device, info);
+}
+
+/* ---- contexts ---------------------------------------------------------------------------- */
+
+extern "C" fp4_status fp4_cuda_set_device(fp4_ctx *ctx) {
+    const cudaError_t err = cudaSetDevice(ctx->device);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cudaSetDevice(%d): %s", ctx->device,
+                        cudaGetErrorString(err));
+    }
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx) {
+    int count = 0;
+    (void)fp4_cuda_device_count(&count);
+    if (ctx->device < 0 || ctx->device >= count) {
+        if (count == 0)
+            return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE,
+                            "CUDA device %d requested, but no CUDA device is visible (no GPU, "
+                            "no driver, or CUDA_VISIBLE_DEVICES hides them)",
+                            ctx->device);
+        return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE,
+                        "CUDA device %d does not exist: devices 0..%d are visible", ctx->device,
+                        count - 1);
+    }
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    st = query_device(ctx, ctx->device, &ctx->info);
+    if (st != FP4_OK) return st;
+
+    /* Does the cuda_simt kernel have an image (SASS, or PTX to JIT) for this device? */
+    const cudaError_t probe = fp4_cuda_simt_probe();
+    (void)cudaGetLastError(); /* a missing image is not sticky: clear it */
+    ctx->simt_runs = probe == cudaSuccess;
+    if (!ctx->simt_runs)
+        fp4_log(FP4_LOG_INFO, "cuda_simt has no image for sm_%d on device %d: %s",
+                ctx->info.compute_capability, ctx->device, cudaGetErrorString(probe));
+    return FP4_OK;
+}
+
+/* ---- memory (synchronous; not on the hot path) --------------------------------------------- */
+
+extern "C" fp4_status fp4_cuda_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes) {
+    *ptr = NULL;
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    void *p = NULL;
+    const cudaError_t err = cudaMalloc(&p, (size_t)bytes);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return FP4_FAIL(ctx, fp4_cuda_status(err), "cudaMalloc(%lld bytes): %s",
+                        (long long)bytes, cudaGetErrorString(err));
+    }
+    *ptr = p;
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr) {
+    if (ptr == NULL) return FP4_OK;
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaFree(ptr), "cudaFree");
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice),
+                 "cudaMemcpy host to device");
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_download(fp4_ctx *ctx, void *dst, const void *src,
+                                        int64_t bytes) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToHost),
+                 "cudaMemcpy device to host");
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_memset(fp4_ctx *ctx, void *dst, int value, int64_t bytes) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    /* NOTE: cudaMemset on device memory may return before it is done; wait for the legacy
+     * default stream it ran on, so that fp4_memset is synchronous like the copies (and
+     * ordered before work the caller then puts on a non-blocking stream). */
+    FP4_CUDA_TRY(ctx, cudaMemset(dst, value, (size_t)bytes), "cudaMemset");
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
+                 "cudaStreamSynchronize after cudaMemset");
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_synchronize(fp4_ctx *ctx, struct CUstream_st *stream) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(fp4_cuda_stream(stream)), "cudaStreamSynchronize");
+    return FP4_OK;
+}
