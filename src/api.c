@@ -61,10 +61,11 @@ static int is_layout(fp4_sf_layout l) { return l == FP4_SF_LINEAR || l == FP4_SF
 /* A [rows, ld] array of `esize`-byte elements, of which k are used per row: no overflow. */
 static const char *check_extent(const char *fn, const char *name, int64_t rows, int64_t ld,
                                 int64_t esize, char *buf, size_t len) {
-    if (!mul_fits(rows, ld) || !mul_fits(rows * ld, esize))
-        return PROBLEM("%s: %s of %lld rows x %lld elements overflows int64 bytes", fn, name,
-                       (long long)rows, (long long)ld);
-    return NULL;
+    if (mul_fits(rows, ld) && mul_fits(rows * ld, esize)) return NULL;
+    if (buf) /* (always true; tells gcc 12's -Wformat-truncation so) */
+        snprintf(buf, len, "%s: %s of %lld rows x %lld elements overflows int64 bytes", fn, name,
+                 (long long)rows, (long long)ld);
+    return buf;
 }
 
 static const char *check_gs(const char *fn, float gs, const float *gs_ptr, char *buf, size_t len) {
@@ -130,12 +131,10 @@ static const char *dequant_desc_problem(const fp4_dequant_desc *d, char *buf, si
     return check_gs(fn, d->global_scale, d->global_scale_ptr, buf, len);
 }
 
-/* Shared with dispatch.c (fp4_backend_check judges a desc with the same rules). */
-const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len);
-
 const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len) {
     const char *fn = "fp4_gemm";
     const char *p;
+    if (!buf || len == 0) return "fp4_gemm_desc_problem: no message buffer";
     if (!d) return PROBLEM("%s: desc is NULL", fn);
     if (d->struct_size != sizeof *d)
         return PROBLEM("%s: desc->struct_size = %zu, expected %zu (call fp4_gemm_desc_init)", fn,

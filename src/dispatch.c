@@ -90,9 +90,6 @@ static const char *why_not(const fp4_ctx *ctx, fp4_backend backend, const fp4_ge
     return "unknown backend value";
 }
 
-/* Declared in api.c: the shared argument check of a GEMM descriptor. */
-const char *fp4_gemm_desc_problem(const fp4_gemm_desc *desc, char *buf, size_t len);
-
 fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
                              char *why, size_t why_len) {
     char local[256];

@@ -51,6 +51,10 @@ void fp4_log(fp4_log_level level, const char *fmt, ...)
 #endif
     ;
 
+/* The argument check of a GEMM descriptor (src/api.c), shared by fp4_gemm and
+ * fp4_backend_check: NULL if valid, else the problem, written into buf. */
+const char *fp4_gemm_desc_problem(const fp4_gemm_desc *desc, char *buf, size_t len);
+
 /* ---- CPU reference (arguments already validated) -------------------------------------- */
 
 /* Reads element i of a row of F32/F16/BF16 values as float. */
