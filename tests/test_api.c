@@ -1,0 +1,915 @@
+/*
+ * test_api.c - every public call against bad input (the right status, a last error that
+ * names the argument, no crash, nothing written: outputs are poisoned and guarded), plus
+ * names, versions, logging, backend policies and the FP4GEMM_BACKEND variable.
+ */
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, dup, dup2, fileno */
+
+#include "test_util.h"
+
+#include <ctype.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GUARD 64
+#define POISON 0xA5
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+/* Does msg name any of the '|'-separated words of `names` as a whole word? */
+static int names_word(const char *msg, const char *names) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", names);
+    for (char *w = strtok(buf, "|"); w; w = strtok(NULL, "|")) {
+        const size_t n = strlen(w);
+        for (const char *p = strstr(msg, w); p; p = strstr(p + 1, w)) {
+            const int before = p == msg || !(isalnum((unsigned char)p[-1]) || p[-1] == '_');
+            const int after = !(isalnum((unsigned char)p[n]) || p[n] == '_');
+            if (before && after) return 1;
+        }
+    }
+    return 0;
+}
+
+/* A poisoned output buffer with guard bytes after its end. */
+typedef struct region {
+    uint8_t *p;
+    int64_t n; /* bytes, the guard excluded */
+} region;
+
+static region region_new(int64_t n) {
+    region r = {malloc((size_t)(n + GUARD)), n};
+    memset(r.p, POISON, (size_t)(n + GUARD));
+    return r;
+}
+
+static int region_untouched(const region *r) {
+    for (int64_t i = 0; i < r->n + GUARD; i++)
+        if (r->p[i] != POISON) return 0;
+    return 1;
+}
+
+static void region_poison(region *r) { memset(r->p, POISON, (size_t)(r->n + GUARD)); }
+
+/* One expected failure: status, message naming the argument (the context's last error, or
+ * fp4_last_error(NULL) for calls without one), and the outputs untouched. */
+static void expect(fp4_status got, fp4_status want, const fp4_ctx *ctx, const char *names, int untouched,
+                   const char *fmt_call) {
+    const char *msg = fp4_last_error(ctx);
+    const int ok_status = got == want;
+    const int ok_msg = msg && msg[0] && (names == NULL || names_word(msg, names));
+    const int ok = ok_status && ok_msg && untouched;
+    if (!tu_case(ok, "%s -> %s%s%s%s", fmt_call, fp4_status_name(want), names ? ", message names " : "",
+                 names ? names : "", ", outputs untouched")) {
+        printf("  status %s, message \"%s\"%s\n", fp4_status_name(got), msg ? msg : "(null)",
+               untouched ? "" : ", AN OUTPUT WAS WRITTEN");
+    }
+}
+
+/* ISOLATED_CASE runs `expr` in a forked child so that a crash is reported as a failed case
+ * (with the signal) instead of ending the driver. */
+static int report_child(pid_t pid, const char *what) {
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return tu_case(0, "%s (could not fork)", what);
+    if (WIFSIGNALED(status)) {
+        tu_case(0, "%s -> FP4_ERR_INVALID_ARGUMENT, no crash", what);
+        printf("  CRASHED with signal %d\n", WTERMSIG(status));
+        return 0;
+    }
+    return tu_case(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s -> FP4_ERR_INVALID_ARGUMENT, no crash", what);
+}
+#define ISOLATED_CASE(expr, what)                                                                  \
+    do {                                                                                           \
+        fflush(stdout);                                                                            \
+        fflush(stderr);                                                                            \
+        const pid_t pid_ = fork();                                                                 \
+        if (pid_ == 0) _exit((expr) ? 0 : 1);                                                      \
+        report_child(pid_, what);                                                                  \
+    } while (0)
+
+/* ---- log capture ------------------------------------------------------------------------ */
+
+typedef struct log_capture {
+    int count;
+    fp4_log_level level;
+    char last[1300];
+} log_capture;
+
+static void capture_fn(fp4_log_level level, const char *message, void *user) {
+    log_capture *c = user;
+    c->count++;
+    c->level = level;
+    snprintf(c->last, sizeof c->last, "%s", message ? message : "(null)");
+}
+
+/* ---- the baseline problem: valid descriptors, each call checked to pass first ----------- */
+
+static fp4_ctx *g_ctx;
+
+enum { ROWS = 4, K = 32, M = 4, N = 8 };
+
+static float g_in[ROWS * K];
+static uint8_t g_q[ROWS * K / 2], g_sf[512];
+static uint8_t g_a[M * K / 2], g_asf[M * K / 16], g_b[N * K / 2], g_bsf[N * K / 16];
+static uint16_t g_a16[M * K];
+
+static void valid_quant(fp4_quant_desc *d, region *q, region *sf) {
+    fp4_quant_desc_init(d);
+    d->rows = ROWS;
+    d->k = K;
+    d->in_dtype = FP4_DTYPE_F32;
+    d->in = g_in;
+    d->global_scale = 10.0f;
+    d->out_q = q->p;
+    d->out_sf = sf->p;
+    d->sf_layout = FP4_SF_LINEAR;
+}
+
+static void valid_dequant(fp4_dequant_desc *d, region *out) {
+    fp4_dequant_desc_init(d);
+    d->rows = ROWS;
+    d->k = K;
+    d->q = g_q;
+    d->sf = g_sf;
+    d->sf_layout = FP4_SF_LINEAR;
+    d->out_dtype = FP4_DTYPE_F32;
+    d->out = out->p;
+}
+
+static void valid_gemm(fp4_gemm_desc *d, region *out) {
+    fp4_gemm_desc_init(d);
+    d->m = M;
+    d->n = N;
+    d->k = K;
+    d->a_dtype = FP4_DTYPE_E2M1;
+    d->a = g_a;
+    d->a_sf = g_asf;
+    d->b = g_b;
+    d->b_sf = g_bsf;
+    d->d_dtype = FP4_DTYPE_F32;
+    d->d = out->p;
+    d->backend = FP4_BACKEND_CPU_REF;
+}
+
+/* ---- quantize ----------------------------------------------------------------------------- */
+
+static void test_quantize_bad(void) {
+    region q = region_new(ROWS * K / 2), sf = region_new(512);
+    uint32_t flag = 0x5A5A5A5A;
+    fp4_quant_desc d;
+    valid_quant(&d, &q, &sf);
+    d.nonfinite_flag = &flag;
+    tu_case(tu_ok(fp4_quantize(g_ctx, &d), g_ctx, "fp4_quantize") && fp4_last_error(g_ctx)[0] == 0 &&
+                q.p[ROWS * K / 2] == POISON,
+            "quantize baseline valid (rows=4 k=32 f32) -> FP4_OK and fp4_last_error \"\"");
+    const uint32_t flag_after = flag;
+
+#define QBAD(mutation, want, names)                                                            \
+    do {                                                                                       \
+        region_poison(&q);                                                                     \
+        region_poison(&sf);                                                                    \
+        flag = flag_after;                                                                     \
+        valid_quant(&d, &q, &sf);                                                              \
+        d.nonfinite_flag = &flag;                                                              \
+        mutation;                                                                              \
+        const fp4_status st = fp4_quantize(g_ctx, &d);                                         \
+        expect(st, want, g_ctx, names,                                                         \
+               region_untouched(&q) && region_untouched(&sf) && flag == flag_after,            \
+               "quantize " #mutation);                                                         \
+    } while (0)
+
+    QBAD(d.struct_size = 0, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    QBAD(d.struct_size = sizeof d - 1, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    QBAD(d.struct_size = sizeof d + 8, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    QBAD(d.rows = 0, FP4_ERR_INVALID_ARGUMENT, "rows");
+    QBAD(d.rows = -3, FP4_ERR_INVALID_ARGUMENT, "rows");
+    QBAD(d.k = 24, FP4_ERR_INVALID_ARGUMENT, "k");
+    QBAD(d.k = 0, FP4_ERR_INVALID_ARGUMENT, "k");
+    QBAD(d.k = 8, FP4_ERR_INVALID_ARGUMENT, "k");
+    QBAD(d.k = -32, FP4_ERR_INVALID_ARGUMENT, "k");
+    QBAD(d.in = NULL, FP4_ERR_INVALID_ARGUMENT, "in");
+    QBAD(d.out_q = NULL, FP4_ERR_INVALID_ARGUMENT, "out_q");
+    QBAD(d.out_sf = NULL, FP4_ERR_INVALID_ARGUMENT, "out_sf");
+    QBAD(d.in_dtype = (fp4_dtype)42, FP4_ERR_INVALID_ARGUMENT, "in_dtype");
+    QBAD(d.in_dtype = (fp4_dtype)-1, FP4_ERR_INVALID_ARGUMENT, "in_dtype");
+    QBAD(d.in_dtype = FP4_DTYPE_E2M1, FP4_ERR_INVALID_ARGUMENT, "in_dtype");
+    QBAD(d.in_dtype = FP4_DTYPE_E4M3, FP4_ERR_INVALID_ARGUMENT, "in_dtype");
+    QBAD(d.sf_layout = (fp4_sf_layout)7, FP4_ERR_INVALID_ARGUMENT, "sf_layout");
+    QBAD(d.sf_layout = (fp4_sf_layout)-1, FP4_ERR_INVALID_ARGUMENT, "sf_layout");
+    QBAD(d.ld_in = K - 16, FP4_ERR_INVALID_ARGUMENT, "ld_in");
+    QBAD(d.ld_in = K - 1, FP4_ERR_INVALID_ARGUMENT, "ld_in");
+    QBAD(d.ld_in = -1, FP4_ERR_INVALID_ARGUMENT, "ld_in");
+    QBAD(d.rows = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "rows|overflow|overflows");
+    QBAD(d.rows = INT64_MAX, FP4_ERR_INVALID_ARGUMENT, "rows|overflow|overflows");
+    QBAD(d.k = INT64_MAX / 16 * 16, FP4_ERR_INVALID_ARGUMENT, "k|overflow|overflows");
+    QBAD(d.ld_in = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "ld_in|overflow|overflows");
+    QBAD((d.rows = ((int64_t)1 << 40), d.k = ((int64_t)1 << 24)), FP4_ERR_INVALID_ARGUMENT,
+         "rows|k|overflow|overflows");
+#undef QBAD
+
+    /* NULL ctx and NULL desc: the message is in fp4_last_error(NULL) */
+    region_poison(&q);
+    region_poison(&sf);
+    valid_quant(&d, &q, &sf);
+    expect(fp4_quantize(NULL, &d), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx",
+           region_untouched(&q) && region_untouched(&sf), "quantize ctx=NULL");
+    expect(fp4_quantize(g_ctx, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "desc", 1, "quantize desc=NULL");
+
+    /* a success clears the last error */
+    valid_quant(&d, &q, &sf);
+    tu_case(fp4_quantize(g_ctx, &d) == FP4_OK && fp4_last_error(g_ctx)[0] == 0,
+            "quantize success after a failure: fp4_last_error is \"\"");
+    /* ld_in = 0 means k; a W4A16-style unaligned ld_in > k is fine */
+    valid_quant(&d, &q, &sf);
+    d.rows = 2;
+    d.ld_in = K + 3;
+    tu_case(fp4_quantize(g_ctx, &d) == FP4_OK, "quantize rows=2 ld_in=k+3 valid -> FP4_OK");
+    free(q.p);
+    free(sf.p);
+}
+
+/* ---- dequantize --------------------------------------------------------------------------- */
+
+static void test_dequantize_bad(void) {
+    region out = region_new(ROWS * K * 4);
+    fp4_dequant_desc d;
+    valid_dequant(&d, &out);
+    tu_case(tu_ok(fp4_dequantize(g_ctx, &d), g_ctx, "fp4_dequantize") && fp4_last_error(g_ctx)[0] == 0,
+            "dequantize baseline valid -> FP4_OK and fp4_last_error \"\"");
+
+#define DBAD(mutation, want, names)                                                          \
+    do {                                                                                     \
+        region_poison(&out);                                                                 \
+        valid_dequant(&d, &out);                                                             \
+        mutation;                                                                            \
+        expect(fp4_dequantize(g_ctx, &d), want, g_ctx, names, region_untouched(&out),         \
+               "dequantize " #mutation);                                                     \
+    } while (0)
+
+    DBAD(d.struct_size = 0, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    DBAD(d.struct_size = sizeof d - 1, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    DBAD(d.struct_size = sizeof d + 8, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    DBAD(d.rows = 0, FP4_ERR_INVALID_ARGUMENT, "rows");
+    DBAD(d.rows = -1, FP4_ERR_INVALID_ARGUMENT, "rows");
+    DBAD(d.k = 24, FP4_ERR_INVALID_ARGUMENT, "k");
+    DBAD(d.k = 0, FP4_ERR_INVALID_ARGUMENT, "k");
+    DBAD(d.k = -16, FP4_ERR_INVALID_ARGUMENT, "k");
+    DBAD(d.q = NULL, FP4_ERR_INVALID_ARGUMENT, "q");
+    DBAD(d.sf = NULL, FP4_ERR_INVALID_ARGUMENT, "sf");
+    DBAD(d.out = NULL, FP4_ERR_INVALID_ARGUMENT, "out");
+    DBAD(d.out_dtype = (fp4_dtype)42, FP4_ERR_INVALID_ARGUMENT, "out_dtype");
+    DBAD(d.out_dtype = FP4_DTYPE_E2M1, FP4_ERR_INVALID_ARGUMENT, "out_dtype");
+    DBAD(d.out_dtype = FP4_DTYPE_E4M3, FP4_ERR_INVALID_ARGUMENT, "out_dtype");
+    DBAD(d.sf_layout = (fp4_sf_layout)7, FP4_ERR_INVALID_ARGUMENT, "sf_layout");
+    DBAD(d.ld_out = K - 16, FP4_ERR_INVALID_ARGUMENT, "ld_out");
+    DBAD(d.ld_out = -5, FP4_ERR_INVALID_ARGUMENT, "ld_out");
+    DBAD(d.rows = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "rows|overflow|overflows");
+    DBAD(d.k = INT64_MAX / 16 * 16, FP4_ERR_INVALID_ARGUMENT, "k|overflow|overflows");
+    DBAD(d.ld_out = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "ld_out|overflow|overflows");
+#undef DBAD
+
+    region_poison(&out);
+    valid_dequant(&d, &out);
+    expect(fp4_dequantize(NULL, &d), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", region_untouched(&out),
+           "dequantize ctx=NULL");
+    expect(fp4_dequantize(g_ctx, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "desc", 1, "dequantize desc=NULL");
+    valid_dequant(&d, &out);
+    tu_case(fp4_dequantize(g_ctx, &d) == FP4_OK && fp4_last_error(g_ctx)[0] == 0,
+            "dequantize success after a failure: fp4_last_error is \"\"");
+    free(out.p);
+}
+
+/* ---- global scale ------------------------------------------------------------------------- */
+
+static void test_global_scale_bad(void) {
+    region gs = region_new(4);
+    tu_case(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, g_in, 0, (float *)gs.p, NULL) == FP4_OK &&
+                fp4_last_error(g_ctx)[0] == 0,
+            "global_scale baseline valid -> FP4_OK and fp4_last_error \"\"");
+#define GBAD(call, want, ctxp, names)                                                             \
+    do {                                                                                          \
+        region_poison(&gs);                                                                       \
+        expect(call, want, ctxp, names, region_untouched(&gs), #call);                            \
+    } while (0)
+    float *o = (float *)gs.p;
+    GBAD(fp4_global_scale(NULL, ROWS, K, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, NULL, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "in");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, g_in, 0, NULL, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx,
+         "gs_out");
+    GBAD(fp4_global_scale(g_ctx, 0, K, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "rows");
+    GBAD(fp4_global_scale(g_ctx, -2, K, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "rows");
+    GBAD(fp4_global_scale(g_ctx, ROWS, 24, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "k");
+    GBAD(fp4_global_scale(g_ctx, ROWS, 0, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "k");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, (fp4_dtype)42, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx,
+         "in_dtype");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_E2M1, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx,
+         "in_dtype");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, g_in, K - 16, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx,
+         "ld_in");
+    GBAD(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, g_in, -1, o, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx,
+         "ld_in");
+    GBAD(fp4_global_scale(g_ctx, INT64_MAX / 2, K, FP4_DTYPE_F32, g_in, 0, o, NULL), FP4_ERR_INVALID_ARGUMENT,
+         g_ctx, "rows|overflow|overflows");
+#undef GBAD
+    tu_case(fp4_global_scale(g_ctx, ROWS, K, FP4_DTYPE_F32, g_in, 0, o, NULL) == FP4_OK &&
+                fp4_last_error(g_ctx)[0] == 0,
+            "global_scale success after a failure: fp4_last_error is \"\"");
+    free(gs.p);
+}
+
+/* ---- gemm, backend check, backend selection ---------------------------------------------- */
+
+static void test_gemm_bad(void) {
+    region out = region_new(M * N * 4);
+    fp4_gemm_desc d;
+    valid_gemm(&d, &out);
+    tu_case(tu_ok(fp4_gemm(g_ctx, &d), g_ctx, "fp4_gemm") && fp4_last_error(g_ctx)[0] == 0 &&
+                out.p[M * N * 4] == POISON,
+            "gemm baseline valid (W4A4 m=4 n=8 k=32 cpu_ref) -> FP4_OK and fp4_last_error \"\"");
+
+#define GBAD(mutation, want, names)                                                               \
+    do {                                                                                          \
+        region_poison(&out);                                                                      \
+        valid_gemm(&d, &out);                                                                     \
+        mutation;                                                                                 \
+        expect(fp4_gemm(g_ctx, &d), want, g_ctx, names, region_untouched(&out), "gemm " #mutation); \
+    } while (0)
+
+    GBAD(d.struct_size = 0, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    GBAD(d.struct_size = sizeof d - 1, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    GBAD(d.struct_size = sizeof d + 8, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    GBAD(d.m = 0, FP4_ERR_INVALID_ARGUMENT, "m");
+    GBAD(d.m = -1, FP4_ERR_INVALID_ARGUMENT, "m");
+    GBAD(d.n = 0, FP4_ERR_INVALID_ARGUMENT, "n");
+    GBAD(d.n = -7, FP4_ERR_INVALID_ARGUMENT, "n");
+    GBAD(d.k = 24, FP4_ERR_INVALID_ARGUMENT, "k");
+    GBAD(d.k = 0, FP4_ERR_INVALID_ARGUMENT, "k");
+    GBAD(d.k = -16, FP4_ERR_INVALID_ARGUMENT, "k");
+    GBAD(d.k = 40, FP4_ERR_INVALID_ARGUMENT, "k");
+    GBAD(d.a = NULL, FP4_ERR_INVALID_ARGUMENT, "a");
+    GBAD(d.b = NULL, FP4_ERR_INVALID_ARGUMENT, "b");
+    GBAD(d.a_sf = NULL, FP4_ERR_INVALID_ARGUMENT, "a_sf");
+    GBAD(d.b_sf = NULL, FP4_ERR_INVALID_ARGUMENT, "b_sf");
+    GBAD(d.d = NULL, FP4_ERR_INVALID_ARGUMENT, "d");
+    GBAD(d.ldd = N - 1, FP4_ERR_INVALID_ARGUMENT, "ldd");
+    GBAD(d.ldd = -1, FP4_ERR_INVALID_ARGUMENT, "ldd");
+    GBAD(d.a_dtype = (fp4_dtype)42, FP4_ERR_INVALID_ARGUMENT, "a_dtype");
+    GBAD(d.a_dtype = FP4_DTYPE_E4M3, FP4_ERR_INVALID_ARGUMENT, "a_dtype");
+    GBAD(d.a_dtype = (fp4_dtype)-1, FP4_ERR_INVALID_ARGUMENT, "a_dtype");
+    GBAD(d.d_dtype = FP4_DTYPE_E2M1, FP4_ERR_INVALID_ARGUMENT, "d_dtype");
+    GBAD(d.d_dtype = FP4_DTYPE_E4M3, FP4_ERR_INVALID_ARGUMENT, "d_dtype");
+    GBAD(d.d_dtype = (fp4_dtype)42, FP4_ERR_INVALID_ARGUMENT, "d_dtype");
+    GBAD(d.a_sf_layout = (fp4_sf_layout)7, FP4_ERR_INVALID_ARGUMENT, "a_sf_layout");
+    GBAD(d.b_sf_layout = (fp4_sf_layout)-2, FP4_ERR_INVALID_ARGUMENT, "b_sf_layout");
+    GBAD(d.backend = (fp4_backend)99, FP4_ERR_INVALID_ARGUMENT, "backend");
+    GBAD(d.backend = (fp4_backend)-1, FP4_ERR_INVALID_ARGUMENT, "backend");
+    GBAD(d.m = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "m|overflow|overflows");
+    GBAD(d.n = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "n|overflow|overflows");
+    GBAD(d.k = INT64_MAX / 16 * 16, FP4_ERR_INVALID_ARGUMENT, "k|overflow|overflows");
+    GBAD(d.ldd = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "ldd|overflow|overflows");
+    GBAD((d.m = ((int64_t)1 << 40), d.k = ((int64_t)1 << 30)), FP4_ERR_INVALID_ARGUMENT, "m|k|overflow|overflows");
+    GBAD((d.a_dtype = FP4_DTYPE_BF16, d.a = g_a16, d.m = INT64_MAX / 64, d.k = 64), FP4_ERR_INVALID_ARGUMENT,
+         "m|k|overflow|overflows");
+    GBAD((d.a_dtype = FP4_DTYPE_BF16, d.a = NULL), FP4_ERR_INVALID_ARGUMENT, "a");
+    /* GPU backends on a CPU context: valid problem, can't run here */
+    GBAD(d.backend = FP4_BACKEND_CUDA_SIMT, FP4_ERR_NOT_SUPPORTED, "cuda_simt");
+    GBAD(d.backend = FP4_BACKEND_CUDA_MMA, FP4_ERR_NOT_SUPPORTED, "cuda_mma");
+    GBAD(d.backend = FP4_BACKEND_CUDA_WGMMA, FP4_ERR_NOT_SUPPORTED, "cuda_wgmma");
+    GBAD(d.backend = FP4_BACKEND_CUBLASLT, FP4_ERR_NOT_SUPPORTED, "cublaslt");
+#undef GBAD
+
+    region_poison(&out);
+    valid_gemm(&d, &out);
+    expect(fp4_gemm(NULL, &d), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", region_untouched(&out), "gemm ctx=NULL");
+    expect(fp4_gemm(g_ctx, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "desc", 1, "gemm desc=NULL");
+
+    /* valid variations */
+    valid_gemm(&d, &out);
+    tu_case(fp4_gemm(g_ctx, &d) == FP4_OK && fp4_last_error(g_ctx)[0] == 0,
+            "gemm success after a failure: fp4_last_error is \"\"");
+    valid_gemm(&d, &out);
+    d.a_dtype = FP4_DTYPE_BF16;
+    d.a = g_a16;
+    d.a_sf = NULL; /* unused by W4A16 */
+    d.a_sf_layout = (fp4_sf_layout)7; /* unused too */
+    tu_case(fp4_gemm(g_ctx, &d) == FP4_OK, "gemm W4A16 with a_sf=NULL -> FP4_OK (a_sf is unused)");
+    valid_gemm(&d, &out);
+    const float alpha = 0.5f;
+    d.alpha_ptr = &alpha; /* host memory on the CPU context */
+    d.ldd = N;
+    d.backend = FP4_BACKEND_AUTO;
+    tu_case(fp4_gemm(g_ctx, &d) == FP4_OK, "gemm alpha_ptr in host memory, ldd = n, auto -> FP4_OK");
+
+    /* fp4_backend_check */
+    char why[128 + GUARD];
+    valid_gemm(&d, &out);
+    memset(why, POISON, sizeof why);
+    tu_case(fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128) == FP4_OK &&
+                fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, NULL, why, 128) == FP4_OK,
+            "backend_check cpu_ref on a CPU context (desc and NULL desc) -> FP4_OK");
+    static const fp4_backend gpu[] = {FP4_BACKEND_CUDA_SIMT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_WGMMA,
+                                      FP4_BACKEND_CUBLASLT};
+    for (int i = 0; i < 4; i++) {
+        memset(why, POISON, sizeof why);
+        const fp4_status st = fp4_backend_check(g_ctx, gpu[i], &d, why, 128);
+        const int ok = st == FP4_ERR_NOT_SUPPORTED && memchr(why, 0, 128) != NULL && why[0] != 0 &&
+                       why[128] == (char)POISON;
+        if (!ok) why[127] = 0;
+        if (!tu_case(ok, "backend_check %s on a CPU context -> FP4_ERR_NOT_SUPPORTED, reason \"%s\"",
+                     fp4_backend_name(gpu[i]), ok ? why : ""))
+            printf("  status %s why \"%s\"\n", fp4_status_name(st), why);
+    }
+    memset(why, POISON, sizeof why);
+    {
+        const fp4_status st = fp4_backend_check(g_ctx, FP4_BACKEND_CUDA_SIMT, &d, why, 8);
+        int guard_ok = 1;
+        for (int i = 8; i < (int)sizeof why; i++) guard_ok &= why[i] == (char)POISON;
+        tu_case(st == FP4_ERR_NOT_SUPPORTED && memchr(why, 0, 8) != NULL && guard_ok,
+                "backend_check with why_len=8: reason truncated and NUL-terminated within 8 bytes");
+    }
+    /* bad arguments: INVALID_ARGUMENT, the reason (naming the argument) in why[] since the
+     * check is pure (const ctx) */
+#define BCBAD(label, setup, call, names)                                                                \
+    do {                                                                                           \
+        valid_gemm(&d, &out);                                                                      \
+        setup;                                                                                     \
+        memset(why, POISON, sizeof why);                                                           \
+        const fp4_status st = call;                                                                \
+        const int terminated = memchr(why, 0, 128) != NULL;                                        \
+        why[127] = 0;                                                                              \
+        const int ok = st == FP4_ERR_INVALID_ARGUMENT && terminated && names_word(why, names);     \
+        if (!tu_case(ok, "backend_check %s -> FP4_ERR_INVALID_ARGUMENT, why names %s", label,       \
+                     names))                                                                       \
+            printf("  status %s why \"%s\"\n", fp4_status_name(st), why);                           \
+    } while (0)
+    BCBAD("backend=auto", (void)0, fp4_backend_check(g_ctx, FP4_BACKEND_AUTO, &d, why, 128), "backend|auto");
+    BCBAD("backend=99", (void)0, fp4_backend_check(g_ctx, (fp4_backend)99, &d, why, 128), "backend");
+    BCBAD("backend=-1 desc=NULL", (void)0, fp4_backend_check(g_ctx, (fp4_backend)-1, NULL, why, 128), "backend");
+    BCBAD("ctx=NULL", (void)0, fp4_backend_check(NULL, FP4_BACKEND_CPU_REF, &d, why, 128), "ctx");
+    BCBAD("cpu_ref k=24", d.k = 24, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "k");
+    BCBAD("cuda_simt k=24", d.k = 24, fp4_backend_check(g_ctx, FP4_BACKEND_CUDA_SIMT, &d, why, 128), "k");
+    BCBAD("struct_size=3", d.struct_size = 3, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "struct_size");
+    BCBAD("ldd=2 < n", d.ldd = 2, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "ldd");
+    BCBAD("b=NULL", d.b = NULL, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "b");
+    BCBAD("d_dtype=e4m3", d.d_dtype = FP4_DTYPE_E4M3, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "d_dtype");
+#undef BCBAD
+
+    /* fp4_gemm_select_backend */
+    fp4_backend chosen = (fp4_backend)77;
+    valid_gemm(&d, &out);
+    tu_case(fp4_gemm_select_backend(g_ctx, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF &&
+                fp4_last_error(g_ctx)[0] == 0,
+            "select_backend on a CPU context -> cpu_ref, fp4_last_error \"\"");
+    chosen = (fp4_backend)77;
+    tu_case(fp4_gemm_select_backend(g_ctx, NULL, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF,
+            "select_backend desc=NULL (generic problem) -> cpu_ref");
+    chosen = (fp4_backend)77;
+    expect(fp4_gemm_select_backend(NULL, &d, &chosen), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", chosen == 77,
+           "select_backend ctx=NULL");
+    expect(fp4_gemm_select_backend(g_ctx, &d, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "out", 1,
+           "select_backend out=NULL");
+    d.k = 24;
+    expect(fp4_gemm_select_backend(g_ctx, &d, &chosen), FP4_ERR_INVALID_ARGUMENT, g_ctx, "k", chosen == 77,
+           "select_backend k=24");
+    d.k = K;
+    d.struct_size = sizeof d + 8;
+    expect(fp4_gemm_select_backend(g_ctx, &d, &chosen), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size",
+           chosen == 77, "select_backend struct_size=sizeof+8");
+    free(out.p);
+}
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+static void test_memory(void) {
+    void *p = (void *)0x1;
+    expect(fp4_malloc(NULL, &p, 16), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", p == (void *)0x1, "malloc ctx=NULL");
+    expect(fp4_malloc(g_ctx, NULL, 16), FP4_ERR_INVALID_ARGUMENT, g_ctx, "ptr", 1, "malloc ptr=NULL");
+    expect(fp4_malloc(g_ctx, &p, -1), FP4_ERR_INVALID_ARGUMENT, g_ctx, "bytes", 1, "malloc bytes=-1");
+    p = NULL;
+    tu_case(fp4_malloc(g_ctx, &p, 100) == FP4_OK && p != NULL && fp4_last_error(g_ctx)[0] == 0,
+            "malloc 100 bytes -> FP4_OK, fp4_last_error \"\"");
+    region dst = region_new(100);
+    uint8_t src[100];
+    for (int i = 0; i < 100; i++) src[i] = (uint8_t)(i * 7 + 1);
+
+    expect(fp4_upload(NULL, p, src, 100), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", 1, "upload ctx=NULL");
+    expect(fp4_upload(g_ctx, NULL, src, 100), FP4_ERR_INVALID_ARGUMENT, g_ctx, "dst", 1, "upload dst=NULL");
+    expect(fp4_upload(g_ctx, dst.p, NULL, 100), FP4_ERR_INVALID_ARGUMENT, g_ctx, "host_src|src",
+           region_untouched(&dst), "upload src=NULL");
+    expect(fp4_upload(g_ctx, dst.p, src, -1), FP4_ERR_INVALID_ARGUMENT, g_ctx, "bytes", region_untouched(&dst),
+           "upload bytes=-1");
+    expect(fp4_download(NULL, dst.p, p, 100), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", region_untouched(&dst),
+           "download ctx=NULL");
+    expect(fp4_download(g_ctx, NULL, p, 100), FP4_ERR_INVALID_ARGUMENT, g_ctx, "host_dst|dst", 1,
+           "download dst=NULL");
+    expect(fp4_download(g_ctx, dst.p, NULL, 100), FP4_ERR_INVALID_ARGUMENT, g_ctx, "src", region_untouched(&dst),
+           "download src=NULL");
+    expect(fp4_download(g_ctx, dst.p, p, -3), FP4_ERR_INVALID_ARGUMENT, g_ctx, "bytes", region_untouched(&dst),
+           "download bytes=-3");
+    expect(fp4_memset(NULL, dst.p, 0, 100), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", region_untouched(&dst),
+           "memset ctx=NULL");
+    expect(fp4_memset(g_ctx, NULL, 0, 100), FP4_ERR_INVALID_ARGUMENT, g_ctx, "dst", 1, "memset dst=NULL");
+    expect(fp4_memset(g_ctx, dst.p, 0, -1), FP4_ERR_INVALID_ARGUMENT, g_ctx, "bytes", region_untouched(&dst),
+           "memset bytes=-1");
+    expect(fp4_synchronize(NULL, NULL), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", 1, "synchronize ctx=NULL");
+
+    /* the valid path: upload, download, memset copy exactly `bytes` */
+    int ok = fp4_upload(g_ctx, p, src, 100) == FP4_OK && fp4_last_error(g_ctx)[0] == 0;
+    ok = ok && fp4_download(g_ctx, dst.p, p, 60) == FP4_OK && memcmp(dst.p, src, 60) == 0;
+    for (int i = 60; i < 100 + GUARD; i++) ok &= dst.p[i] == POISON;
+    tu_case(ok, "upload 100 bytes, download 60: exact copy, nothing past 60 written");
+    region_poison(&dst);
+    ok = fp4_memset(g_ctx, dst.p, 0x3C, 37) == FP4_OK;
+    for (int i = 0; i < 100 + GUARD; i++) ok &= dst.p[i] == (i < 37 ? 0x3C : POISON);
+    tu_case(ok, "memset 37 bytes to 0x3C: exactly those bytes");
+    tu_case(fp4_synchronize(g_ctx, NULL) == FP4_OK, "synchronize a CPU context -> FP4_OK");
+    tu_case(fp4_free(g_ctx, p) == FP4_OK && fp4_free(g_ctx, NULL) == FP4_OK, "free, and free(NULL) -> FP4_OK");
+    free(dst.p);
+}
+
+/* ---- contexts and devices ------------------------------------------------------------------ */
+
+static void test_create_and_devices(void) {
+    fp4_ctx *c = (fp4_ctx *)0x1;
+    expect(fp4_create(NULL, -1), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx|out", 1, "create out=NULL");
+    fp4_status st = fp4_create(&c, 999);
+    expect(st, FP4_ERR_NO_DEVICE, NULL, NULL, 1, "create device=999");
+    if (st == FP4_OK) fp4_destroy(c);
+    c = (fp4_ctx *)0x1;
+    st = fp4_create(&c, -2);
+    tu_case(st == FP4_ERR_INVALID_ARGUMENT || st == FP4_ERR_NO_DEVICE, "create device=-2 fails (%s)",
+            fp4_status_name(st));
+    if (st == FP4_OK) fp4_destroy(c);
+    fp4_destroy(NULL);
+    tu_case(1, "destroy(NULL) returns");
+    tu_case(fp4_ctx_device(g_ctx) == -1 && fp4_ctx_compute_capability(g_ctx) == 0,
+            "CPU context: device -1, compute capability 0");
+    const char *orphan = fp4_last_error(NULL);
+    tu_case(orphan != NULL, "fp4_last_error(NULL) is a string");
+
+    int count = -1;
+    tu_case(fp4_device_count(&count) == FP4_OK && count >= 0, "device_count -> FP4_OK, %d devices", count);
+    expect(fp4_device_count(NULL), FP4_ERR_INVALID_ARGUMENT, NULL, "count", 1, "device_count count=NULL");
+#ifndef FP4GEMM_HAVE_CUDA
+    tu_case(fp4_built_with_cuda() == 0 && strcmp(fp4_built_cuda_archs(), "") == 0 && count == 0,
+            "CPU-only build: built_with_cuda 0, archs \"\", 0 devices");
+#else
+    tu_case(fp4_built_with_cuda() == 1 && fp4_built_cuda_archs()[0] != 0, "CUDA build: built_with_cuda 1, archs \"%s\"",
+            fp4_built_cuda_archs());
+#endif
+    fp4_device_info info;
+    memset(&info, POISON, sizeof info);
+    info.struct_size = sizeof info;
+    st = fp4_device_query(999, &info);
+    tu_case(st == FP4_ERR_NO_DEVICE, "device_query 999 -> FP4_ERR_NO_DEVICE (got %s)", fp4_status_name(st));
+    expect(fp4_device_query(0, NULL), FP4_ERR_INVALID_ARGUMENT, NULL, "info", 1, "device_query info=NULL");
+    info.struct_size = 0;
+    expect(fp4_device_query(0, &info), FP4_ERR_INVALID_ARGUMENT, NULL, "struct_size", 1,
+           "device_query struct_size=0");
+    info.struct_size = sizeof info + 8;
+    expect(fp4_device_query(0, &info), FP4_ERR_INVALID_ARGUMENT, NULL, "struct_size", 1,
+           "device_query struct_size=sizeof+8");
+}
+
+/* ---- names and versions -------------------------------------------------------------------- */
+
+static void test_names(void) {
+    /* statuses */
+    const char *names[7], *msgs[7];
+    int ok = 1;
+    for (int s = 0; s <= 6; s++) {
+        names[s] = fp4_status_name((fp4_status)s);
+        msgs[s] = fp4_status_message((fp4_status)s);
+        ok &= names[s] && msgs[s] && names[s][0] && msgs[s][0] && strncmp(names[s], "FP4_", 4) == 0;
+        for (int t = 0; ok && t < s; t++) ok &= strcmp(names[s], names[t]) != 0 && strcmp(msgs[s], msgs[t]) != 0;
+    }
+    tu_case(ok, "every fp4_status (0..6) has a distinct non-empty FP4_* name and message");
+    tu_case(strcmp(fp4_status_name(FP4_OK), "FP4_OK") == 0 &&
+                strcmp(fp4_status_name(FP4_ERR_INVALID_ARGUMENT), "FP4_ERR_INVALID_ARGUMENT") == 0 &&
+                strcmp(fp4_status_name(FP4_ERR_NO_DEVICE), "FP4_ERR_NO_DEVICE") == 0 &&
+                strcmp(fp4_status_message(FP4_ERR_INVALID_ARGUMENT), "invalid argument") == 0,
+            "status names follow the enum: FP4_OK, FP4_ERR_INVALID_ARGUMENT, ...; \"invalid argument\"");
+    tu_case(FP4_OK == 0 && FP4_ERR_INVALID_ARGUMENT == 1 && FP4_ERR_NOT_SUPPORTED == 2 &&
+                FP4_ERR_OUT_OF_MEMORY == 3 && FP4_ERR_CUDA == 4 && FP4_ERR_NO_DEVICE == 5 && FP4_ERR_INTERNAL == 6,
+            "status values are pinned 0..6");
+    static const int bad_status[] = {7, 99, -1};
+    for (int i = 0; i < 3; i++) {
+        const char *n = fp4_status_name((fp4_status)bad_status[i]);
+        const char *m = fp4_status_message((fp4_status)bad_status[i]);
+        int distinct = n && m && n[0];
+        for (int s = 0; distinct && s <= 6; s++) distinct &= strcmp(n, names[s]) != 0;
+        tu_case(distinct, "status %d (unknown): a name unlike any real one (\"%s\") and a message", bad_status[i],
+                n ? n : "(null)");
+    }
+
+    /* dtypes, layouts, backends, log levels: name <-> enum both ways */
+    static const char *dtype_names[] = {"f32", "f16", "bf16", "e2m1", "e4m3"};
+    static const char *layout_names[] = {"linear", "swizzled"};
+    static const char *backend_names[] = {"auto", "cpu_ref", "cuda_simt", "cuda_mma", "cuda_wgmma", "cublaslt"};
+    static const char *level_names[] = {"off", "error", "warn", "info", "debug"}; /* -1..3 */
+    ok = 1;
+    for (int i = 0; i < FP4_DTYPE_COUNT; i++) {
+        fp4_dtype back = (fp4_dtype)77;
+        ok &= strcmp(fp4_dtype_name((fp4_dtype)i), dtype_names[i]) == 0 &&
+              fp4_dtype_from_name(dtype_names[i], &back) == FP4_OK && back == (fp4_dtype)i;
+    }
+    tu_case(ok && FP4_DTYPE_COUNT == 5, "dtype names f32 f16 bf16 e2m1 e4m3 round trip");
+    ok = 1;
+    for (int i = 0; i < FP4_SF_LAYOUT_COUNT; i++) {
+        fp4_sf_layout back = (fp4_sf_layout)77;
+        ok &= strcmp(fp4_sf_layout_name((fp4_sf_layout)i), layout_names[i]) == 0 &&
+              fp4_sf_layout_from_name(layout_names[i], &back) == FP4_OK && back == (fp4_sf_layout)i;
+    }
+    tu_case(ok && FP4_SF_LAYOUT_COUNT == 2, "layout names linear swizzled round trip");
+    ok = 1;
+    for (int i = 0; i < FP4_BACKEND_COUNT; i++) {
+        fp4_backend back = (fp4_backend)77;
+        ok &= strcmp(fp4_backend_name((fp4_backend)i), backend_names[i]) == 0 &&
+              fp4_backend_from_name(backend_names[i], &back) == FP4_OK && back == (fp4_backend)i;
+    }
+    tu_case(ok && FP4_BACKEND_COUNT == 6, "backend names auto cpu_ref cuda_simt cuda_mma cuda_wgmma cublaslt round trip");
+    ok = 1;
+    for (int i = -1; i <= 3; i++) {
+        fp4_log_level back = (fp4_log_level)77;
+        ok &= strcmp(fp4_log_level_name((fp4_log_level)i), level_names[i + 1]) == 0 &&
+              fp4_log_level_from_name(level_names[i + 1], &back) == FP4_OK && back == (fp4_log_level)i;
+    }
+    tu_case(ok, "log level names off error warn info debug round trip");
+
+    /* bad values -> "?", bad names -> INVALID_ARGUMENT with the output untouched */
+    tu_case(strcmp(fp4_dtype_name((fp4_dtype)5), "?") == 0 && strcmp(fp4_dtype_name((fp4_dtype)-1), "?") == 0 &&
+                strcmp(fp4_sf_layout_name((fp4_sf_layout)2), "?") == 0 &&
+                strcmp(fp4_backend_name((fp4_backend)6), "?") == 0 &&
+                strcmp(fp4_backend_name((fp4_backend)-1), "?") == 0 &&
+                strcmp(fp4_log_level_name((fp4_log_level)4), "?") == 0 &&
+                strcmp(fp4_log_level_name((fp4_log_level)-2), "?") == 0,
+            "enum names of bad values are \"?\"");
+    static const char *bad_names[] = {"F32", "", "fp32", "bf16 ", " f16", "SWIZZLED", "cpu", "CPU_REF", "Debug", "?"};
+    ok = 1;
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        fp4_dtype dt = (fp4_dtype)77;
+        fp4_sf_layout ly = (fp4_sf_layout)77;
+        fp4_backend be = (fp4_backend)77;
+        fp4_log_level lv = (fp4_log_level)77;
+        ok &= fp4_dtype_from_name(bad_names[i], &dt) == FP4_ERR_INVALID_ARGUMENT && dt == 77;
+        ok &= fp4_sf_layout_from_name(bad_names[i], &ly) == FP4_ERR_INVALID_ARGUMENT && ly == 77;
+        ok &= fp4_backend_from_name(bad_names[i], &be) == FP4_ERR_INVALID_ARGUMENT && be == 77;
+        ok &= fp4_log_level_from_name(bad_names[i], &lv) == FP4_ERR_INVALID_ARGUMENT && lv == 77;
+        if (!ok) {
+            printf("  name \"%s\" accepted\n", bad_names[i]);
+            break;
+        }
+    }
+    tu_case(ok, "unknown or wrong-case names are rejected (case-sensitive), output untouched");
+    {
+        fp4_dtype dt;
+        fp4_backend be;
+        fp4_sf_layout ly;
+        fp4_log_level lv;
+        ISOLATED_CASE(fp4_dtype_from_name(NULL, &dt) == FP4_ERR_INVALID_ARGUMENT, "dtype_from_name(NULL, &out)");
+        ISOLATED_CASE(fp4_dtype_from_name("f32", NULL) == FP4_ERR_INVALID_ARGUMENT, "dtype_from_name(\"f32\", NULL)");
+        ISOLATED_CASE(fp4_sf_layout_from_name(NULL, &ly) == FP4_ERR_INVALID_ARGUMENT, "sf_layout_from_name(NULL, &out)");
+        ISOLATED_CASE(fp4_sf_layout_from_name("linear", NULL) == FP4_ERR_INVALID_ARGUMENT,
+                      "sf_layout_from_name(\"linear\", NULL)");
+        ISOLATED_CASE(fp4_backend_from_name(NULL, &be) == FP4_ERR_INVALID_ARGUMENT, "backend_from_name(NULL, &out)");
+        ISOLATED_CASE(fp4_backend_from_name("auto", NULL) == FP4_ERR_INVALID_ARGUMENT,
+                      "backend_from_name(\"auto\", NULL)");
+        ISOLATED_CASE(fp4_log_level_from_name(NULL, &lv) == FP4_ERR_INVALID_ARGUMENT, "log_level_from_name(NULL, &out)");
+        ISOLATED_CASE(fp4_log_level_from_name("warn", NULL) == FP4_ERR_INVALID_ARGUMENT,
+                      "log_level_from_name(\"warn\", NULL)");
+    }
+    tu_case(fp4_dtype_size(FP4_DTYPE_F32) == 4 && fp4_dtype_size(FP4_DTYPE_F16) == 2 &&
+                fp4_dtype_size(FP4_DTYPE_BF16) == 2 && fp4_dtype_size(FP4_DTYPE_E2M1) == 0 &&
+                fp4_dtype_size(FP4_DTYPE_E4M3) == 1 && fp4_dtype_size((fp4_dtype)42) == 0 &&
+                fp4_dtype_size((fp4_dtype)-1) == 0,
+            "dtype sizes 4 2 2 0 1, 0 for bad values");
+
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", FP4GEMM_VERSION_MAJOR, FP4GEMM_VERSION_MINOR, FP4GEMM_VERSION_PATCH);
+    tu_case(fp4_version() && strcmp(fp4_version(), want) == 0, "fp4_version \"%s\" == FP4GEMM_VERSION_*",
+            fp4_version() ? fp4_version() : "(null)");
+}
+
+/* ---- backend policy ------------------------------------------------------------------------- */
+
+static void test_policy(void) {
+    struct {
+        int cc;
+        int n;
+        fp4_backend order[4];
+    } exact[] = {
+        {0, 1, {FP4_BACKEND_CPU_REF}},
+        {70, 1, {FP4_BACKEND_CUDA_SIMT}},
+        {75, 1, {FP4_BACKEND_CUDA_SIMT}},
+        {80, 2, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}},
+        {86, 2, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}},
+        {89, 2, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}},
+        {90, 3, {FP4_BACKEND_CUDA_WGMMA, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}},
+    };
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        fp4_backend out[9];
+        memset(out, POISON, sizeof out);
+        const int n = fp4_backend_policy(exact[i].cc, out, 8);
+        int ok = n == exact[i].n && ((uint8_t *)&out[8])[0] == POISON;
+        for (int j = 0; ok && j < n; j++) ok &= out[j] == exact[i].order[j];
+        if (!tu_case(ok, "backend_policy cc=%d: exact order (%d backends)", exact[i].cc, exact[i].n)) {
+            printf("  got %d:", n);
+            for (int j = 0; j < n && j < 8; j++) printf(" %s", fp4_backend_name(out[j]));
+            printf("\n");
+        }
+    }
+    static const int blackwell[] = {100, 103, 120, 121};
+    for (int i = 0; i < 4; i++) {
+        fp4_backend out[8];
+        memset(out, POISON, sizeof out);
+        const int n = fp4_backend_policy(blackwell[i], out, 8);
+        int ok = n >= 2 && n <= 8 && out[0] == FP4_BACKEND_CUBLASLT && out[n - 1] == FP4_BACKEND_CUDA_SIMT;
+        for (int j = 0; ok && j < n; j++) {
+            ok &= out[j] > FP4_BACKEND_CPU_REF && out[j] < FP4_BACKEND_COUNT && out[j] != FP4_BACKEND_CUDA_WGMMA;
+            for (int l = 0; l < j; l++) ok &= out[l] != out[j];
+        }
+        if (!tu_case(ok, "backend_policy cc=%d: cublaslt first ... cuda_simt last, no duplicates, no wgmma (sm_90a only)",
+                     blackwell[i])) {
+            printf("  got %d:", n);
+            for (int j = 0; j < n && j < 8; j++) printf(" %s", fp4_backend_name(out[j]));
+            printf("\n");
+        }
+    }
+    fp4_backend out[4];
+    memset(out, POISON, sizeof out);
+    const int n = fp4_backend_policy(90, out, 1);
+    const int n0 = fp4_backend_policy(90, NULL, 0);
+    tu_case(n == 3 && n0 == 3 && out[0] == FP4_BACKEND_CUDA_WGMMA && ((uint8_t *)&out[1])[0] == POISON,
+            "backend_policy cap=1 writes one entry and returns the full count; cap=0 with NULL out");
+}
+
+/* ---- logging -------------------------------------------------------------------------------- */
+
+static void trigger_failure(void) {
+    fp4_quant_desc d;
+    region q = region_new(64), sf = region_new(512);
+    valid_quant(&d, &q, &sf);
+    d.k = 24;
+    (void)fp4_quantize(g_ctx, &d);
+    free(q.p);
+    free(sf.p);
+}
+
+/* Runs trigger_failure with stderr redirected to a file and returns how many bytes the
+ * library wrote there. */
+static long stderr_bytes_of_failure(void) {
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    if (!tmp) return -1;
+    const int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    trigger_failure();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    fseek(tmp, 0, SEEK_END);
+    const long n = ftell(tmp);
+    fclose(tmp);
+    return n;
+}
+
+static void test_logging(void) {
+    if (getenv("FP4GEMM_LOG_LEVEL") == NULL)
+        tu_case(fp4_get_log_level() == FP4_LOG_WARN, "default log level is warn");
+    else
+        tu_skip("default log level (FP4GEMM_LOG_LEVEL is set)");
+    const fp4_log_level initial = fp4_get_log_level();
+    int ok = 1;
+    for (int l = FP4_LOG_OFF; l <= FP4_LOG_DEBUG; l++) {
+        fp4_set_log_level((fp4_log_level)l);
+        ok &= fp4_get_log_level() == (fp4_log_level)l;
+    }
+    tu_case(ok, "set/get log level round trip for off..debug");
+
+    fp4_set_log_level(FP4_LOG_WARN);
+    fp4_set_log_callback(NULL, NULL);
+    const long quiet = stderr_bytes_of_failure();
+    tu_case(quiet == 0, "at level warn without a callback a failed call prints nothing (%ld bytes on stderr)", quiet);
+    fp4_set_log_level(FP4_LOG_DEBUG);
+    const long loud = stderr_bytes_of_failure();
+    tu_case(loud > 0, "at level debug without a callback the failure goes to stderr (%ld bytes)", loud);
+
+    log_capture cap = {0, FP4_LOG_OFF, ""};
+    fp4_set_log_callback(capture_fn, &cap);
+    const long redirected = stderr_bytes_of_failure();
+    const int ok_cb = cap.count >= 1 && cap.level == FP4_LOG_DEBUG && cap.last[0] && names_word(cap.last, "k");
+    if (!tu_case(ok_cb && redirected == 0,
+                 "at level debug with a callback the callback gets the failure (level debug, names k), stderr "
+                 "nothing"))
+        printf("  count %d level %d message \"%s\", %ld bytes on stderr\n", cap.count, cap.level, cap.last,
+               redirected);
+    cap.count = 0;
+    fp4_set_log_level(FP4_LOG_ERROR);
+    trigger_failure();
+    tu_case(cap.count == 0, "at level error a debug-level failure message is not delivered");
+    fp4_set_log_level(FP4_LOG_OFF);
+    trigger_failure();
+    tu_case(cap.count == 0, "at level off nothing is delivered");
+    fp4_set_log_callback(NULL, NULL);
+    fp4_set_log_level(initial);
+}
+
+/* ---- FP4GEMM_BACKEND ---------------------------------------------------------------------- */
+
+static void test_env_backend(void) {
+    const char *saved = getenv("FP4GEMM_BACKEND");
+    char saved_copy[64] = "";
+    if (saved) snprintf(saved_copy, sizeof saved_copy, "%s", saved);
+    region out = region_new(M * N * 4);
+    fp4_gemm_desc d;
+
+    setenv("FP4GEMM_BACKEND", "cpu_ref", 1);
+    fp4_ctx *c = NULL;
+    fp4_status st = fp4_create(&c, -1);
+    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=cpu_ref: create -> FP4_OK")) {
+        valid_gemm(&d, &out);
+        d.backend = FP4_BACKEND_AUTO;
+        fp4_backend chosen = (fp4_backend)77;
+        region_poison(&out);
+        const int ok = fp4_gemm(c, &d) == FP4_OK && !region_untouched(&out) &&
+                       fp4_gemm_select_backend(c, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF;
+        tu_case(ok, "FP4GEMM_BACKEND=cpu_ref: auto GEMM runs (select -> cpu_ref)");
+        fp4_destroy(c);
+    }
+
+    setenv("FP4GEMM_BACKEND", "cuda_simt", 1);
+    c = NULL;
+    st = fp4_create(&c, -1);
+    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=cuda_simt: create a CPU context -> FP4_OK")) {
+        valid_gemm(&d, &out);
+        d.backend = FP4_BACKEND_AUTO;
+        region_poison(&out);
+        expect(fp4_gemm(c, &d), FP4_ERR_NOT_SUPPORTED, c, "cuda_simt", region_untouched(&out),
+               "FP4GEMM_BACKEND=cuda_simt: auto gemm on a CPU context");
+        /* an explicit backend in the descriptor still wins over the variable */
+        d.backend = FP4_BACKEND_CPU_REF;
+        tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=cuda_simt: explicit cpu_ref still runs");
+        fp4_destroy(c);
+    }
+
+    setenv("FP4GEMM_BACKEND", "garbage", 1);
+    c = (fp4_ctx *)0x1;
+    st = fp4_create(&c, -1);
+    expect(st, FP4_ERR_INVALID_ARGUMENT, NULL, "FP4GEMM_BACKEND", 1, "FP4GEMM_BACKEND=garbage: create");
+    if (st == FP4_OK) fp4_destroy(c);
+
+    setenv("FP4GEMM_BACKEND", "auto", 1);
+    c = NULL;
+    st = fp4_create(&c, -1);
+    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=auto: create -> FP4_OK")) {
+        valid_gemm(&d, &out);
+        d.backend = FP4_BACKEND_AUTO;
+        tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=auto: auto gemm runs");
+        fp4_destroy(c);
+    }
+    if (saved)
+        setenv("FP4GEMM_BACKEND", saved_copy, 1);
+    else
+        unsetenv("FP4GEMM_BACKEND");
+    free(out.p);
+}
+
+int main(void) {
+    const uint64_t seed = tu_seed(0xA91C0DEull);
+    tu_begin("test_api", seed);
+    tu_rng rng;
+    tu_rng_seed(&rng, seed);
+    /* logging first: it checks the default level before anything changes it */
+    const char *env_backend = getenv("FP4GEMM_BACKEND");
+    if (env_backend) unsetenv("FP4GEMM_BACKEND");
+    if (!tu_ok(fp4_create(&g_ctx, -1), NULL, "fp4_create(-1)")) {
+        tu_case(0, "create a CPU context");
+        return tu_finish();
+    }
+    tu_fill_activations(&rng, g_in, ROWS * K, 2.0f);
+    tu_fill_bytes(&rng, g_q, sizeof g_q);
+    tu_fill_scales(&rng, g_sf, sizeof g_sf, -3, 3);
+    tu_fill_bytes(&rng, g_a, sizeof g_a);
+    tu_fill_bytes(&rng, g_b, sizeof g_b);
+    tu_fill_scales(&rng, g_asf, sizeof g_asf, -3, 3);
+    tu_fill_scales(&rng, g_bsf, sizeof g_bsf, -3, 3);
+    for (int i = 0; i < M * K; i++) g_a16[i] = (uint16_t)(0x3F80 + (tu_rng_u64(&rng) & 0x7F)); /* bf16 in [1, 2) */
+
+    test_logging();
+    test_names();
+    test_policy();
+    test_create_and_devices();
+    test_quantize_bad();
+    test_dequantize_bad();
+    test_global_scale_bad();
+    test_gemm_bad();
+    test_memory();
+    test_env_backend();
+    fp4_destroy(g_ctx);
+    return tu_finish();
+}

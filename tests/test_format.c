@@ -1,0 +1,562 @@
+/*
+ * test_format.c - the element and scale formats (src/format.h) and the public size/offset
+ * functions, checked against NVFP4.md with references written here from scratch: table
+ * look-ups, ldexp formulas and brute-force nearest-value searches in double. Nothing in
+ * this file calls a format.h encoder to compute an expected value.
+ */
+#include "format.h"
+#include "test_util.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- independent references ---------------------------------------------------------- */
+
+/* NVFP4.md's E2M1 table, codes 0..7. */
+static const double k_e2m1_mag[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
+
+static uint32_t f32_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static float bits_f32(uint32_t u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+static int sign_bit(float x) { return (int)(f32_bits(x) >> 31); }
+
+/* Brute force: the nearest of the 8 magnitudes by |a - v| in double, ties to the even code;
+ * beyond 6 saturate; the sign is the input's sign bit; NaN is code 0. */
+static uint8_t ref_e2m1_encode(float x) {
+    if (isnan(x)) return 0;
+    const double a = fabs((double)x);
+    int best = 7;
+    if (a <= 6.0) {
+        double best_d = INFINITY;
+        for (int c = 0; c < 8; c++) {
+            const double d = fabs(a - k_e2m1_mag[c]);
+            if (d < best_d || (d == best_d && (c & 1) == 0)) {
+                best_d = d;
+                best = c;
+            }
+        }
+    }
+    return (uint8_t)((sign_bit(x) ? 8 : 0) | best);
+}
+
+/* OCP e4m3fn by formula: (1 + m/8) * 2^(e-7), subnormal m * 2^-9, 0x7F/0xFF NaN. */
+static double ref_e4m3_value(uint8_t code) {
+    const int e = (code >> 3) & 15, m = code & 7;
+    double v;
+    if (e == 15 && m == 7)
+        v = NAN;
+    else if (e == 0)
+        v = ldexp((double)m, -9);
+    else
+        v = ldexp(1.0 + m / 8.0, e - 7);
+    return (code & 0x80) ? -v : v;
+}
+
+/* Brute force over the 127 finite non-negative codes: nearest by |a - v| in double, ties to
+ * the even code, saturating to 448 (0x7E); sign kept; NaN is 0x7F (with the sign bit). */
+static uint8_t ref_e4m3_encode(float x) {
+    const uint8_t sign = sign_bit(x) ? 0x80 : 0;
+    if (isnan(x)) return (uint8_t)(sign | 0x7F);
+    const double a = fabs((double)x);
+    int best = 0x7E;
+    if (a <= 448.0) {
+        double best_d = INFINITY;
+        for (int c = 0; c <= 0x7E; c++) {
+            const double d = fabs(a - ref_e4m3_value((uint8_t)c));
+            if (d < best_d || (d == best_d && (c & 1) == 0)) {
+                best_d = d;
+                best = c;
+            }
+        }
+    }
+    return (uint8_t)(sign | best);
+}
+
+/* F16 by formula. */
+static double ref_f16_value(uint16_t h) {
+    const int e = (h >> 10) & 31, m = h & 1023;
+    double v;
+    if (e == 31)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp((double)m, -24);
+    else
+        v = ldexp(1.0 + m / 1024.0, e - 15);
+    return (h & 0x8000) ? -v : v;
+}
+
+/* BF16 by formula (8 exponent bits, bias 127, 7 mantissa bits). */
+static double ref_bf16_value(uint16_t h) {
+    const int e = (h >> 7) & 255, m = h & 127;
+    double v;
+    if (e == 255)
+        v = m ? NAN : INFINITY;
+    else if (e == 0)
+        v = ldexp((double)m, -133);
+    else
+        v = ldexp(1.0 + m / 128.0, e - 127);
+    return (h & 0x8000) ? -v : v;
+}
+
+/* Round a finite |a| onto a monotone table of non-negative codes 0..last (values by `val`),
+ * with the value `over` standing for code last+1 (Inf: 2^128 or 65536, the IEEE overflow
+ * rule): binary search for the bracket, then nearest, ties to the even code. */
+static uint32_t ref_round_monotone(double a, uint32_t last, double (*val)(uint16_t), double over) {
+    if (a >= over) return last + 1;
+    uint32_t lo = 0, hi = last + 1; /* val(lo) <= a < val(hi) (val(last+1) = over) */
+    while (hi - lo > 1) {
+        const uint32_t mid = (lo + hi) / 2;
+        if (val((uint16_t)mid) <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const double vlo = val((uint16_t)lo);
+    const double vhi = hi == last + 1 ? over : val((uint16_t)hi);
+    const double dlo = a - vlo, dhi = vhi - a;
+    if (dlo < dhi) return lo;
+    if (dhi < dlo) return hi;
+    return (lo & 1) ? hi : lo;
+}
+
+static uint16_t ref_f32_to_f16(float x) {
+    if (isnan(x)) return (uint16_t)(sign_bit(x) ? 0xFE00 : 0x7E00);
+    const uint16_t s = sign_bit(x) ? 0x8000 : 0;
+    if (isinf(x)) return (uint16_t)(s | 0x7C00);
+    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7BFF, ref_f16_value, 65536.0));
+}
+
+static uint16_t ref_f32_to_bf16(float x) {
+    const uint16_t s = sign_bit(x) ? 0x8000 : 0;
+    if (isinf(x)) return (uint16_t)(s | 0x7F80);
+    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7F7F, ref_bf16_value,
+                                             ldexp(1.0, 128)));
+}
+
+/* NVFP4.md's swizzled offset, written out again from the contract text. */
+static int64_t ref_offset_swizzled(int64_t m, int64_t kb, int64_t k) {
+    const int64_t kblocks = k / 16;
+    const int64_t kt = (kblocks + 3) / 4;
+    return (m / 128) * (kt * 512) + (kb / 4) * 512 + (m % 32) * 16 + ((m % 128) / 32) * 4 +
+           (kb % 4);
+}
+
+/* A float with random bits in a given exponent window (both signs). */
+static float random_float_exp(tu_rng *rng, int lo_exp, int hi_exp) {
+    const int e = (int)tu_rng_range(rng, lo_exp, hi_exp);
+    const uint32_t mant = (uint32_t)(tu_rng_u64(rng) >> 41); /* 23 bits */
+    uint32_t u;
+    if (e < -126)
+        u = mant; /* subnormal */
+    else
+        u = ((uint32_t)(e + 127) << 23) | mant;
+    if (tu_rng_u64(rng) & 1) u |= 0x80000000u;
+    return bits_f32(u);
+}
+
+static int same_double(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+/* ---- E2M1 ---------------------------------------------------------------------------- */
+
+static void test_e2m1(tu_rng *rng) {
+    int ok = 1;
+    for (int c = 0; c < 16; c++) {
+        const float v = fp4_e2m1_decode((uint8_t)c);
+        const double want = (c & 8) ? -k_e2m1_mag[c & 7] : k_e2m1_mag[c & 7];
+        ok &= (double)v == want && sign_bit(v) == ((c & 8) != 0);
+    }
+    tu_case(ok, "e2m1 decode all 16 codes (8..15 negative, 8 is -0.0 with the sign bit)");
+
+    ok = 1;
+    for (int c = 0; c < 16; c++) ok &= fp4_e2m1_encode(fp4_e2m1_decode((uint8_t)c)) == c;
+    tu_case(ok, "e2m1 encode(decode(c)) == c for all 16 codes");
+
+    static const struct {
+        float x;
+        uint8_t code;
+    } ties[] = {
+        {0.25f, 0}, {0.75f, 2}, {1.25f, 2}, {1.75f, 4}, {2.5f, 4}, {3.5f, 6}, {5.0f, 6},
+        {-0.25f, 8}, {-0.75f, 10}, {-1.25f, 10}, {-1.75f, 12}, {-2.5f, 12}, {-3.5f, 14},
+        {-5.0f, 14},
+    };
+    /* NOTE: the contract names the tie results by value (0.75 -> 1 means the value 1.0,
+     * code 2): every tie goes to the code with an even mantissa bit. */
+    for (size_t i = 0; i < sizeof ties / sizeof ties[0]; i++) {
+        const uint8_t got = fp4_e2m1_encode(ties[i].x);
+        if (!tu_case(got == ties[i].code, "e2m1 tie %g -> code %u", ties[i].x, ties[i].code))
+            printf("  got code %u\n", got);
+    }
+    /* one float ulp either side of every tie and of every grid value */
+    ok = 1;
+    for (int c = 0; c < 7; c++) {
+        const float mid = (float)((k_e2m1_mag[c] + k_e2m1_mag[c + 1]) / 2);
+        ok &= fp4_e2m1_encode(nextafterf(mid, 0.0f)) == c;
+        ok &= fp4_e2m1_encode(nextafterf(mid, 100.0f)) == c + 1;
+        ok &= fp4_e2m1_encode(-nextafterf(mid, 0.0f)) == (8 | c);
+        ok &= fp4_e2m1_encode(-nextafterf(mid, 100.0f)) == (8 | (c + 1));
+    }
+    tu_case(ok, "e2m1 one ulp either side of every tie");
+
+    static const struct {
+        float x;
+        uint8_t code;
+        const char *what;
+    } special[] = {
+        {-0.1f, 8, "-0.1 -> 8 (-0)"},   {-0.0f, 8, "-0.0 -> 8"},     {0.0f, 0, "0 -> 0"},
+        {0.1f, 0, "0.1 -> 0"},          {1e-40f, 0, "subnormal -> 0"}, {-1e-40f, 8, "-subnormal -> 8"},
+        {6.0f, 7, "6 -> 7"},            {7.0f, 7, "7 -> 7 (saturate)"}, {100.0f, 7, "100 -> 7"},
+        {FLT_MAX, 7, "FLT_MAX -> 7"},   {INFINITY, 7, "Inf -> 7"},   {-7.0f, 15, "-7 -> 15"},
+        {-INFINITY, 15, "-Inf -> 15"},  {NAN, 0, "NaN -> 0"},        {-NAN, 0, "-NaN -> 0"},
+    };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        const uint8_t got = fp4_e2m1_encode(special[i].x);
+        if (!tu_case(got == special[i].code, "e2m1 encode %s", special[i].what))
+            printf("  got code %u\n", got);
+    }
+
+    /* random floats across magnitudes vs the brute-force encoder */
+    const int n = 400000;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float x;
+        if (i % 4 == 3)
+            x = bits_f32((uint32_t)tu_rng_u64(rng)); /* anything, NaN and Inf included */
+        else
+            x = random_float_exp(rng, i % 4 == 0 ? -150 : -4, i % 4 == 0 ? 127 : 3);
+        const uint8_t got = fp4_e2m1_encode(x), want = ref_e2m1_encode(x);
+        if (got != want && bad++ < 5) printf("  x=%a got %u want %u\n", x, got, want);
+    }
+    tu_case(bad == 0, "e2m1 encode vs brute force on %d random floats (%d mismatches)", n, bad);
+}
+
+/* ---- E4M3 ---------------------------------------------------------------------------- */
+
+static void test_e4m3(tu_rng *rng) {
+    int ok = 1;
+    for (int c = 0; c < 256; c++) {
+        const float v = fp4_e4m3_decode((uint8_t)c);
+        const double want = ref_e4m3_value((uint8_t)c);
+        const int good = same_double((double)v, want) && (isnan(want) || sign_bit(v) == (c >> 7));
+        if (!good && ok) printf("  code 0x%02X got %a want %a\n", c, v, want);
+        ok &= good;
+    }
+    tu_case(ok, "e4m3 decode all 256 codes vs ldexp formula");
+    tu_case(isnan(fp4_e4m3_decode(0x7F)) && isnan(fp4_e4m3_decode(0xFF)), "e4m3 0x7F and 0xFF are NaN");
+    tu_case(fp4_e4m3_decode(1) == 0x1p-9f && fp4_e4m3_decode(7) == 7 * 0x1p-9f &&
+                fp4_e4m3_decode(8) == 0x1p-6f,
+            "e4m3 subnormals: code 1 = 2^-9, code 7 = 7*2^-9, code 8 = 2^-6");
+    tu_case(fp4_e4m3_decode(0x7E) == 448.0f && fp4_e4m3_decode(0xFE) == -448.0f &&
+                fp4_e4m3_decode(0x38) == 1.0f,
+            "e4m3 max 448 is 0x7E, 1.0 is 0x38");
+
+    ok = 1;
+    for (int c = 0; c < 256; c++) {
+        if ((c & 0x7F) == 0x7F) continue;
+        const uint8_t got = fp4_e4m3_encode(fp4_e4m3_decode((uint8_t)c));
+        if (got != c && ok) printf("  code 0x%02X -> 0x%02X\n", c, got);
+        ok &= got == c;
+    }
+    tu_case(ok, "e4m3 encode(decode(c)) == c for all 254 non-NaN codes (incl. 0x80 = -0)");
+
+    /* every tie between adjacent codes, and one float ulp either side */
+    int ties_ok = 1, sides_ok = 1;
+    for (int c = 0; c < 0x7E; c++) {
+        const double mid = (ref_e4m3_value((uint8_t)c) + ref_e4m3_value((uint8_t)(c + 1))) / 2;
+        const float midf = (float)mid;
+        if ((double)midf != mid) {
+            ties_ok = 0;
+            printf("  midpoint of 0x%02X not a float?\n", c);
+            continue;
+        }
+        const int even = (c & 1) ? c + 1 : c;
+        const uint8_t got = fp4_e4m3_encode(midf), gotn = fp4_e4m3_encode(-midf);
+        if ((got != even || gotn != (0x80 | even)) && ties_ok)
+            printf("  tie 0x%02X/0x%02X (%a) got 0x%02X, -: 0x%02X\n", c, c + 1, mid, got, gotn);
+        ties_ok &= got == even && gotn == (0x80 | even);
+        sides_ok &= fp4_e4m3_encode(nextafterf(midf, 0.0f)) == c;
+        sides_ok &= fp4_e4m3_encode(nextafterf(midf, 1000.0f)) == c + 1;
+    }
+    tu_case(ties_ok, "e4m3 RNE: the midpoint of every adjacent code pair goes to the even code (126 ties, both signs)");
+    tu_case(sides_ok, "e4m3 one ulp either side of every midpoint");
+
+    static const struct {
+        float x;
+        uint8_t code;
+        const char *what;
+    } special[] = {
+        {0x1p-10f, 0x00, "2^-10 (tie) -> 0"},
+        {0x1.000002p-10f, 0x01, "2^-10 + ulp -> 1"},
+        {0x1p-11f, 0x00, "2^-11 -> 0"},
+        {3 * 0x1p-10f, 0x02, "1.5*2^-9 (tie) -> 2"},
+        {1e-40f, 0x00, "float subnormal -> 0"},
+        {-1e-40f, 0x80, "-float subnormal -> 0x80"},
+        {448.0f, 0x7E, "448 -> 0x7E"},
+        {449.0f, 0x7E, "449 -> 0x7E"},
+        {464.0f, 0x7E, "464 (the 448/480 tie) -> 0x7E"},
+        {1000.0f, 0x7E, "1000 -> 0x7E"},
+        {1e9f, 0x7E, "1e9 -> 0x7E"},
+        {FLT_MAX, 0x7E, "FLT_MAX -> 0x7E"},
+        {INFINITY, 0x7E, "Inf -> 0x7E"},
+        {-INFINITY, 0xFE, "-Inf -> 0xFE"},
+        {-1e9f, 0xFE, "-1e9 -> 0xFE"},
+        {NAN, 0x7F, "NaN -> 0x7F"},
+    };
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) {
+        const uint8_t got = fp4_e4m3_encode(special[i].x);
+        if (!tu_case(got == special[i].code, "e4m3 encode %s", special[i].what))
+            printf("  got 0x%02X\n", got);
+    }
+    tu_case((fp4_e4m3_encode(-NAN) & 0x7F) == 0x7F, "e4m3 encode -NaN -> a NaN code");
+
+    const int n = 300000;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float x;
+        switch (i % 5) {
+        case 0: x = random_float_exp(rng, -12, -6); break; /* subnormal range and below */
+        case 1: x = random_float_exp(rng, -30, -9); break; /* below 2^-9: 0 or 1 */
+        case 2: x = random_float_exp(rng, -6, 9); break;   /* normal range and saturation */
+        case 3: x = random_float_exp(rng, -150, 127); break;
+        default: x = bits_f32((uint32_t)tu_rng_u64(rng)); break;
+        }
+        const uint8_t got = fp4_e4m3_encode(x), want = ref_e4m3_encode(x);
+        if (got != want && bad++ < 5) printf("  x=%a got 0x%02X want 0x%02X\n", x, got, want);
+    }
+    tu_case(bad == 0, "e4m3 encode vs brute force on %d random floats (%d mismatches)", n, bad);
+}
+
+/* ---- BF16 and F16 -------------------------------------------------------------------- */
+
+static void test_half_types(tu_rng *rng) {
+    int ok = 1;
+    for (uint32_t h = 0; h < 65536; h++) ok &= same_double(fp4_f16_to_f32((uint16_t)h), ref_f16_value((uint16_t)h));
+    tu_case(ok, "f16 -> f32 all 65536 codes vs formula");
+    ok = 1;
+    for (uint32_t h = 0; h < 65536; h++) ok &= same_double(fp4_bf16_to_f32((uint16_t)h), ref_bf16_value((uint16_t)h));
+    tu_case(ok, "bf16 -> f32 all 65536 codes vs formula");
+
+    int ok16 = 1, okb = 1;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const int nan16 = ((h >> 10) & 31) == 31 && (h & 1023);
+        const int nanb = ((h >> 7) & 255) == 255 && (h & 127);
+        if (!nan16) ok16 &= fp4_f32_to_f16(fp4_f16_to_f32((uint16_t)h)) == h;
+        else ok16 &= (fp4_f32_to_f16(fp4_f16_to_f32((uint16_t)h)) & 0x7FFF) > 0x7C00;
+        if (!nanb) okb &= fp4_f32_to_bf16(fp4_bf16_to_f32((uint16_t)h)) == h;
+        else okb &= (fp4_f32_to_bf16(fp4_bf16_to_f32((uint16_t)h)) & 0x7FFF) > 0x7F80;
+    }
+    tu_case(ok16, "f16 round trip f32 -> f16 for all codes (NaN stays NaN)");
+    tu_case(okb, "bf16 round trip f32 -> bf16 for all codes (NaN stays NaN)");
+
+    /* ties between adjacent codes */
+    ok16 = 1;
+    for (uint32_t c = 0; c < 0x7BFF; c++) {
+        const double mid = (ref_f16_value((uint16_t)c) + ref_f16_value((uint16_t)(c + 1))) / 2;
+        const uint32_t even = (c & 1) ? c + 1 : c;
+        ok16 &= fp4_f32_to_f16((float)mid) == even && fp4_f32_to_f16(-(float)mid) == (0x8000 | even);
+        ok16 &= fp4_f32_to_f16(nextafterf((float)mid, 0)) == c;
+        ok16 &= fp4_f32_to_f16(nextafterf((float)mid, 1e9f)) == c + 1;
+    }
+    tu_case(ok16, "f16 RNE ties between every pair of adjacent codes (and one ulp either side)");
+    okb = 1;
+    for (uint32_t c = 0; c < 0x7F7F; c++) {
+        const double mid = (ref_bf16_value((uint16_t)c) + ref_bf16_value((uint16_t)(c + 1))) / 2;
+        const uint32_t even = (c & 1) ? c + 1 : c;
+        okb &= fp4_f32_to_bf16((float)mid) == even && fp4_f32_to_bf16(-(float)mid) == (0x8000 | even);
+        okb &= fp4_f32_to_bf16(nextafterf((float)mid, 0)) == c;
+        okb &= fp4_f32_to_bf16(nextafterf((float)mid, INFINITY)) == c + 1;
+    }
+    tu_case(okb, "bf16 RNE ties between every pair of adjacent codes (and one ulp either side)");
+
+    tu_case(fp4_f32_to_f16(65504.0f) == 0x7BFF && fp4_f32_to_f16(65519.99f) == 0x7BFF &&
+                fp4_f32_to_f16(65520.0f) == 0x7C00 && fp4_f32_to_f16(1e6f) == 0x7C00 &&
+                fp4_f32_to_f16(-INFINITY) == 0xFC00 && fp4_f32_to_f16(0x1p-25f) == 0 &&
+                fp4_f32_to_f16(0x1.000002p-25f) == 1 && fp4_f32_to_f16(-0.0f) == 0x8000,
+            "f16 known values: 65504, overflow at 65520, Inf, 2^-25 tie, -0");
+    tu_case(fp4_f32_to_bf16(FLT_MAX) == 0x7F80 && fp4_f32_to_bf16(1.0f) == 0x3F80 &&
+                fp4_f32_to_bf16(bits_f32(0x3F808000u)) == 0x3F80 &&
+                fp4_f32_to_bf16(bits_f32(0x3F818000u)) == 0x3F82 &&
+                fp4_f32_to_bf16(-INFINITY) == 0xFF80 && fp4_f32_to_bf16(-0.0f) == 0x8000,
+            "bf16 known values: FLT_MAX -> Inf, 1.0, ties, -Inf, -0");
+    tu_case(isnan(fp4_bf16_to_f32(fp4_f32_to_bf16(NAN))) && isnan(fp4_f16_to_f32(fp4_f32_to_f16(NAN))) &&
+                isnan(fp4_bf16_to_f32(fp4_f32_to_bf16(bits_f32(0x7F800001u)))),
+            "f16/bf16 NaN stays NaN (including a NaN whose payload is in the dropped bits)");
+
+    const int n = 400000;
+    int bad16 = 0, badb = 0;
+    for (int i = 0; i < n; i++) {
+        const float x = (i & 1) ? random_float_exp(rng, -30, 20) : bits_f32((uint32_t)tu_rng_u64(rng));
+        if (isnan(x)) continue;
+        const uint16_t g16 = fp4_f32_to_f16(x), w16 = ref_f32_to_f16(x);
+        const uint16_t gb = fp4_f32_to_bf16(x), wb = ref_f32_to_bf16(x);
+        if (g16 != w16 && bad16++ < 5) printf("  f16 x=%a got 0x%04X want 0x%04X\n", x, g16, w16);
+        if (gb != wb && badb++ < 5) printf("  bf16 x=%a got 0x%04X want 0x%04X\n", x, gb, wb);
+    }
+    tu_case(bad16 == 0, "f16 encode vs brute force on %d random floats (%d mismatches)", n, bad16);
+    tu_case(badb == 0, "bf16 encode vs brute force on %d random floats (%d mismatches)", n, badb);
+}
+
+/* ---- nibble packing ------------------------------------------------------------------- */
+
+static void test_nibbles(tu_rng *rng) {
+    uint8_t row[64];
+    tu_fill_bytes(rng, row, 64);
+    int ok = 1;
+    for (int i = 0; i < 128; i++) {
+        const uint8_t want = (i % 2 == 0) ? (row[i / 2] & 0xF) : (row[i / 2] >> 4);
+        ok &= fp4_get_nibble(row, i) == want;
+    }
+    tu_case(ok, "nibble: even k in the low nibble, odd k in the high nibble (128 elements)");
+}
+
+/* ---- sizes and offsets --------------------------------------------------------------- */
+
+static int64_t roundup(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+static void test_offsets(void) {
+    static const int64_t ks[] = {16, 32, 48, 64, 80, 128, 208, 4096};
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        const int64_t k = ks[i], kt = (k / 16 + 3) / 4;
+        const int ok =
+            fp4_sf_offset(0, 0, k, FP4_SF_SWIZZLED_128x4) == 0 &&
+            fp4_sf_offset(1, 0, k, FP4_SF_SWIZZLED_128x4) == 16 &&
+            fp4_sf_offset(32, 0, k, FP4_SF_SWIZZLED_128x4) == 4 &&
+            fp4_sf_offset(31, 0, k, FP4_SF_SWIZZLED_128x4) == 31 * 16 &&
+            fp4_sf_offset(127, 0, k, FP4_SF_SWIZZLED_128x4) == 31 * 16 + 3 * 4 &&
+            (k / 16 < 2 || fp4_sf_offset(0, 1, k, FP4_SF_SWIZZLED_128x4) == 1) &&
+            (k / 16 < 5 || fp4_sf_offset(0, 4, k, FP4_SF_SWIZZLED_128x4) == 512) &&
+            (k / 16 < 6 || fp4_sf_offset(33, 5, k, FP4_SF_SWIZZLED_128x4) == 512 + 16 + 4 + 1) &&
+            fp4_sf_offset(128, 0, k, FP4_SF_SWIZZLED_128x4) == kt * 512 &&
+            fp4_sf_offset(257, 0, k, FP4_SF_SWIZZLED_128x4) == 2 * kt * 512 + 16 &&
+            fp4_sf_offset_swizzled(128, 0, k) == kt * 512;
+        tu_case(ok, "sf offset swizzled hand values k=%lld (kt=%lld): (0,0)=0 (1,0)=16 (32,0)=4 "
+                    "(0,1)=1 (0,4)=512 (128,0)=kt*512",
+                (long long)k, (long long)kt);
+    }
+
+    static const int64_t rows_list[] = {1, 2, 31, 127, 128, 129, 300, 513};
+    static const int64_t k_list[] = {16, 32, 48, 64, 80, 112, 4096};
+    for (size_t ri = 0; ri < sizeof rows_list / sizeof rows_list[0]; ri++) {
+        for (size_t ki = 0; ki < sizeof k_list / sizeof k_list[0]; ki++) {
+            const int64_t rows = rows_list[ri], k = k_list[ki], kb_n = k / 16;
+            const int64_t size = fp4_sf_bytes(rows, k, FP4_SF_SWIZZLED_128x4);
+            const int64_t want_size = roundup(rows, 128) * roundup(kb_n, 4);
+            int ok = size == want_size;
+            uint8_t *hit = calloc((size_t)(want_size > 0 ? want_size : 1), 1);
+            /* the padded domain maps one-to-one onto the whole buffer */
+            for (int64_t r = 0; ok && r < roundup(rows, 128); r++) {
+                for (int64_t kb = 0; kb < roundup(kb_n, 4); kb++) {
+                    const int64_t off = ref_offset_swizzled(r, kb, k);
+                    if (off < 0 || off >= want_size || hit[off]) {
+                        ok = 0;
+                        break;
+                    }
+                    hit[off] = 1;
+                    /* and the library agrees inside the real tensor */
+                    if (r < rows && kb < kb_n) {
+                        const int64_t lib = fp4_sf_offset(r, kb, k, FP4_SF_SWIZZLED_128x4);
+                        if (lib != off || fp4_sf_offset_swizzled(r, kb, k) != off) {
+                            printf("  (row %lld, kb %lld): library %lld, contract %lld\n",
+                                   (long long)r, (long long)kb, (long long)lib, (long long)off);
+                            ok = 0;
+                            break;
+                        }
+                    }
+                }
+            }
+            free(hit);
+            tu_case(ok, "sf swizzled rows=%lld k=%lld: size %lld = roundup(rows,128)*roundup(k/16,4), "
+                        "offsets = contract, bijection onto the padded buffer",
+                    (long long)rows, (long long)k, (long long)size);
+
+            /* linear: row-major [rows, k/16] */
+            int lok = fp4_sf_bytes(rows, k, FP4_SF_LINEAR) == rows * kb_n &&
+                      fp4_packed_bytes(rows, k) == rows * k / 2;
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t kb = 0; kb < kb_n; kb++)
+                    lok &= fp4_sf_offset(r, kb, k, FP4_SF_LINEAR) == r * kb_n + kb &&
+                           fp4_sf_offset_linear(r, kb, k) == r * kb_n + kb;
+            tu_case(lok, "sf linear rows=%lld k=%lld: size rows*k/16, offset row*(k/16)+kb; packed rows*k/2",
+                    (long long)rows, (long long)k);
+        }
+    }
+
+    tu_case(fp4_packed_bytes(1, 16) == 8 && fp4_packed_bytes(3, 48) == 72 &&
+                fp4_packed_bytes(1, 4096) == 2048,
+            "packed bytes: (1,16)=8 (3,48)=72 (1,4096)=2048");
+    tu_case(fp4_sf_bytes(1, 16, FP4_SF_SWIZZLED_128x4) == 512 &&
+                fp4_sf_bytes(129, 80, FP4_SF_SWIZZLED_128x4) == 256 * 8 &&
+                fp4_sf_bytes(3, 48, FP4_SF_LINEAR) == 9,
+            "sf bytes: swizzled (1,16)=512 (129,80)=2048, linear (3,48)=9");
+
+    /* invalid arguments give -1 */
+    const int64_t big = INT64_MAX / 2;
+    const int64_t kmax = INT64_MAX / 16 * 16;
+    struct {
+        int64_t got;
+        const char *what;
+    } bad[] = {
+        {fp4_packed_bytes(1, 24), "packed k=24"},
+        {fp4_packed_bytes(1, 0), "packed k=0"},
+        {fp4_packed_bytes(1, 8), "packed k=8"},
+        {fp4_packed_bytes(0, 16), "packed rows=0"},
+        {fp4_packed_bytes(-1, 16), "packed rows=-1"},
+        {fp4_packed_bytes(1, -16), "packed k=-16"},
+        {fp4_packed_bytes(big, 16), "packed rows=INT64_MAX/2 (overflow)"},
+        {fp4_packed_bytes(4, kmax), "packed rows=4 k=INT64_MAX/16*16 (overflow)"},
+        {fp4_sf_bytes(1, 24, FP4_SF_LINEAR), "sf linear k=24"},
+        {fp4_sf_bytes(1, 24, FP4_SF_SWIZZLED_128x4), "sf swizzled k=24"},
+        {fp4_sf_bytes(0, 16, FP4_SF_LINEAR), "sf linear rows=0"},
+        {fp4_sf_bytes(0, 16, FP4_SF_SWIZZLED_128x4), "sf swizzled rows=0"},
+        {fp4_sf_bytes(1, 0, FP4_SF_SWIZZLED_128x4), "sf swizzled k=0"},
+        {fp4_sf_bytes(-5, 16, FP4_SF_LINEAR), "sf linear rows=-5"},
+        {fp4_sf_bytes(big, 48, FP4_SF_LINEAR), "sf linear rows=INT64_MAX/2 k=48 (overflow)"},
+        {fp4_sf_bytes(big, 16, FP4_SF_SWIZZLED_128x4), "sf swizzled rows=INT64_MAX/2 (overflow)"},
+        {fp4_sf_bytes(INT64_MAX, 16, FP4_SF_SWIZZLED_128x4), "sf swizzled rows=INT64_MAX (roundup overflows)"},
+        {fp4_sf_bytes(1, kmax, FP4_SF_SWIZZLED_128x4), "sf swizzled k=INT64_MAX/16*16 (overflow)"},
+        {fp4_sf_bytes(1, 16, (fp4_sf_layout)7), "sf bytes unknown layout 7"},
+        {fp4_sf_bytes(1, 16, (fp4_sf_layout)-1), "sf bytes unknown layout -1"},
+        {fp4_sf_offset(0, 0, 24, FP4_SF_LINEAR), "offset k=24"},
+        {fp4_sf_offset(0, 0, 0, FP4_SF_SWIZZLED_128x4), "offset k=0"},
+        {fp4_sf_offset(-1, 0, 16, FP4_SF_SWIZZLED_128x4), "offset row=-1"},
+        {fp4_sf_offset(0, -1, 16, FP4_SF_LINEAR), "offset kb=-1"},
+        {fp4_sf_offset(0, 1, 16, FP4_SF_LINEAR), "offset kb=k/16 (past the row)"},
+        {fp4_sf_offset(0, 3, 48, FP4_SF_SWIZZLED_128x4), "offset swizzled kb=k/16 (past the row)"},
+        {fp4_sf_offset(0, 0, 16, (fp4_sf_layout)9), "offset unknown layout 9"},
+        {fp4_sf_offset(big, 0, 4096, FP4_SF_LINEAR), "offset linear row=INT64_MAX/2 k=4096 (overflow)"},
+        {fp4_sf_offset(big, 0, 4096, FP4_SF_SWIZZLED_128x4), "offset swizzled row=INT64_MAX/2 k=4096 (overflow)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (!tu_case(bad[i].got == -1, "size/offset invalid: %s -> -1", bad[i].what))
+            printf("  got %lld\n", (long long)bad[i].got);
+
+    /* large but valid: linear sizes that fit, and an offset past 2^31 */
+    tu_case(fp4_sf_bytes(big, 16, FP4_SF_LINEAR) == big && fp4_packed_bytes(big / 8, 16) == big / 8 * 8 &&
+                fp4_sf_offset(1, 0, (int64_t)1 << 40, FP4_SF_LINEAR) == ((int64_t)1 << 36) &&
+                fp4_sf_offset(128, 0, (int64_t)1 << 40, FP4_SF_SWIZZLED_128x4) == ((int64_t)1 << 34) * 512,
+            "large valid sizes and offsets (past 2^31) are exact");
+}
+
+int main(void) {
+    const uint64_t seed = tu_seed(0xF0F0A11CE5ull);
+    tu_begin("test_format", seed);
+    tu_rng rng;
+    tu_rng_seed(&rng, seed);
+    test_e2m1(&rng);
+    test_e4m3(&rng);
+    test_half_types(&rng);
+    test_nibbles(&rng);
+    test_offsets();
+    return tu_finish();
+}
