@@ -1,0 +1,163 @@
+# cli_smoke.cmake - the fp4gemm tool end to end: checked GEMMs, exit codes, --help of every
+# command, info, and a gen-input -> quantize -> dequantize round trip on files.
+#
+# Run by ctest:  cmake -DFP4=<path of fp4gemm> -DWORK=<scratch dir> -P tests/cli_smoke.cmake
+# Any failure stops with the command line, its exit code and its output.
+if(NOT FP4 OR NOT WORK)
+  message(FATAL_ERROR "usage: cmake -DFP4=<fp4gemm binary> -DWORK=<scratch dir> -P cli_smoke.cmake")
+endif()
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+
+# fp4_expect(<exit code> args...): runs `fp4gemm args...` in WORK, requires that exit code,
+# and leaves the output in OUT and ERR.
+function(fp4_expect code)
+  execute_process(COMMAND "${FP4}" ${ARGN} WORKING_DIRECTORY "${WORK}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  list(JOIN ARGN " " cmdline)
+  if(NOT rc STREQUAL "${code}")
+    message(FATAL_ERROR "fp4gemm ${cmdline}: exit code ${rc}, expected ${code}\n"
+                        "--- stdout:\n${out}--- stderr:\n${err}")
+  endif()
+  message(STATUS "exit ${rc} as expected: fp4gemm ${cmdline}")
+  set(OUT "${out}" PARENT_SCOPE)
+  set(ERR "${err}" PARENT_SCOPE)
+  set(LAST "fp4gemm ${cmdline}" PARENT_SCOPE)
+endfunction()
+
+# fp4_require(<text> <regex> <what>): the text must match the regex.
+function(fp4_require text regex what)
+  if(NOT text MATCHES "${regex}")
+    message(FATAL_ERROR "${LAST}: ${what} (no match for '${regex}') in:\n${text}")
+  endif()
+endfunction()
+
+# A usage or run error is exactly one line on stderr, starting with "fp4gemm".
+function(fp4_one_error_line regex)
+  fp4_require("${ERR}" "^fp4gemm[^\n]*${regex}[^\n]*\n$" "expected one error line on stderr")
+endfunction()
+
+# fp4_same_file(<a> <b>): identical bytes.
+function(fp4_same_file a b)
+  file(SHA256 "${WORK}/${a}" ha)
+  file(SHA256 "${WORK}/${b}" hb)
+  if(NOT ha STREQUAL hb)
+    message(FATAL_ERROR "${a} and ${b} differ: the same input and global scale must give "
+                        "the same bytes")
+  endif()
+endfunction()
+
+# fp4_size(<file> <bytes>)
+function(fp4_size name bytes)
+  file(SIZE "${WORK}/${name}" size)
+  if(NOT size EQUAL bytes)
+    message(FATAL_ERROR "${name}: ${size} bytes, expected ${bytes}")
+  endif()
+endfunction()
+
+# ---- top level ------------------------------------------------------------------------------
+fp4_expect(0 --help)
+fp4_require("${OUT}" "FP4GEMM_BACKEND" "--help must document the FP4GEMM_BACKEND override")
+fp4_require("${OUT}" "sm_90[^\n]*cuda_wgmma" "--help must list the Hopper policy")
+fp4_require("${OUT}" "CPU[^\n]*cpu_ref" "--help must list the CPU policy")
+fp4_expect(0 --version)
+fp4_require("${OUT}" "^fp4gemm [0-9]+\\.[0-9]+\\.[0-9]+" "version")
+fp4_expect(2)
+fp4_expect(2 no-such-command)
+fp4_one_error_line("unknown command")
+
+foreach(cmd info gemm quantize dequantize bench gen-input)
+  fp4_expect(0 ${cmd} --help)
+  fp4_require("${OUT}" "usage: fp4gemm ${cmd}" "${cmd} --help must start with its usage")
+endforeach()
+
+# ---- info ------------------------------------------------------------------------------------
+fp4_expect(0 info)
+fp4_require("${OUT}" "cpu_ref +can run" "info must say that cpu_ref can run on the CPU")
+fp4_require("${OUT}" "auto picks +[a-z_]+" "info must say what auto picks")
+
+# ---- gemm: checked runs on the default device -------------------------------------------------
+foreach(shape "1;1;16" "33;65;48")
+  list(GET shape 0 m)
+  list(GET shape 1 n)
+  list(GET shape 2 k)
+  fp4_expect(0 gemm -m ${m} -n ${n} -k ${k} --check)
+  fp4_require("${OUT}" "backend +(cpu_ref|cuda_[a-z]+|cublaslt)" "gemm must print the backend")
+  fp4_require("${OUT}" "check [^\n]*: OK" "gemm --check must pass")
+endforeach()
+fp4_expect(0 gemm -m 3 -n 17 -k 32 --w4a16 --out-dtype f32 --layout linear --check)
+fp4_require("${OUT}" "W4A16[^\n]*linear[^\n]*f32" "gemm must describe the problem")
+fp4_expect(0 gemm -m 130 -n 7 -k 80 --w4a16 --a-dtype f16 --out-dtype f16 --check)
+fp4_expect(0 gemm -m 5 -n 9 -k 64 --out-dtype f32 --device cpu --seed 42 --iters 2 --check)
+fp4_require("${OUT}" "backend +cpu_ref" "the CPU runs cpu_ref")
+
+# ---- gemm: usage errors exit 2 with one line, failures exit 1 ----------------------------------
+fp4_expect(2 gemm -m 1 -n 1 -k 24)
+fp4_one_error_line("-k 24: K must be a multiple of 16")
+fp4_expect(2 gemm -m 1 -n 1 -k 16 --bogus)
+fp4_one_error_line("unknown option '--bogus'")
+fp4_expect(2 gemm -m 12x -n 1 -k 16)
+fp4_one_error_line("-m 12x: not an integer")
+fp4_expect(2 gemm -m 0 -n 1 -k 16)
+fp4_expect(2 gemm -m -4 -n 1 -k 16)
+fp4_expect(2 gemm -m 1 -n 1)
+fp4_one_error_line("missing -k")
+fp4_expect(2 gemm -m 1 -n 1 -k)
+fp4_one_error_line("-k needs a value")
+fp4_expect(2 gemm -m 1 -n 1 -k 16 --backend fastest)
+fp4_expect(2 gemm -m 1 -n 1 -k 16 --out-dtype=e2m1)
+fp4_expect(2 gemm -m 1 -n 1 -k 16 --check=yes)
+fp4_expect(0 gemm -m1 -n=1 -k 16 --out-dtype=f32)
+# a valid request that can't run here: the reason, exit 1
+fp4_expect(1 gemm -m 4 -n 4 -k 16 --device cpu --backend cuda_simt)
+fp4_one_error_line("backend cuda_simt can't run")
+
+# ---- files: gen-input -> quantize (twice) -> dequantize --------------------------------------
+fp4_expect(0 gen-input --rows 5 -k 64 --seed 7 --out x.bin)
+fp4_size(x.bin 1280)
+fp4_expect(0 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q q.bin --out-sf sf.bin)
+if(NOT OUT MATCHES "global scale ([^ ]+)")
+  message(FATAL_ERROR "${LAST}: no 'global scale' in the output:\n${OUT}")
+endif()
+set(gs "${CMAKE_MATCH_1}")
+fp4_size(q.bin 160)   # 5 x 64/2
+fp4_size(sf.bin 512)  # swizzled: 128 rows x 4 scales
+fp4_expect(0 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q q2.bin --out-sf sf2.bin)
+fp4_same_file(q.bin q2.bin)
+fp4_same_file(sf.bin sf2.bin)
+# the printed global scale, given back, gives the same bytes
+fp4_expect(0 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q q3.bin --out-sf sf3.bin
+           --global-scale ${gs})
+fp4_same_file(q.bin q3.bin)
+fp4_same_file(sf.bin sf3.bin)
+fp4_expect(0 dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --global-scale ${gs}
+           --out y.bin)
+fp4_size(y.bin 1280)
+fp4_expect(0 dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --global-scale ${gs}
+           --out-dtype bf16 --out y16.bin)
+fp4_size(y16.bin 640)
+# and once more with BF16 input and linear scales
+fp4_expect(0 gen-input --rows 3 -k 32 --dtype bf16 --seed 9 --out xb.bin)
+fp4_size(xb.bin 192)
+fp4_expect(0 quantize --rows 3 -k 32 --in-dtype bf16 --in xb.bin --layout linear
+           --out-q qb.bin --out-sf sfb.bin --auto-global-scale)
+fp4_size(sfb.bin 6)   # 3 rows x 2 scales
+fp4_expect(0 dequantize --rows 3 -k 32 --in-q qb.bin --in-sf sfb.bin --layout linear
+           --global-scale 1 --out-dtype f16 --out yb.bin)
+fp4_size(yb.bin 192)
+
+# file errors: a size that doesn't match, a missing file, a bad combination
+fp4_expect(1 quantize --rows 6 -k 64 --in-dtype f32 --in x.bin --out-q bad.bin --out-sf bad_sf.bin)
+fp4_one_error_line("expected 1536 bytes")
+if(EXISTS "${WORK}/bad.bin" OR EXISTS "${WORK}/bad_sf.bin")
+  message(FATAL_ERROR "a failed quantize must not leave output files")
+endif()
+fp4_expect(1 dequantize --rows 5 -k 64 --in-q missing.bin --in-sf sf.bin --global-scale 1
+           --out z.bin)
+fp4_expect(2 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q q.bin --out-sf sf.bin
+           --global-scale 2 --auto-global-scale)
+fp4_expect(2 quantize --rows 5 -k 24 --in-dtype f32 --in x.bin --out-q q.bin --out-sf sf.bin)
+fp4_one_error_line("multiple of 16")
+fp4_expect(2 dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --global-scale 0 --out z.bin)
+
+message(STATUS "cli_smoke: all passed")

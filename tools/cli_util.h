@@ -1,0 +1,149 @@
+/*
+ * cli_util.h - what the subcommands of the `fp4gemm` tool share: one table-driven option
+ * parser (with --help generated from the table), strict number parsing, one-line errors,
+ * whole-file I/O with atomic writes, a seeded generator, host BF16/F16 conversion, timing.
+ *
+ * Exit codes of every subcommand: 0 ok, 1 failure, 2 bad usage.
+ */
+#ifndef FP4_CLI_UTIL_H
+#define FP4_CLI_UTIL_H
+
+#include "fp4gemm.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum {
+    CLI_OK = 0,
+    CLI_FAIL = 1,
+    CLI_USAGE = 2,
+    CLI_RUN = -1 /* cli_parse: the options are good, run the command */
+};
+
+/* The largest M, N, K or row count the tool accepts (products are checked separately). */
+#define CLI_MAX_DIM INT64_C(2147483647)
+
+/* ---- errors: one line on stderr, "fp4gemm <cmd>: <message>" ------------------------------ */
+
+/* Prints the message and returns `code`, so that `return cli_fail(cmd, CLI_USAGE, ...)`. */
+int cli_fail(const char *cmd, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* A failed library call: "fp4gemm <cmd>: <what>: <fp4_last_error> [FP4_ERR_...]". Returns 1. */
+int cli_lib_fail(const char *cmd, const char *what, fp4_status st, const fp4_ctx *ctx);
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+typedef enum cli_kind {
+    CLI_FLAG,    /* int: 1 when given; takes no value */
+    CLI_INT,     /* int64_t in [min, max] */
+    CLI_FLOAT,   /* float: finite and > 0 (decimal or C hex float) */
+    CLI_STRING,  /* const char *: non-empty */
+    CLI_DEVICE,  /* int: "cpu" or -1 for the CPU, 0.. a CUDA device */
+    CLI_BACKEND, /* fp4_backend, by name */
+    CLI_DTYPE,   /* fp4_dtype, by name; only those whose bit (1 << dtype) is in `allowed` */
+    CLI_LAYOUT   /* fp4_sf_layout: "swizzled" or "linear" */
+} cli_kind;
+
+#define CLI_DT(d) (1u << (d))
+#define CLI_DT_FLOATS (CLI_DT(FP4_DTYPE_F32) | CLI_DT(FP4_DTYPE_F16) | CLI_DT(FP4_DTYPE_BF16))
+#define CLI_DT_HALVES (CLI_DT(FP4_DTYPE_F16) | CLI_DT(FP4_DTYPE_BF16))
+
+typedef struct cli_opt {
+    const char *name;    /* as typed: "-k" (also "-k16", "-k=16") or "--rows" (also "--rows=16") */
+    const char *metavar; /* "K", shown in --help; NULL for a flag */
+    cli_kind kind;
+    void *dest;          /* where the value goes; its type is given by `kind` */
+    const char *help;    /* one or more lines ('\n'), ending with the default */
+    int required;
+    int64_t min, max;    /* CLI_INT: accepted range */
+    unsigned allowed;    /* CLI_DTYPE: accepted dtypes */
+    int given;           /* set by cli_parse */
+} cli_opt;
+
+typedef struct cli_command {
+    const char *name;    /* "gemm" */
+    const char *usage;   /* "-m M -n N -k K [options]" */
+    const char *about;   /* what the command does, a few lines */
+    cli_opt *opts;
+    int n_opts;
+    const char *notes;   /* printed after the options, or NULL */
+} cli_command;
+
+/* Parses argv[1..argc-1] (argv[0] is the command name) into the options' destinations.
+ * Returns CLI_RUN when the command should run, CLI_OK after printing --help, or CLI_USAGE
+ * after printing one error line. */
+int cli_parse(cli_command *cmd, int argc, char **argv);
+void cli_print_help(const cli_command *cmd, FILE *out);
+/* The option named `name` of cmd (a programming error aborts if there is none). */
+cli_opt *cli_find(cli_command *cmd, const char *name);
+
+/* Strict conversions: the whole text, no blanks, no overflow. 0 on success, else -1 with
+ * the reason in *why ("not an integer", ...). */
+int cli_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out, const char **why);
+int cli_parse_positive_float(const char *text, float *out, const char **why);
+
+/* K must be a whole number of 16-element blocks: CLI_OK, or CLI_USAGE after the message
+ * "fp4gemm <cmd>: -k 24: K must be a multiple of 16". */
+int cli_check_k(const char *cmd, const char *opt, int64_t k);
+
+/* a * b * c as bytes, or -1 (after an error line) when it exceeds what a buffer can be. */
+int64_t cli_bytes(const char *cmd, const char *what, int64_t a, int64_t b, int64_t c);
+
+/* ---- memory and files -------------------------------------------------------------------- */
+
+/* malloc that reports: NULL after "fp4gemm <cmd>: out of memory: N bytes for <what>". */
+void *cli_alloc(const char *cmd, int64_t bytes, const char *what);
+/* Reads `path`, which must hold exactly `bytes` bytes, into a new buffer (*out, to free).
+ * `shape` describes the expected size in the error ("[4, 64] f32"). CLI_OK or CLI_FAIL. */
+int cli_read_file(const char *cmd, const char *path, int64_t bytes, const char *shape,
+                  void **out);
+/* Writes PATH.tmp, then renames it to PATH: a reader never sees a half-written file.
+ * CLI_OK, or CLI_FAIL after the message (and PATH.tmp removed). */
+int cli_write_file(const char *cmd, const char *path, const void *data, int64_t bytes);
+
+/* fp4_malloc + fp4_upload: a copy of host[bytes] in the context's memory, in *dev. */
+fp4_status cli_upload_new(fp4_ctx *ctx, const void *host, int64_t bytes, void **dev);
+
+/* ---- random inputs ----------------------------------------------------------------------- */
+
+/* splitmix64 with Box-Muller normals: the same sequence on every machine. */
+typedef struct cli_rng {
+    uint64_t state;
+    int has_spare;
+    double spare;
+} cli_rng;
+
+void cli_rng_seed(cli_rng *rng, uint64_t seed);
+uint64_t cli_rng_u64(cli_rng *rng);
+double cli_rng_uniform(cli_rng *rng); /* [0, 1) */
+double cli_rng_normal(cli_rng *rng);  /* standard normal */
+/* normal(0, scale) values; about 1 in 64 is an outlier 20x larger, as activations have. */
+void cli_fill_normal(cli_rng *rng, float *x, int64_t n, float scale);
+
+/* ---- host conversions (round to nearest even) -------------------------------------------- */
+
+uint16_t cli_f32_to_bf16(float x);
+uint16_t cli_f32_to_f16(float x);
+float cli_bf16_to_f32(uint16_t h);
+float cli_f16_to_f32(uint16_t h);
+/* dst[i] = src[i] in dtype (F32, F16 or BF16). */
+void cli_store_floats(const float *src, int64_t n, fp4_dtype dtype, void *dst);
+/* Element i of an F32, F16 or BF16 array, as float. */
+float cli_load_float(const void *src, fp4_dtype dtype, int64_t i);
+uint32_t cli_f32_bits(float x);
+
+/* ---- devices and time -------------------------------------------------------------------- */
+
+/* The first CUDA device if there is one, else -1 (the CPU). */
+int cli_default_device(void);
+/* "CPU" or "NVIDIA H100 80GB HBM3 (sm_90, device 0)". */
+void cli_describe_device(int device, char *buf, size_t len);
+double cli_seconds(void); /* monotonic wall clock */
+/* The automatic-selection order for a compute capability (0: the CPU), from the library's
+ * table: "cuda_wgmma > cuda_mma > cuda_simt". */
+void cli_policy_string(int compute_capability, char *buf, size_t len);
+
+#endif /* FP4_CLI_UTIL_H */

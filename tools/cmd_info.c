@@ -1,0 +1,96 @@
+/* cmd_info.c - `fp4gemm info`: version, build, devices, and for the CPU and each device every
+ * backend with "can run" or the reason it can't, and what auto picks. */
+#include "cli_util.h"
+#include "fp4gemm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The backends of one context (device -1: the CPU). Returns CLI_OK or CLI_FAIL. */
+static int print_backends(int device) {
+    char label[320];
+    cli_describe_device(device, label, sizeof label);
+    printf("\n%s\n", device < 0 ? "CPU (device -1)" : label);
+    fp4_ctx *ctx = NULL;
+    const fp4_status st = fp4_create(&ctx, device);
+    if (st != FP4_OK) {
+        printf("  no context: %s [%s]\n", fp4_last_error(NULL), fp4_status_name(st));
+        return CLI_FAIL;
+    }
+    char order[256];
+    cli_policy_string(fp4_ctx_compute_capability(ctx), order, sizeof order);
+    printf("  %-12s %s\n", "auto order", order);
+    for (int b = FP4_BACKEND_AUTO + 1; b < FP4_BACKEND_COUNT; b++) {
+        char why[512];
+        const fp4_status can = fp4_backend_check(ctx, (fp4_backend)b, NULL, why, sizeof why);
+        printf("  %-12s %s%s\n", fp4_backend_name((fp4_backend)b),
+               can == FP4_OK ? "can run" : "no: ", can == FP4_OK ? "" : why);
+    }
+    fp4_backend pick = FP4_BACKEND_AUTO;
+    const char *env = getenv("FP4GEMM_BACKEND");
+    const int env_set = env && *env && strcmp(env, "auto") != 0;
+    if (fp4_gemm_select_backend(ctx, NULL, &pick) == FP4_OK)
+        printf("  %-12s %s%s\n", "auto picks", fp4_backend_name(pick),
+               env_set ? " (set by FP4GEMM_BACKEND)" : "");
+    else
+        printf("  %-12s nothing: %s\n", "auto picks", fp4_last_error(ctx));
+    fp4_destroy(ctx);
+    return CLI_OK;
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_command cmd = {
+        .name = "info",
+        .usage = "[--help]",
+        .about = "Prints the version, how this fp4gemm was built, the CUDA devices, and for the\n"
+                 "CPU and each device every backend with 'can run' or the reason it can't,\n"
+                 "the automatic-selection order and what auto picks.",
+        .opts = NULL,
+        .n_opts = 0,
+        .notes = "auto picks the first backend of the order that can run; FP4GEMM_BACKEND\n"
+                 "replaces the order (see 'fp4gemm --help').",
+    };
+    const int rc = cli_parse(&cmd, argc, argv);
+    if (rc != CLI_RUN) return rc;
+
+    int status = CLI_OK;
+    printf("fp4gemm %s\n", fp4_version());
+    if (fp4_built_with_cuda())
+        printf("build:    CUDA, architectures %s\n", fp4_built_cuda_archs());
+    else
+        printf("build:    CPU only (built without CUDA)\n");
+
+    int count = 0;
+    const fp4_status st = fp4_device_count(&count);
+    if (st != FP4_OK) {
+        printf("devices:  query failed: %s [%s]\n", fp4_last_error(NULL), fp4_status_name(st));
+        count = 0;
+        status = CLI_FAIL;
+    } else if (count == 0) {
+        printf("devices:  none%s\n", fp4_built_with_cuda() ? " (no CUDA device or driver)" : "");
+    } else {
+        printf("devices:  %d\n", count);
+    }
+    for (int d = 0; d < count; d++) {
+        fp4_device_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        const fp4_status qs = fp4_device_query(d, &info);
+        if (qs != FP4_OK) {
+            printf("  %d: query failed: %s [%s]\n", d, fp4_last_error(NULL), fp4_status_name(qs));
+            status = CLI_FAIL;
+            continue;
+        }
+        printf("  %d: %s, sm_%d, %d SMs, %.1f MiB L2, %.1f GiB memory", d, info.name,
+               info.compute_capability, info.sm_count, (double)info.l2_bytes / (1 << 20),
+               (double)info.memory_bytes / (1 << 30));
+        if (info.memory_bandwidth_gbs > 0) printf(", %.0f GB/s", info.memory_bandwidth_gbs);
+        printf("\n");
+    }
+
+    if (print_backends(-1) != CLI_OK) status = CLI_FAIL;
+    for (int d = 0; d < count; d++)
+        if (print_backends(d) != CLI_OK) status = CLI_FAIL;
+    return status;
+}
