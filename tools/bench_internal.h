@@ -1,0 +1,163 @@
+/*
+ * bench_internal.h - what the files of `fp4gemm bench` share. Not part of the library.
+ *
+ *   bench.c         options, shapes, providers by name, the table, CSV, JSON, the summary
+ *   bench_svg.c     the SVG chart (speedup over cublas_bf16 vs M, one panel per (N, K))
+ *   bench_cuda.c    CUDA only: device, ceilings, operands, providers, check, timing
+ *   bench_kernels.cu  CUDA only: the few device kernels the bench needs (bench_kernels.h)
+ *
+ * bench.c drives the run one point (M, N, K) at a time through the bench_cuda_* calls; in a
+ * build without CUDA those calls are stubs in bench.c that say so.
+ */
+#ifndef FP4_BENCH_INTERNAL_H
+#define FP4_BENCH_INTERNAL_H
+
+#include "fp4gemm.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define BENCH_MAX_PROVIDERS 16
+#define BENCH_MIN_LAUNCHES 10   /* launches captured in one graph, at least */
+#define BENCH_MIN_REPLAYS 20    /* timed graph replays, at least */
+#define BENCH_MAX_REPLAYS 100   /* cheap points get more replays, up to this */
+#define BENCH_MAX_SETS 1024     /* rotated input sets, at most */
+#define BENCH_L2_FACTOR 5.0     /* the sets of one replay span >= this many L2 sizes */
+#define BENCH_SAMPLES 68        /* sampled output elements checked: 64 random + 4 corners */
+
+/* What a provider runs. */
+typedef enum bench_kind {
+    BENCH_KIND_FP4 = 0,            /* fp4_gemm on one backend (or AUTO): NVFP4 A and B */
+    BENCH_KIND_CUBLAS_BF16 = 1,    /* cuBLASLt BF16 GEMM on the dequantized operands */
+    BENCH_KIND_CUBLAS_FP8 = 2,     /* cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN */
+    BENCH_KIND_DEQUANT_CUBLAS = 3  /* fp4_dequantize A and B to BF16 + the BF16 GEMM, together */
+} bench_kind;
+
+typedef struct bench_provider {
+    char name[32];      /* "cuda_wgmma", "auto", "cublas_bf16", ... */
+    bench_kind kind;
+    fp4_backend backend; /* BENCH_KIND_FP4 only */
+} bench_provider;
+
+typedef struct bench_shape {
+    int64_t m, n, k;
+} bench_shape;
+
+typedef enum bench_status {
+    BENCH_OK = 0,      /* checked and timed */
+    BENCH_FAILED = 1,  /* wrong output, or an error while running: not timed */
+    BENCH_SKIPPED = 2  /* can't run this point here, or too slow for the time budget */
+} bench_status;
+
+typedef struct bench_result {
+    int provider;          /* index into bench_run.providers */
+    bench_shape shape;
+    bench_status status;
+    int too_slow;          /* SKIPPED because of --max-point-seconds */
+    char note[400];        /* the reason of FAILED/SKIPPED, else remarks ("auto: cuda_wgmma") */
+    double time_us, p20_us, p80_us; /* per GEMM: replay time / launches */
+    double flops, bytes;   /* 2*M*N*K; the operand bytes of this provider (A, B, scales, D) */
+    double tflops, gbs, roofline_pct;
+    double speedup;        /* time of cublas_bf16 / this time; 0 when not known */
+    int launches, sets, replays;
+    int graph;             /* 1: timed as CUDA graph replays; 0: plain stream launches */
+    int cold;              /* 1: the sets of one replay span >= BENCH_L2_FACTOR L2 sizes */
+    double check_max_err;  /* max |out - ref| / tolerance over the samples (<= 1 passes) */
+    double check_rel_l2;   /* ||out - ref|| / ||ref|| over the samples */
+    double fp8_vs_nvfp4;   /* cublas_fp8 only: rel L2 distance to the NVFP4 reference */
+} bench_result;
+
+typedef struct bench_options {
+    bench_shape *shapes;
+    int nshapes;
+    const char *preset;     /* NULL with --shapes */
+    char m_list_text[256];  /* the M list as given, for the record */
+    const char *providers;  /* --providers, NULL for the default */
+    fp4_dtype out_dtype;
+    int device;
+    uint64_t seed;
+    double max_point_seconds;
+    int min_replays;
+    const char *csv_path, *json_path, *svg_path;
+    int progress;           /* stderr is a terminal */
+} bench_options;
+
+typedef struct bench_device {
+    char name[256];
+    int device, cc, sm_count;
+    int sm_clock_mhz, mem_clock_mhz; /* 0 if unknown */
+    int64_t l2_bytes, memory_bytes, free_bytes;
+    int runtime_version, driver_version;
+    long cublaslt_version;
+    double copy_gbs;        /* measured: device-to-device copy, bytes read + written */
+    int64_t copy_bytes;
+    double bf16_tflops;     /* measured: cuBLASLt BF16 8192^3 on random data */
+    char ceiling_note[256]; /* why a ceiling is missing */
+} bench_device;
+
+/* Everything an output (table, CSV, JSON, SVG) needs. */
+typedef struct bench_run {
+    const bench_options *opt;
+    bench_device dev;
+    char date[64];          /* "2026-11-28 12:00:00 UTC" */
+    bench_provider providers[BENCH_MAX_PROVIDERS];
+    int nproviders;
+    char unavailable[BENCH_MAX_PROVIDERS][320]; /* "cublaslt: <why>" */
+    int nunavailable;
+    bench_result *results;
+    int nresults, cap;
+    int point_index, npoints; /* for the progress line */
+    double wall_seconds;
+    int aborted;            /* the CUDA context broke: the run stopped early */
+    char abort_reason[512];
+} bench_run;
+
+/* Index of the provider named cublas_bf16 in run, or -1. */
+int bench_baseline_index(const bench_run *run);
+
+/* A growing text (CSV, JSON, SVG), written to its file in one go. On out-of-memory `failed`
+ * is set and later appends are dropped. */
+typedef struct bench_text {
+    char *data;
+    size_t len, cap;
+    int failed;
+} bench_text;
+
+void bench_text_printf(bench_text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends s with the XML escapes (&, <, >, "). */
+void bench_text_xml(bench_text *t, const char *s);
+void bench_text_free(bench_text *t);
+
+/* ---- bench_svg.c ---------------------------------------------------------------------- */
+/* Draws the chart into t. */
+void bench_svg(const bench_run *run, bench_text *t);
+
+/* ---- bench_cuda.c (stubs in bench.c without CUDA) ------------------------------------- */
+typedef struct bench_cuda bench_cuda;
+
+/* Opens the device (context, stream, cuBLASLt, events) and fills dev (not the ceilings).
+ * Returns 0, or -1 with the reason in why. */
+int bench_cuda_open(int device, bench_device *dev, bench_cuda **out, char *why, size_t why_len);
+void bench_cuda_close(bench_cuda *bc); /* accepts NULL */
+/* Can `p` run on this device at all? 0 if so, else -1 and why. */
+int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why, size_t why_len);
+/* Measures the copy bandwidth and the cuBLASLt BF16 rate into dev. Returns 0, or -1 if the
+ * CUDA context broke (a missing ceiling alone is not an error: see dev->ceiling_note). */
+int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why, size_t why_len);
+/* Runs every provider of run on one shape, appending one result per provider to run.
+ * Returns 0, or -1 if the CUDA context broke (the run must stop; why says how). */
+int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *why,
+                     size_t why_len);
+
+/* ---- bench.c ---------------------------------------------------------------------------- */
+/* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */
+bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
+/* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */
+void bench_progress(const bench_run *run, const char *provider, bench_shape shape);
+
+#endif /* FP4_BENCH_INTERNAL_H */

@@ -1,0 +1,41 @@
+/*
+ * bench_kernels.h - the device kernels of `fp4gemm bench` (tools/bench_kernels.cu), callable
+ * from C. Each launches on `stream` and returns the launch's error (cudaGetLastError).
+ */
+#ifndef FP4_BENCH_KERNELS_H
+#define FP4_BENCH_KERNELS_H
+
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* n BF16 values, normal(0, scale) from a counter-based hash of (seed, index), so any size is
+ * generated at memory speed and the same seed gives the same values. With `outliers`, about
+ * 1 in 64 values is 20x larger (activation-like). */
+cudaError_t bench_fill_bf16(uint16_t *out, int64_t n, uint64_t seed, float scale, int outliers,
+                            cudaStream_t stream);
+
+/* *amax = max |x[i]| over n BF16 values (NaN ignored). Zeroes *amax first, stream-ordered. */
+cudaError_t bench_amax_bf16(const uint16_t *x, int64_t n, float *amax, cudaStream_t stream);
+
+/* Per-tensor FP8 scale from an amax: scale = amax / 448 (the decode scale that cuBLASLt's
+ * A/B_SCALE_POINTER takes) and inv_scale = 448 / amax; both 1 if amax is 0 or not finite. */
+cudaError_t bench_fp8_scales(const float *amax, float *scale, float *inv_scale,
+                             cudaStream_t stream);
+
+/* out[i] = e4m3(bf16 x[i] * *inv_scale), round to nearest even, saturating to +-448. */
+cudaError_t bench_bf16_to_e4m3(const uint16_t *x, uint8_t *out, int64_t n,
+                               const float *inv_scale, cudaStream_t stream);
+
+/* *count = number of NaN/Inf elements of a [rows, cols] matrix with leading dimension ld, of
+ * dtype 0 = F32, 1 = F16, 2 = BF16 (fp4_dtype's values). Zeroes *count first. */
+cudaError_t bench_count_nonfinite(const void *d, int dtype, int64_t rows, int64_t cols,
+                                  int64_t ld, unsigned long long *count, cudaStream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FP4_BENCH_KERNELS_H */
