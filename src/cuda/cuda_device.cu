@@ -71,7 +71,9 @@ extern "C" fp4_status fp4_cuda_device_query(int device, fp4_device_info *info) {
 
 /* ---- contexts ---------------------------------------------------------------------------- */
 
-extern "C" fp4_status fp4_cuda_set_device(fp4_ctx *ctx) {
+/* cudaSetDevice(ctx->device), reported in ctx. Since CUDA 12 it also initializes the device's
+ * primary context, so a device that can't be used fails here. */
+static fp4_status select_device(fp4_ctx *ctx) {
     const cudaError_t err = cudaSetDevice(ctx->device);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
@@ -79,6 +81,15 @@ extern "C" fp4_status fp4_cuda_set_device(fp4_ctx *ctx) {
                         cudaGetErrorString(err));
     }
     return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_set_device(fp4_ctx *ctx) {
+    /* Every call goes through here: when the device is already current (the usual case), only
+     * ask, so that a call inside a stream capture changes no state. */
+    int current = -1;
+    if (cudaGetDevice(&current) == cudaSuccess && current == ctx->device) return FP4_OK;
+    (void)cudaGetLastError();
+    return select_device(ctx);
 }
 
 extern "C" fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx) {
@@ -94,7 +105,7 @@ extern "C" fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx) {
                         "CUDA device %d does not exist: devices 0..%d are visible", ctx->device,
                         count - 1);
     }
-    fp4_status st = fp4_cuda_set_device(ctx);
+    fp4_status st = select_device(ctx);
     if (st != FP4_OK) return st;
     st = query_device(ctx, ctx->device, &ctx->info);
     if (st != FP4_OK) return st;

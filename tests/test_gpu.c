@@ -1,0 +1,758 @@
+/*
+ * test_gpu.c - the GPU test driver: the GPU quantizer, dequantizer and global scale against
+ * the CPU ones byte for byte, and every GPU backend that can run here (plus `auto`) against
+ * the CPU reference GEMM. Skips (exit code 77) when there is no CUDA device.
+ *
+ * GPU outputs are poisoned before each run (0xA5 for quantizer outputs, 0xFF = NaN in every
+ * dtype for D), so that anything a kernel fails to write, or writes where it must not (the
+ * padding columns between n and ldd), shows up.
+ */
+#include "format.h"
+#include "test_util.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fp4_ctx *g_gpu; /* device 0 */
+static fp4_ctx *g_cpu; /* device -1 */
+static tu_rng g_rng;
+
+/* Checks a library call; on failure prints it (with the context's last error) and jumps to
+ * the enclosing function's `fail` label. */
+#define TRY(ctx, call)                                         \
+    do {                                                       \
+        if (!tu_ok((call), (ctx), #call)) goto fail;           \
+    } while (0)
+
+static void *xmalloc(int64_t bytes) {
+    void *p = malloc((size_t)(bytes > 0 ? bytes : 1));
+    if (!p) {
+        fprintf(stderr, "test_gpu: out of host memory (%lld bytes)\n", (long long)bytes);
+        exit(1);
+    }
+    return p;
+}
+
+/* F32/F16/BF16 element i of a host array, as float. */
+static float host_load(const void *base, fp4_dtype dt, int64_t i) {
+    if (dt == FP4_DTYPE_F32) return ((const float *)base)[i];
+    const uint16_t h = ((const uint16_t *)base)[i];
+    return dt == FP4_DTYPE_F16 ? fp4_f16_to_f32(h) : fp4_bf16_to_f32(h);
+}
+
+static void host_store(void *base, fp4_dtype dt, int64_t i, float x) {
+    if (dt == FP4_DTYPE_F32)
+        ((float *)base)[i] = x;
+    else
+        ((uint16_t *)base)[i] = dt == FP4_DTYPE_F16 ? fp4_f32_to_f16(x) : fp4_f32_to_bf16(x);
+}
+
+/* Index of the first differing byte, or -1. */
+static int64_t first_diff(const uint8_t *a, const uint8_t *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return i;
+    return -1;
+}
+
+/* ======================================================================================
+ * (a) quantizer, dequantizer, global scale: GPU == CPU bit for bit
+ * ==================================================================================== */
+
+typedef struct quant_shape {
+    int64_t rows, k;
+    int64_t ld_pad; /* ld_in = ld_out = k + ld_pad */
+    int misalign;   /* input, output and q pointers one element / byte off: scalar paths */
+    int specials;   /* all-zero, tiny, huge and NaN blocks */
+    int with_inf;   /* and one Inf */
+} quant_shape;
+
+static const quant_shape k_quant_shapes[] = {
+    {1, 16, 0, 0, 0, 0},
+    {129, 48, 0, 0, 1, 0},   /* 3 k-blocks: swizzled pads to 4, rows to 256 */
+    {37, 4096, 0, 0, 1, 0},
+    {130, 80, 24, 0, 1, 1},  /* non-contiguous rows, 16-byte aligned: vector loads */
+    {5, 64, 3, 0, 1, 0},     /* row stride not a multiple of 16 bytes: scalar loads */
+    {200, 32, 0, 1, 0, 0},   /* misaligned pointers: scalar loads and stores */
+};
+
+/* Host input [rows, ld] as float: activations, the gap columns k..ld filled with a large
+ * value that changes amax and the scales if a kernel reads them, and the special blocks. */
+static void make_quant_input(const quant_shape *s, float *x, int64_t ld) {
+    const int64_t rows = s->rows, k = s->k;
+    for (int64_t r = 0; r < rows; r++) {
+        tu_fill_activations(&g_rng, x + r * ld, k, 1.0f);
+        for (int64_t i = k; i < ld; i++) x[r * ld + i] = 30000.0f;
+    }
+    if (s->specials) {
+        float *zero = x;                                         /* row 0, block 0 */
+        float *tiny = x + (rows > 1 ? 1 : 0) * ld + (k - 16);    /* row 1, last block */
+        float *huge = x + (rows - 1) * ld + (k >= 32 ? 16 : 0);  /* last row, block 1 */
+        for (int i = 0; i < 16; i++) {
+            zero[i] = 0.0f;
+            tiny[i] = ldexpf(1.0f + (float)i / 16.0f, -10) * ((i & 1) ? -1.0f : 1.0f);
+            huge[i] = 2688.0f * (0.5f + (float)i / 24.0f) * ((i & 2) ? -1.0f : 1.0f);
+        }
+        x[(rows / 2) * ld + k / 2 + 1] = NAN;
+    }
+    if (s->with_inf) x[(rows - 1) * ld + k - 1] = -INFINITY;
+}
+
+static int quant_input_nonfinite(const quant_shape *s) { return s->specials || s->with_inf; }
+
+/* Are bytes a[i], b[i] of a dtype array equal, or both NaN (the GPU's NaN is canonical, the
+ * CPU's keeps the payload of the NaN it came from)? Compares element by element. */
+static int64_t first_diff_nan_equal(const uint8_t *a, const uint8_t *b, int64_t n,
+                                    fp4_dtype dt) {
+    const int64_t esize = fp4_dtype_size(dt);
+    for (int64_t i = 0; i < n; i += esize) {
+        if (memcmp(a + i, b + i, (size_t)esize) == 0) continue;
+        if (isnan(host_load(a + i, dt, 0)) && isnan(host_load(b + i, dt, 0))) continue;
+        return i;
+    }
+    return -1;
+}
+
+/* The global scale of one input: GPU == CPU. Writes the CPU's into *gs_cpu and leaves the
+ * GPU's in d_gs (device memory). */
+static int check_global_scale(const char *label, int64_t rows, int64_t k, fp4_dtype dt,
+                              const void *host_in, const void *dev_in, int64_t ld, float *d_gs,
+                              float *gs_cpu) {
+    float gs_gpu = 0.0f;
+    uint32_t bg, bc;
+    TRY(g_cpu, fp4_global_scale(g_cpu, rows, k, dt, host_in, ld, gs_cpu, NULL));
+    TRY(g_gpu, fp4_memset(g_gpu, d_gs, 0xA5, sizeof(float)));
+    TRY(g_gpu, fp4_global_scale(g_gpu, rows, k, dt, dev_in, ld, d_gs, NULL));
+    TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+    TRY(g_gpu, fp4_download(g_gpu, &gs_gpu, d_gs, sizeof(float)));
+    bg = fp4_f32_bits(gs_gpu);
+    bc = fp4_f32_bits(*gs_cpu);
+    return tu_case(bg == bc, "global_scale %s gpu=%.9g (0x%08x) cpu=%.9g (0x%08x)", label,
+                   (double)gs_gpu, bg, (double)*gs_cpu, bc);
+fail:
+    return tu_case(0, "global_scale %s", label);
+}
+
+/* Quantizes one input on both sides with one layout and gs mode, compares q, sf and the
+ * non-finite flag, then dequantizes (both sides) and compares the outputs. */
+static void check_quantize(const quant_shape *s, fp4_dtype dt, fp4_sf_layout layout,
+                           int gs_mode, const char *label, const void *host_in,
+                           const void *dev_in, float *d_gs, float gs_cpu) {
+    const int64_t rows = s->rows, k = s->k, ld = k + s->ld_pad, esize = fp4_dtype_size(dt);
+    const int64_t q_bytes = fp4_packed_bytes(rows, k);
+    const int64_t sf_bytes = fp4_sf_bytes(rows, k, layout);
+    const int64_t out_bytes = rows * ld * esize;
+    const int mis = s->misalign;
+    static const char *gs_names[3] = {"device", "1", "3e38"};
+    const float gs_value = gs_mode == 1 ? 1.0f : 3.0e38f;
+
+    uint8_t *q_ref = xmalloc(q_bytes), *sf_ref = xmalloc(sf_bytes);
+    uint8_t *q_gpu = xmalloc(q_bytes), *sf_gpu = xmalloc(sf_bytes);
+    uint8_t *out_ref = xmalloc(out_bytes), *out_gpu = xmalloc(out_bytes);
+    uint8_t *d_q = NULL, *d_sf = NULL, *d_out = NULL;
+    uint32_t *d_flag = NULL;
+    uint32_t flag_ref = 0, flag_gpu = 0;
+    int ok_q = 0;
+
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_q, q_bytes + mis));
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_sf, sf_bytes));
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_out, out_bytes + mis * esize));
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_flag, sizeof(uint32_t)));
+
+    // quantize: CPU reference, then the GPU into poisoned buffers
+    fp4_quant_desc qd;
+    fp4_quant_desc_init(&qd);
+    qd.rows = rows;
+    qd.k = k;
+    qd.in_dtype = dt;
+    qd.ld_in = ld;
+    qd.sf_layout = layout;
+    qd.in = host_in;
+    qd.out_q = q_ref;
+    qd.out_sf = sf_ref;
+    qd.nonfinite_flag = &flag_ref;
+    qd.global_scale = gs_value;
+    qd.global_scale_ptr = gs_mode == 0 ? &gs_cpu : NULL; /* gs may be 0 or FLT_MAX here */
+    memset(q_ref, 0xA5, (size_t)q_bytes);
+    memset(sf_ref, 0xA5, (size_t)sf_bytes);
+    TRY(g_cpu, fp4_quantize(g_cpu, &qd));
+
+    TRY(g_gpu, fp4_memset(g_gpu, d_q, 0xA5, q_bytes + mis));
+    TRY(g_gpu, fp4_memset(g_gpu, d_sf, 0xA5, sf_bytes));
+    TRY(g_gpu, fp4_memset(g_gpu, d_flag, 0, sizeof(uint32_t)));
+    qd.in = dev_in;
+    qd.out_q = d_q + mis;
+    qd.out_sf = d_sf;
+    qd.nonfinite_flag = d_flag;
+    qd.global_scale_ptr = gs_mode == 0 ? d_gs : NULL;
+    qd.stream = NULL;
+    TRY(g_gpu, fp4_quantize(g_gpu, &qd));
+    TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+    TRY(g_gpu, fp4_download(g_gpu, q_gpu, d_q + mis, q_bytes));
+    TRY(g_gpu, fp4_download(g_gpu, sf_gpu, d_sf, sf_bytes));
+    TRY(g_gpu, fp4_download(g_gpu, &flag_gpu, d_flag, sizeof(uint32_t)));
+
+    const int64_t dq = first_diff(q_gpu, q_ref, q_bytes);
+    const int64_t dsf = first_diff(sf_gpu, sf_ref, sf_bytes);
+    const uint32_t flag_expected = (uint32_t)quant_input_nonfinite(s);
+    if (dq >= 0)
+        printf("  q byte %lld (row %lld): gpu 0x%02x cpu 0x%02x\n", (long long)dq,
+               (long long)(dq / (k / 2)), q_gpu[dq], q_ref[dq]);
+    if (dsf >= 0)
+        printf("  sf byte %lld of %lld: gpu 0x%02x cpu 0x%02x\n", (long long)dsf,
+               (long long)sf_bytes, sf_gpu[dsf], sf_ref[dsf]);
+    if (flag_gpu != flag_ref || flag_ref != flag_expected)
+        printf("  nonfinite flag: gpu %u cpu %u expected %u\n", flag_gpu, flag_ref,
+               flag_expected);
+    ok_q = dq < 0 && dsf < 0 && flag_gpu == flag_ref && flag_ref == flag_expected;
+    tu_case(ok_q, "quantize %s sf=%s gs=%s flag=%u", label, fp4_sf_layout_name(layout),
+            gs_names[gs_mode], flag_gpu);
+
+    // dequantize the CPU's bytes on both sides (same stride, gap columns left poisoned)
+    fp4_dequant_desc dd;
+    fp4_dequant_desc_init(&dd);
+    dd.rows = rows;
+    dd.k = k;
+    dd.sf_layout = layout;
+    dd.out_dtype = dt;
+    dd.ld_out = ld;
+    dd.q = q_ref;
+    dd.sf = sf_ref;
+    dd.out = out_ref;
+    dd.global_scale = gs_value;
+    dd.global_scale_ptr = gs_mode == 0 ? &gs_cpu : NULL;
+    memset(out_ref, 0xA5, (size_t)out_bytes);
+    TRY(g_cpu, fp4_dequantize(g_cpu, &dd));
+
+    TRY(g_gpu, fp4_upload(g_gpu, d_q + mis, q_ref, q_bytes));
+    TRY(g_gpu, fp4_upload(g_gpu, d_sf, sf_ref, sf_bytes));
+    TRY(g_gpu, fp4_memset(g_gpu, d_out, 0xA5, out_bytes + mis * esize));
+    dd.q = d_q + mis;
+    dd.sf = d_sf;
+    dd.out = d_out + mis * esize;
+    dd.global_scale_ptr = gs_mode == 0 ? d_gs : NULL;
+    TRY(g_gpu, fp4_dequantize(g_gpu, &dd));
+    TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+    TRY(g_gpu, fp4_download(g_gpu, out_gpu, d_out + mis * esize, out_bytes));
+    {
+        const int64_t dout = first_diff_nan_equal(out_gpu, out_ref, out_bytes, dt);
+        if (dout >= 0)
+            printf("  out element %lld: gpu %.9g cpu %.9g\n", (long long)(dout / esize),
+                   (double)host_load(out_gpu + dout, dt, 0),
+                   (double)host_load(out_ref + dout, dt, 0));
+        tu_case(dout < 0, "dequantize %s sf=%s gs=%s", label, fp4_sf_layout_name(layout),
+                gs_names[gs_mode]);
+    }
+    goto done;
+fail:
+    tu_case(0, "quantize/dequantize %s sf=%s gs=%s", label, fp4_sf_layout_name(layout),
+            gs_names[gs_mode]);
+done:
+    fp4_free(g_gpu, d_q);
+    fp4_free(g_gpu, d_sf);
+    fp4_free(g_gpu, d_out);
+    fp4_free(g_gpu, d_flag);
+    free(q_ref);
+    free(sf_ref);
+    free(q_gpu);
+    free(sf_gpu);
+    free(out_ref);
+    free(out_gpu);
+}
+
+static void test_quantizer(void) {
+    static const fp4_dtype dtypes[3] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};
+    int counter = 0;
+    for (size_t si = 0; si < sizeof k_quant_shapes / sizeof k_quant_shapes[0]; si++) {
+        const quant_shape *s = &k_quant_shapes[si];
+        const int64_t ld = s->k + s->ld_pad, elems = s->rows * ld;
+        float *x = xmalloc(elems * 4);
+        make_quant_input(s, x, ld);
+        for (int di = 0; di < 3; di++) {
+            const fp4_dtype dt = dtypes[di];
+            const int64_t esize = fp4_dtype_size(dt), mis = s->misalign;
+            uint8_t *host_in = xmalloc(elems * esize);
+            uint8_t *d_in = NULL;
+            float *d_gs = NULL;
+            float gs_cpu = 0.0f;
+            char label[160];
+            snprintf(label, sizeof label, "%s rows=%lld k=%lld ld=%lld%s", fp4_dtype_name(dt),
+                     (long long)s->rows, (long long)s->k, (long long)ld,
+                     mis ? " misaligned" : "");
+            for (int64_t i = 0; i < elems; i++) host_store(host_in, dt, i, x[i]);
+            TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_in, (elems + mis) * esize));
+            TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_gs, sizeof(float)));
+            TRY(g_gpu, fp4_upload(g_gpu, d_in + mis * esize, host_in, elems * esize));
+
+            check_global_scale(label, s->rows, s->k, dt, host_in, d_in + mis * esize, ld, d_gs,
+                               &gs_cpu);
+            for (int li = 0; li < 2; li++, counter++)
+                check_quantize(s, dt, (fp4_sf_layout)li, counter % 3, label, host_in,
+                               d_in + mis * esize, d_gs, gs_cpu);
+            goto next;
+        fail:
+            tu_case(0, "quantizer set-up %s", label);
+        next:
+            fp4_free(g_gpu, d_in);
+            fp4_free(g_gpu, d_gs);
+            free(host_in);
+        }
+        free(x);
+    }
+}
+
+/* Global scale of degenerate tensors: all zero (1), a subnormal amax (2688/amax overflows:
+ * FLT_MAX), an Inf (0), only NaN and zeros (1). */
+static void test_global_scale_edges(void) {
+    static const char *names[4] = {"all-zero", "subnormal-amax", "inf", "nan-and-zero"};
+    const float expected[4] = {1.0f, FLT_MAX, 0.0f, 1.0f};
+    const int64_t rows = 3, k = 32, n = rows * k;
+    float x[96];
+    float *d_in = NULL, *d_gs = NULL;
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_in, n * 4));
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_gs, 4));
+    for (int c = 0; c < 4; c++) {
+        float gs_cpu = -1.0f;
+        for (int64_t i = 0; i < n; i++) x[i] = 0.0f;
+        if (c == 1) x[40] = -1e-40f;
+        if (c == 2) x[77] = INFINITY;
+        if (c == 3) x[5] = NAN;
+        TRY(g_gpu, fp4_upload(g_gpu, d_in, x, n * 4));
+        char label[64];
+        snprintf(label, sizeof label, "f32 %s", names[c]);
+        if (check_global_scale(label, rows, k, FP4_DTYPE_F32, x, d_in, k, d_gs, &gs_cpu))
+            tu_case(fp4_f32_bits(gs_cpu) == fp4_f32_bits(expected[c]),
+                    "global_scale f32 %s == %.9g", names[c], (double)expected[c]);
+    }
+    goto done;
+fail:
+    tu_case(0, "global_scale edges set-up");
+done:
+    fp4_free(g_gpu, d_in);
+    fp4_free(g_gpu, d_gs);
+}
+
+/* ======================================================================================
+ * (b) GEMM: every GPU backend that can run here, and auto, against cpu_ref
+ * ==================================================================================== */
+
+typedef struct gemm_shape {
+    int64_t m, n, k;
+    int64_t ldd_pad; /* ldd = n + ldd_pad */
+} gemm_shape;
+
+static const gemm_shape k_gemm_shapes[] = {
+    {1, 1, 16, 0},       {1, 4096, 4096, 0},  {7, 1, 48, 0},    {129, 257, 48, 0},
+    {33, 65, 4096, 0},   {16, 128, 28672, 0}, {2048, 64, 256, 0},
+    {64, 3000, 512, 0},  /* tall-skinny weight */
+    {37, 50, 96, 13},    /* non-contiguous D */
+};
+
+/* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
+ * output stays finite) in `layout`, padding 0. */
+static void make_fp4_operand(int64_t rows, int64_t k, fp4_sf_layout layout, uint8_t **q,
+                             uint8_t **sf) {
+    const int64_t kb = k / 16, sf_bytes = fp4_sf_bytes(rows, k, layout);
+    uint8_t *lin = xmalloc(rows * kb);
+    *q = xmalloc(rows * (k / 2));
+    *sf = xmalloc(sf_bytes);
+    tu_fill_bytes(&g_rng, *q, rows * (k / 2));
+    tu_fill_scales(&g_rng, lin, rows * kb, -4, 4);
+    memset(*sf, 0, (size_t)sf_bytes);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t b = 0; b < kb; b++) (*sf)[fp4_sf_offset(r, b, k, layout)] = lin[r * kb + b];
+    free(lin);
+}
+
+/* Row r of an operand as floats (exact): NVFP4 (q + sf) or 16-bit (q is the elements). */
+static void decode_row(const uint8_t *q, const uint8_t *sf, fp4_sf_layout layout, fp4_dtype dt,
+                       int64_t r, int64_t k, float *out) {
+    for (int64_t i = 0; i < k; i++) {
+        if (dt == FP4_DTYPE_E2M1)
+            out[i] = fp4_e2m1_decode(fp4_get_nibble(q + r * (k / 2), i)) *
+                     fp4_e4m3_decode(sf[fp4_sf_offset(r, i / 16, k, layout)]);
+        else
+            out[i] = host_load(q, dt, r * k + i);
+    }
+}
+
+/* One problem (shape, A type, layouts, alpha): the CPU reference and S = sum |A*B| for a set of
+ * rows of D, then every backend x output dtype on the GPU. */
+typedef struct gemm_problem {
+    const gemm_shape *s;
+    fp4_dtype a_dtype;
+    fp4_sf_layout a_layout, b_layout;
+    float alpha;
+    int64_t nrows, *rows; /* the rows of D compared */
+    float *ref;           /* [nrows, n] cpu_ref, F32 */
+    double *sum_abs;      /* [nrows, n] sum_k |A*B| */
+    /* device copies */
+    void *d_a, *d_a_sf, *d_b, *d_b_sf, *d_d;
+    float *d_alpha;
+} gemm_problem;
+
+static double out_ulp(fp4_dtype dt, double ref) {
+    switch (dt) {
+    case FP4_DTYPE_BF16: return fabs(ref) * 0x1p-8 + 0x1p-126;
+    case FP4_DTYPE_F16: return fabs(ref) * 0x1p-11 + 0x1p-24;
+    default: return 0x1p-149;
+    }
+}
+
+static const char *a_name(fp4_dtype a) {
+    return a == FP4_DTYPE_E2M1 ? "w4a4" : a == FP4_DTYPE_BF16 ? "w4a16-bf16" : "w4a16-f16";
+}
+
+/* Runs one backend x output dtype on the GPU and compares. */
+static void run_gemm_case(const gemm_problem *p, fp4_backend backend, fp4_dtype d_dtype,
+                          int alpha_by_ptr) {
+    const gemm_shape *s = p->s;
+    const int64_t ldd = s->n + s->ldd_pad, esize = fp4_dtype_size(d_dtype);
+    const int64_t d_bytes = s->m * ldd * esize;
+    uint8_t *d_host = xmalloc(d_bytes);
+    char name[64];
+    fp4_gemm_desc g;
+    fp4_gemm_desc_init(&g);
+    g.m = s->m;
+    g.n = s->n;
+    g.k = s->k;
+    g.a_dtype = p->a_dtype;
+    g.a = p->d_a;
+    g.a_sf = p->a_dtype == FP4_DTYPE_E2M1 ? p->d_a_sf : NULL;
+    g.a_sf_layout = p->a_layout;
+    g.b = p->d_b;
+    g.b_sf = p->d_b_sf;
+    g.b_sf_layout = p->b_layout;
+    g.d_dtype = d_dtype;
+    g.d = p->d_d;
+    g.ldd = ldd;
+    g.alpha = alpha_by_ptr ? 12345.0f : p->alpha; /* the pointer must win */
+    g.alpha_ptr = alpha_by_ptr ? p->d_alpha : NULL;
+    g.backend = backend;
+    g.stream = NULL;
+
+    snprintf(name, sizeof name, "%s", fp4_backend_name(backend));
+    if (backend == FP4_BACKEND_AUTO) {
+        fp4_backend chosen = FP4_BACKEND_AUTO;
+        if (fp4_gemm_select_backend(g_gpu, &g, &chosen) == FP4_OK)
+            snprintf(name, sizeof name, "auto(%s)", fp4_backend_name(chosen));
+    } else {
+        char why[512];
+        if (fp4_backend_check(g_gpu, backend, &g, why, sizeof why) != FP4_OK) {
+            tu_skip("%s %s m=%lld n=%lld k=%lld: %s", name, a_name(p->a_dtype),
+                    (long long)s->m, (long long)s->n, (long long)s->k, why);
+            free(d_host);
+            return;
+        }
+    }
+
+    // poison D (0xFF is NaN in every dtype, the ldd padding included), run, fetch
+    int ok = 1;
+    int64_t bad = 0, pad_bad = 0, unwritten = 0;
+    double max_err = 0.0, max_ratio = 0.0;
+    TRY(g_gpu, fp4_memset(g_gpu, p->d_d, 0xFF, d_bytes));
+    TRY(g_gpu, fp4_gemm(g_gpu, &g));
+    TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+    TRY(g_gpu, fp4_download(g_gpu, d_host, p->d_d, d_bytes));
+
+    // every row: the padding columns still poisoned, the n columns written
+    for (int64_t r = 0; r < s->m; r++) {
+        const uint8_t *row = d_host + r * ldd * esize;
+        for (int64_t i = s->n * esize; i < ldd * esize; i++) pad_bad += row[i] != 0xFF;
+        for (int64_t j = 0; j < s->n; j++) {
+            int poisoned = 1;
+            for (int64_t b = 0; b < esize; b++) poisoned &= row[j * esize + b] == 0xFF;
+            unwritten += poisoned;
+        }
+    }
+    // the compared rows: |d - ref| <= |alpha| * S * 8 * sqrt(k) * 2^-24 + out_ulp
+    const double acc_tol = fabs((double)p->alpha) * 8.0 * sqrt((double)s->k) * 0x1p-24;
+    for (int64_t i = 0; i < p->nrows; i++) {
+        const int64_t r = p->rows[i];
+        for (int64_t j = 0; j < s->n; j++) {
+            const double ref = p->ref[i * s->n + j];
+            const double d = host_load(d_host, d_dtype, r * ldd + j);
+            const double tol = acc_tol * p->sum_abs[i * s->n + j] + out_ulp(d_dtype, ref);
+            const double err = fabs(d - ref);
+            if (!(err <= tol)) {
+                if (bad++ < 3)
+                    printf("  D[%lld, %lld] = %.9g, reference %.9g, |err| %.3g > tol %.3g\n",
+                           (long long)r, (long long)j, d, ref, err, tol);
+                continue;
+            }
+            if (err > max_err) max_err = err;
+            if (tol > 0 && err / tol > max_ratio) max_ratio = err / tol;
+        }
+    }
+    if (pad_bad) printf("  %lld bytes of the ldd padding were overwritten\n", (long long)pad_bad);
+    if (unwritten) printf("  %lld elements of D were not written\n", (long long)unwritten);
+    ok = bad == 0 && pad_bad == 0 && unwritten == 0;
+    goto done;
+fail:
+    ok = 0;
+done:
+    tu_case(ok,
+            "%s %s m=%lld n=%lld k=%lld ldd=%lld d=%s sf=%s/%s alpha=%s max_err=%.2e "
+            "(%.2f of tol)%s",
+            name, a_name(p->a_dtype), (long long)s->m, (long long)s->n, (long long)s->k,
+            (long long)ldd, fp4_dtype_name(d_dtype),
+            p->a_dtype == FP4_DTYPE_E2M1 ? fp4_sf_layout_name(p->a_layout) : "-",
+            fp4_sf_layout_name(p->b_layout), alpha_by_ptr ? "ptr" : "value", max_err, max_ratio,
+            p->nrows < s->m ? " (sampled rows)" : "");
+    free(d_host);
+}
+
+static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int variant,
+                              const fp4_backend *backends, int nbackends, int *alpha_counter) {
+    const int64_t m = s->m, n = s->n, k = s->k;
+    gemm_problem p;
+    memset(&p, 0, sizeof p);
+    p.s = s;
+    p.a_dtype = a_dtype;
+    p.a_layout = (variant & 1) ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
+    p.b_layout = (variant & 2) ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
+    p.alpha = (variant % 3 == 2) ? -1.0f / 64.0f : 1.0f / 64.0f;
+
+    // operands on the host: B always NVFP4; A NVFP4 or 16-bit activations
+    uint8_t *a = NULL, *a_sf = NULL, *b = NULL, *b_sf = NULL;
+    const int w4a4 = a_dtype == FP4_DTYPE_E2M1;
+    make_fp4_operand(n, k, p.b_layout, &b, &b_sf);
+    if (w4a4) {
+        make_fp4_operand(m, k, p.a_layout, &a, &a_sf);
+    } else {
+        float *x = xmalloc(m * k * 4);
+        tu_fill_activations(&g_rng, x, m * k, 1.0f);
+        a = xmalloc(m * k * 2);
+        for (int64_t i = 0; i < m * k; i++) host_store(a, a_dtype, i, x[i]);
+        free(x);
+    }
+
+    // the compared rows: all, or (big problems) 16 of them including the first and last
+    const int sampled = (double)m * (double)n * (double)k > 16777216.0 && m > 16;
+    p.nrows = sampled ? 16 : m;
+    p.rows = xmalloc(p.nrows * 8);
+    for (int64_t i = 0; i < p.nrows; i++)
+        p.rows[i] = !sampled ? i : i == 0 ? 0 : i == 1 ? m - 1 : tu_rng_range(&g_rng, 1, m - 2);
+
+    // reference: cpu_ref over the compared rows (A's rows gathered, linear scales), F32 D
+    const int64_t a_row_bytes = w4a4 ? k / 2 : k * 2;
+    uint8_t *a_sub = xmalloc(p.nrows * a_row_bytes);
+    uint8_t *a_sub_sf = xmalloc(p.nrows * (k / 16));
+    for (int64_t i = 0; i < p.nrows; i++) {
+        memcpy(a_sub + i * a_row_bytes, a + p.rows[i] * a_row_bytes, (size_t)a_row_bytes);
+        for (int64_t kb = 0; w4a4 && kb < k / 16; kb++)
+            a_sub_sf[i * (k / 16) + kb] = a_sf[fp4_sf_offset(p.rows[i], kb, k, p.a_layout)];
+    }
+    p.ref = xmalloc(p.nrows * n * 4);
+    p.sum_abs = xmalloc(p.nrows * n * 8);
+    {
+        fp4_gemm_desc g;
+        fp4_gemm_desc_init(&g);
+        g.m = p.nrows;
+        g.n = n;
+        g.k = k;
+        g.a_dtype = a_dtype;
+        g.a = a_sub;
+        g.a_sf = w4a4 ? a_sub_sf : NULL;
+        g.a_sf_layout = FP4_SF_LINEAR;
+        g.b = b;
+        g.b_sf = b_sf;
+        g.b_sf_layout = p.b_layout;
+        g.d_dtype = FP4_DTYPE_F32;
+        g.d = p.ref;
+        g.alpha = p.alpha;
+        g.backend = FP4_BACKEND_CPU_REF;
+        TRY(g_cpu, fp4_gemm(g_cpu, &g));
+    }
+    {
+        float *b_rows = xmalloc(n * k * 4), *a_row = xmalloc(k * 4);
+        for (int64_t j = 0; j < n; j++)
+            decode_row(b, b_sf, p.b_layout, FP4_DTYPE_E2M1, j, k, b_rows + j * k);
+        for (int64_t i = 0; i < p.nrows; i++) {
+            decode_row(a, a_sf, p.a_layout, a_dtype, p.rows[i], k, a_row);
+            for (int64_t j = 0; j < n; j++) {
+                const float *bj = b_rows + j * k;
+                double sum = 0.0;
+                for (int64_t kk = 0; kk < k; kk++) sum += fabs((double)a_row[kk] * bj[kk]);
+                p.sum_abs[i * n + j] = sum;
+            }
+        }
+        free(b_rows);
+        free(a_row);
+    }
+
+    // device copies
+    const int64_t a_bytes = m * a_row_bytes;
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_a, a_bytes));
+    TRY(g_gpu, fp4_upload(g_gpu, p.d_a, a, a_bytes));
+    if (w4a4) {
+        const int64_t bytes = fp4_sf_bytes(m, k, p.a_layout);
+        TRY(g_gpu, fp4_malloc(g_gpu, &p.d_a_sf, bytes));
+        TRY(g_gpu, fp4_upload(g_gpu, p.d_a_sf, a_sf, bytes));
+    }
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_b, n * (k / 2)));
+    TRY(g_gpu, fp4_upload(g_gpu, p.d_b, b, n * (k / 2)));
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_b_sf, fp4_sf_bytes(n, k, p.b_layout)));
+    TRY(g_gpu, fp4_upload(g_gpu, p.d_b_sf, b_sf, fp4_sf_bytes(n, k, p.b_layout)));
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_d, m * (n + s->ldd_pad) * 4));
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&p.d_alpha, 4));
+    TRY(g_gpu, fp4_upload(g_gpu, p.d_alpha, &p.alpha, 4));
+
+    // every backend x output dtype, alpha by value and by pointer in turn
+    {
+        static const fp4_dtype d_dtypes[3] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};
+        for (int bi = 0; bi < nbackends; bi++)
+            for (int di = 0; di < 3; di++)
+                run_gemm_case(&p, backends[bi], d_dtypes[di], (*alpha_counter)++ & 1);
+    }
+    goto done;
+fail:
+    tu_case(0, "gemm set-up %s m=%lld n=%lld k=%lld", a_name(a_dtype), (long long)m,
+            (long long)n, (long long)k);
+done:
+    fp4_free(g_gpu, p.d_a);
+    fp4_free(g_gpu, p.d_a_sf);
+    fp4_free(g_gpu, p.d_b);
+    fp4_free(g_gpu, p.d_b_sf);
+    fp4_free(g_gpu, p.d_d);
+    fp4_free(g_gpu, p.d_alpha);
+    free(a);
+    free(a_sf);
+    free(b);
+    free(b_sf);
+    free(a_sub);
+    free(a_sub_sf);
+    free(p.rows);
+    free(p.ref);
+    free(p.sum_abs);
+}
+
+static void test_gemm(void) {
+    // the GPU backends that can run here, then auto
+    static const fp4_backend gpu_backends[4] = {FP4_BACKEND_CUDA_SIMT, FP4_BACKEND_CUDA_MMA,
+                                                FP4_BACKEND_CUDA_WGMMA, FP4_BACKEND_CUBLASLT};
+    fp4_backend run[5];
+    int nrun = 0;
+    for (int i = 0; i < 4; i++) {
+        char why[512];
+        if (fp4_backend_check(g_gpu, gpu_backends[i], NULL, why, sizeof why) == FP4_OK)
+            run[nrun++] = gpu_backends[i];
+        else
+            tu_skip("%s: %s", fp4_backend_name(gpu_backends[i]), why);
+    }
+    fp4_backend chosen;
+    if (fp4_gemm_select_backend(g_gpu, NULL, &chosen) == FP4_OK)
+        run[nrun++] = FP4_BACKEND_AUTO;
+    else
+        tu_skip("auto: %s", fp4_last_error(g_gpu));
+
+    static const fp4_dtype a_dtypes[3] = {FP4_DTYPE_E2M1, FP4_DTYPE_BF16, FP4_DTYPE_F16};
+    int variant = 0, alpha_counter = 0;
+    for (size_t si = 0; si < sizeof k_gemm_shapes / sizeof k_gemm_shapes[0]; si++)
+        for (int ai = 0; ai < 3; ai++)
+            test_gemm_problem(&k_gemm_shapes[si], a_dtypes[ai], variant++, run, nrun,
+                              &alpha_counter);
+}
+
+/* ======================================================================================
+ * error paths on the GPU context
+ * ==================================================================================== */
+
+static void test_error_paths(int device_count) {
+    char why[512];
+    // cpu_ref on a GPU context: NOT_SUPPORTED, from the check and from fp4_gemm
+    tu_case(fp4_backend_check(g_gpu, FP4_BACKEND_CPU_REF, NULL, why, sizeof why) ==
+                FP4_ERR_NOT_SUPPORTED,
+            "backend_check cpu_ref on the GPU context: NOT_SUPPORTED (%s)", why);
+    {
+        void *d_a = NULL, *d_sf = NULL, *d_d = NULL;
+        fp4_status st = FP4_ERR_INTERNAL;
+        if (fp4_malloc(g_gpu, &d_a, 64) == FP4_OK && fp4_malloc(g_gpu, &d_sf, 512) == FP4_OK &&
+            fp4_malloc(g_gpu, &d_d, 64) == FP4_OK) {
+            fp4_gemm_desc g;
+            fp4_gemm_desc_init(&g);
+            g.m = g.n = 1;
+            g.k = 16;
+            g.a = g.b = d_a;
+            g.a_sf = g.b_sf = d_sf;
+            g.d = d_d;
+            g.backend = FP4_BACKEND_CPU_REF;
+            st = fp4_gemm(g_gpu, &g);
+        }
+        tu_case(st == FP4_ERR_NOT_SUPPORTED, "gemm backend=cpu_ref on the GPU context: %s (%s)",
+                fp4_status_name(st), fp4_last_error(g_gpu));
+        fp4_free(g_gpu, d_a);
+        fp4_free(g_gpu, d_sf);
+        fp4_free(g_gpu, d_d);
+    }
+    // a context on a device that does not exist
+    {
+        fp4_ctx *ctx = NULL;
+        const fp4_status st = fp4_create(&ctx, device_count);
+        tu_case(st == FP4_ERR_NO_DEVICE && ctx == NULL, "create device %d: %s (%s)",
+                device_count, fp4_status_name(st), fp4_last_error(NULL));
+        fp4_destroy(ctx);
+    }
+    // a GPU call on the NULL stream: quantize, then synchronize the NULL stream
+    {
+        float x[32];
+        void *d_x = NULL, *d_q = NULL, *d_sf = NULL;
+        int ok = 0;
+        for (int i = 0; i < 32; i++) x[i] = (float)i - 10.0f;
+        if (fp4_malloc(g_gpu, &d_x, sizeof x) == FP4_OK && fp4_malloc(g_gpu, &d_q, 16) == FP4_OK &&
+            fp4_malloc(g_gpu, &d_sf, 512) == FP4_OK &&
+            fp4_upload(g_gpu, d_x, x, sizeof x) == FP4_OK) {
+            fp4_quant_desc qd;
+            fp4_quant_desc_init(&qd);
+            qd.rows = 1;
+            qd.k = 32;
+            qd.in = d_x;
+            qd.out_q = d_q;
+            qd.out_sf = d_sf;
+            qd.sf_layout = FP4_SF_SWIZZLED_128x4;
+            qd.stream = NULL;
+            ok = tu_ok(fp4_quantize(g_gpu, &qd), g_gpu, "fp4_quantize") &&
+                 tu_ok(fp4_synchronize(g_gpu, NULL), g_gpu, "fp4_synchronize");
+        }
+        tu_case(ok, "quantize + synchronize on the NULL stream");
+        fp4_free(g_gpu, d_x);
+        fp4_free(g_gpu, d_q);
+        fp4_free(g_gpu, d_sf);
+    }
+}
+
+int main(void) {
+    const uint64_t seed = tu_seed(20261128);
+    tu_begin("test_gpu", seed);
+    tu_rng_seed(&g_rng, seed);
+
+    int count = 0;
+    if (!fp4_built_with_cuda() || fp4_device_count(&count) != FP4_OK || count == 0) {
+        tu_skip("no CUDA device");
+        return tu_finish();
+    }
+    if (!tu_ok(fp4_create(&g_gpu, 0), NULL, "fp4_create(device 0)") ||
+        !tu_ok(fp4_create(&g_cpu, -1), NULL, "fp4_create(CPU)")) {
+        tu_case(0, "contexts");
+        fp4_destroy(g_gpu);
+        return tu_finish();
+    }
+    fp4_device_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    if (fp4_device_query(0, &info) == FP4_OK)
+        printf("device 0: %s, sm_%d, %d SMs, %.0f MB L2, %.1f GB, %.0f GB/s\n", info.name,
+               info.compute_capability, info.sm_count, (double)info.l2_bytes / 1e6,
+               (double)info.memory_bytes / 1e9, info.memory_bandwidth_gbs);
+
+    test_quantizer();
+    test_global_scale_edges();
+    test_gemm();
+    test_error_paths(count);
+
+    fp4_destroy(g_gpu);
+    fp4_destroy(g_cpu);
+    return tu_finish();
+}
