@@ -77,12 +77,14 @@ FP4_HD float fp4_e4m3_decode(uint8_t code) {
     return (code & 0x80) ? -mag : mag;
 }
 
-/* Round-to-nearest-even, saturating to +-448 (Inf included); NaN gives 0x7F (sign kept). */
+/* Round-to-nearest-even, saturating to +-448 (Inf included). NaN gives 0x7F whatever its
+ * sign bit: the sign of a NaN made by arithmetic differs between x86 (negative default NaN)
+ * and the GPU (positive), and scales are non-negative. */
 FP4_HD uint8_t fp4_e4m3_encode(float x) {
     const uint32_t u = fp4_f32_bits(x);
     const uint8_t sign = (uint8_t)((u >> 24) & 0x80);
     const uint32_t a = u & 0x7FFFFFFFu;
-    if (a > 0x7F800000u) return (uint8_t)(sign | 0x7F); /* NaN */
+    if (a > 0x7F800000u) return 0x7F; /* NaN */
     if (a >= 0x43E00000u) return (uint8_t)(sign | 0x7E); /* >= 448: saturate */
     const int exp = (int)(a >> 23) - 127;
     if (exp < -6) {

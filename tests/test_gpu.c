@@ -57,6 +57,13 @@ static int64_t first_diff(const uint8_t *a, const uint8_t *b, int64_t n) {
     return -1;
 }
 
+/* FP4GEMM_TEST_QUICK=1: only the small shapes (every kernel and edge case still runs), for
+ * compute-sanitizer's racecheck, which is orders of magnitude slower. */
+static int quick_mode(void) {
+    const char *q = getenv("FP4GEMM_TEST_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
 /* ======================================================================================
  * (a) quantizer, dequantizer, global scale: GPU == CPU bit for bit
  * ==================================================================================== */
@@ -267,6 +274,11 @@ static void test_quantizer(void) {
     int counter = 0;
     for (size_t si = 0; si < sizeof k_quant_shapes / sizeof k_quant_shapes[0]; si++) {
         const quant_shape *s = &k_quant_shapes[si];
+        if (quick_mode() && s->rows * s->k > (1 << 16)) {
+            tu_skip("quantize rows=%lld k=%lld: FP4GEMM_TEST_QUICK is set (for slow checkers)",
+                    (long long)s->rows, (long long)s->k);
+            continue;
+        }
         const int64_t ld = s->k + s->ld_pad, elems = s->rows * ld;
         float *x = xmalloc(elems * 4);
         make_quant_input(s, x, ld);
@@ -650,10 +662,16 @@ static void test_gemm(void) {
 
     static const fp4_dtype a_dtypes[3] = {FP4_DTYPE_E2M1, FP4_DTYPE_BF16, FP4_DTYPE_F16};
     int variant = 0, alpha_counter = 0;
-    for (size_t si = 0; si < sizeof k_gemm_shapes / sizeof k_gemm_shapes[0]; si++)
+    for (size_t si = 0; si < sizeof k_gemm_shapes / sizeof k_gemm_shapes[0]; si++) {
+        const gemm_shape *s = &k_gemm_shapes[si];
+        if (quick_mode() && s->m * s->n * s->k > (1 << 21)) {
+            tu_skip("gemm m=%lld n=%lld k=%lld: FP4GEMM_TEST_QUICK is set (for slow checkers)",
+                    (long long)s->m, (long long)s->n, (long long)s->k);
+            continue;
+        }
         for (int ai = 0; ai < 3; ai++)
-            test_gemm_problem(&k_gemm_shapes[si], a_dtypes[ai], variant++, run, nrun,
-                              &alpha_counter);
+            test_gemm_problem(s, a_dtypes[ai], variant++, run, nrun, &alpha_counter);
+    }
 }
 
 /* ======================================================================================
