@@ -86,9 +86,9 @@ static void copy_why(char *dst, size_t len, const char *src) {
 enum {
     SMALL_GS = 0,          /* float[2]: encode global scales of A and B (set 0) */
     SMALL_AMAX = 16,       /* float: amax for the FP8 scale */
-    SMALL_F8_SCALE = 32,   /* float[2]: FP8 decode scales of A and B (cuBLASLt's) */
-    SMALL_F8_INV = 48,     /* float[2]: their inverses, used to encode */
-    SMALL_NONFINITE = 64,  /* unsigned long long: NaN/Inf outputs */
+    SMALL_F8_SCALE = 32,   /* float at +0 (A) and +16 (B): FP8 decode scales (cuBLASLt's) */
+    SMALL_F8_INV = 64,     /* float at +0 (A) and +16 (B): their inverses, used to encode */
+    SMALL_NONFINITE = 96,  /* unsigned long long: NaN/Inf outputs */
     SMALL_BYTES = 4096
 };
 
@@ -255,13 +255,19 @@ int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why
 
 /* ---- cuBLASLt: row-major D[M,N] = A[M,K] B[N,K]^T as the TN GEMM D^T = B A^T --------------- */
 
+/* NOTE: cuBLASLt's heuristic can return an algorithm that cublasLtMatmul then refuses
+ * (NOT_SUPPORTED, seen for FP8 on an H200 with cuBLAS 13.1): keep a few and use the first
+ * that runs, as NVIDIA's samples advise. */
+enum { LT_ALGOS = 8 };
+
 typedef struct lt_plan {
     int ready;                  /* an algorithm was found */
     char why[WHY];              /* why not, when not */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc; /* cuBLASLt's A (our B), B (our A), C = D */
-    cublasLtMatmulAlgo_t algo;
-    size_t workspace;
+    cublasLtMatmulAlgo_t algo[LT_ALGOS]; /* the heuristic's candidates, best first */
+    size_t workspace[LT_ALGOS];
+    int nalgo, cur;              /* how many; the one in use */
 } lt_plan;
 
 static void lt_plan_destroy(lt_plan *p) {
@@ -308,37 +314,49 @@ static int lt_plan_make(bench_cuda *bc, lt_plan *p, cudaDataType_t in_type, int6
     const uint64_t max_ws = LT_WORKSPACE;
     cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof max_ws);
-    cublasLtMatmulHeuristicResult_t result;
-    memset(&result, 0, sizeof result);
+    cublasLtMatmulHeuristicResult_t results[LT_ALGOS];
+    memset(results, 0, sizeof results);
     int count = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(bc->lt, p->op, p->la, p->lb, p->lc, p->lc, pref, 1,
-                                            &result, &count);
+        st = cublasLtMatmulAlgoGetHeuristic(bc->lt, p->op, p->la, p->lb, p->lc, p->lc, pref,
+                                            LT_ALGOS, results, &count);
     (void)cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || count < 1 || result.state != CUBLAS_STATUS_SUCCESS) {
+    p->nalgo = 0;
+    p->cur = 0;
+    for (int i = 0; st == CUBLAS_STATUS_SUCCESS && i < count && i < LT_ALGOS; i++) {
+        if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        p->algo[p->nalgo] = results[i].algo;
+        p->workspace[p->nalgo] = results[i].workspaceSize;
+        p->nalgo++;
+    }
+    if (st != CUBLAS_STATUS_SUCCESS || p->nalgo < 1) {
         snprintf(p->why, sizeof p->why,
                  "cuBLASLt has no %s GEMM algorithm with %s output for M=%lld N=%lld K=%lld "
                  "on this device (cublasLtMatmulAlgoGetHeuristic: %s, %d algorithms)",
                  in_type == CUDA_R_8F_E4M3 ? "FP8 E4M3" : "BF16", fp4_dtype_name(out),
                  (long long)m, (long long)n, (long long)k,
-                 st == CUBLAS_STATUS_SUCCESS ? cublasLtGetStatusString(result.state)
+                 st == CUBLAS_STATUS_SUCCESS ? cublasLtGetStatusString(results[0].state)
                                              : cublasLtGetStatusString(st),
                  count);
         return 1;
     }
-    p->algo = result.algo;
-    p->workspace = result.workspaceSize;
     p->ready = 1;
     return 0;
 }
 
 /* D = alpha * a b^T with our row-major a [m,k] and b [n,k]. */
-static int lt_run(bench_cuda *bc, const lt_plan *p, float alpha, const void *a, const void *b,
+static int lt_run(bench_cuda *bc, lt_plan *p, float alpha, const void *a, const void *b,
                   void *d, char *why) {
     const float beta = 0.0f;
-    TRY_LT(cublasLtMatmul(bc->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, d, p->lc, d, p->lc,
-                          &p->algo, bc->workspace, p->workspace, bc->stream));
-    return 0;
+    for (;;) {
+        const cublasStatus_t st =
+            cublasLtMatmul(bc->lt, p->op, &alpha, b, p->la, a, p->lb, &beta, d, p->lc, d, p->lc,
+                           &p->algo[p->cur], bc->workspace, p->workspace[p->cur], bc->stream);
+        if (st == CUBLAS_STATUS_SUCCESS) return 0;
+        if (st != CUBLAS_STATUS_NOT_SUPPORTED || p->cur + 1 >= p->nalgo)
+            return fail_lt(why, st, "cublasLtMatmul (every candidate algorithm)");
+        p->cur++; /* refused before launching anything: try the next candidate */
+    }
 }
 
 /* ---- timing helpers ----------------------------------------------------------------------- */
@@ -642,8 +660,10 @@ static int make_operand(bench_cuda *bc, operands *o, int which, uint64_t seed, c
     const int64_t rows = which ? o->n : o->m, k = o->k;
     float *gs = (float *)(bc->small + SMALL_GS) + which;
     float *amax = (float *)(bc->small + SMALL_AMAX);
-    float *f8_scale = (float *)(bc->small + SMALL_F8_SCALE) + which;
-    float *f8_inv = (float *)(bc->small + SMALL_F8_INV) + which;
+    /* NOTE: each FP8 scale in its own 16-byte slot: cuBLASLt's FP8 kernels may load them
+     * with wide loads */
+    float *f8_scale = (float *)(bc->small + SMALL_F8_SCALE + 16 * which);
+    float *f8_inv = (float *)(bc->small + SMALL_F8_INV + 16 * which);
     uint16_t *src = o->scratch;
     for (int s = 0; s < o->nq; s++) {
         const uint64_t set_seed = mix64(seed ^ mix64(((uint64_t)which << 32) | (uint64_t)s));
@@ -796,8 +816,9 @@ static int prepare_point(bench_cuda *bc, const bench_run *run, operands *o, char
     if (make_operand(bc, o, 1, seed, why) != 0) return -1;
     TRY_CUDA(cudaMemcpyAsync(o->gs, bc->small + SMALL_GS, sizeof o->gs, cudaMemcpyDeviceToHost,
                              bc->stream));
-    TRY_CUDA(cudaMemcpyAsync(o->f8_scale, bc->small + SMALL_F8_SCALE, sizeof o->f8_scale,
-                             cudaMemcpyDeviceToHost, bc->stream));
+    for (int w = 0; w < 2; w++)
+        TRY_CUDA(cudaMemcpyAsync(&o->f8_scale[w], bc->small + SMALL_F8_SCALE + 16 * w,
+                                 sizeof(float), cudaMemcpyDeviceToHost, bc->stream));
     TRY_CUDA(cudaStreamSynchronize(bc->stream));
     o->alpha = 1.0f / (o->gs[0] * o->gs[1]);
     if (!isfinite(o->alpha) || o->alpha == 0.0f) {
@@ -833,7 +854,7 @@ static void fp4_desc(const bench_cuda *bc, const operands *o, fp4_backend backen
 }
 
 /* One GEMM of provider p on input set `set`, enqueued on the stream. */
-static int launch(bench_cuda *bc, const operands *o, const bench_provider *p, int set,
+static int launch(bench_cuda *bc, operands *o, const bench_provider *p, int set,
                   char *why) {
     switch (p->kind) {
     case BENCH_KIND_FP4: {
@@ -917,7 +938,7 @@ static int provider_ready(bench_cuda *bc, operands *o, const bench_provider *p, 
         if (*made == -2)
             *made = lt_plan_make(bc, plan, CUDA_R_8F_E4M3, o->m, o->n, o->k, o->out_dtype,
                                  (const float *)(bc->small + SMALL_F8_SCALE),
-                                 (const float *)(bc->small + SMALL_F8_SCALE) + 1, why);
+                                 (const float *)(bc->small + SMALL_F8_SCALE + 16), why);
         break;
     }
     if (!made) {
@@ -1052,7 +1073,7 @@ static int check_provider(bench_cuda *bc, operands *o, const bench_provider *p, 
 /* Captures `launches` launches, each on the next input set, into a graph. Returns 1 with
  * *exec, or 0 (the reason in note) when the provider can't be captured: then it is timed as
  * plain stream launches. */
-static int capture(bench_cuda *bc, const operands *o, const bench_provider *p, int launches,
+static int capture(bench_cuda *bc, operands *o, const bench_provider *p, int launches,
                    int sets, cudaGraphExec_t *exec, char *note, size_t note_len) {
     char why[WHY] = "";
     cudaGraph_t graph = NULL;
