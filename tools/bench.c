@@ -450,6 +450,13 @@ static void print_header(const bench_run *run, const char *shapes_text) {
         printf("%.0f TFLOP/s (random data)\n", d->bf16_tflops);
     else
         printf("not measured\n");
+    if (d->quant_gbs > 0 && d->copy_gbs > 0)
+        printf("  quantizer on %s, BF16 [%lld, %lld], bytes read + written: fp4_global_scale "
+               "%.0f GB/s (%.0f%% of copy), fp4_quantize (swizzled) %.0f GB/s (%.0f%%), "
+               "fp4_dequantize (to BF16) %.0f GB/s (%.0f%%)\n",
+               d->name, (long long)d->quant_rows, (long long)d->quant_k, d->amax_gbs,
+               100 * d->amax_gbs / d->copy_gbs, d->quant_gbs, 100 * d->quant_gbs / d->copy_gbs,
+               d->dequant_gbs, 100 * d->dequant_gbs / d->copy_gbs);
     if (d->ceiling_note[0]) printf("  ceilings: %s\n", d->ceiling_note);
     printf("  method: each provider checked before timing (all outputs finite, %d sampled "
            "outputs vs a double reference); CUDA graph of >= %d launches, each on the next "
@@ -582,7 +589,15 @@ static void write_json(const bench_run *run, const char *shapes_text, bench_text
     json_number(t, d->copy_gbs, d->copy_gbs > 0);
     bench_text_printf(t, ", \"copy_bytes\": %lld, \"bf16_tflops\": ", (long long)d->copy_bytes);
     json_number(t, d->bf16_tflops, d->bf16_tflops > 0);
-    bench_text_printf(t, ", \"bf16_shape\": [8192, 8192, 8192], \"note\": ");
+    bench_text_printf(t, ", \"bf16_shape\": [8192, 8192, 8192], \"quantizer_shape\": [%lld, %lld]",
+                      (long long)d->quant_rows, (long long)d->quant_k);
+    bench_text_printf(t, ", \"global_scale_gbs\": ");
+    json_number(t, d->amax_gbs, d->amax_gbs > 0);
+    bench_text_printf(t, ", \"quantize_gbs\": ");
+    json_number(t, d->quant_gbs, d->quant_gbs > 0);
+    bench_text_printf(t, ", \"dequantize_gbs\": ");
+    json_number(t, d->dequant_gbs, d->dequant_gbs > 0);
+    bench_text_printf(t, ", \"note\": ");
     json_string(t, d->ceiling_note);
     bench_text_printf(t,
                       "},\n  \"method\": {\"min_launches\": %d, \"min_replays\": %d, "

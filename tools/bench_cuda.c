@@ -483,6 +483,110 @@ done:
     return rc;
 }
 
+/* Median milliseconds of `runs` timed calls of one library call (after one warm-up). */
+typedef fp4_status (*timed_call)(bench_cuda *bc, void *arg);
+
+static int time_library_call(bench_cuda *bc, timed_call call, void *arg, double *median_ms,
+                             char *why) {
+    enum { RUNS = 10 };
+    double ms[RUNS];
+    TRY_FP4(bc->ctx, call(bc, arg), "the quantizer measurement (warm-up)");
+    for (int i = 0; i < RUNS; i++) {
+        TRY_CUDA(cudaEventRecord(bc->events[i], bc->stream));
+        TRY_FP4(bc->ctx, call(bc, arg), "the quantizer measurement");
+        TRY_CUDA(cudaEventRecord(bc->events[i + 1], bc->stream));
+        TRY_CUDA(cudaStreamSynchronize(bc->stream));
+        if (elapsed_ms(bc->events[i], bc->events[i + 1], &ms[i], why) != 0) return -1;
+    }
+    qsort(ms, RUNS, sizeof ms[0], cmp_double);
+    *median_ms = percentile(ms, RUNS, 0.5);
+    return 0;
+}
+
+typedef struct quant_bufs {
+    int64_t rows, k;
+    uint16_t *x;   /* [rows, k] BF16 input */
+    uint8_t *q;    /* [rows, k/2] */
+    uint8_t *sf;   /* swizzled scales */
+    uint16_t *y;   /* [rows, k] BF16 dequantized */
+    float *gs;     /* device: the global scale */
+} quant_bufs;
+
+static fp4_status call_global_scale(bench_cuda *bc, void *arg) {
+    quant_bufs *b = (quant_bufs *)arg;
+    return fp4_global_scale(bc->ctx, b->rows, b->k, FP4_DTYPE_BF16, b->x, b->k, b->gs, bc->stream);
+}
+
+static fp4_status call_quantize(bench_cuda *bc, void *arg) {
+    quant_bufs *b = (quant_bufs *)arg;
+    fp4_quant_desc d;
+    fp4_quant_desc_init(&d);
+    d.rows = b->rows;
+    d.k = b->k;
+    d.in_dtype = FP4_DTYPE_BF16;
+    d.in = b->x;
+    d.global_scale_ptr = b->gs;
+    d.out_q = b->q;
+    d.out_sf = b->sf;
+    d.sf_layout = FP4_SF_SWIZZLED_128x4;
+    d.stream = bc->stream;
+    return fp4_quantize(bc->ctx, &d);
+}
+
+static fp4_status call_dequantize(bench_cuda *bc, void *arg) {
+    quant_bufs *b = (quant_bufs *)arg;
+    fp4_dequant_desc d;
+    fp4_dequant_desc_init(&d);
+    d.rows = b->rows;
+    d.k = b->k;
+    d.q = b->q;
+    d.sf = b->sf;
+    d.sf_layout = FP4_SF_SWIZZLED_128x4;
+    d.global_scale_ptr = b->gs;
+    d.out_dtype = FP4_DTYPE_BF16;
+    d.out = b->y;
+    d.stream = bc->stream;
+    return fp4_dequantize(bc->ctx, &d);
+}
+
+/* The library's memory-bound kernels (global scale, quantize, dequantize) on a BF16
+ * [8192, 8192] activation-like tensor (128 MiB: far past L2), in bytes read + written per
+ * second, to compare with the copy ceiling. */
+static int measure_quantizer(bench_cuda *bc, bench_device *dev, char *why) {
+    quant_bufs b = {.rows = 8192, .k = 8192};
+    const double elems = (double)b.rows * (double)b.k;
+    int rc = -1;
+    cudaError_t err = cudaMalloc((void **)&b.x, (size_t)(elems * 2));
+    if (err == cudaSuccess) err = cudaMalloc((void **)&b.y, (size_t)(elems * 2));
+    if (err == cudaSuccess) err = cudaMalloc((void **)&b.q, (size_t)(elems / 2));
+    if (err == cudaSuccess)
+        err = cudaMalloc((void **)&b.sf, (size_t)fp4_sf_bytes(b.rows, b.k, FP4_SF_SWIZZLED_128x4));
+    if (err == cudaSuccess) err = cudaMalloc((void **)&b.gs, sizeof(float));
+    if (err == cudaSuccess) err = bench_fill_bf16(b.x, b.rows * b.k, 0x9A17ull, 1.0f, 1, bc->stream);
+    if (err != cudaSuccess) {
+        fail_cuda(why, err, "the quantizer measurement (cudaMalloc or the fill kernel)");
+        goto done;
+    }
+    double ms_amax, ms_quant, ms_dequant;
+    if (time_library_call(bc, call_global_scale, &b, &ms_amax, why) != 0) goto done;
+    if (time_library_call(bc, call_quantize, &b, &ms_quant, why) != 0) goto done;
+    if (time_library_call(bc, call_dequantize, &b, &ms_dequant, why) != 0) goto done;
+    const double packed = elems / 2 + elems / 16; /* E2M1 bytes + E4M3 scales */
+    dev->quant_rows = b.rows;
+    dev->quant_k = b.k;
+    dev->amax_gbs = 2 * elems / (ms_amax * 1e-3) / 1e9;
+    dev->quant_gbs = (2 * elems + packed) / (ms_quant * 1e-3) / 1e9;
+    dev->dequant_gbs = (packed + 2 * elems) / (ms_dequant * 1e-3) / 1e9;
+    rc = 0;
+done:
+    release((void **)&b.x);
+    release((void **)&b.y);
+    release((void **)&b.q);
+    release((void **)&b.sf);
+    release((void **)&b.gs);
+    return rc;
+}
+
 int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why_out, size_t why_len) {
     char why[WHY] = "";
     dev->ceiling_note[0] = 0;
@@ -496,6 +600,12 @@ int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why_out, size_t
         const size_t used = strlen(dev->ceiling_note);
         snprintf(dev->ceiling_note + used, sizeof dev->ceiling_note - used,
                  "%sBF16 ceiling not measured: %.200s", used ? "; " : "", why);
+    }
+    if (measure_quantizer(bc, dev, why) != 0) {
+        if (!context_alive(bc, why)) goto broken;
+        const size_t used = strlen(dev->ceiling_note);
+        snprintf(dev->ceiling_note + used, sizeof dev->ceiling_note - used,
+                 "%squantizer not measured: %.200s", used ? "; " : "", why);
     }
     bc->copy_gbs = dev->copy_gbs;
     bc->bf16_tflops = dev->bf16_tflops;

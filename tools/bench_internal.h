@@ -94,6 +94,10 @@ typedef struct bench_device {
     int64_t copy_bytes;
     double bf16_tflops;     /* measured: cuBLASLt BF16 8192^3 on random data */
     char ceiling_note[256]; /* why a ceiling is missing */
+    /* the library's own memory-bound kernels on one BF16 [quant_rows, quant_k] tensor:
+     * bytes read + written per second (0 if not measured) */
+    int64_t quant_rows, quant_k;
+    double amax_gbs, quant_gbs, dequant_gbs;
 } bench_device;
 
 /* Everything an output (table, CSV, JSON, SVG) needs. */
