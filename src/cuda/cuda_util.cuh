@@ -167,4 +167,9 @@ __device__ __forceinline__ void fp4_store_block16(void *base, int64_t offset, bo
     }
 }
 
+/* The small-M path of cuda_simt (src/cuda/simt_gemv.cu): fp4_cuda_simt_gemm hands it problems
+ * with m <= FP4_SIMT_GEMV_MAX_M, validated and defaulted, on the current device. */
+#define FP4_SIMT_GEMV_MAX_M 16
+fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc);
+
 #endif /* FP4_CUDA_UTIL_CUH */

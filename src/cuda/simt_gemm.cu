@@ -169,6 +169,9 @@ extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc
     fp4_status st = fp4_cuda_set_device(ctx);
     if (st != FP4_OK) return st;
 
+    // v2: few rows of A (decode): a pass over B, one warp per pair of its rows
+    if (desc->m <= FP4_SIMT_GEMV_MAX_M) return fp4_cuda_simt_gemv(ctx, desc);
+
     const bool w4a4 = desc->a_dtype == FP4_DTYPE_E2M1;
     SimtArgs p;
     p.m = desc->m;

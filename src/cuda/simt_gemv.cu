@@ -1,0 +1,243 @@
+/*
+ * simt_gemv.cu - the small-M path of the `cuda_simt` backend (M <= 16: decode-size GEMMs).
+ * CUDA cores only, any GPU from sm_70 (fp16x2 arithmetic needs sm_53).
+ *
+ *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]
+ *   B is (N, K/2) bytes of E2M1 + E4M3 scales; A is E2M1 + scales (W4A4) or BF16/F16 (W4A16)
+ *
+ * With few rows of A the GEMM is a pass over the weight B: its speed is the speed at which B
+ * streams in. So each warp owns kRowsPerWarp rows of B and walks K with one k-block (8 bytes of
+ * B, 16 elements) per lane per step: 256 contiguous bytes per warp and row, no shared memory,
+ * no barriers, and every lane keeps several independent loads in flight. The MR rows of A
+ * (a template constant) are read from L1/L2 for each k-block; they are tiny and shared by all
+ * warps. Partial sums are reduced across the warp with shuffles at the end.
+ *
+ * W4A4 arithmetic: E2M1 codes become fp16 by bit placement (no table, no conversion), and the
+ * 16 products of a k-block are accumulated in fp16x2. NOTE: this is exact: every product of two
+ * E2M1 values is a multiple of 1/4 up to 36, and 8 of them (one fp16 lane) sum to at most 288,
+ * which fits fp16's 11-bit significand at that granularity. The k-block's sum is then scaled by
+ * both E4M3 scales in FP32 (still exact) and accumulated in FP32: the Blackwell result up to the
+ * order of the FP32 additions, as in the tiled kernel.
+ */
+#include "cuda_util.cuh"
+
+#include <cuda_fp16.h>
+
+namespace {
+
+constexpr int kGemvWarps = 4;       /* warps per block */
+constexpr int kRowsPerWarp = 2;     /* rows of B per warp */
+constexpr int kGemvThreads = 32 * kGemvWarps;
+constexpr int kGemvMaxRowsA = 8;    /* rows of A per block (grid.y covers more) */
+
+struct GemvArgs {
+    int64_t m, n, k;
+    const void *a;          /* E2M1: (m, k/2) bytes; BF16/F16: (m, k) elements */
+    const uint8_t *a_sf;    /* E2M1 only */
+    const uint8_t *b;       /* (n, k/2) bytes */
+    const uint8_t *b_sf;
+    void *d;                /* (m, ldd) elements */
+    int64_t ldd;
+    float alpha;
+    const float *alpha_ptr; /* device pointer or NULL */
+    bool a_swizzled, b_swizzled;
+    bool a_vec, b_vec;      /* 8-byte (E2M1) / 16-byte (16-bit A) loads are aligned */
+};
+
+__device__ __forceinline__ int64_t sf_offset(bool swizzled, int64_t row, int64_t kb, int64_t k) {
+    return swizzled ? fp4_sf_offset_swizzled(row, kb, k) : fp4_sf_offset_linear(row, kb, k);
+}
+
+/* The 8 bytes (16 E2M1 codes) of k-block kb of a packed row. */
+__device__ __forceinline__ uint2 load_block8(const uint8_t *row, int64_t kb, bool vec) {
+    const uint8_t *p = row + kb * 8;
+    if (vec) return __ldg(reinterpret_cast<const uint2 *>(p));
+    uint2 w;
+    w.x = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    w.y = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+    return w;
+}
+
+/* 8 E2M1 codes (one word) to 4 fp16x2 values times 2^-14: pair i holds codes i and i + 4.
+ * An E2M1 code s|e1 e0|m placed at fp16 bits 15 | 11 10 | 9 is exactly its value * 2^-14
+ * (exponent field e = the E2M1 exponent, subnormal when e = 0, like E2M1's own). */
+__device__ __forceinline__ void e2m1x8_to_half2(uint32_t w, __half2 out[4]) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint32_t t = w >> (4 * i);
+        const uint32_t h = ((t & 0x00070007u) << 9) | ((t & 0x00080008u) << 12);
+        out[i] = *reinterpret_cast<const __half2 *>(&h);
+    }
+}
+
+/* A k-block of E2M1 codes as 8 fp16x2 holding the exact values (pairs as above). */
+__device__ __forceinline__ void decode_block_exact(uint2 w, __half2 v[8]) {
+    const __half2 two14 = __floats2half2_rn(16384.0f, 16384.0f);
+    e2m1x8_to_half2(w.x, v);
+    e2m1x8_to_half2(w.y, v + 4);
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = __hmul2(v[i], two14); /* exact: a power of two */
+}
+
+/* AT: A's type; DT: D's type; MR: rows of A per block (1, 2, 4 or 8).
+ * Grid: x strides over groups of kRowsPerWarp rows of B (kGemvWarps groups a block),
+ *       y over groups of MR rows of A. */
+template <fp4_dtype AT, fp4_dtype DT, int MR>
+__global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p) {
+    constexpr int RW = kRowsPerWarp;
+    const int lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32;
+    const int64_t kblocks = p.k / 16;
+    const int64_t m0 = (int64_t)blockIdx.y * MR;
+    const int64_t groups = fp4_ceil_div(p.n, RW);
+    const float alpha = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+
+    for (int64_t g = (int64_t)blockIdx.x * kGemvWarps + warp; g < groups;
+         g += (int64_t)gridDim.x * kGemvWarps) {
+        const int64_t n0 = g * RW;
+        float acc[MR][RW];
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+#pragma unroll
+            for (int j = 0; j < RW; j++) acc[r][j] = 0.0f;
+
+        for (int64_t kb = lane; kb < kblocks; kb += 32) {
+            // load and decode k-block kb of each of the warp's rows of B
+            __half2 b[RW][8];
+            float sb[RW];
+#pragma unroll
+            for (int j = 0; j < RW; j++) {
+                const int64_t n = n0 + j;
+                uint2 w = make_uint2(0, 0);
+                sb[j] = 0.0f;
+                if (n < p.n) {
+                    w = load_block8(p.b + n * (p.k / 2), kb, p.b_vec);
+                    sb[j] = fp4_e4m3_decode(__ldg(p.b_sf + sf_offset(p.b_swizzled, n, kb, p.k)));
+                }
+                decode_block_exact(w, b[j]);
+            }
+            // multiply with the same k-block of each row of A
+#pragma unroll
+            for (int r = 0; r < MR; r++) {
+                const int64_t m = m0 + r;
+                if (m >= p.m) break; /* the same for every lane */
+                if constexpr (AT == FP4_DTYPE_E2M1) {
+                    const uint8_t *a = static_cast<const uint8_t *>(p.a);
+                    const uint2 w = load_block8(a + m * (p.k / 2), kb, p.a_vec);
+                    const float sa = fp4_e4m3_decode(__ldg(p.a_sf + sf_offset(p.a_swizzled, m, kb, p.k)));
+                    __half2 av[8];
+                    e2m1x8_to_half2(w.x, av); /* values * 2^-14 */
+                    e2m1x8_to_half2(w.y, av + 4);
+#pragma unroll
+                    for (int j = 0; j < RW; j++) {
+                        __half2 s = __float2half2_rn(0.0f);
+#pragma unroll
+                        for (int i = 0; i < 8; i++) s = __hfma2(av[i], b[j][i], s); /* exact */
+                        const float blk = __low2float(s) + __high2float(s);
+                        acc[r][j] = fmaf(blk, sa * sb[j] * 16384.0f, acc[r][j]);
+                    }
+                } else {
+                    // 16-bit A, FP32 products: pair i of word q of B holds elements 8q + i
+                    // (low) and 8q + i + 4 (high); b * sb is exact, so is a * (b * sb)
+                    const int64_t base = m * p.k + kb * 16;
+                    float av[16];
+                    fp4_load_block16<AT>(p.a, base, p.a_vec, av);
+#pragma unroll
+                    for (int j = 0; j < RW; j++) {
+#pragma unroll
+                        for (int q = 0; q < 2; q++) {     /* word q: elements 8q .. 8q+7 */
+#pragma unroll
+                            for (int i = 0; i < 4; i++) { /* pair i: elements 8q+i, 8q+i+4 */
+                                const float2 bv = __half22float2(b[j][4 * q + i]);
+                                acc[r][j] = fmaf(av[8 * q + i], bv.x * sb[j], acc[r][j]);
+                                acc[r][j] = fmaf(av[8 * q + i + 4], bv.y * sb[j], acc[r][j]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // reduce over the warp's lanes, then lane r*RW + j writes D[m0 + r, n0 + j]
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+#pragma unroll
+            for (int j = 0; j < RW; j++)
+#pragma unroll
+                for (int off = 16; off > 0; off >>= 1)
+                    acc[r][j] += __shfl_xor_sync(0xFFFFFFFFu, acc[r][j], off);
+#pragma unroll
+        for (int r = 0; r < MR; r++)
+#pragma unroll
+            for (int j = 0; j < RW; j++) {
+                const int64_t m = m0 + r, n = n0 + j;
+                if (lane == r * RW + j && m < p.m && n < p.n)
+                    fp4_store_elem<DT>(p.d, m * p.ldd + n, __fmul_rn(alpha, acc[r][j]));
+            }
+    }
+}
+
+static_assert(kGemvMaxRowsA * kRowsPerWarp <= 32, "one lane stores each output of a warp");
+
+template <fp4_dtype AT, fp4_dtype DT>
+cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const GemvArgs &p) {
+    switch (mr) {
+    case 1: sm70_simt_gemv_kernel<AT, DT, 1><<<grid, kGemvThreads, 0, stream>>>(p); break;
+    case 2: sm70_simt_gemv_kernel<AT, DT, 2><<<grid, kGemvThreads, 0, stream>>>(p); break;
+    case 4: sm70_simt_gemv_kernel<AT, DT, 4><<<grid, kGemvThreads, 0, stream>>>(p); break;
+    default: sm70_simt_gemv_kernel<AT, DT, 8><<<grid, kGemvThreads, 0, stream>>>(p); break;
+    }
+    return cudaGetLastError();
+}
+
+template <fp4_dtype AT>
+cudaError_t launch_for_a(fp4_dtype d_dtype, int mr, dim3 grid, cudaStream_t stream,
+                         const GemvArgs &p) {
+    switch (d_dtype) {
+    case FP4_DTYPE_F32: return launch_rows<AT, FP4_DTYPE_F32>(mr, grid, stream, p);
+    case FP4_DTYPE_F16: return launch_rows<AT, FP4_DTYPE_F16>(mr, grid, stream, p);
+    case FP4_DTYPE_BF16: return launch_rows<AT, FP4_DTYPE_BF16>(mr, grid, stream, p);
+    default: return cudaErrorInvalidValue;
+    }
+}
+
+} // namespace
+
+fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
+    const bool w4a4 = desc->a_dtype == FP4_DTYPE_E2M1;
+    GemvArgs p;
+    p.m = desc->m;
+    p.n = desc->n;
+    p.k = desc->k;
+    p.a = desc->a;
+    p.a_sf = static_cast<const uint8_t *>(desc->a_sf);
+    p.b = static_cast<const uint8_t *>(desc->b);
+    p.b_sf = static_cast<const uint8_t *>(desc->b_sf);
+    p.d = desc->d;
+    p.ldd = desc->ldd;
+    p.alpha = desc->alpha;
+    p.alpha_ptr = desc->alpha_ptr;
+    p.a_swizzled = w4a4 && desc->a_sf_layout == FP4_SF_SWIZZLED_128x4;
+    p.b_swizzled = desc->b_sf_layout == FP4_SF_SWIZZLED_128x4;
+    /* rows start at multiples of 8 bytes (E2M1) or 32 bytes (16-bit): only the bases matter */
+    p.a_vec = ((uintptr_t)desc->a % (w4a4 ? 8 : 16)) == 0;
+    p.b_vec = ((uintptr_t)desc->b % 8) == 0;
+
+    const int mr = p.m <= 1 ? 1 : p.m <= 2 ? 2 : p.m <= 4 ? 4 : kGemvMaxRowsA;
+    const int64_t groups = fp4_ceil_div(p.n, kRowsPerWarp);
+    int64_t blocks = fp4_ceil_div(groups, kGemvWarps);
+    if (blocks > (1 << 20)) blocks = 1 << 20; /* the kernel strides over the rest */
+    const dim3 grid((unsigned)blocks, (unsigned)fp4_ceil_div(p.m, mr));
+    cudaStream_t stream = fp4_cuda_stream(desc->stream);
+
+    fp4_cuda_clear_last_error();
+    cudaError_t err = cudaErrorInvalidValue;
+    switch (desc->a_dtype) {
+    case FP4_DTYPE_E2M1: err = launch_for_a<FP4_DTYPE_E2M1>(desc->d_dtype, mr, grid, stream, p); break;
+    case FP4_DTYPE_BF16: err = launch_for_a<FP4_DTYPE_BF16>(desc->d_dtype, mr, grid, stream, p); break;
+    case FP4_DTYPE_F16: err = launch_for_a<FP4_DTYPE_F16>(desc->d_dtype, mr, grid, stream, p); break;
+    default: break;
+    }
+    FP4_CUDA_TRY(ctx, err, "cuda_simt small-M kernel launch");
+    return FP4_OK;
+}
