@@ -26,7 +26,7 @@
 namespace {
 
 constexpr int kGemvWarps = 4;       /* warps per block */
-constexpr int kRowsPerWarp = 2;     /* rows of B per warp */
+constexpr int kRowsPerWarp = 4;     /* rows of B per warp */
 constexpr int kGemvThreads = 32 * kGemvWarps;
 constexpr int kGemvMaxRowsA = 8;    /* rows of A per block (grid.y covers more) */
 
@@ -70,15 +70,6 @@ __device__ __forceinline__ void e2m1x8_to_half2(uint32_t w, __half2 out[4]) {
     }
 }
 
-/* A k-block of E2M1 codes as 8 fp16x2 holding the exact values (pairs as above). */
-__device__ __forceinline__ void decode_block_exact(uint2 w, __half2 v[8]) {
-    const __half2 two14 = __floats2half2_rn(16384.0f, 16384.0f);
-    e2m1x8_to_half2(w.x, v);
-    e2m1x8_to_half2(w.y, v + 4);
-#pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = __hmul2(v[i], two14); /* exact: a power of two */
-}
-
 /* AT: A's type; DT: D's type; MR: rows of A per block (1, 2, 4 or 8).
  * Grid: x strides over groups of kRowsPerWarp rows of B (kGemvWarps groups a block),
  *       y over groups of MR rows of A. */
@@ -87,10 +78,21 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p
     constexpr int RW = kRowsPerWarp;
     const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
-    const int64_t kblocks = p.k / 16;
+    const int64_t k = p.k, kblocks = k / 16;
     const int64_t m0 = (int64_t)blockIdx.y * MR;
     const int64_t groups = fp4_ceil_div(p.n, RW);
     const float alpha = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+    const __half2 two14 = __floats2half2_rn(16384.0f, 16384.0f);
+
+    // NOTE: a lane's k-block advances by 32 per step, so in both layouts its scale offset
+    // advances by a constant (swizzled: 8 tiles of 512 bytes). Within a 32-row slice the
+    // swizzled offset of row r + j is that of row r plus 16 j, and m < 32 here (M <= 16) and
+    // a warp's RW rows of B (RW | 32) never cross a 32-row slice.
+    const int64_t b_sf_step = p.b_swizzled ? 8 * 512 : 32;
+    const int64_t a_sf_step = p.a_swizzled ? 8 * 512 : 32;
+    const int64_t b_sf_row = p.b_swizzled ? 16 : kblocks; /* + per row, inside a slice */
+    const int64_t a_sf_row = p.a_swizzled ? 16 : kblocks;
+    static_assert(32 % RW == 0, "a warp's rows of B stay inside one 32-row slice");
 
     for (int64_t g = (int64_t)blockIdx.x * kGemvWarps + warp; g < groups;
          g += (int64_t)gridDim.x * kGemvWarps) {
@@ -101,20 +103,24 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p
 #pragma unroll
             for (int j = 0; j < RW; j++) acc[r][j] = 0.0f;
 
-        for (int64_t kb = lane; kb < kblocks; kb += 32) {
-            // load and decode k-block kb of each of the warp's rows of B
+        const uint8_t *b_blk = p.b + n0 * (k / 2) + (int64_t)lane * 8; /* row n0, k-block lane */
+        int64_t b_sf = sf_offset(p.b_swizzled, n0, lane, k);
+        int64_t a_sf = AT == FP4_DTYPE_E2M1 ? sf_offset(p.a_swizzled, m0, lane, k) : 0;
+        for (int64_t kb = lane; kb < kblocks;
+             kb += 32, b_blk += 32 * 8, b_sf += b_sf_step, a_sf += a_sf_step) {
+            // load and decode k-block kb of each of the warp's rows of B (values * 2^-14)
             __half2 b[RW][8];
             float sb[RW];
 #pragma unroll
             for (int j = 0; j < RW; j++) {
-                const int64_t n = n0 + j;
                 uint2 w = make_uint2(0, 0);
                 sb[j] = 0.0f;
-                if (n < p.n) {
-                    w = load_block8(p.b + n * (p.k / 2), kb, p.b_vec);
-                    sb[j] = fp4_e4m3_decode(__ldg(p.b_sf + sf_offset(p.b_swizzled, n, kb, p.k)));
+                if (n0 + j < p.n) {
+                    w = load_block8(b_blk + j * (k / 2), 0, p.b_vec);
+                    sb[j] = fp4_e4m3_decode(__ldg(p.b_sf + b_sf + j * b_sf_row));
                 }
-                decode_block_exact(w, b[j]);
+                e2m1x8_to_half2(w.x, b[j]);
+                e2m1x8_to_half2(w.y, b[j] + 4);
             }
             // multiply with the same k-block of each row of A
 #pragma unroll
@@ -123,34 +129,36 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p
                 if (m >= p.m) break; /* the same for every lane */
                 if constexpr (AT == FP4_DTYPE_E2M1) {
                     const uint8_t *a = static_cast<const uint8_t *>(p.a);
-                    const uint2 w = load_block8(a + m * (p.k / 2), kb, p.a_vec);
-                    const float sa = fp4_e4m3_decode(__ldg(p.a_sf + sf_offset(p.a_swizzled, m, kb, p.k)));
+                    const uint2 w = load_block8(a + m * (k / 2), kb, p.a_vec);
+                    const float sa = fp4_e4m3_decode(__ldg(p.a_sf + a_sf + r * a_sf_row));
                     __half2 av[8];
-                    e2m1x8_to_half2(w.x, av); /* values * 2^-14 */
+                    e2m1x8_to_half2(w.x, av);
                     e2m1x8_to_half2(w.y, av + 4);
+#pragma unroll
+                    for (int i = 0; i < 8; i++) av[i] = __hmul2(av[i], two14); /* exact values */
 #pragma unroll
                     for (int j = 0; j < RW; j++) {
                         __half2 s = __float2half2_rn(0.0f);
 #pragma unroll
                         for (int i = 0; i < 8; i++) s = __hfma2(av[i], b[j][i], s); /* exact */
-                        const float blk = __low2float(s) + __high2float(s);
+                        const float blk = __low2float(s) + __high2float(s); /* sum * 2^-14 */
                         acc[r][j] = fmaf(blk, sa * sb[j] * 16384.0f, acc[r][j]);
                     }
                 } else {
                     // 16-bit A, FP32 products: pair i of word q of B holds elements 8q + i
-                    // (low) and 8q + i + 4 (high); b * sb is exact, so is a * (b * sb)
-                    const int64_t base = m * p.k + kb * 16;
+                    // (low) and 8q + i + 4 (high); b * 2^14 * sb is exact, so is a * that
                     float av[16];
-                    fp4_load_block16<AT>(p.a, base, p.a_vec, av);
+                    fp4_load_block16<AT>(p.a, m * k + kb * 16, p.a_vec, av);
 #pragma unroll
                     for (int j = 0; j < RW; j++) {
+                        const float sbj = sb[j] * 16384.0f;
 #pragma unroll
-                        for (int q = 0; q < 2; q++) {     /* word q: elements 8q .. 8q+7 */
+                        for (int q = 0; q < 2; q++) {
 #pragma unroll
-                            for (int i = 0; i < 4; i++) { /* pair i: elements 8q+i, 8q+i+4 */
+                            for (int i = 0; i < 4; i++) {
                                 const float2 bv = __half22float2(b[j][4 * q + i]);
-                                acc[r][j] = fmaf(av[8 * q + i], bv.x * sb[j], acc[r][j]);
-                                acc[r][j] = fmaf(av[8 * q + i + 4], bv.y * sb[j], acc[r][j]);
+                                acc[r][j] = fmaf(av[8 * q + i], bv.x * sbj, acc[r][j]);
+                                acc[r][j] = fmaf(av[8 * q + i + 4], bv.y * sbj, acc[r][j]);
                             }
                         }
                     }
