@@ -26,7 +26,7 @@
 namespace {
 
 constexpr int kGemvWarps = 4;       /* warps per block */
-constexpr int kRowsPerWarp = 4;     /* rows of B per warp */
+constexpr int kRowsPerWarp = 2;     /* rows of B per warp */
 constexpr int kGemvThreads = 32 * kGemvWarps;
 constexpr int kGemvMaxRowsA = 8;    /* rows of A per block (grid.y covers more) */
 
@@ -106,22 +106,35 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p
         const uint8_t *b_blk = p.b + n0 * (k / 2) + (int64_t)lane * 8; /* row n0, k-block lane */
         int64_t b_sf = sf_offset(p.b_swizzled, n0, lane, k);
         int64_t a_sf = AT == FP4_DTYPE_E2M1 ? sf_offset(p.a_swizzled, m0, lane, k) : 0;
+
+        // raw bytes of the warp's rows of B at one k-block: loaded a step ahead of their use
+        uint2 w_next[RW];
+        uint8_t s_next[RW];
+        auto load_b = [&](const uint8_t *blk, int64_t sf_off) {
+#pragma unroll
+            for (int j = 0; j < RW; j++) {
+                w_next[j] = make_uint2(0, 0);
+                s_next[j] = 0;
+                if (n0 + j < p.n) {
+                    w_next[j] = load_block8(blk + j * (k / 2), 0, p.b_vec);
+                    s_next[j] = __ldg(p.b_sf + sf_off + j * b_sf_row);
+                }
+            }
+        };
+        if (lane < kblocks) load_b(b_blk, b_sf);
+
         for (int64_t kb = lane; kb < kblocks;
              kb += 32, b_blk += 32 * 8, b_sf += b_sf_step, a_sf += a_sf_step) {
-            // load and decode k-block kb of each of the warp's rows of B (values * 2^-14)
+            // decode this step's k-block of B (values * 2^-14), then start the next step's loads
             __half2 b[RW][8];
             float sb[RW];
 #pragma unroll
             for (int j = 0; j < RW; j++) {
-                uint2 w = make_uint2(0, 0);
-                sb[j] = 0.0f;
-                if (n0 + j < p.n) {
-                    w = load_block8(b_blk + j * (k / 2), 0, p.b_vec);
-                    sb[j] = fp4_e4m3_decode(__ldg(p.b_sf + b_sf + j * b_sf_row));
-                }
-                e2m1x8_to_half2(w.x, b[j]);
-                e2m1x8_to_half2(w.y, b[j] + 4);
+                e2m1x8_to_half2(w_next[j].x, b[j]);
+                e2m1x8_to_half2(w_next[j].y, b[j] + 4);
+                sb[j] = fp4_e4m3_decode(s_next[j]);
             }
+            if (kb + 32 < kblocks) load_b(b_blk + 32 * 8, b_sf + b_sf_step);
             // multiply with the same k-block of each row of A
 #pragma unroll
             for (int r = 0; r < MR; r++) {
