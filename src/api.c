@@ -68,6 +68,16 @@ static const char *check_extent(const char *fn, const char *name, int64_t rows, 
     return buf;
 }
 
+/* A pointer to elements of `esize` bytes must be aligned to esize (C's rule; the GPU faults). */
+static const char *check_aligned(const char *fn, const char *name, const void *ptr, int64_t esize,
+                                 char *buf, size_t len) {
+    if (esize <= 1 || (uintptr_t)ptr % (uintptr_t)esize == 0) return NULL;
+    if (buf)
+        snprintf(buf, len, "%s: %s = %p is not aligned to its %lld-byte elements", fn, name, ptr,
+                 (long long)esize);
+    return buf;
+}
+
 static const char *check_gs(const char *fn, float gs, const float *gs_ptr, char *buf, size_t len) {
     if (gs_ptr) return NULL; /* read at run time, in context memory */
     if (!(gs > 0.0f) || !isfinite(gs))
@@ -94,6 +104,9 @@ static const char *quant_desc_problem(const fp4_quant_desc *d, char *buf, size_t
     if (!d->in) return PROBLEM("%s: in is NULL", fn);
     if (!d->out_q) return PROBLEM("%s: out_q is NULL", fn);
     if (!d->out_sf) return PROBLEM("%s: out_sf is NULL", fn);
+    if ((p = check_aligned(fn, "in", d->in, fp4_dtype_size(d->in_dtype), buf, len))) return p;
+    if ((p = check_aligned(fn, "global_scale_ptr", d->global_scale_ptr, 4, buf, len))) return p;
+    if ((p = check_aligned(fn, "nonfinite_flag", d->nonfinite_flag, 4, buf, len))) return p;
     if ((p = check_extent(fn, "in", d->rows, d->ld_in ? d->ld_in : d->k,
                           fp4_dtype_size(d->in_dtype), buf, len)))
         return p;
@@ -122,6 +135,8 @@ static const char *dequant_desc_problem(const fp4_dequant_desc *d, char *buf, si
     if (!d->q) return PROBLEM("%s: q is NULL", fn);
     if (!d->sf) return PROBLEM("%s: sf is NULL", fn);
     if (!d->out) return PROBLEM("%s: out is NULL", fn);
+    if ((p = check_aligned(fn, "out", d->out, fp4_dtype_size(d->out_dtype), buf, len))) return p;
+    if ((p = check_aligned(fn, "global_scale_ptr", d->global_scale_ptr, 4, buf, len))) return p;
     if ((p = check_extent(fn, "out", d->rows, d->ld_out ? d->ld_out : d->k,
                           fp4_dtype_size(d->out_dtype), buf, len)))
         return p;
@@ -162,6 +177,9 @@ const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len)
     if (!d->b) return PROBLEM("%s: b is NULL", fn);
     if (!d->b_sf) return PROBLEM("%s: b_sf is NULL", fn);
     if (!d->d) return PROBLEM("%s: d is NULL", fn);
+    if (!w4a4 && (p = check_aligned(fn, "a", d->a, 2, buf, len))) return p;
+    if ((p = check_aligned(fn, "d", d->d, fp4_dtype_size(d->d_dtype), buf, len))) return p;
+    if ((p = check_aligned(fn, "alpha_ptr", d->alpha_ptr, 4, buf, len))) return p;
     if ((p = check_extent(fn, "a", d->m, d->k, w4a4 ? 1 : 2, buf, len))) return p;
     if ((p = check_extent(fn, "b", d->n, d->k, 1, buf, len))) return p;
     if ((p = check_extent(fn, "d", d->m, d->ldd ? d->ldd : d->n, fp4_dtype_size(d->d_dtype), buf,
@@ -255,6 +273,8 @@ fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_
         p = PROBLEM("%s: ld_in = %lld is less than k = %lld", fn, (long long)ld_in, (long long)k);
     if (!p && !in) p = PROBLEM("%s: in is NULL", fn);
     if (!p && !gs_out) p = PROBLEM("%s: gs_out is NULL", fn);
+    if (!p) p = check_aligned(fn, "in", in, fp4_dtype_size(in_dtype), buf, len);
+    if (!p) p = check_aligned(fn, "gs_out", gs_out, 4, buf, len);
     if (!p) p = check_extent(fn, "in", rows, ld_in ? ld_in : k, fp4_dtype_size(in_dtype), buf, len);
     if (p) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", p);
     if (ld_in == 0) ld_in = k;

@@ -324,6 +324,8 @@ static void test_global_scale_bad(void) {
 
 /* ---- gemm, backend check, backend selection ---------------------------------------------- */
 
+static float g_alpha_storage[2]; /* a misaligned alpha_ptr points inside */
+
 static void test_gemm_bad(void) {
     region out = region_new(M * N * 4);
     fp4_gemm_desc d;
@@ -376,6 +378,11 @@ static void test_gemm_bad(void) {
     GBAD((d.a_dtype = FP4_DTYPE_BF16, d.a = g_a16, d.m = INT64_MAX / 64, d.k = 64), FP4_ERR_INVALID_ARGUMENT,
          "m|k|overflow|overflows");
     GBAD((d.a_dtype = FP4_DTYPE_BF16, d.a = NULL), FP4_ERR_INVALID_ARGUMENT, "a");
+    /* misaligned element pointers: C's rule, and a GPU would fault */
+    GBAD((d.a_dtype = FP4_DTYPE_BF16, d.a = (const uint8_t *)g_a16 + 1), FP4_ERR_INVALID_ARGUMENT, "a");
+    GBAD(d.d = out.p + 1, FP4_ERR_INVALID_ARGUMENT, "d");
+    GBAD(d.alpha_ptr = (const float *)((const uint8_t *)&g_alpha_storage + 1), FP4_ERR_INVALID_ARGUMENT,
+         "alpha_ptr");
     /* GPU backends on a CPU context: valid problem, can't run here */
     GBAD(d.backend = FP4_BACKEND_CUDA_SIMT, FP4_ERR_NOT_SUPPORTED, "cuda_simt");
     GBAD(d.backend = FP4_BACKEND_CUDA_MMA, FP4_ERR_NOT_SUPPORTED, "cuda_mma");

@@ -352,14 +352,18 @@ done:
 
 typedef struct gemm_shape {
     int64_t m, n, k;
-    int64_t ldd_pad; /* ldd = n + ldd_pad */
+    int64_t ldd_pad;  /* ldd = n + ldd_pad */
+    int misalign;     /* A and B start one byte past an allocation: the kernels' scalar loads */
 } gemm_shape;
 
 static const gemm_shape k_gemm_shapes[] = {
-    {1, 1, 16, 0},       {1, 4096, 4096, 0},  {7, 1, 48, 0},    {129, 257, 48, 0},
-    {33, 65, 4096, 0},   {16, 128, 28672, 0}, {2048, 64, 256, 0},
-    {64, 3000, 512, 0},  /* tall-skinny weight */
-    {37, 50, 96, 13},    /* non-contiguous D */
+    {1, 1, 16, 0, 0},      {1, 4096, 4096, 0, 0},  {7, 1, 48, 0, 0},
+    {129, 257, 48, 0, 0},  {33, 65, 4096, 0, 0},   {16, 128, 28672, 0, 0},
+    {2048, 64, 256, 0, 0},
+    {64, 3000, 512, 0, 0}, /* tall-skinny weight */
+    {37, 50, 96, 13, 0},   /* non-contiguous D */
+    {3, 33, 80, 0, 1},   /* misaligned A and B, small-M path */
+    {40, 33, 80, 0, 1},  /* misaligned A and B, tiled path */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
@@ -402,6 +406,7 @@ typedef struct gemm_problem {
     double *sum_abs;      /* [nrows, n] sum_k |A*B| */
     /* device copies */
     void *d_a, *d_a_sf, *d_b, *d_b_sf, *d_d;
+    void *d_a_alloc, *d_b_alloc; /* what fp4_malloc returned (d_a, d_b may be 1 byte past) */
     float *d_alpha;
 } gemm_problem;
 
@@ -597,14 +602,18 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
 
     // device copies
     const int64_t a_bytes = m * a_row_bytes;
-    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_a, a_bytes));
+    /* misaligned: one byte past for E2M1 data, one element for 16-bit A */
+    const int64_t shift = s->misalign ? 1 : 0, shift_a = s->misalign ? (w4a4 ? 1 : 2) : 0;
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_a_alloc, a_bytes + shift_a));
+    p.d_a = (uint8_t *)p.d_a_alloc + shift_a;
     TRY(g_gpu, fp4_upload(g_gpu, p.d_a, a, a_bytes));
     if (w4a4) {
         const int64_t bytes = fp4_sf_bytes(m, k, p.a_layout);
         TRY(g_gpu, fp4_malloc(g_gpu, &p.d_a_sf, bytes));
         TRY(g_gpu, fp4_upload(g_gpu, p.d_a_sf, a_sf, bytes));
     }
-    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_b, n * (k / 2)));
+    TRY(g_gpu, fp4_malloc(g_gpu, &p.d_b_alloc, n * (k / 2) + shift));
+    p.d_b = (uint8_t *)p.d_b_alloc + shift;
     TRY(g_gpu, fp4_upload(g_gpu, p.d_b, b, n * (k / 2)));
     TRY(g_gpu, fp4_malloc(g_gpu, &p.d_b_sf, fp4_sf_bytes(n, k, p.b_layout)));
     TRY(g_gpu, fp4_upload(g_gpu, p.d_b_sf, b_sf, fp4_sf_bytes(n, k, p.b_layout)));
@@ -624,9 +633,9 @@ fail:
     tu_case(0, "gemm set-up %s m=%lld n=%lld k=%lld", a_name(a_dtype), (long long)m,
             (long long)n, (long long)k);
 done:
-    fp4_free(g_gpu, p.d_a);
+    fp4_free(g_gpu, p.d_a_alloc);
     fp4_free(g_gpu, p.d_a_sf);
-    fp4_free(g_gpu, p.d_b);
+    fp4_free(g_gpu, p.d_b_alloc);
     fp4_free(g_gpu, p.d_b_sf);
     fp4_free(g_gpu, p.d_d);
     fp4_free(g_gpu, p.d_alpha);
