@@ -14,7 +14,9 @@
  * Ragged edges (M, N not multiples of 64, K not a multiple of 64) are zero-filled in shared
  * memory and masked on the store. Offsets that can pass 2^31 are int64.
  */
-#include "cuda_util.cuh"
+#include "simt_args.cuh"
+
+#include <type_traits>
 
 namespace {
 
@@ -30,20 +32,6 @@ static_assert(kTileM == kTileN, "load_tile fills A's and B's tiles alike");
 static_assert(kTileM * (kTileK / 16) == kThreads && kTileN * (kTileK / 16) == kThreads,
               "each thread decodes exactly one (row, k-block) of A and one of B per step");
 
-struct SimtArgs {
-    int64_t m, n, k;
-    const void *a;        /* E2M1: (m, k/2) bytes; BF16/F16: (m, k) elements */
-    const uint8_t *a_sf;  /* E2M1 only */
-    const uint8_t *b;     /* (n, k/2) bytes */
-    const uint8_t *b_sf;
-    void *d;              /* (m, ldd) elements */
-    int64_t ldd;
-    float alpha;
-    const float *alpha_ptr; /* device pointer or NULL */
-    bool a_swizzled, b_swizzled;
-    bool a_vec; /* A's loads may be vectors: 8-byte (E2M1) or 16-byte (BF16/F16) aligned */
-    bool b_vec; /* B's 8-byte loads are aligned */
-};
 
 /* Decodes k-block kb of row `row` of a packed E2M1 operand: 16 values e2m1 * e4m3 (exact in
  * float: at most 6 significant bits). */
@@ -150,14 +138,6 @@ __global__ void __launch_bounds__(kThreads) sm70_simt_gemm_kernel(SimtArgs p) {
 }
 
 /* Launches the kernel for A's type AT and D's type d_dtype; returns the launch's error. */
-template <fp4_dtype AT>
-cudaError_t launch_for_a(fp4_dtype d_dtype, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
-    const bool known = fp4_dispatch_float_dtype(d_dtype, [&](auto dt) {
-        sm70_simt_gemm_kernel<AT, decltype(dt)::value><<<grid, kThreads, 0, stream>>>(p);
-    });
-    return known ? cudaGetLastError() : cudaErrorInvalidValue;
-}
-
 } // namespace
 
 cudaError_t fp4_cuda_simt_probe(void) {
@@ -172,25 +152,7 @@ extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc
     // v2: few rows of A (decode): a pass over B, one warp per pair of its rows
     if (desc->m <= FP4_SIMT_GEMV_MAX_M) return fp4_cuda_simt_gemv(ctx, desc);
 
-    const bool w4a4 = desc->a_dtype == FP4_DTYPE_E2M1;
-    SimtArgs p;
-    p.m = desc->m;
-    p.n = desc->n;
-    p.k = desc->k;
-    p.a = desc->a;
-    p.a_sf = static_cast<const uint8_t *>(desc->a_sf);
-    p.b = static_cast<const uint8_t *>(desc->b);
-    p.b_sf = static_cast<const uint8_t *>(desc->b_sf);
-    p.d = desc->d;
-    p.ldd = desc->ldd;
-    p.alpha = desc->alpha;
-    p.alpha_ptr = desc->alpha_ptr;
-    p.a_swizzled = w4a4 && desc->a_sf_layout == FP4_SF_SWIZZLED_128x4;
-    p.b_swizzled = desc->b_sf_layout == FP4_SF_SWIZZLED_128x4;
-    /* rows of A and B start at multiples of 8 bytes (k/2, k a multiple of 16) and rows of a
-     * 16-bit A at multiples of 32 bytes: only the base pointers can break the alignment */
-    p.a_vec = ((uintptr_t)desc->a % (w4a4 ? 8 : 16)) == 0;
-    p.b_vec = ((uintptr_t)desc->b % 8) == 0;
+    const SimtArgs p = simt_args_from_desc(desc);
 
     /* NOTE: gridDim.y is limited to 65535, gridDim.x to 2^31 - 1: M tiles go on x, and the
      * kernel strides over N tiles beyond 65535 (n > 4M). */
@@ -203,13 +165,12 @@ extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
-    cudaError_t err = cudaErrorInvalidValue;
-    switch (desc->a_dtype) {
-    case FP4_DTYPE_E2M1: err = launch_for_a<FP4_DTYPE_E2M1>(desc->d_dtype, grid, stream, p); break;
-    case FP4_DTYPE_BF16: err = launch_for_a<FP4_DTYPE_BF16>(desc->d_dtype, grid, stream, p); break;
-    case FP4_DTYPE_F16: err = launch_for_a<FP4_DTYPE_F16>(desc->d_dtype, grid, stream, p); break;
-    default: break;
-    }
+    const cudaError_t err =
+        simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
+            sm70_simt_gemm_kernel<decltype(at)::value, decltype(dt)::value>
+                <<<grid, kThreads, 0, stream>>>(p);
+            return cudaGetLastError();
+        });
     FP4_CUDA_TRY(ctx, err, "cuda_simt kernel launch");
     return FP4_OK;
 }

@@ -19,9 +19,10 @@
  * both E4M3 scales in FP32 (still exact) and accumulated in FP32: the Blackwell result up to the
  * order of the FP32 additions, as in the tiled kernel.
  */
-#include "cuda_util.cuh"
+#include "simt_args.cuh"
 
 #include <cuda_fp16.h>
+#include <type_traits>
 
 namespace {
 
@@ -30,19 +31,6 @@ constexpr int kRowsPerWarp = 2;     /* rows of B per warp */
 constexpr int kGemvThreads = 32 * kGemvWarps;
 constexpr int kGemvMaxRowsA = 8;    /* rows of A per block (grid.y covers more) */
 
-struct GemvArgs {
-    int64_t m, n, k;
-    const void *a;          /* E2M1: (m, k/2) bytes; BF16/F16: (m, k) elements */
-    const uint8_t *a_sf;    /* E2M1 only */
-    const uint8_t *b;       /* (n, k/2) bytes */
-    const uint8_t *b_sf;
-    void *d;                /* (m, ldd) elements */
-    int64_t ldd;
-    float alpha;
-    const float *alpha_ptr; /* device pointer or NULL */
-    bool a_swizzled, b_swizzled;
-    bool a_vec, b_vec;      /* 8-byte (E2M1) / 16-byte (16-bit A) loads are aligned */
-};
 
 __device__ __forceinline__ int64_t sf_offset(bool swizzled, int64_t row, int64_t kb, int64_t k) {
     return swizzled ? fp4_sf_offset_swizzled(row, kb, k) : fp4_sf_offset_linear(row, kb, k);
@@ -74,7 +62,7 @@ __device__ __forceinline__ void e2m1x8_to_half2(uint32_t w, __half2 out[4]) {
  * Grid: x strides over groups of kRowsPerWarp rows of B (kGemvWarps groups a block),
  *       y over groups of MR rows of A. */
 template <fp4_dtype AT, fp4_dtype DT, int MR>
-__global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p) {
+__global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(SimtArgs p) {
     constexpr int RW = kRowsPerWarp;
     const int lane = threadIdx.x % 32;
     const int warp = threadIdx.x / 32;
@@ -201,7 +189,7 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(GemvArgs p
 static_assert(kGemvMaxRowsA * kRowsPerWarp <= 32, "one lane stores each output of a warp");
 
 template <fp4_dtype AT, fp4_dtype DT>
-cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const GemvArgs &p) {
+cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
     switch (mr) {
     case 1: sm70_simt_gemv_kernel<AT, DT, 1><<<grid, kGemvThreads, 0, stream>>>(p); break;
     case 2: sm70_simt_gemv_kernel<AT, DT, 2><<<grid, kGemvThreads, 0, stream>>>(p); break;
@@ -211,39 +199,10 @@ cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const GemvArgs &
     return cudaGetLastError();
 }
 
-template <fp4_dtype AT>
-cudaError_t launch_for_a(fp4_dtype d_dtype, int mr, dim3 grid, cudaStream_t stream,
-                         const GemvArgs &p) {
-    switch (d_dtype) {
-    case FP4_DTYPE_F32: return launch_rows<AT, FP4_DTYPE_F32>(mr, grid, stream, p);
-    case FP4_DTYPE_F16: return launch_rows<AT, FP4_DTYPE_F16>(mr, grid, stream, p);
-    case FP4_DTYPE_BF16: return launch_rows<AT, FP4_DTYPE_BF16>(mr, grid, stream, p);
-    default: return cudaErrorInvalidValue;
-    }
-}
-
 } // namespace
 
 fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
-    const bool w4a4 = desc->a_dtype == FP4_DTYPE_E2M1;
-    GemvArgs p;
-    p.m = desc->m;
-    p.n = desc->n;
-    p.k = desc->k;
-    p.a = desc->a;
-    p.a_sf = static_cast<const uint8_t *>(desc->a_sf);
-    p.b = static_cast<const uint8_t *>(desc->b);
-    p.b_sf = static_cast<const uint8_t *>(desc->b_sf);
-    p.d = desc->d;
-    p.ldd = desc->ldd;
-    p.alpha = desc->alpha;
-    p.alpha_ptr = desc->alpha_ptr;
-    p.a_swizzled = w4a4 && desc->a_sf_layout == FP4_SF_SWIZZLED_128x4;
-    p.b_swizzled = desc->b_sf_layout == FP4_SF_SWIZZLED_128x4;
-    /* rows start at multiples of 8 bytes (E2M1) or 32 bytes (16-bit): only the bases matter */
-    p.a_vec = ((uintptr_t)desc->a % (w4a4 ? 8 : 16)) == 0;
-    p.b_vec = ((uintptr_t)desc->b % 8) == 0;
-
+    const SimtArgs p = simt_args_from_desc(desc);
     const int mr = p.m <= 1 ? 1 : p.m <= 2 ? 2 : p.m <= 4 ? 4 : kGemvMaxRowsA;
     const int64_t groups = fp4_ceil_div(p.n, kRowsPerWarp);
     int64_t blocks = fp4_ceil_div(groups, kGemvWarps);
@@ -252,13 +211,10 @@ fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
-    cudaError_t err = cudaErrorInvalidValue;
-    switch (desc->a_dtype) {
-    case FP4_DTYPE_E2M1: err = launch_for_a<FP4_DTYPE_E2M1>(desc->d_dtype, mr, grid, stream, p); break;
-    case FP4_DTYPE_BF16: err = launch_for_a<FP4_DTYPE_BF16>(desc->d_dtype, mr, grid, stream, p); break;
-    case FP4_DTYPE_F16: err = launch_for_a<FP4_DTYPE_F16>(desc->d_dtype, mr, grid, stream, p); break;
-    default: break;
-    }
+    const cudaError_t err =
+        simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
+            return launch_rows<decltype(at)::value, decltype(dt)::value>(mr, grid, stream, p);
+        });
     FP4_CUDA_TRY(ctx, err, "cuda_simt small-M kernel launch");
     return FP4_OK;
 }
