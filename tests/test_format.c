@@ -1,10 +1,11 @@
 /*
  * test_format.c - the element and scale formats (src/format.h) and the public size/offset
- * functions, checked against NVFP4.md with references written here from scratch: table
- * look-ups, ldexp formulas and brute-force nearest-value searches in double. Nothing in
- * this file calls a format.h encoder to compute an expected value.
+ * functions, checked against NVFP4.md with references written from scratch (ref_formats.c:
+ * table look-ups, ldexp formulas and brute-force nearest-value searches in double). Nothing
+ * in this file calls a format.h encoder to compute an expected value.
  */
 #include "format.h"
+#include "ref_formats.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -13,145 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- independent references ---------------------------------------------------------- */
-
-/* NVFP4.md's E2M1 table, codes 0..7. */
-static const double k_e2m1_mag[8] = {0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0};
-
-static uint32_t f32_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-static float bits_f32(uint32_t u) {
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
-static int sign_bit(float x) { return (int)(f32_bits(x) >> 31); }
-
-/* Brute force: the nearest of the 8 magnitudes by |a - v| in double, ties to the even code;
- * beyond 6 saturate; the sign is the input's sign bit; NaN is code 0. */
-static uint8_t ref_e2m1_encode(float x) {
-    if (isnan(x)) return 0;
-    const double a = fabs((double)x);
-    int best = 7;
-    if (a <= 6.0) {
-        double best_d = INFINITY;
-        for (int c = 0; c < 8; c++) {
-            const double d = fabs(a - k_e2m1_mag[c]);
-            if (d < best_d || (d == best_d && (c & 1) == 0)) {
-                best_d = d;
-                best = c;
-            }
-        }
-    }
-    return (uint8_t)((sign_bit(x) ? 8 : 0) | best);
-}
-
-/* OCP e4m3fn by formula: (1 + m/8) * 2^(e-7), subnormal m * 2^-9, 0x7F/0xFF NaN. */
-static double ref_e4m3_value(uint8_t code) {
-    const int e = (code >> 3) & 15, m = code & 7;
-    double v;
-    if (e == 15 && m == 7)
-        v = NAN;
-    else if (e == 0)
-        v = ldexp((double)m, -9);
-    else
-        v = ldexp(1.0 + m / 8.0, e - 7);
-    return (code & 0x80) ? -v : v;
-}
-
-/* Brute force over the 127 finite non-negative codes: nearest by |a - v| in double, ties to
- * the even code, saturating to 448 (0x7E); sign kept; NaN is 0x7F whatever its sign. */
-static uint8_t ref_e4m3_encode(float x) {
-    const uint8_t sign = sign_bit(x) ? 0x80 : 0;
-    if (isnan(x)) return 0x7F;
-    const double a = fabs((double)x);
-    int best = 0x7E;
-    if (a <= 448.0) {
-        double best_d = INFINITY;
-        for (int c = 0; c <= 0x7E; c++) {
-            const double d = fabs(a - ref_e4m3_value((uint8_t)c));
-            if (d < best_d || (d == best_d && (c & 1) == 0)) {
-                best_d = d;
-                best = c;
-            }
-        }
-    }
-    return (uint8_t)(sign | best);
-}
-
-/* F16 by formula. */
-static double ref_f16_value(uint16_t h) {
-    const int e = (h >> 10) & 31, m = h & 1023;
-    double v;
-    if (e == 31)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -24);
-    else
-        v = ldexp(1.0 + m / 1024.0, e - 15);
-    return (h & 0x8000) ? -v : v;
-}
-
-/* BF16 by formula (8 exponent bits, bias 127, 7 mantissa bits). */
-static double ref_bf16_value(uint16_t h) {
-    const int e = (h >> 7) & 255, m = h & 127;
-    double v;
-    if (e == 255)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -133);
-    else
-        v = ldexp(1.0 + m / 128.0, e - 127);
-    return (h & 0x8000) ? -v : v;
-}
-
-/* Round a finite |a| onto a monotone table of non-negative codes 0..last (values by `val`),
- * with the value `over` standing for code last+1 (Inf: 2^128 or 65536, the IEEE overflow
- * rule): binary search for the bracket, then nearest, ties to the even code. */
-static uint32_t ref_round_monotone(double a, uint32_t last, double (*val)(uint16_t), double over) {
-    if (a >= over) return last + 1;
-    uint32_t lo = 0, hi = last + 1; /* val(lo) <= a < val(hi) (val(last+1) = over) */
-    while (hi - lo > 1) {
-        const uint32_t mid = (lo + hi) / 2;
-        if (val((uint16_t)mid) <= a)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const double vlo = val((uint16_t)lo);
-    const double vhi = hi == last + 1 ? over : val((uint16_t)hi);
-    const double dlo = a - vlo, dhi = vhi - a;
-    if (dlo < dhi) return lo;
-    if (dhi < dlo) return hi;
-    return (lo & 1) ? hi : lo;
-}
-
-static uint16_t ref_f32_to_f16(float x) {
-    if (isnan(x)) return (uint16_t)(sign_bit(x) ? 0xFE00 : 0x7E00);
-    const uint16_t s = sign_bit(x) ? 0x8000 : 0;
-    if (isinf(x)) return (uint16_t)(s | 0x7C00);
-    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7BFF, ref_f16_value, 65536.0));
-}
-
-static uint16_t ref_f32_to_bf16(float x) {
-    const uint16_t s = sign_bit(x) ? 0x8000 : 0;
-    if (isinf(x)) return (uint16_t)(s | 0x7F80);
-    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7F7F, ref_bf16_value,
-                                             ldexp(1.0, 128)));
-}
-
-/* NVFP4.md's swizzled offset, written out again from the contract text. */
-static int64_t ref_offset_swizzled(int64_t m, int64_t kb, int64_t k) {
-    const int64_t kblocks = k / 16;
-    const int64_t kt = (kblocks + 3) / 4;
-    return (m / 128) * (kt * 512) + (kb / 4) * 512 + (m % 32) * 16 + ((m % 128) / 32) * 4 +
-           (kb % 4);
-}
+/* ---- helpers (the independent references are in ref_formats.c) ---------------------- */
 
 /* A float with random bits in a given exponent window (both signs). */
 static float random_float_exp(tu_rng *rng, int lo_exp, int hi_exp) {
@@ -174,7 +37,7 @@ static void test_e2m1(tu_rng *rng) {
     int ok = 1;
     for (int c = 0; c < 16; c++) {
         const float v = fp4_e2m1_decode((uint8_t)c);
-        const double want = (c & 8) ? -k_e2m1_mag[c & 7] : k_e2m1_mag[c & 7];
+        const double want = ref_e2m1_value((uint8_t)c);
         ok &= (double)v == want && sign_bit(v) == ((c & 8) != 0);
     }
     tu_case(ok, "e2m1 decode all 16 codes (8..15 negative, 8 is -0.0 with the sign bit)");
@@ -457,7 +320,7 @@ static void test_offsets(void) {
             /* the padded domain maps one-to-one onto the whole buffer */
             for (int64_t r = 0; ok && r < roundup(rows, 128); r++) {
                 for (int64_t kb = 0; kb < roundup(kb_n, 4); kb++) {
-                    const int64_t off = ref_offset_swizzled(r, kb, k);
+                    const int64_t off = ref_sf_offset(r, kb, k, FP4_SF_SWIZZLED_128x4);
                     if (off < 0 || off >= want_size || hit[off]) {
                         ok = 0;
                         break;

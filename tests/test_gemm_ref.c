@@ -1,9 +1,10 @@
 /*
  * test_gemm_ref.c - the cpu_ref GEMM (FP4_BACKEND_CPU_REF, and AUTO on a CPU context)
  * against a separate dequantize-then-matmul in double written here: every element decoded
- * with this file's own E2M1/E4M3/BF16/F16 decoders, scales found with the contract's offset
- * formula, then the triple loop. Plus a K > 2^31 case that an index wrapped at 2^31 fails.
+ * with the independent E2M1/E4M3/BF16/F16 decoders of ref_formats.c (not format.h), scales
+ * found with the contract's offset formula, then the triple loop. Plus a K > 2^31 case that an index wrapped at 2^31 fails.
  */
+#include "ref_formats.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -14,45 +15,7 @@
 
 #define GUARD 64
 
-/* ---- independent decoders ------------------------------------------------------------ */
-
-static const double k_e2m1[16] = {0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6};
-
-static double e4m3_value(uint8_t code) {
-    const int e = (code >> 3) & 15, m = code & 7;
-    double v;
-    if (e == 15 && m == 7)
-        v = NAN;
-    else if (e == 0)
-        v = ldexp((double)m, -9);
-    else
-        v = ldexp(1.0 + m / 8.0, e - 7);
-    return (code & 0x80) ? -v : v;
-}
-
-static double f16_value(uint16_t h) {
-    const int e = (h >> 10) & 31, m = h & 1023;
-    double v;
-    if (e == 31)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -24);
-    else
-        v = ldexp(1.0 + m / 1024.0, e - 15);
-    return (h & 0x8000) ? -v : v;
-}
-
-static double bf16_value(uint16_t h) {
-    const int e = (h >> 7) & 255, m = h & 127;
-    double v;
-    if (e == 255)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -133);
-    else
-        v = ldexp(1.0 + m / 128.0, e - 127);
-    return (h & 0x8000) ? -v : v;
-}
+/* ---- input generation (the independent decoders are in ref_formats.c) ---------------- */
 
 /* Round-to-nearest-even of a double to a float-like format with `mant` explicit mantissa
  * bits and minimum normal exponent `emin`, by scaling (exact in double for these formats).
@@ -81,17 +44,6 @@ static uint16_t to_f16_bits(double x) { /* x representable in f16, |x| < 65504 *
     int e;
     const double m = frexp(a, &e); /* a = m 2^e, m in [0.5, 1) */
     return (uint16_t)(s | ((e - 1 + 15) << 10) | ((uint16_t)((m * 2 - 1) * 1024)));
-}
-
-static int64_t sf_offset(int64_t m, int64_t kb, int64_t k, fp4_sf_layout layout) {
-    if (layout == FP4_SF_LINEAR) return m * (k / 16) + kb;
-    const int64_t kt = (k / 16 + 3) / 4;
-    return (m / 128) * (kt * 512) + (kb / 4) * 512 + (m % 32) * 16 + ((m % 128) / 32) * 4 + (kb % 4);
-}
-
-static int64_t sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout) {
-    if (layout == FP4_SF_LINEAR) return rows * (k / 16);
-    return (rows + 127) / 128 * 128 * ((k / 16 + 3) / 4 * 4);
 }
 
 /* ulp of a double value as the format with `mant` mantissa bits and min exponent `emin`
@@ -126,7 +78,7 @@ static void make_operand(tu_rng *rng, operand *op, int64_t rows, int64_t k, fp4_
     if (dtype == FP4_DTYPE_E2M1) {
         op->data = malloc((size_t)(rows * k / 2));
         tu_fill_bytes(rng, op->data, rows * k / 2);
-        const int64_t nsf = sf_bytes(rows, k, layout);
+        const int64_t nsf = ref_sf_bytes(rows, k, layout);
         op->sf = malloc((size_t)nsf);
         memset(op->sf, 0x7F, (size_t)nsf); /* a read of a padding byte would give NaN */
         uint8_t *lin = malloc((size_t)(rows * k / 16));
@@ -134,12 +86,12 @@ static void make_operand(tu_rng *rng, operand *op, int64_t rows, int64_t k, fp4_
         for (int64_t i = 0; i < rows * k / 16; i++)
             if ((tu_rng_u64(rng) & 31) == 0) lin[i] = (uint8_t)tu_rng_range(rng, 0, 7); /* 0 or subnormal */
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t kb = 0; kb < k / 16; kb++) op->sf[sf_offset(r, kb, k, layout)] = lin[r * (k / 16) + kb];
+            for (int64_t kb = 0; kb < k / 16; kb++) op->sf[ref_sf_offset(r, kb, k, layout)] = lin[r * (k / 16) + kb];
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < k; i++) {
                 const uint8_t byte = op->data[r * (k / 2) + i / 2];
                 const uint8_t code = (i & 1) ? byte >> 4 : byte & 15;
-                op->dec[r * k + i] = k_e2m1[code] * e4m3_value(op->sf[sf_offset(r, i / 16, k, layout)]);
+                op->dec[r * k + i] = ref_e2m1_value(code) * ref_e4m3_value(op->sf[ref_sf_offset(r, i / 16, k, layout)]);
             }
         free(lin);
     } else {
@@ -152,11 +104,11 @@ static void make_operand(tu_rng *rng, operand *op, int64_t rows, int64_t k, fp4_
             if (dtype == FP4_DTYPE_BF16) {
                 v = round_to_format(v, 7, -126);
                 h[i] = to_bf16_bits(v);
-                op->dec[i] = bf16_value(h[i]);
+                op->dec[i] = ref_bf16_value(h[i]);
             } else {
                 v = round_to_format(v, 10, -14);
                 h[i] = to_f16_bits(v);
-                op->dec[i] = f16_value(h[i]);
+                op->dec[i] = ref_f16_value(h[i]);
             }
             if (op->dec[i] != v) op->dec[i] = NAN; /* generator self-check: poisons the case */
         }
@@ -208,7 +160,7 @@ static int check_output(const double *ref, const double *refabs, int64_t m, int6
             } else {
                 uint16_t h;
                 memcpy(&h, e, 2);
-                got = dt == FP4_DTYPE_F16 ? f16_value(h) : bf16_value(h);
+                got = dt == FP4_DTYPE_F16 ? ref_f16_value(h) : ref_bf16_value(h);
             }
             const double r = alpha * ref[i * n + j];
             double tol = ulp_of(r, 23, -126) + 2.0 * (double)k * 0x1p-53 * fabs(alpha) * refabs[i * n + j];

@@ -6,6 +6,7 @@
  * with the swizzled padding written as 0; outputs are poisoned before every call and
  * guard bytes after every buffer must survive.
  */
+#include "ref_formats.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -17,136 +18,8 @@
 #define GUARD 64
 #define POISON 0xA5
 
-/* ---- independent references (see test_format.c, which checks format.h against them) -- */
-
-static const float k_e2m1_mag[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-
-static uint32_t f32_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-
-
-/* nearest of the 8 magnitudes in double, ties to the even code, saturating, sign bit kept,
- * NaN -> 0 */
-static uint8_t ref_e2m1_encode(float x) {
-    if (isnan(x)) return 0;
-    const double a = fabs((double)x);
-    int best = 7;
-    if (a <= 6.0) {
-        double best_d = INFINITY;
-        for (int c = 0; c < 8; c++) {
-            const double d = fabs(a - (double)k_e2m1_mag[c]);
-            if (d < best_d || (d == best_d && (c & 1) == 0)) {
-                best_d = d;
-                best = c;
-            }
-        }
-    }
-    return (uint8_t)(((f32_bits(x) >> 31) ? 8 : 0) | best);
-}
-
-static float ref_e2m1_value(uint8_t code) {
-    return (code & 8) ? -k_e2m1_mag[code & 7] : k_e2m1_mag[code & 7];
-}
-
-static double ref_e4m3_value(uint8_t code) {
-    const int e = (code >> 3) & 15, m = code & 7;
-    double v;
-    if (e == 15 && m == 7)
-        v = NAN;
-    else if (e == 0)
-        v = ldexp((double)m, -9);
-    else
-        v = ldexp(1.0 + m / 8.0, e - 7);
-    return (code & 0x80) ? -v : v;
-}
-
-/* non-negative input only (scales are produced non-negative): nearest of the 127 finite
- * non-negative codes, ties to even, saturating to 448 (Inf included). */
-static uint8_t ref_e4m3_encode_pos(float x) {
-    const double a = (double)x;
-    if (!(a <= 448.0)) return 0x7E; /* also Inf; NaN can't happen here (see callers) */
-    int best = 0;
-    double best_d = INFINITY;
-    for (int c = 0; c <= 0x7E; c++) {
-        const double d = fabs(a - ref_e4m3_value((uint8_t)c));
-        if (d < best_d || (d == best_d && (c & 1) == 0)) {
-            best_d = d;
-            best = c;
-        }
-    }
-    return (uint8_t)best;
-}
-
-static double ref_f16_value(uint16_t h) {
-    const int e = (h >> 10) & 31, m = h & 1023;
-    double v;
-    if (e == 31)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -24);
-    else
-        v = ldexp(1.0 + m / 1024.0, e - 15);
-    return (h & 0x8000) ? -v : v;
-}
-
-static double ref_bf16_value(uint16_t h) {
-    const int e = (h >> 7) & 255, m = h & 127;
-    double v;
-    if (e == 255)
-        v = m ? NAN : INFINITY;
-    else if (e == 0)
-        v = ldexp((double)m, -133);
-    else
-        v = ldexp(1.0 + m / 128.0, e - 127);
-    return (h & 0x8000) ? -v : v;
-}
-
-/* Nearest code of a monotone table (see test_format.c): ties to even, `over` = the value
- * that stands for code last+1 (Inf) in the IEEE overflow rule. */
-static uint32_t ref_round_monotone(double a, uint32_t last, double (*val)(uint16_t), double over) {
-    if (a >= over) return last + 1;
-    uint32_t lo = 0, hi = last + 1;
-    while (hi - lo > 1) {
-        const uint32_t mid = (lo + hi) / 2;
-        if (val((uint16_t)mid) <= a)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const double dlo = a - val((uint16_t)lo);
-    const double dhi = (hi == last + 1 ? over : val((uint16_t)hi)) - a;
-    if (dlo < dhi) return lo;
-    if (dhi < dlo) return hi;
-    return (lo & 1) ? hi : lo;
-}
-
-static uint16_t ref_f32_to_f16(float x) {
-    const uint16_t s = (f32_bits(x) >> 31) ? 0x8000 : 0;
-    if (isnan(x)) return 0x7E00;
-    if (isinf(x)) return (uint16_t)(s | 0x7C00);
-    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7BFF, ref_f16_value, 65536.0));
-}
-
-static uint16_t ref_f32_to_bf16(float x) {
-    const uint16_t s = (f32_bits(x) >> 31) ? 0x8000 : 0;
-    if (isnan(x)) return 0x7FC0;
-    if (isinf(x)) return (uint16_t)(s | 0x7F80);
-    return (uint16_t)(s | ref_round_monotone(fabs((double)x), 0x7F7F, ref_bf16_value, ldexp(1.0, 128)));
-}
-
-static int64_t ref_sf_offset(int64_t m, int64_t kb, int64_t k, fp4_sf_layout layout) {
-    if (layout == FP4_SF_LINEAR) return m * (k / 16) + kb;
-    const int64_t kt = (k / 16 + 3) / 4;
-    return (m / 128) * (kt * 512) + (kb / 4) * 512 + (m % 32) * 16 + ((m % 128) / 32) * 4 + (kb % 4);
-}
-
-static int64_t ref_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout) {
-    if (layout == FP4_SF_LINEAR) return rows * (k / 16);
-    return (rows + 127) / 128 * 128 * ((k / 16 + 3) / 4 * 4);
-}
+/* The independent references (E2M1/E4M3/F16/BF16 codecs, scale offsets) are in
+ * ref_formats.c; test_format.c checks format.h against them. */
 
 static int64_t dtype_bytes(fp4_dtype t) { return t == FP4_DTYPE_F32 ? 4 : 2; }
 
@@ -177,7 +50,7 @@ static int ref_quantize_block(const float *x, float gs, uint8_t *sf_out, uint8_t
     }
     const float gs_over_6 = gs / 6.0f;
     const float sf_f32 = vmax * gs_over_6;
-    const uint8_t sf = ref_e4m3_encode_pos(sf_f32);
+    const uint8_t sf = ref_e4m3_encode(sf_f32); /* sf_f32 >= +0 or +Inf: gs > 0, NaN skipped */
     float out_scale = 0.0f;
     if (sf != 0) {
         const float inv_gs = 1.0f / gs;
@@ -679,7 +552,7 @@ static void test_dequant(tu_rng *rng) {
                 }
                 const uint8_t code = (q[r * (k / 2) + i / 2] >> ((i & 1) * 4)) & 15;
                 const uint8_t s = lin[r * (k / 16) + i / 16];
-                const float prod = ref_e2m1_value(code) * (float)ref_e4m3_value(s); /* exact */
+                const float prod = (float)ref_e2m1_value(code) * (float)ref_e4m3_value(s); /* exact */
                 const float v = prod / gs; /* out = e2m1 * e4m3 / gs, one rounding */
                 uint32_t want, got = 0;
                 if (ot == FP4_DTYPE_F32) {
