@@ -18,6 +18,55 @@ static void describe(char *buf, size_t len, int64_t rows, int64_t cols, const ch
     snprintf(buf, len, "[%lld, %lld] %s", (long long)rows, (long long)cols, what);
 }
 
+/* ---- shared by quantize and dequantize --------------------------------------------------- */
+
+/* The options both commands take: the rows, K, the scale layout and the device. */
+static cli_opt opt_rows(int64_t *dest, const char *help) {
+    return (cli_opt){.name = "--rows", .metavar = "R", .kind = CLI_INT, .dest = dest,
+                     .required = 1, .min = 1, .max = CLI_MAX_DIM, .help = help};
+}
+
+static cli_opt opt_k(int64_t *dest) {
+    return (cli_opt){.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = dest, .required = 1,
+                     .min = 1, .max = CLI_MAX_DIM, .help = "elements per row, a multiple of 16"};
+}
+
+static cli_opt opt_layout(fp4_sf_layout *dest) {
+    return (cli_opt){.name = "--layout", .metavar = "L", .kind = CLI_LAYOUT, .dest = dest,
+                     .help = LAYOUT_HELP};
+}
+
+static cli_opt opt_device(int *dest) {
+    return (cli_opt){.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = dest,
+                     .help = DEVICE_HELP};
+}
+
+/* Completes cmd with its options, parses argv and checks that *k is a multiple of 16.
+ * Returns CLI_RUN when the command should run, else its exit code. */
+static int parse_with_k(cli_command *cmd, cli_opt *opts, int n_opts, int argc, char **argv,
+                        const int64_t *k) {
+    cmd->opts = opts;
+    cmd->n_opts = n_opts;
+    cmd->notes = NULL;
+    int rc = cli_parse(cmd, argc, argv);
+    if (rc != CLI_RUN) return rc;
+    if ((rc = cli_check_k(cmd->name, "-k", *k)) != CLI_OK) return rc;
+    return CLI_RUN;
+}
+
+/* fp4_create for `cmd`: CLI_OK, or the failure reported and its exit code. */
+static int open_context(const char *cmd, int device, fp4_ctx **ctx) {
+    const fp4_status st = fp4_create(ctx, device);
+    return st == FP4_OK ? CLI_OK : cli_lib_fail(cmd, "creating a context", st, NULL);
+}
+
+/* Frees the n device buffers (NULL ones too) and destroys the context; ctx may be NULL. */
+static void close_context(fp4_ctx *ctx, void *const *dev, int n) {
+    if (ctx)
+        for (int i = 0; i < n; i++) fp4_free(ctx, dev[i]);
+    fp4_destroy(ctx);
+}
+
 /* ---- quantize ---------------------------------------------------------------------------- */
 
 typedef struct quant_opts {
@@ -53,10 +102,7 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
         rc = CLI_FAIL;
         goto done;
     }
-    if ((st = fp4_create(&ctx, o->device)) != FP4_OK) {
-        rc = cli_lib_fail(cmd, "creating a context", st, NULL);
-        goto done;
-    }
+    if ((rc = open_context(cmd, o->device, &ctx)) != CLI_OK) goto done;
     const char *step = "uploading the input";
     if ((st = cli_upload_new(ctx, in, in_bytes, &dev_in)) != FP4_OK) goto lib_failed;
     step = "allocating";
@@ -116,14 +162,7 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
 lib_failed:
     rc = cli_lib_fail(cmd, step, st, ctx);
 done:
-    if (ctx) {
-        fp4_free(ctx, dev_in);
-        fp4_free(ctx, dev_q);
-        fp4_free(ctx, dev_sf);
-        fp4_free(ctx, dev_gs);
-        fp4_free(ctx, dev_flag);
-    }
-    fp4_destroy(ctx);
+    close_context(ctx, (void *const[]){dev_in, dev_q, dev_sf, dev_gs, dev_flag}, 5);
     free(in);
     free(q);
     free(sf);
@@ -134,10 +173,8 @@ int cmd_quantize(int argc, char **argv) {
     const char *cmd_name = "quantize";
     quant_opts o = {.in_dtype = FP4_DTYPE_F32, .layout = FP4_SF_SWIZZLED_128x4, .device = -1};
     cli_opt opts[] = {
-        {.name = "--rows", .metavar = "R", .kind = CLI_INT, .dest = &o.rows, .required = 1,
-         .min = 1, .max = CLI_MAX_DIM, .help = "rows of the input"},
-        {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .required = 1, .min = 1,
-         .max = CLI_MAX_DIM, .help = "elements per row, a multiple of 16"},
+        opt_rows(&o.rows, "rows of the input"),
+        opt_k(&o.k),
         {.name = "--in-dtype", .metavar = "T", .kind = CLI_DTYPE, .dest = &o.in_dtype,
          .required = 1, .allowed = CLI_DT_FLOATS, .help = "the input's type: f32, f16 or bf16"},
         {.name = "--in", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.in, .required = 1,
@@ -147,14 +184,12 @@ int cmd_quantize(int argc, char **argv) {
         {.name = "--out-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.out_sf,
          .required = 1, .help = "the E4M3 scale output: R*K/16 bytes (swizzled:\n"
                                 "padded to 128 rows and 4 scales per row)"},
-        {.name = "--layout", .metavar = "L", .kind = CLI_LAYOUT, .dest = &o.layout,
-         .help = LAYOUT_HELP},
+        opt_layout(&o.layout),
         {.name = "--global-scale", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.global_scale,
          .help = "the encode global scale to use (x ~ e2m1 * e4m3 / GS)"},
         {.name = "--auto-global-scale", .kind = CLI_FLAG, .dest = &o.auto_global_scale,
          .help = "GS = 448 * 6 / amax(input) (the default)"},
-        {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &o.device,
-         .help = DEVICE_HELP},
+        opt_device(&o.device),
     };
     cli_command cmd = {
         .name = cmd_name,
@@ -163,13 +198,9 @@ int cmd_quantize(int argc, char **argv) {
                  "values (two per byte, the even element in the low nibble) and one E4M3 scale\n"
                  "per 16 elements, as in docs/format.md. Prints the global scale it used; pass\n"
                  "it to 'fp4gemm dequantize'. Outputs are written to PATH.tmp, then renamed.",
-        .opts = opts,
-        .n_opts = (int)(sizeof opts / sizeof opts[0]),
-        .notes = NULL,
     };
-    int rc = cli_parse(&cmd, argc, argv);
+    const int rc = parse_with_k(&cmd, opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &o.k);
     if (rc != CLI_RUN) return rc;
-    if ((rc = cli_check_k(cmd_name, "-k", o.k)) != CLI_OK) return rc;
     if (o.auto_global_scale && cli_find(&cmd, "--global-scale")->given)
         return cli_fail(cmd_name, CLI_USAGE, "--global-scale and --auto-global-scale exclude "
                         "each other");
@@ -205,10 +236,7 @@ static int run_dequantize(const char *cmd, const dequant_opts *o) {
     if (rc == CLI_OK) rc = cli_read_file(cmd, o->in_sf, sf_bytes, sf_shape, &sf);
     if (rc == CLI_OK && !(out = cli_alloc(cmd, out_bytes, "the output"))) rc = CLI_FAIL;
     if (rc != CLI_OK) goto done;
-    if ((st = fp4_create(&ctx, o->device)) != FP4_OK) {
-        rc = cli_lib_fail(cmd, "creating a context", st, NULL);
-        goto done;
-    }
+    if ((rc = open_context(cmd, o->device, &ctx)) != CLI_OK) goto done;
     if ((st = cli_upload_new(ctx, q, q_bytes, &dev_q)) != FP4_OK ||
         (st = cli_upload_new(ctx, sf, sf_bytes, &dev_sf)) != FP4_OK ||
         (st = fp4_malloc(ctx, &dev_out, out_bytes)) != FP4_OK) {
@@ -235,12 +263,7 @@ static int run_dequantize(const char *cmd, const dequant_opts *o) {
     printf("wrote %s (%lld bytes, [%lld, %lld] %s)\n", o->out, (long long)out_bytes,
            (long long)o->rows, (long long)o->k, fp4_dtype_name(o->out_dtype));
 done:
-    if (ctx) {
-        fp4_free(ctx, dev_q);
-        fp4_free(ctx, dev_sf);
-        fp4_free(ctx, dev_out);
-    }
-    fp4_destroy(ctx);
+    close_context(ctx, (void *const[]){dev_q, dev_sf, dev_out}, 3);
     free(q);
     free(sf);
     free(out);
@@ -251,16 +274,13 @@ int cmd_dequantize(int argc, char **argv) {
     const char *cmd_name = "dequantize";
     dequant_opts o = {.layout = FP4_SF_SWIZZLED_128x4, .out_dtype = FP4_DTYPE_F32, .device = -1};
     cli_opt opts[] = {
-        {.name = "--rows", .metavar = "R", .kind = CLI_INT, .dest = &o.rows, .required = 1,
-         .min = 1, .max = CLI_MAX_DIM, .help = "rows of the tensor"},
-        {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .required = 1, .min = 1,
-         .max = CLI_MAX_DIM, .help = "elements per row, a multiple of 16"},
+        opt_rows(&o.rows, "rows of the tensor"),
+        opt_k(&o.k),
         {.name = "--in-q", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.in_q, .required = 1,
          .help = "the packed E2M1 values, [R, K/2] bytes"},
         {.name = "--in-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.in_sf,
          .required = 1, .help = "the E4M3 scales, in the layout of --layout"},
-        {.name = "--layout", .metavar = "L", .kind = CLI_LAYOUT, .dest = &o.layout,
-         .help = LAYOUT_HELP},
+        opt_layout(&o.layout),
         {.name = "--global-scale", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.global_scale,
          .required = 1, .help = "the encode global scale that quantize printed:\n"
                                 "x = e2m1 * e4m3 / GS (1 gives e2m1 * e4m3)"},
@@ -268,8 +288,7 @@ int cmd_dequantize(int argc, char **argv) {
          .allowed = CLI_DT_FLOATS, .help = "the output's type: f32, f16 or bf16 (default f32)"},
         {.name = "--out", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.out, .required = 1,
          .help = "the output, [R, K] elements"},
-        {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &o.device,
-         .help = DEVICE_HELP},
+        opt_device(&o.device),
     };
     cli_command cmd = {
         .name = cmd_name,
@@ -277,13 +296,9 @@ int cmd_dequantize(int argc, char **argv) {
         .about = "Decodes NVFP4 files (as 'fp4gemm quantize' writes them) back to a raw\n"
                  "little-endian [R, K] F32/F16/BF16 file. The output is written to PATH.tmp,\n"
                  "then renamed.",
-        .opts = opts,
-        .n_opts = (int)(sizeof opts / sizeof opts[0]),
-        .notes = NULL,
     };
-    int rc = cli_parse(&cmd, argc, argv);
+    const int rc = parse_with_k(&cmd, opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &o.k);
     if (rc != CLI_RUN) return rc;
-    if ((rc = cli_check_k(cmd_name, "-k", o.k)) != CLI_OK) return rc;
     return run_dequantize(cmd_name, &o);
 }
 
