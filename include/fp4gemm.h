@@ -202,7 +202,10 @@ fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);
 fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 
 /* The encode global scale of a tensor: gs = 448*6 / amax (NaN ignored; 1 if amax == 0;
- * FLT_MAX if not finite), written to *gs_out (context memory, stream-ordered on a GPU). */
+ * FLT_MAX if the quotient overflows), written to *gs_out (context memory, stream-ordered on a
+ * GPU). A tensor with an Inf has amax = Inf and so gs = 0, as the formula gives: fp4_quantize
+ * rejects gs = 0 given by value; given through global_scale_ptr it makes every finite block
+ * zero and sets nonfinite_flag. Remove Infs, or pass a global scale of your own. */
 fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
                             const void *in, int64_t ld_in, float *gs_out,
                             struct CUstream_st *stream);

@@ -35,7 +35,8 @@ int64_t fp4_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout) {
 
 int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout) {
     if (row < 0 || kb < 0 || !k_is_valid(k) || kb >= k / 16) return -1;
-    if (fp4_sf_bytes(row + 1, k, layout) < 0) return -1; /* the offset itself would overflow */
+    if (row > INT64_MAX - 128 || fp4_sf_bytes(row + 1, k, layout) < 0)
+        return -1; /* the offset itself would overflow */
     return layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
                                            : fp4_sf_offset_linear(row, kb, k);
 }

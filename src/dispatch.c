@@ -46,7 +46,6 @@ static const char *why_not(const fp4_ctx *ctx, fp4_backend backend, const fp4_ge
                            char *buf, size_t len) {
     const int cc = ctx->info.compute_capability;
     const char *gpu = NULL;
-    (void)desc; /* no backend has shape limits yet beyond the validated contract */
     switch (backend) {
     case FP4_BACKEND_CPU_REF:
         if (ctx->device < 0) return NULL;
@@ -58,6 +57,11 @@ static const char *why_not(const fp4_ctx *ctx, fp4_backend backend, const fp4_ge
         if (!ctx->simt_runs) {
             snprintf(buf, len, "no kernel image for sm_%d in this build (built for %s)", cc,
                      fp4_built_cuda_archs());
+            return buf;
+        }
+        if (desc && desc->m > (int64_t)0x7FFFFFFF * 64) { /* grid.x counts 64-row tiles */
+            snprintf(buf, len, "m = %lld is more than 2^31 - 1 tiles of 64 rows",
+                     (long long)desc->m);
             return buf;
         }
         return NULL;

@@ -3,8 +3,9 @@
  * decode and offset, shared by the CPU reference (C) and the CUDA kernels (CUDA C), so that
  * both compute the same bits. See docs/format.md.
  *
- * Everything here is integer arithmetic or a single IEEE float operation, so a host
- * compiler and nvcc give identical results (no FMA can be contracted here).
+ * Everything here is integer arithmetic or IEEE float operations whose results are exact
+ * (scaling by powers of two, subtracting an integer part), so a host compiler and nvcc give
+ * identical results, contracted into an FMA or not.
  */
 #ifndef FP4_FORMAT_H
 #define FP4_FORMAT_H

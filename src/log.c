@@ -1,30 +1,35 @@
 /* log.c - the library's only way to print: a level and an optional callback. */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static fp4_log_level g_level;
-static int g_level_set; /* 0 until the level was read from the environment or set */
+/* The level, or LEVEL_UNSET until it is read from the environment or set. Atomic: threads
+ * may log while another sets the level. */
+enum { LEVEL_UNSET = -100 };
+static _Atomic int g_level = LEVEL_UNSET;
 static fp4_log_fn g_fn;
 static void *g_user;
 
 static fp4_log_level current_level(void) {
-    if (!g_level_set) {
-        g_level = FP4_LOG_WARN;
-        fp4_log_level from_env;
+    int level = atomic_load(&g_level);
+    if (level == LEVEL_UNSET) {
+        fp4_log_level from_env = FP4_LOG_WARN;
         const char *env = getenv("FP4GEMM_LOG_LEVEL");
-        if (env && fp4_log_level_from_name(env, &from_env) == FP4_OK) g_level = from_env;
-        g_level_set = 1;
+        if (!env || fp4_log_level_from_name(env, &from_env) != FP4_OK) from_env = FP4_LOG_WARN;
+        int expected = LEVEL_UNSET;
+        /* the first reader wins; a concurrent fp4_set_log_level wins over both */
+        atomic_compare_exchange_strong(&g_level, &expected, (int)from_env);
+        level = atomic_load(&g_level);
     }
-    return g_level;
+    return (fp4_log_level)level;
 }
 
 void fp4_set_log_level(fp4_log_level level) {
     if (level < FP4_LOG_OFF) level = FP4_LOG_OFF;
     if (level > FP4_LOG_DEBUG) level = FP4_LOG_DEBUG;
-    g_level = level;
-    g_level_set = 1;
+    atomic_store(&g_level, (int)level);
 }
 
 fp4_log_level fp4_get_log_level(void) { return current_level(); }

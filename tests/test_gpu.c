@@ -363,6 +363,9 @@ static const gemm_shape k_gemm_shapes[] = {
     {64, 3000, 512, 0, 0}, /* tall-skinny weight */
     {37, 50, 96, 13, 0},   /* non-contiguous D */
     {3, 33, 80, 0, 1},   /* misaligned A and B, small-M path */
+    {1, 33, 640, 0, 0},    /* small-M: 40 k-blocks, lanes with one step fewer */
+    {12, 257, 720, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
+    {9, 130, 528, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
     {40, 33, 80, 0, 1},  /* misaligned A and B, tiled path */
 };
 

@@ -148,8 +148,13 @@ extern "C" fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr) {
 extern "C" fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
     fp4_status st = fp4_cuda_set_device(ctx);
     if (st != FP4_OK) return st;
+    /* NOTE: from pageable host memory, cudaMemcpy may return once the data is staged, before
+     * it has reached the device: wait for the legacy default stream it ran on, so that the
+     * copy is done before work the caller then puts on a non-blocking stream. */
     FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice),
                  "cudaMemcpy host to device");
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
+                 "cudaStreamSynchronize after cudaMemcpy host to device");
     return FP4_OK;
 }
 

@@ -137,7 +137,6 @@ __global__ void __launch_bounds__(kThreads) sm70_simt_gemm_kernel(SimtArgs p) {
     }
 }
 
-/* Launches the kernel for A's type AT and D's type d_dtype; returns the launch's error. */
 } // namespace
 
 cudaError_t fp4_cuda_simt_probe(void) {

@@ -187,6 +187,8 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(SimtArgs p
 }
 
 static_assert(kGemvMaxRowsA * kRowsPerWarp <= 32, "one lane stores each output of a warp");
+static_assert(FP4_SIMT_GEMV_MAX_M <= 32, "A's rows stay in the first 32-row slice of the swizzled "
+                                         "layout (the kernel's scale offsets rely on it)");
 
 template <fp4_dtype AT, fp4_dtype DT>
 cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
