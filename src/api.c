@@ -293,13 +293,14 @@ fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
 
     fp4_backend backend = desc->backend;
     if (backend == FP4_BACKEND_AUTO) {
-        const fp4_status st = fp4_gemm_select_backend(ctx, desc, &backend);
+        const fp4_status st = fp4_select_backend_validated(ctx, desc, &backend);
         if (st != FP4_OK) return st;
     } else {
-        const fp4_status st = fp4_backend_check(ctx, backend, desc, why, sizeof why);
-        if (st != FP4_OK)
-            return FP4_FAIL(ctx, st, "fp4_gemm: backend %s can't run this problem: %s",
-                            fp4_backend_name(backend), why);
+        const char *reason = fp4_backend_why_not(ctx, backend, desc, why, sizeof why);
+        if (reason)
+            return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED,
+                            "fp4_gemm: backend %s can't run this problem: %s",
+                            fp4_backend_name(backend), reason);
     }
 
     fp4_gemm_desc d = *desc;

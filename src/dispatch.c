@@ -42,8 +42,8 @@ static const char *needs_gpu(const fp4_ctx *ctx, char *buf, size_t len) {
     return buf;
 }
 
-static const char *why_not(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
-                           char *buf, size_t len) {
+const char *fp4_backend_why_not(const fp4_ctx *ctx, fp4_backend backend,
+                                const fp4_gemm_desc *desc, char *buf, size_t len) {
     const int cc = ctx->info.compute_capability;
     const char *gpu = NULL;
     switch (backend) {
@@ -116,7 +116,7 @@ fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_
             return FP4_ERR_INVALID_ARGUMENT;
         }
     }
-    const char *reason = why_not(ctx, backend, desc, buf, len);
+    const char *reason = fp4_backend_why_not(ctx, backend, desc, buf, len);
     if (!reason) {
         buf[0] = 0;
         return FP4_OK;
@@ -125,38 +125,48 @@ fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_
     return FP4_ERR_NOT_SUPPORTED;
 }
 
-fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out) {
-    if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: ctx is NULL");
-    ctx->last_error[0] = 0;
-    if (!out) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: out is NULL");
+/* What AUTO runs for an already validated desc (or NULL): no argument checks and no message
+ * formatting unless nothing can run, since fp4_gemm calls this on every AUTO GEMM. */
+fp4_status fp4_select_backend_validated(fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                                        fp4_backend *out) {
     char why[256];
     if (ctx->env_backend != FP4_BACKEND_AUTO) {
-        const fp4_status st = fp4_backend_check(ctx, ctx->env_backend, desc, why, sizeof why);
-        if (st != FP4_OK)
-            return FP4_FAIL(ctx, st, "FP4GEMM_BACKEND=%s: %s", fp4_backend_name(ctx->env_backend),
-                            why);
+        const char *reason = fp4_backend_why_not(ctx, ctx->env_backend, desc, why, sizeof why);
+        if (reason)
+            return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "FP4GEMM_BACKEND=%s: %s",
+                            fp4_backend_name(ctx->env_backend), reason);
         *out = ctx->env_backend;
         return FP4_OK;
     }
     fp4_backend order[8];
     const int count = fp4_backend_policy(ctx->info.compute_capability, order, 8);
-    char tried[768] = "";
-    size_t used = 0;
     for (int i = 0; i < count && i < 8; i++) {
-        const fp4_status st = fp4_backend_check(ctx, order[i], desc, why, sizeof why);
-        if (st == FP4_OK) {
+        const char *reason = fp4_backend_why_not(ctx, order[i], desc, why, sizeof why);
+        if (!reason) {
             *out = order[i];
             return FP4_OK;
         }
-        if (st == FP4_ERR_INVALID_ARGUMENT)
-            return FP4_FAIL(ctx, st, "fp4_gemm_select_backend: %s", why);
-        fp4_log(FP4_LOG_INFO, "auto: skipping %s: %s", fp4_backend_name(order[i]), why);
-        if (used < sizeof tried) {
-            const int n = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? "; " : "",
-                                   fp4_backend_name(order[i]), why);
-            if (n > 0) used += (size_t)n;
-        }
+        fp4_log(FP4_LOG_INFO, "auto: skipping %s: %s", fp4_backend_name(order[i]), reason);
+    }
+    // nothing can run: say why for each
+    char tried[768] = "";
+    size_t used = 0;
+    for (int i = 0; i < count && i < 8 && used < sizeof tried; i++) {
+        const int n = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? "; " : "",
+                               fp4_backend_name(order[i]),
+                               fp4_backend_why_not(ctx, order[i], desc, why, sizeof why));
+        if (n > 0) used += (size_t)n;
     }
     return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "no backend can run this problem here (%s)",
                     count ? tried : "no policy for this device");
+}
+
+fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out) {
+    if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: ctx is NULL");
+    ctx->last_error[0] = 0;
+    if (!out) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: out is NULL");
+    char why[512];
+    if (desc && fp4_gemm_desc_problem(desc, why, sizeof why))
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: %s", why);
+    return fp4_select_backend_validated(ctx, desc, out);
 }

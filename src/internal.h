@@ -55,6 +55,16 @@ void fp4_log(fp4_log_level level, const char *fmt, ...)
  * fp4_backend_check: NULL if valid, else the problem, written into buf. */
 const char *fp4_gemm_desc_problem(const fp4_gemm_desc *desc, char *buf, size_t len);
 
+/* Why `backend` (not AUTO) can't run a validated desc (or NULL) on ctx, or NULL if it can:
+ * the pure predicate behind fp4_backend_check. The reason is a static string or buf. */
+const char *fp4_backend_why_not(const fp4_ctx *ctx, fp4_backend backend,
+                                const fp4_gemm_desc *desc, char *buf, size_t len);
+
+/* AUTO's choice for a desc that passed fp4_gemm_desc_problem (or NULL), honouring
+ * FP4GEMM_BACKEND (src/dispatch.c). */
+fp4_status fp4_select_backend_validated(fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                                        fp4_backend *out);
+
 /* ---- CPU reference (arguments already validated) -------------------------------------- */
 
 /* Reads element i of a row of F32/F16/BF16 values as float. */
