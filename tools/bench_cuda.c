@@ -852,6 +852,17 @@ static int download(bench_cuda *bc, const void *src, size_t bytes, void *host, c
     return 0;
 }
 
+/* sum_j a[j] b[j] in double, and sum_j |a[j] b[j]| into *sum_abs. */
+static double dot(const double *a, const double *b, int64_t k, double *sum_abs) {
+    double sum = 0.0, abs_sum = 0.0;
+    for (int64_t j = 0; j < k; j++) {
+        sum += a[j] * b[j];
+        abs_sum += fabs(a[j] * b[j]);
+    }
+    *sum_abs = abs_sum;
+    return sum;
+}
+
 static void decode_nvfp4_row(const uint8_t *q_row, const uint8_t *sf, int64_t row, int64_t k,
                              double *out) {
     for (int64_t i = 0; i < k; i++)
@@ -882,12 +893,8 @@ static int make_reference(bench_cuda *bc, operands *o, char *why) {
         if (download(bc, b_q(o, 0) + o->sn[i] * (k / 2), (size_t)(k / 2), row, why) != 0)
             goto done;
         decode_nvfp4_row(row, sfb, o->sn[i], k, rb);
-        double sum = 0.0, sum_abs = 0.0;
-        for (int64_t j = 0; j < k; j++) {
-            sum += ra[j] * rb[j];
-            sum_abs += fabs(ra[j] * rb[j]);
-        }
-        o->ref[i] = alpha * sum;
+        double sum_abs;
+        o->ref[i] = alpha * dot(ra, rb, k, &sum_abs);
         o->ref_abs[i] = fabs(alpha) * sum_abs;
     }
     if (o->nf8 > 0) {
@@ -897,12 +904,8 @@ static int make_reference(bench_cuda *bc, operands *o, char *why) {
             for (int64_t j = 0; j < k; j++) ra[j] = (double)fp4_e4m3_decode(row[j]);
             if (download(bc, b_f8(o, 0) + o->sn[i] * k, (size_t)k, row, why) != 0) goto done;
             for (int64_t j = 0; j < k; j++) rb[j] = (double)fp4_e4m3_decode(row[j]);
-            double sum = 0.0, sum_abs = 0.0;
-            for (int64_t j = 0; j < k; j++) {
-                sum += ra[j] * rb[j];
-                sum_abs += fabs(ra[j] * rb[j]);
-            }
-            o->ref8[i] = scale * sum;
+            double sum_abs;
+            o->ref8[i] = scale * dot(ra, rb, k, &sum_abs);
             o->ref8_abs[i] = fabs(scale) * sum_abs;
         }
     }

@@ -45,23 +45,18 @@ static inline SimtArgs simt_args_from_desc(const fp4_gemm_desc *desc) {
     return p;
 }
 
-/* Launches kernel<AT, DT>(...) for the runtime A and D types through `launch`, a generic
- * callable taking (std::integral_constant<fp4_dtype, AT>, std::integral_constant<..., DT>). */
+/* Calls launch(integral_constant<AT>, integral_constant<DT>) for the runtime A type (E2M1,
+ * BF16, F16) and D type (F32, F16, BF16, through fp4_dispatch_float_dtype). False for others. */
 template <class F>
-static inline cudaError_t simt_dispatch_types(fp4_dtype a_dtype, fp4_dtype d_dtype, F &&launch) {
-    auto for_d = [&](auto at) -> cudaError_t {
-        switch (d_dtype) {
-        case FP4_DTYPE_F32: return launch(at, std::integral_constant<fp4_dtype, FP4_DTYPE_F32>{});
-        case FP4_DTYPE_F16: return launch(at, std::integral_constant<fp4_dtype, FP4_DTYPE_F16>{});
-        case FP4_DTYPE_BF16: return launch(at, std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>{});
-        default: return cudaErrorInvalidValue;
-        }
+static inline bool simt_dispatch_types(fp4_dtype a_dtype, fp4_dtype d_dtype, F &&launch) {
+    auto with_a = [&](auto at) {
+        return fp4_dispatch_float_dtype(d_dtype, [&](auto dt) { launch(at, dt); });
     };
     switch (a_dtype) {
-    case FP4_DTYPE_E2M1: return for_d(std::integral_constant<fp4_dtype, FP4_DTYPE_E2M1>{});
-    case FP4_DTYPE_BF16: return for_d(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>{});
-    case FP4_DTYPE_F16: return for_d(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>{});
-    default: return cudaErrorInvalidValue;
+    case FP4_DTYPE_E2M1: return with_a(std::integral_constant<fp4_dtype, FP4_DTYPE_E2M1>());
+    case FP4_DTYPE_BF16: return with_a(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>());
+    case FP4_DTYPE_F16: return with_a(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>());
+    default: return false;
     }
 }
 

@@ -153,23 +153,23 @@ extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc
 
     const SimtArgs p = simt_args_from_desc(desc);
 
-    /* NOTE: gridDim.y is limited to 65535, gridDim.x to 2^31 - 1: M tiles go on x, and the
-     * kernel strides over N tiles beyond 65535 (n > 4M). */
+    /* NOTE: gridDim.y is limited to 65535, gridDim.x to 2^31 - 1: M tiles go on x (cuda_simt's
+     * predicate in src/dispatch.c refuses m past 2^31 - 1 tiles), and the kernel strides over
+     * N tiles beyond 65535 (n > 4M). */
+    static_assert(kTileM == 64, "src/dispatch.c's m limit for cuda_simt counts 64-row tiles");
     const int64_t m_tiles = fp4_ceil_div(p.m, kTileM);
     const int64_t n_tiles = fp4_ceil_div(p.n, kTileN);
-    if (m_tiles > 0x7FFFFFFF)
-        return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "cuda_simt: m = %lld is too large",
-                        (long long)p.m);
     const dim3 grid((unsigned)m_tiles, (unsigned)(n_tiles < 65535 ? n_tiles : 65535));
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
-    const cudaError_t err =
-        simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
-            sm70_simt_gemm_kernel<decltype(at)::value, decltype(dt)::value>
-                <<<grid, kThreads, 0, stream>>>(p);
-            return cudaGetLastError();
-        });
-    FP4_CUDA_TRY(ctx, err, "cuda_simt kernel launch");
+    const bool known = simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
+        sm70_simt_gemm_kernel<decltype(at)::value, decltype(dt)::value>
+            <<<grid, kThreads, 0, stream>>>(p);
+    });
+    if (!known)
+        return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "cuda_simt: a_dtype %d, d_dtype %d",
+                        (int)desc->a_dtype, (int)desc->d_dtype);
+    FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_simt kernel launch");
     return FP4_OK;
 }

@@ -191,14 +191,13 @@ static_assert(FP4_SIMT_GEMV_MAX_M <= 32, "A's rows stay in the first 32-row slic
                                          "layout (the kernel's scale offsets rely on it)");
 
 template <fp4_dtype AT, fp4_dtype DT>
-cudaError_t launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
+void launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
     switch (mr) {
     case 1: sm70_simt_gemv_kernel<AT, DT, 1><<<grid, kGemvThreads, 0, stream>>>(p); break;
     case 2: sm70_simt_gemv_kernel<AT, DT, 2><<<grid, kGemvThreads, 0, stream>>>(p); break;
     case 4: sm70_simt_gemv_kernel<AT, DT, 4><<<grid, kGemvThreads, 0, stream>>>(p); break;
     default: sm70_simt_gemv_kernel<AT, DT, 8><<<grid, kGemvThreads, 0, stream>>>(p); break;
     }
-    return cudaGetLastError();
 }
 
 } // namespace
@@ -213,10 +212,12 @@ fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
-    const cudaError_t err =
-        simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
-            return launch_rows<decltype(at)::value, decltype(dt)::value>(mr, grid, stream, p);
-        });
-    FP4_CUDA_TRY(ctx, err, "cuda_simt small-M kernel launch");
+    const bool known = simt_dispatch_types(desc->a_dtype, desc->d_dtype, [&](auto at, auto dt) {
+        launch_rows<decltype(at)::value, decltype(dt)::value>(mr, grid, stream, p);
+    });
+    if (!known)
+        return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "cuda_simt small-M: a_dtype %d, d_dtype %d",
+                        (int)desc->a_dtype, (int)desc->d_dtype);
+    FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_simt small-M kernel launch");
     return FP4_OK;
 }
