@@ -1,6 +1,7 @@
 /* api.c - the public entry points: validate every argument (so backends see only valid,
  * fully defaulted descriptors), then hand the call to the CPU reference or the CUDA side. */
 #include "format.h"
+#include "cuda/mma/mma.h"
 #include "internal.h"
 
 #include <math.h>
@@ -311,6 +312,7 @@ fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     switch (backend) {
     case FP4_BACKEND_CPU_REF: fp4_ref_gemm(&d, d.alpha_ptr ? *d.alpha_ptr : d.alpha); return FP4_OK;
     case FP4_BACKEND_CUDA_SIMT: return fp4_cuda_simt_gemm(ctx, &d);
+    case FP4_BACKEND_CUDA_MMA: return fp4_cuda_mma_gemm(ctx, ctx->mma_state, &d, -1);
     default: break;
     }
     return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "fp4_gemm: backend %s passed its check but has no entry",

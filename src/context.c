@@ -101,7 +101,11 @@ fp4_status fp4_create(fp4_ctx **out, int device) {
     return FP4_OK;
 }
 
-void fp4_destroy(fp4_ctx *ctx) { free(ctx); }
+void fp4_destroy(fp4_ctx *ctx) {
+    if (!ctx) return;
+    if (ctx->device >= 0) fp4_cuda_ctx_fini(ctx);
+    free(ctx);
+}
 
 /* ---- memory on the context's device --------------------------------------------------- */
 

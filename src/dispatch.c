@@ -1,5 +1,6 @@
 /* dispatch.c - which backend runs a GEMM: the policy table by compute capability, and each
  * backend's "can you run this here, and if not, why" as a pure function. */
+#include "cuda/mma/mma.h"
 #include "internal.h"
 
 #include <stdio.h>
@@ -67,11 +68,7 @@ const char *fp4_backend_why_not(const fp4_ctx *ctx, fp4_backend backend,
         return NULL;
     case FP4_BACKEND_CUDA_MMA:
         if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
-        if (cc < FP4_CC_AMPERE) {
-            snprintf(buf, len, "needs sm_80 or newer; this device is sm_%d", cc);
-            return buf;
-        }
-        return "not implemented yet";
+        return fp4_cuda_mma_why_not(ctx, ctx->mma_state, desc, -1, buf, len);
     case FP4_BACKEND_CUDA_WGMMA:
         if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
         if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) {

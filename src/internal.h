@@ -32,6 +32,7 @@ struct fp4_ctx {
     fp4_device_info info;    /* zeroed for the CPU */
     fp4_backend env_backend; /* FP4GEMM_BACKEND at creation, AUTO if unset */
     int simt_runs;           /* the cuda_simt kernels have an image for this device */
+    struct fp4_cuda_mma_state *mma_state; /* cuda_mma: image probe, split-K workspace */
     char last_error[1024];
 };
 
@@ -84,8 +85,10 @@ void fp4_ref_gemm(const fp4_gemm_desc *desc, float alpha);
 
 fp4_status fp4_cuda_device_count(int *count);
 fp4_status fp4_cuda_device_query(int device, fp4_device_info *info);
-/* Selects the device, fills ctx->info and ctx->simt_runs. */
+/* Selects the device, fills ctx->info and ctx->simt_runs, sets up the backends' state. */
 fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx);
+/* Frees what fp4_cuda_ctx_init set up. */
+void fp4_cuda_ctx_fini(fp4_ctx *ctx);
 fp4_status fp4_cuda_set_device(fp4_ctx *ctx);
 fp4_status fp4_cuda_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
 fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr);

@@ -476,6 +476,20 @@ static void run_gemm_case(const gemm_problem *p, fp4_backend backend, fp4_dtype 
     TRY(g_gpu, fp4_gemm(g_gpu, &g));
     TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
     TRY(g_gpu, fp4_download(g_gpu, d_host, p->d_d, d_bytes));
+    // run it again on a fresh poison: the same bits (split-K reductions are ordered)
+    {
+        uint8_t *again = xmalloc(d_bytes);
+        TRY(g_gpu, fp4_memset(g_gpu, p->d_d, 0xFF, d_bytes));
+        TRY(g_gpu, fp4_gemm(g_gpu, &g));
+        TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+        TRY(g_gpu, fp4_download(g_gpu, again, p->d_d, d_bytes));
+        const int64_t at = first_diff(d_host, again, d_bytes);
+        free(again);
+        if (at >= 0) {
+            printf("  a second run differs from the first at byte %lld\n", (long long)at);
+            ok = 0;
+        }
+    }
 
     // every row: the padding columns still poisoned, the n columns written
     for (int64_t r = 0; r < s->m; r++) {
@@ -508,7 +522,7 @@ static void run_gemm_case(const gemm_problem *p, fp4_backend backend, fp4_dtype 
     }
     if (pad_bad) printf("  %lld bytes of the ldd padding were overwritten\n", (long long)pad_bad);
     if (unwritten) printf("  %lld elements of D were not written\n", (long long)unwritten);
-    ok = bad == 0 && pad_bad == 0 && unwritten == 0;
+    ok = ok && bad == 0 && pad_bad == 0 && unwritten == 0;
     goto done;
 fail:
     ok = 0;

@@ -4,6 +4,7 @@
  * hot path: the kernels (quantize.cu, simt_gemm.cu) allocate nothing and never synchronize.
  */
 #include "cuda_util.cuh"
+#include "cuda/mma/mma.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -117,7 +118,13 @@ extern "C" fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx) {
     if (!ctx->simt_runs)
         fp4_log(FP4_LOG_INFO, "cuda_simt has no image for sm_%d on device %d: %s",
                 ctx->info.compute_capability, ctx->device, cudaGetErrorString(probe));
-    return FP4_OK;
+    return fp4_cuda_mma_init(ctx, &ctx->mma_state);
+}
+
+extern "C" void fp4_cuda_ctx_fini(fp4_ctx *ctx) {
+    if (fp4_cuda_set_device(ctx) != FP4_OK) return;
+    fp4_cuda_mma_fini(ctx->mma_state);
+    ctx->mma_state = NULL;
 }
 
 /* ---- memory (synchronous; not on the hot path) --------------------------------------------- */
