@@ -26,10 +26,14 @@
  * loaded into registers one stage ahead and decoded once per CTA into shared memory; the weight
  * scales are loaded into registers one stage ahead.
  *
- * Decode: an E2M1 code's magnitude selects the high byte of its FP16 (or both bytes of its BF16)
- * value from an 8-entry byte table with PRMT; the sign bit is moved into place; the block scale
- * is applied with one exact HMUL2. Pairs come out as (e0, e2), (e1, e3), (e4, e6), (e5, e7) of
- * each 8-element word, and the activations are paired the same way.
+ * Decode by bit placement: an E2M1 code s|e1 e0|m put at bits 15|11 10|9 of an FP16 (15|8 7|6
+ * of a BF16) is exactly its value times 2^-14 (2^-126): the exponent bits land on the low
+ * exponent bits, and code 1 (0.5) lands on the subnormal that equals 0.5 times the same factor.
+ * One exact HMUL2 by the block scale times 2^7 (2^119) then gives value * scale * 2^-7, at
+ * least 2^-17, exact in either type; the epilogue multiplies by 2^7. Per pair of codes that is
+ * two masks and two shifts (the shifts as IMADs, off the integer pipe the masks use) and the
+ * HMUL2. Pairs come out as (e_i, e_i+4), i = 0..3, of each 8-element word, and the activations
+ * are paired the same way.
  */
 #include "cuda/cuda_util.cuh"
 #include "cuda/mma/mma.h"
@@ -57,10 +61,13 @@ constexpr int kChunkK = 128;                 /* k per chunk: 64 bytes of a weigh
 constexpr int kChunks = kStageK / kChunkK;   /* 2 */
 constexpr int kStages = 4;                   /* depth of the cp.async ring */
 constexpr int kRowUnits = kStageK / 32;      /* 16-byte units of a weight row per stage: 8 */
+constexpr int kStageKb = kStageK / 16;       /* k-blocks per stage: 16 scale bytes a row */
 constexpr int kMaxCounters = 16384;          /* split-K tiles per launch */
 constexpr int64_t kCounterBytes = kMaxCounters * 4;
 constexpr int64_t kWorkspaceBytes = 32ll << 20; /* partials; documented in docs/backends.md */
 constexpr int kMaxSplits = 16;
+constexpr int kKMultiple = 64; /* whole 16-byte weight units and 4-byte scale groups */
+constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 */
 
 struct MmaConfig {
     const char *name;
@@ -80,16 +87,14 @@ struct MmaArgs {
     int64_t m, n, k;
     const void *a;          /* E2M1: (m, k/2) bytes; BF16/F16: (m, k) elements */
     const uint8_t *a_sf;    /* E2M1 only */
-    const uint8_t *b;       /* (n, k/2) bytes */
-    const uint8_t *b_sf;
+    const uint8_t *b;       /* (n, k/2) bytes, 16-byte aligned, k % 64 == 0 */
+    const uint8_t *b_sf;    /* 4-byte aligned */
     void *d;                /* (m, ldd) elements */
     int64_t ldd;
     float alpha;
     const float *alpha_ptr; /* device pointer or NULL */
     fp4_dtype d_dtype;
     bool a_swizzled, b_swizzled;
-    bool b_vec16;           /* 16-byte weight copies (k % 32 == 0, 16-byte aligned), else 8 */
-    bool b_sf_pairs;        /* k-blocks 2t, 2t+1 both exist and are one aligned 16-bit word */
     int n_stages;           /* ceil(k / kStageK) */
     int stages_per_split;
     int splits;
@@ -98,9 +103,11 @@ struct MmaArgs {
     unsigned *counters;     /* split-K: one per tile, zero between launches */
 };
 
-/* Dynamic shared memory of a config: the weight ring, then the activations (a ring for
- * BF16/F16, two decoded buffers for E2M1). */
-__host__ __device__ constexpr int smem_weight_bytes(int r) { return kStages * 64 * r * kStageK / 2; }
+/* Dynamic shared memory of a config: the weight ring, the weight-scale ring, then the
+ * activations (a ring for BF16/F16, two decoded buffers for E2M1). */
+__host__ __device__ constexpr int smem_weight_bytes(int r) {
+    return kStages * 64 * r * (kStageK / 2 + kStageKb);
+}
 __host__ __device__ constexpr int smem_act_bytes(int bm, bool a4) {
     return (a4 ? 2 : kStages) * bm * kStageK * 2;
 }
@@ -115,10 +122,10 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool va
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
                  "r"(valid ? 16 : 0));
 }
-__device__ __forceinline__ void cp_async8(void *smem, const void *gmem, bool valid) {
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid) {
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(s), "l"(gmem),
-                 "r"(valid ? 8 : 0));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem),
+                 "r"(valid ? 4 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -126,7 +133,7 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-/* D += A B on one m16n8k16 tile; T = FP16 or BF16 operands, FP32 accumulators. */
+/* D += A B on one m16n8k16 tile: FP16 or BF16 operands, FP32 accumulators. */
 template <bool BF16>
 __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0,
                                          uint32_t b1) {
@@ -145,48 +152,47 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
     }
 }
 
-/* 8 E2M1 codes (word w, element i in bits 4i..4i+3) to four FP16x2 or BF16x2 pairs:
- * p[0] = (e0, e2), p[1] = (e1, e3), p[2] = (e4, e6), p[3] = (e5, e7), exact values.
- * The magnitude (code & 7) selects table bytes with PRMT (selector nibbles 1 and 3 of the
- * masked word; nibbles 0 and 2 are 0 and pick the table's 0x00); the sign bits are moved to
- * bits 15 and 31 by a byte spread. */
+__device__ __forceinline__ uint32_t lop3_and_or(uint32_t a, uint32_t c_mask, uint32_t b) {
+    uint32_t r; /* (a & c) | b */
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(a), "r"(c_mask), "r"(b));
+    return r;
+}
+
+/* 8 E2M1 codes (word w, element i in bits 4i..4i+3) to four FP16x2 (BF16x2) pairs
+ * p[i] = (e_i, e_i+4) * 2^-14 (2^-126), exact: code bits s|e1 e0|m placed at 15|11 10|9
+ * (15|8 7|6). The left shifts are written as multiplications so that they run as IMADs. */
 template <bool BF16>
 __device__ __forceinline__ void decode_e2m1x8(uint32_t w, uint32_t p[4]) {
-    const uint32_t w4 = w << 4;
-    const uint32_t sel[4] = {w4 & 0x7070u, w & 0x7070u, (w4 >> 16) & 0x7070u,
-                             (w >> 16) & 0x7070u};
-    const uint32_t sgn[4] = {__byte_perm(w4, 0u, 0x1404), __byte_perm(w, 0u, 0x1404),
-                             __byte_perm(w4, 0u, 0x3424), __byte_perm(w, 0u, 0x3424)};
-    if constexpr (BF16) {
-        /* BF16 values of 0, .5, 1, 1.5, 2, 3, 4, 6: high bytes and low bytes */
-        const uint32_t lo_sel[4] = {w & 0x0707u, (w >> 4) & 0x0707u, (w >> 16) & 0x0707u,
-                                    (w >> 20) & 0x0707u};
+    constexpr int kPos = BF16 ? 6 : 9;                   /* where the code's m bit goes */
+    constexpr uint32_t kMag = BF16 ? 0x01C001C0u : 0x0E000E00u;
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const uint32_t hi = __byte_perm(0x3F3F3F00u, 0x40404040u, sel[i]);
-            const uint32_t lo = __byte_perm(0xC0800000u, 0xC0804000u, lo_sel[i]);
-            p[i] = hi | lo | (sgn[i] & 0x80008000u);
-        }
-    } else {
-        /* FP16 high bytes of 0, .5, 1, 1.5, 2, 3, 4, 6 (the low bytes are 0) */
-#pragma unroll
-        for (int i = 0; i < 4; i++)
-            p[i] = __byte_perm(0x3E3C3800u, 0x46444240u, sel[i]) | (sgn[i] & 0x80008000u);
+    for (int i = 0; i < 4; i++) {
+        const uint32_t sign = (w & (0x00080008u << (4 * i))) * (1u << (12 - 4 * i)); /* ->15,31 */
+        /* w << (kPos - 4i), or w >> (4i - kPos) as the high word of a product: both IMADs */
+        const uint32_t mag = kPos - 4 * i >= 0
+                                 ? w * (1u << (kPos - 4 * i >= 0 ? kPos - 4 * i : 0))
+                                 : __umulhi(w, 1u << (32 - (4 * i - kPos > 0 ? 4 * i - kPos : 1)));
+        p[i] = lop3_and_or(mag, kMag, sign);
     }
 }
 
-/* Two E4M3 scales (lo byte, hi byte) to two broadcast pairs (lo, lo) and (hi, hi), FP16 or
- * BF16, exact (every E4M3 value is an FP16 and a BF16 value). */
+/* Two E4M3 scales (lo byte, hi byte) to two broadcast pairs (lo, lo) and (hi, hi) of
+ * scale * 2^7 (FP16) or scale * 2^119 (BF16): the multipliers of the decoded codes. Exact. */
 template <bool BF16>
 __device__ __forceinline__ void scales_to_pairs(uint32_t two, uint32_t &s_lo, uint32_t &s_hi) {
     const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
+    __half2 hh;
+    memcpy(&hh, &h, 4);
     uint32_t hw;
-    memcpy(&hw, &h, 4);
     if constexpr (BF16) {
-        __half2 hh;
-        memcpy(&hh, &hw, 4);
-        const __nv_bfloat162 b = __float22bfloat162_rn(__half22float2(hh));
+        float2 f = __half22float2(hh);
+        f.x *= 0x1p119f;
+        f.y *= 0x1p119f;
+        const __nv_bfloat162 b = __float22bfloat162_rn(f);
         memcpy(&hw, &b, 4);
+    } else {
+        const __half2 x = __hmul2(hh, __float2half2_rn(128.0f));
+        memcpy(&hw, &x, 4);
     }
     s_lo = __byte_perm(hw, 0u, 0x1010);
     s_hi = __byte_perm(hw, 0u, 0x3232);
@@ -211,13 +217,12 @@ __device__ __forceinline__ uint32_t mul_pair(uint32_t x, uint32_t s) {
     return r;
 }
 
-__device__ __forceinline__ int64_t sf_row_base(bool swizzled, int64_t row, int64_t k) {
-    if (!swizzled) return row * (k / 16);
-    const int64_t kt = (k / 16 + 3) / 4;
-    return (row / 128) * (kt * 512) + (row % 32) * 16 + ((row % 128) / 32) * 4;
-}
-__device__ __forceinline__ int64_t sf_kb_offset(bool swizzled, int64_t kb) {
-    return swizzled ? (kb / 4) * 512 + kb % 4 : kb;
+/* Offset of row `row`'s 4-scale group `kb4` (k-blocks 4 kb4 .. 4 kb4 + 3) in either layout. */
+__device__ __forceinline__ int64_t sf_group_offset(bool swizzled, int64_t row, int64_t kb4,
+                                                   int64_t kblocks) {
+    if (!swizzled) return row * kblocks + 4 * kb4;
+    const int64_t kt = (kblocks + 3) / 4;
+    return (row / 128) * (kt * 512) + kb4 * 512 + (row % 32) * 16 + ((row % 128) / 32) * 4;
 }
 
 template <fp4_dtype DT>
@@ -238,10 +243,12 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
     /* weight ring: [kStages][BN rows][kRowUnits] 16-byte units, unit u of row r stored at
      * u ^ ((r & 1) << 2) so that a phase of 8 lanes (two rows) hits 8 different bank groups */
     uint4 *wsm = smem;
+    /* weight-scale ring: [kStages][BN rows][16] bytes, the stage's k-blocks in order */
+    uint8_t *ssm = reinterpret_cast<uint8_t *>(smem + kStages * BN * kRowUnits);
     /* activations: [buffers][N8][kChunks][4 pieces j][8 tokens g][4 lanes t] 16-byte units:
      * unit (j, g, t) holds token g's elements [32 t + 8 j, + 8) of the chunk, so that lane
      * 4 g + t reads unit index 32 j + lane: 512 contiguous bytes per warp read */
-    uint4 *asm_ = smem + kStages * BN * kRowUnits;
+    uint4 *asm_ = reinterpret_cast<uint4 *>(ssm + kStages * BN * kStageKb);
     constexpr int kActUnits = N8 * kChunks * 128; /* per buffer */
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -267,56 +274,33 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
     if (nst > p.stages_per_split) nst = p.stages_per_split;
     if (nst < 0) nst = 0;
 
-    // this lane's weight rows, and pointers to their scales at stage 0 (k-blocks 2t, 2t+1 of
-    // chunk 0); a stage moves them by sf_stride, a chunk by sf_chunk
-    const int64_t sf_stride = p.b_swizzled ? 2048 : 16; /* 16 k-blocks: 4 tiles of 512 bytes */
-    const int sf_chunk = p.b_swizzled ? 1024 : 8;
-    const int sf_lane = p.b_swizzled ? (t / 2) * 512 + 2 * (t % 2) : 2 * t;
-    int64_t wrow[R][2];
-    const uint8_t *wsf[R][2];
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) {
-            wrow[r][h] = n0 + warp * 16 * R + r * 16 + g + 8 * h;
-            wsf[r][h] = wrow[r][h] < p.n
-                            ? p.b_sf + sf_row_base(p.b_swizzled, wrow[r][h], k) + sf_lane
-                            : nullptr;
-        }
-
     // ---- producers -------------------------------------------------------------------
     // weights, 16-byte units: copy i of a thread is row tid / 8 + 16 i, unit tid % 8
-    const int wu16 = tid % kRowUnits, wr16 = tid / kRowUnits;
-    const uint8_t *wsrc16 = p.b + (n0 + wr16) * (k / 2) + 16 * wu16;
-    const int wdst16 = wr16 * kRowUnits + (wu16 ^ ((wr16 & 1) << 2));
-    // 8-byte units: row tid / 16 + 8 i, half-unit tid % 16
-    const int wh8 = tid % (2 * kRowUnits), wr8 = tid / (2 * kRowUnits);
-    const uint8_t *wsrc8 = p.b + (n0 + wr8) * (k / 2) + 8 * wh8;
-    const int wdst8 = (wr8 * kRowUnits + ((wh8 / 2) ^ ((wr8 & 1) << 2))) * 16 + 8 * (wh8 % 2);
+    const int wu = tid % kRowUnits, wr = tid / kRowUnits;
+    const uint8_t *wsrc = p.b + (n0 + wr) * (k / 2) + 16 * wu;
+    const int wdst = wr * kRowUnits + (wu ^ ((wr & 1) << 2));
+    // weight scales, 4-byte groups: copy i is row tid / 4 + 32 i, group tid % 4 of the stage
+    const int su = tid % 4, sr = tid / 4;
     auto issue_weights = [&](int stage, int slot) {
         const int64_t k0 = (int64_t)stage * kStageK;
-        if (p.b_vec16) {
-            uint4 *dst = wsm + slot * BN * kRowUnits + wdst16;
-            const bool k_ok = k0 + 32 * wu16 < k;
+        uint4 *dst = wsm + slot * BN * kRowUnits + wdst;
+        const bool k_ok = k0 + 32 * wu < k;
 #pragma unroll
-            for (int i = 0; i < BN * kRowUnits / kThreads; i++) {
-                const int row = wr16 + i * (kThreads / kRowUnits);
-                const bool ok = k_ok && n0 + row < p.n;
-                const uint8_t *src = wsrc16 + (int64_t)i * (kThreads / kRowUnits) * (k / 2) + k0 / 2;
-                cp_async16(dst + i * kThreads, ok ? src : p.b, ok);
-            }
-        } else {
-            uint8_t *dst = reinterpret_cast<uint8_t *>(wsm + slot * BN * kRowUnits) + wdst8;
-            const bool k_ok = k0 + 16 * wh8 < k;
+        for (int i = 0; i < BN * kRowUnits / kThreads; i++) {
+            const bool ok = k_ok && n0 + wr + i * (kThreads / kRowUnits) < p.n;
+            const uint8_t *src = wsrc + (int64_t)i * (kThreads / kRowUnits) * (k / 2) + k0 / 2;
+            cp_async16(dst + i * kThreads, ok ? src : p.b, ok);
+        }
+        const int64_t kb4 = (int64_t)stage * (kStageKb / 4) + su;
+        uint8_t *sdst = ssm + slot * BN * kStageKb + sr * kStageKb + 4 * su;
 #pragma unroll
-            for (int i = 0; i < 2 * BN * kRowUnits / kThreads; i++) {
-                const int row = wr8 + i * (kThreads / (2 * kRowUnits));
-                const bool ok = k_ok && n0 + row < p.n;
-                const uint8_t *src =
-                    wsrc8 + (int64_t)i * (kThreads / (2 * kRowUnits)) * (k / 2) + k0 / 2;
-                cp_async8(dst + i * (kThreads / (2 * kRowUnits)) * kRowUnits * 16,
-                          ok ? src : p.b, ok);
-            }
+        for (int i = 0; i < (BN * 4 + kThreads - 1) / kThreads; i++) {
+            const int row = sr + i * (kThreads / 4);
+            if (BN * 4 % kThreads != 0 && row >= BN) break;
+            const int64_t n = n0 + row;
+            const bool ok = n < p.n && 4 * kb4 < kblocks;
+            const uint8_t *src = ok ? p.b_sf + sf_group_offset(p.b_swizzled, n, kb4, kblocks) : p.b_sf;
+            cp_async4(sdst + i * (kThreads / 4) * kStageKb, src, ok);
         }
     };
     // BF16/F16 activations: cp.async straight into the fragment order. Copy i of a thread is
@@ -338,67 +322,48 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
     };
     // E2M1 activations: 8 bytes + 1 scale per (token, k-block) unit, in registers. Unit i of a
     // thread is token tid / 16 + 8 i, k-block tid % 16 of the stage
-    constexpr int kA4Units = BM * (kStageK / 16) / kThreads; /* BM >= 8: at least 1 */
-    static_assert(BM % 8 == 0 && BM * (kStageK / 16) % kThreads == 0, "whole units per thread");
+    constexpr int kA4Units = BM * kStageKb / kThreads; /* BM >= 8: at least 1 */
+    static_assert(BM % 8 == 0 && BM * kStageKb % kThreads == 0, "whole units per thread");
     const int a4_kb = tid % 16, a4_tok0 = tid / 16;
     uint2 a4_q[kA4Units];
     uint32_t a4_s[kA4Units];
     auto load_act4 = [&](int stage) {
-        const int64_t kbg = (int64_t)stage * (kStageK / 16) + a4_kb;
+        const int64_t kbg = (int64_t)stage * kStageKb + a4_kb;
         const uint8_t *a = static_cast<const uint8_t *>(p.a);
-        const int64_t sf_kb = sf_kb_offset(p.a_swizzled, kbg);
+        const int64_t sf_kb = p.a_swizzled ? (kbg / 4) * 512 + kbg % 4 : kbg;
 #pragma unroll
         for (int i = 0; i < kA4Units; i++) {
             const int64_t m = m0 + a4_tok0 + 8 * i;
             const bool ok = m < p.m && kbg < kblocks;
             a4_q[i] = ok ? __ldg(reinterpret_cast<const uint2 *>(a + m * (k / 2) + kbg * 8))
                          : make_uint2(0, 0);
-            a4_s[i] = ok ? __ldg(p.a_sf + sf_row_base(p.a_swizzled, m, k) + sf_kb) : 0;
+            a4_s[i] = ok ? __ldg(p.a_sf + sf_group_offset(p.a_swizzled, m, 0, kblocks) + sf_kb)
+                         : 0;
         }
     };
     auto store_act4 = [&](int buf) {
         uint4 *dst = asm_ + buf * kActUnits;
         const int c = a4_kb / 8, tt = (a4_kb % 8) / 2, j0 = 2 * (a4_kb % 2);
+        const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
 #pragma unroll
         for (int i = 0; i < kA4Units; i++) {
             const int tok = a4_tok0 + 8 * i;
-            uint32_t s_lo, s_hi;
-            scales_to_pairs<false>(a4_s[i], s_lo, s_hi);
+            const __half2_raw hs = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)a4_s[i], __NV_E4M3);
+            uint32_t s_raw;
+            memcpy(&s_raw, &hs, 4);
+            const uint32_t s2 = __byte_perm(s_raw, 0u, 0x1010);
             const uint32_t words[2] = {a4_q[i].x, a4_q[i].y};
 #pragma unroll
             for (int w = 0; w < 2; w++) {
                 uint32_t pr[4];
                 decode_e2m1x8<false>(words[w], pr);
-                uint4 v;
-                v.x = mul_pair<false>(pr[0], s_lo);
-                v.y = mul_pair<false>(pr[1], s_lo);
-                v.z = mul_pair<false>(pr[2], s_lo);
-                v.w = mul_pair<false>(pr[3], s_lo);
+                uint4 v; /* value * 2^-14 * 2^14 * scale: exact, normal FP16 */
+                v.x = mul_pair<false>(mul_pair<false>(pr[0], two14), s2);
+                v.y = mul_pair<false>(mul_pair<false>(pr[1], two14), s2);
+                v.z = mul_pair<false>(mul_pair<false>(pr[2], two14), s2);
+                v.w = mul_pair<false>(mul_pair<false>(pr[3], two14), s2);
                 dst[(((tok / 8) * kChunks + c) * 4 + j0 + w) * 32 + (tok % 8) * 4 + tt] = v;
             }
-        }
-    };
-    // weight scales of one stage: [r][row g / g + 8][chunk], k-blocks 2t and 2t + 1 of it
-    uint32_t wsc_next[R][2][kChunks];
-    auto load_wscales = [&](int stage) {
-#pragma unroll
-        for (int c = 0; c < kChunks; c++) {
-            const int64_t kb = (int64_t)stage * (kStageK / 16) + c * 8 + 2 * t;
-            const bool lo_ok = kb < kblocks, hi_ok = kb + 1 < kblocks;
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const uint8_t *q = wsf[r][h] + stage * sf_stride + c * sf_chunk;
-                    uint32_t v = 0;
-                    if (wsf[r][h] && lo_ok) {
-                        if (p.b_sf_pairs)
-                            v = __ldg(reinterpret_cast<const unsigned short *>(q));
-                        else
-                            v = (uint32_t)__ldg(q) | (hi_ok ? (uint32_t)__ldg(q + 1) << 8 : 0u);
-                    }
-                    wsc_next[r][h][c] = v;
-                }
         }
     };
 
@@ -419,40 +384,32 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         }
         cp_async_commit();
     }
-    if (nst > 0) {
-        load_wscales(st_begin);
-        if constexpr (kA4) load_act4(st_begin);
+    if constexpr (kA4) {
+        if (nst > 0) load_act4(st_begin);
     }
 
     // ---- main loop --------------------------------------------------------------------------
 #pragma unroll 1
     for (int s = 0; s < nst; s++) {
         const int slot = s % kStages;
-        if constexpr (kA4) store_act4((int)(s & 1)); // decoded once per CTA
-        uint32_t wsc[R][2][kChunks];
-#pragma unroll
-        for (int r = 0; r < R; r++)
-#pragma unroll
-            for (int h = 0; h < 2; h++)
-#pragma unroll
-                for (int c = 0; c < kChunks; c++) wsc[r][h][c] = wsc_next[r][h][c];
+        if constexpr (kA4) store_act4(s & 1); // decoded once per CTA
 
         // wait for stage s, then refill the slot stage s - 1 used
         cp_async_wait<kStages - 2>();
         __syncthreads();
         if (s + kStages - 1 < nst) {
-            const int nslot = (int)((s + kStages - 1) % kStages);
+            const int nslot = (s + kStages - 1) % kStages;
             issue_weights(st_begin + s + kStages - 1, nslot);
             if constexpr (!kA4) issue_act16(st_begin + s + kStages - 1, nslot);
         }
         cp_async_commit();
-        if (s + 1 < nst) {
-            load_wscales(st_begin + s + 1);
-            if constexpr (kA4) load_act4(st_begin + s + 1);
+        if constexpr (kA4) {
+            if (s + 1 < nst) load_act4(st_begin + s + 1);
         }
 
         const uint4 *wst = wsm + slot * BN * kRowUnits;
-        const uint4 *ast = asm_ + (kA4 ? (int)(s & 1) : slot) * kActUnits;
+        const uint8_t *sst = ssm + slot * BN * kStageKb;
+        const uint4 *ast = asm_ + (kA4 ? (s & 1) : slot) * kActUnits;
 #pragma unroll
         for (int c = 0; c < kChunks; c++) {
             uint4 wv[R][2];
@@ -463,7 +420,9 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                 for (int h = 0; h < 2; h++) {
                     const int row = warp * 16 * R + r * 16 + g + 8 * h;
                     wv[r][h] = wst[row * kRowUnits + ((c * 4 + t) ^ ((row & 1) << 2))];
-                    scales_to_pairs<kBf16>(wsc[r][h][c], sc[r][h][0], sc[r][h][1]);
+                    const uint32_t two = *reinterpret_cast<const unsigned short *>(
+                        sst + row * kStageKb + c * 8 + 2 * t);
+                    scales_to_pairs<kBf16>(two, sc[r][h][0], sc[r][h][1]);
                 }
 #pragma unroll
             for (int i = 0; i < 4; i++) { // word i: elements [32 t + 8 i, + 8) of the chunk
@@ -479,10 +438,10 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                         const uint32_t s2 = sc[r][h][i / 2];
                         uint32_t pr[4];
                         decode_e2m1x8<kBf16>(word, pr);
-                        a0[r][h] = mul_pair<kBf16>(pr[0], s2);     /* (e0, e2): k 2t, 2t+1 */
-                        a0[r][2 + h] = mul_pair<kBf16>(pr[1], s2); /* (e1, e3): k 2t+8, 2t+9 */
-                        a1[r][h] = mul_pair<kBf16>(pr[2], s2);
-                        a1[r][2 + h] = mul_pair<kBf16>(pr[3], s2);
+                        a0[r][h] = mul_pair<kBf16>(pr[0], s2);     /* (e0, e4): k 2t, 2t+1 */
+                        a0[r][2 + h] = mul_pair<kBf16>(pr[1], s2); /* (e1, e5): k 2t+8, 2t+9 */
+                        a1[r][h] = mul_pair<kBf16>(pr[2], s2);     /* (e2, e6) */
+                        a1[r][2 + h] = mul_pair<kBf16>(pr[3], s2); /* (e3, e7) */
                     }
 #pragma unroll
                 for (int j = 0; j < N8; j++) {
@@ -490,11 +449,11 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                     uint32_t b[4];
                     if constexpr (kA4) {
                         b[0] = v.x; b[1] = v.y; b[2] = v.z; b[3] = v.w;
-                    } else { /* (e0,e1)(e2,e3)(e4,e5)(e6,e7) -> (e0,e2)(e1,e3)(e4,e6)(e5,e7) */
-                        b[0] = __byte_perm(v.x, v.y, 0x5410);
-                        b[1] = __byte_perm(v.x, v.y, 0x7632);
-                        b[2] = __byte_perm(v.z, v.w, 0x5410);
-                        b[3] = __byte_perm(v.z, v.w, 0x7632);
+                    } else { /* (x0,x1)(x2,x3)(x4,x5)(x6,x7) -> (x0,x4)(x1,x5)(x2,x6)(x3,x7) */
+                        b[0] = __byte_perm(v.x, v.z, 0x5410);
+                        b[1] = __byte_perm(v.x, v.z, 0x7632);
+                        b[2] = __byte_perm(v.y, v.w, 0x5410);
+                        b[3] = __byte_perm(v.y, v.w, 0x7632);
                     }
 #pragma unroll
                     for (int r = 0; r < R; r++) {
@@ -517,7 +476,8 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
 #pragma unroll
             for (int j = 0; j < N8; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
+                for (int e = 0; e < 4; e++)
+                    __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
         __threadfence();
         __syncthreads();
         if (tid == 0) s_prev = atomicAdd(p.counters + tile, 1u);
@@ -541,14 +501,14 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
     }
 
     // ---- epilogue: c0, c1 = (row g, tokens 2t, 2t+1); c2, c3 = (row g + 8, same tokens) ------
-    const float alpha = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+    const float alpha = (p.alpha_ptr ? *p.alpha_ptr : p.alpha) * kUnscale;
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int j = 0; j < N8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int64_t n = wrow[r][e / 2];
+                const int64_t n = n0 + warp * 16 * R + r * 16 + g + 8 * (e / 2);
                 const int64_t m = m0 + j * 8 + 2 * t + (e % 2);
                 if (n >= p.n || m >= p.m) continue;
                 const float y = __fmul_rn(alpha, acc[r][j][e]);
@@ -734,7 +694,13 @@ extern "C" const char *fp4_cuda_mma_why_not(const fp4_ctx *ctx, const fp4_cuda_m
                  kConfigs[cfg].name, smem, state->smem_optin);
         return buf;
     }
-    if ((uintptr_t)desc->b % 8 != 0) return "b must be 8-byte aligned (cp.async of weight rows)";
+    if (desc->k % kKMultiple != 0) {
+        snprintf(buf, len, "k = %lld is not a multiple of %d (16-byte weight and 4-byte scale "
+                 "copies)", (long long)desc->k, kKMultiple);
+        return buf;
+    }
+    if ((uintptr_t)desc->b % 16 != 0) return "b must be 16-byte aligned (cp.async of weight rows)";
+    if ((uintptr_t)desc->b_sf % 4 != 0) return "b_sf must be 4-byte aligned (cp.async of scales)";
     if (desc->a_dtype == FP4_DTYPE_E2M1) {
         if ((uintptr_t)desc->a % 8 != 0) return "e2m1 a must be 8-byte aligned";
     } else if ((uintptr_t)desc->a % 16 != 0) {
@@ -769,8 +735,6 @@ extern "C" fp4_status fp4_cuda_mma_gemm(fp4_ctx *ctx, fp4_cuda_mma_state *state,
     p.d_dtype = desc->d_dtype;
     p.a_swizzled = desc->a_dtype == FP4_DTYPE_E2M1 && desc->a_sf_layout == FP4_SF_SWIZZLED_128x4;
     p.b_swizzled = desc->b_sf_layout == FP4_SF_SWIZZLED_128x4;
-    p.b_vec16 = desc->k % 32 == 0 && (uintptr_t)desc->b % 16 == 0;
-    p.b_sf_pairs = (uintptr_t)desc->b_sf % 2 == 0 && (desc->k / 16) % 2 == 0; /* kb even */
     p.n_stages = (int)pl.n_stages;
     p.stages_per_split = (int)pl.stages_per_split;
     p.splits = pl.splits;
