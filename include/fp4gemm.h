@@ -217,7 +217,9 @@ typedef struct fp4_dequant_desc {
     const void *q;            /* [rows, k/2] bytes */
     const void *sf;
     fp4_sf_layout sf_layout;
-    float global_scale;       /* encode gs: out = e2m1 * e4m3 / gs. Use 1 for e2m1 * e4m3. */
+    float global_scale;       /* encode gs: out = e2m1 * e4m3 / gs. Use 1 for e2m1 * e4m3
+                                 (modelopt-recipe data decodes as e2m1 * e4m3 * ws2: 1/ws2
+                                 here rounds differently, within a couple of ulps) */
     const float *global_scale_ptr; /* optional, context memory */
     fp4_dtype out_dtype;      /* F32, F16 or BF16 */
     void *out;                /* [rows, ld_out] elements */
