@@ -259,7 +259,7 @@ static void test_random_shapes(tu_rng *rng) {
                 for (int64_t r = 0; r < rows; r++)
                     for (int64_t i = 0; i < k; i++) store_in(in, t, r * ld + i, 3.0f * tu_rng_normal(rng));
             } else if (t == FP4_DTYPE_F16) {
-                fill_blocks(rng, in, t, rows, k, ld, -14, 10); /* f16's narrow range */
+                fill_blocks(rng, in, t, rows, k, ld, -14, 8); /* f16: no overflow to Inf */
             } else {
                 fill_blocks(rng, in, t, rows, k, ld, -40, 40);
             }
