@@ -165,21 +165,50 @@ fp4_status fp4_synchronize(fp4_ctx *ctx, struct CUstream_st *stream);
 
 /* ---------------------------------------------------------------------------------------
  * Quantization: [rows, k] F32/F16/BF16 -> packed E2M1 [rows, k/2] + E4M3 scales.
- * Bit-exact with docs/format.md on every backend.
+ * Bit-exact with docs/format.md on every backend, for each recipe.
  * ------------------------------------------------------------------------------------- */
+
+/* Quantization recipes: the ecosystem's quantizers, each reproduced bit for bit. They share
+ * the format and differ in the order of their float operations (so in rounding ties), in
+ * degenerate blocks and in the global scale they take. docs/format.md gives each step and
+ * the sources (file and commit) it was checked against. */
+typedef enum fp4_quant_recipe {
+    /* "flashinfer" (the default): FlashInfer's exact fp4_quantize path, which is Transformer
+     * Engine's NVFP4 cast. global_scale is the ENCODE scale gs = 448*6/amax (what
+     * fp4_global_scale computes); values decode as e2m1 * e4m3 / gs. */
+    FP4_QUANT_RECIPE_FLASHINFER = 0,
+    /* "modelopt": NVIDIA ModelOpt's checkpoint export (NVFP4QTensor.quantize). global_scale
+     * is the DECODE scale ws2 = amax/2688 (weight_scale_2 or input_scale in a checkpoint, what
+     * fp4_modelopt_global_scale computes), NOT 1/gs: values decode as e2m1 * e4m3 * ws2. */
+    FP4_QUANT_RECIPE_MODELOPT = 1
+} fp4_quant_recipe;
+#define FP4_QUANT_RECIPE_COUNT 2
+
+/* "flashinfer", "modelopt"; "?" for a bad value. from_name is case-sensitive and returns
+ * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument). */
+const char *fp4_quant_recipe_name(fp4_quant_recipe recipe);
+fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out);
+
 typedef struct fp4_quant_desc {
     size_t struct_size;       /* sizeof(fp4_quant_desc); fp4_quant_desc_init sets it */
     int64_t rows, k;          /* k a multiple of 16 */
     fp4_dtype in_dtype;       /* F32, F16 or BF16 */
     const void *in;           /* [rows, ld_in] elements */
     int64_t ld_in;            /* elements between row starts; 0 means k */
-    float global_scale;       /* encode scale gs = 448*6/amax (see fp4_global_scale) */
-    const float *global_scale_ptr; /* if not NULL, gs is read from here (context memory) */
+    /* The global scale, > 0 and finite. ITS MEANING DEPENDS ON `recipe`:
+     *   FLASHINFER: the encode scale gs = 448*6/amax (see fp4_global_scale);
+     *   MODELOPT:   the decode scale ws2 = amax/2688 (see fp4_modelopt_global_scale). */
+    float global_scale;
+    const float *global_scale_ptr; /* if not NULL, the global scale is read from here (context
+                                      memory), unchecked */
     void *out_q;              /* [rows, k/2] bytes */
     void *out_sf;             /* fp4_sf_bytes(rows, k, sf_layout) bytes, padding written as 0 */
     fp4_sf_layout sf_layout;
     uint32_t *nonfinite_flag; /* optional (context memory): set to 1 if an input was NaN/Inf */
     struct CUstream_st *stream;
+    /* Added after 0.1.0; a caller built against 0.1.0 (struct_size ending at `stream`) gets
+     * FLASHINFER. FLASHINFER unless you must match ModelOpt's bytes. */
+    fp4_quant_recipe recipe;
 } fp4_quant_desc;
 
 typedef struct fp4_dequant_desc {
@@ -188,7 +217,9 @@ typedef struct fp4_dequant_desc {
     const void *q;            /* [rows, k/2] bytes */
     const void *sf;
     fp4_sf_layout sf_layout;
-    float global_scale;       /* encode gs: out = e2m1 * e4m3 / gs. Use 1 for e2m1 * e4m3. */
+    float global_scale;       /* encode gs: out = e2m1 * e4m3 / gs. Use 1 for e2m1 * e4m3
+                                 (modelopt-recipe data decodes as e2m1 * e4m3 * ws2: 1/ws2
+                                 here rounds differently, within a couple of ulps) */
     const float *global_scale_ptr; /* optional, context memory */
     fp4_dtype out_dtype;      /* F32, F16 or BF16 */
     void *out;                /* [rows, ld_out] elements */
@@ -196,8 +227,13 @@ typedef struct fp4_dequant_desc {
     struct CUstream_st *stream;
 } fp4_dequant_desc;
 
-void fp4_quant_desc_init(fp4_quant_desc *desc);     /* zeroes, sets struct_size, gs = 1 */
+/* zeroes, sets struct_size, gs = 1, F32 input, linear scales, recipe FLASHINFER */
+void fp4_quant_desc_init(fp4_quant_desc *desc);
 void fp4_dequant_desc_init(fp4_dequant_desc *desc); /* zeroes, sets struct_size, gs = 1 */
+/* Quantizes desc->in with desc->recipe. FP4_ERR_INVALID_ARGUMENT (detail in fp4_last_error)
+ * for a bad descriptor: struct_size neither sizeof(fp4_quant_desc) nor 0.1.0's, an unknown
+ * recipe, a global scale by value that is not positive and finite, bad sizes, NULL or
+ * misaligned pointers. Asynchronous on a GPU. */
 fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);
 fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 
@@ -209,6 +245,28 @@ fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
                             const void *in, int64_t ld_in, float *gs_out,
                             struct CUstream_st *stream);
+
+/* A [rows, k] F32/F16/BF16 tensor in context memory, one of a group that a call takes. */
+typedef struct fp4_tensor_ref {
+    int64_t rows, k;   /* rows >= 1; k a multiple of 16 */
+    fp4_dtype dtype;   /* F32, F16 or BF16 */
+    const void *data;  /* [rows, ld] elements */
+    int64_t ld;        /* elements between row starts; 0 means k */
+} fp4_tensor_ref;
+
+/* ModelOpt's decode global scale of a group of `count` tensors that share one: a single
+ * weight or activation, or the projections that a fused layer stores with one scale (q/k/v,
+ * gate/up: ModelOpt's export takes the max of their amax first):
+ *     ws2 = fp32(amax / 2688),  amax = max over the group of |x| (NaN ignored)
+ * bit for bit as nvidia-modelopt computes weight_scale_2 (amax / (6 * 448) in float32; see
+ * docs/format.md). Written to *ws2_out (context memory; stream-ordered on a GPU). Pass it as
+ * the global_scale of a FP4_QUANT_RECIPE_MODELOPT quantization. An all-zero group gives
+ * ws2 = 0 (ModelOpt's value too, with which it would write NaN scales): fp4_quantize rejects
+ * 0 by value, so quantize such a tensor with any positive ws2, e.g. 1. A group with an Inf
+ * gives Inf. FP4_ERR_INVALID_ARGUMENT for count < 1, a NULL pointer, or a bad tensor (its
+ * index is in fp4_last_error). */
+fp4_status fp4_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *tensors, int count,
+                                     float *ws2_out, struct CUstream_st *stream);
 
 /* ---------------------------------------------------------------------------------------
  * GEMM: D[m, n] = alpha * sum_k A[m, k] * B[n, k].

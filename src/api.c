@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,13 +88,26 @@ static const char *check_gs(const char *fn, float gs, const float *gs_ptr, char 
     return NULL;
 }
 
+/* sizeof(fp4_quant_desc) in 0.1.0, before `recipe` was added: the fields up to `stream`. */
+static size_t quant_desc_size_v0(void) {
+    const size_t end = offsetof(fp4_quant_desc, stream) + sizeof(struct CUstream_st *);
+    const size_t align = _Alignof(fp4_quant_desc);
+    return (end + align - 1) / align * align;
+}
+
+/* Checks a quant desc of the current or of 0.1.0's size (whose recipe is taken as FLASHINFER;
+ * the caller copies it into a full-size desc with fp4_quant_desc_init's defaults). */
 static const char *quant_desc_problem(const fp4_quant_desc *d, char *buf, size_t len) {
     const char *fn = "fp4_quantize";
     const char *p;
     if (!d) return PROBLEM("%s: desc is NULL", fn);
-    if (d->struct_size != sizeof *d)
+    if (d->struct_size != sizeof *d && d->struct_size != quant_desc_size_v0())
         return PROBLEM("%s: desc->struct_size = %zu, expected %zu (call fp4_quant_desc_init)", fn,
                        d->struct_size, sizeof *d);
+    if (d->struct_size == sizeof *d &&
+        ((int)d->recipe < 0 || (int)d->recipe >= FP4_QUANT_RECIPE_COUNT))
+        return PROBLEM("%s: recipe = %d is not a recipe (flashinfer or modelopt)", fn,
+                       (int)d->recipe);
     if ((p = check_rows_k(fn, "rows", d->rows, d->k, buf, len))) return p;
     if (!is_float_dtype(d->in_dtype))
         return PROBLEM("%s: in_dtype = %s (%d) must be f32, f16 or bf16", fn,
@@ -203,6 +217,7 @@ void fp4_quant_desc_init(fp4_quant_desc *desc) {
     desc->in_dtype = FP4_DTYPE_F32;
     desc->global_scale = 1.0f;
     desc->sf_layout = FP4_SF_LINEAR;
+    desc->recipe = FP4_QUANT_RECIPE_FLASHINFER;
 }
 
 void fp4_dequant_desc_init(fp4_dequant_desc *desc) {
@@ -240,7 +255,10 @@ fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc) {
     char why[512];
     if (quant_desc_problem(desc, why, sizeof why))
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
-    fp4_quant_desc d = *desc;
+    fp4_quant_desc d;
+    fp4_quant_desc_init(&d); /* a 0.1.0 desc lacks the recipe: FLASHINFER */
+    memcpy(&d, desc, desc->struct_size);
+    d.struct_size = sizeof d;
     if (d.ld_in == 0) d.ld_in = d.k;
     if (ctx->device >= 0) return fp4_cuda_quantize(ctx, &d);
     const float gs = d.global_scale_ptr ? *d.global_scale_ptr : d.global_scale;

@@ -73,12 +73,15 @@ float fp4_load_as_f32(const void *base, fp4_dtype dtype, int64_t index);
 /* Stores x into element i of an F32/F16/BF16 array, rounding to nearest even. */
 void fp4_store_from_f32(void *base, fp4_dtype dtype, int64_t index, float x);
 
-/* Quantizes with encode scale gs. Returns 1 if a non-finite input element was seen. */
+/* Quantizes with desc->recipe and its global scale gs (the encode gs for flashinfer, the
+ * decode ws2 for modelopt). Returns 1 if a non-finite input element was seen. */
 int fp4_ref_quantize(const fp4_quant_desc *desc, float gs);
 void fp4_ref_dequantize(const fp4_dequant_desc *desc, float gs);
 /* amax over |x| (NaN ignored) and the global scale it gives. */
 float fp4_ref_amax(int64_t rows, int64_t k, fp4_dtype dtype, const void *in, int64_t ld_in);
 float fp4_global_scale_from_amax(float amax);
+/* ModelOpt's decode scale ws2 = fp32(amax / 2688). */
+float fp4_modelopt_ws2_from_amax(float amax);
 void fp4_ref_gemm(const fp4_gemm_desc *desc, float alpha);
 
 /* ---- CUDA side (src/cuda/); stubs in src/no_cuda.c when built without CUDA ------------- */
@@ -102,6 +105,9 @@ fp4_status fp4_cuda_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 fp4_status fp4_cuda_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
                                  const void *in, int64_t ld_in, float *gs_out,
                                  struct CUstream_st *stream);
+/* ws2 of a group of validated tensors (an ld of 0 means k), stream-ordered. */
+fp4_status fp4_cuda_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *tensors, int count,
+                                          float *ws2_out, struct CUstream_st *stream);
 fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
 
 #ifdef __cplusplus

@@ -145,6 +145,20 @@ fp4_size(sfb.bin 6)   # 3 rows x 2 scales
 fp4_expect(0 dequantize --rows 3 -k 32 --in-q qb.bin --in-sf sfb.bin --layout linear
            --global-scale 1 --out-dtype f16 --out yb.bin)
 fp4_size(yb.bin 192)
+# the modelopt recipe: its printed decode scale ws2, given back, gives the same bytes
+fp4_expect(0 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q qm.bin --out-sf sfm.bin
+           --recipe modelopt)
+if(NOT OUT MATCHES "decode global scale ws2 ([^ ]+)")
+  message(FATAL_ERROR "${LAST}: no 'decode global scale ws2' in the output:\n${OUT}")
+endif()
+set(ws2 "${CMAKE_MATCH_1}")
+fp4_expect(0 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q qm2.bin --out-sf sfm2.bin
+           --recipe modelopt --global-scale ${ws2})
+fp4_same_file(qm.bin qm2.bin)
+fp4_same_file(sfm.bin sfm2.bin)
+fp4_expect(2 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q qm.bin --out-sf sfm.bin
+           --recipe trtllm)
+fp4_one_error_line("--recipe trtllm: not a recipe")
 
 # file errors: a size that doesn't match, a missing file, a bad combination
 fp4_expect(1 quantize --rows 6 -k 64 --in-dtype f32 --in x.bin --out-q bad.bin --out-sf bad_sf.bin)

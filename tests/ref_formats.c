@@ -4,6 +4,7 @@
  */
 #include "ref_formats.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -137,4 +138,65 @@ int64_t ref_sf_offset(int64_t m, int64_t kb, int64_t k, fp4_sf_layout layout) {
 int64_t ref_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout) {
     if (layout == FP4_SF_LINEAR) return rows * (k / 16);
     return (rows + 127) / 128 * 128 * ((k / 16 + 3) / 4 * 4);
+}
+
+/* ---- quantization recipes ------------------------------------------------------------- */
+
+static float block_vmax(const float x[16], int *nonfinite) {
+    float vmax = 0.0f;
+    *nonfinite = 0;
+    for (int i = 0; i < 16; i++) {
+        if (!isfinite(x[i])) *nonfinite = 1;
+        if (!isnan(x[i]) && fabsf(x[i]) > vmax) vmax = fabsf(x[i]);
+    }
+    return vmax;
+}
+
+int ref_recipe_flashinfer(const float x[16], float gs, uint8_t *sf, uint8_t codes[16]) {
+    int nonfinite;
+    const float vmax = block_vmax(x, &nonfinite);
+    const float one_sixth = 1.0f / 6.0f;
+    const float gs_times_one_sixth = gs * one_sixth;
+    const float sf_f32 = vmax == 0.0f ? 0.0f : vmax * gs_times_one_sixth;
+    *sf = ref_e4m3_encode(sf_f32);
+    float out_scale = 0.0f;
+    if (vmax != 0.0f) {
+        const float inv_gs = 1.0f / gs;
+        const float denom = (float)ref_e4m3_value(*sf) * inv_gs;
+        const float q = 1.0f / denom; /* +Inf when the scale is 0 */
+        out_scale = (isnan(q) || q > FLT_MAX) ? FLT_MAX : q;
+    }
+    for (int i = 0; i < 16; i++) codes[i] = ref_e2m1_encode(x[i] * out_scale);
+    return nonfinite;
+}
+
+int ref_recipe_flashinfer_old(const float x[16], float gs, uint8_t *sf, uint8_t codes[16]) {
+    int nonfinite;
+    const float vmax = block_vmax(x, &nonfinite);
+    const float gs_over_6 = gs / 6.0f;
+    *sf = ref_e4m3_encode(vmax * gs_over_6);
+    float out_scale = 0.0f;
+    if (*sf != 0) {
+        const float inv_gs = 1.0f / gs;
+        out_scale = 1.0f / ((float)ref_e4m3_value(*sf) * inv_gs);
+        if (!isfinite(out_scale)) out_scale = FLT_MAX;
+    }
+    for (int i = 0; i < 16; i++) codes[i] = ref_e2m1_encode(x[i] * out_scale);
+    return nonfinite;
+}
+
+int ref_recipe_modelopt(const float x[16], float ws2, uint8_t *sf, uint8_t codes[16]) {
+    int nonfinite;
+    const float vmax = block_vmax(x, &nonfinite);
+    const float six_ws2 = 6.0f * ws2;
+    float s = vmax / six_ws2;
+    if (s == 0.0f) s = 1.0f;
+    if (!isnan(s)) s = s < ldexpf(1.0f, -9) ? ldexpf(1.0f, -9) : s > 448.0f ? 448.0f : s;
+    *sf = ref_e4m3_encode(s);
+    const float divisor = (float)ref_e4m3_value(*sf) * ws2;
+    for (int i = 0; i < 16; i++) {
+        const float y = x[i] / divisor;
+        codes[i] = (uint8_t)((y < 0.0f ? 8 : 0) | ref_e2m1_encode(fabsf(y)));
+    }
+    return nonfinite;
 }

@@ -51,4 +51,20 @@ uint16_t ref_f32_to_bf16(float x);
 int64_t ref_sf_offset(int64_t m, int64_t kb, int64_t k, fp4_sf_layout layout);
 int64_t ref_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout);
 
+/* ---- the quantization recipes (docs/format.md), one block of 16 floats -----------------
+ * Written from the recipe text with the brute-force encoders above; each returns the scale
+ * byte and the 16 codes (element i's code in codes[i]), and 1 if an element was NaN or Inf. */
+
+/* flashinfer: vmax = max |x| (NaN ignored); sf = e4m3(vmax * (gs * (1.0f/6.0f))) (0 when
+ * vmax = 0); out_scale = vmax == 0 ? 0 : min(1.0f / (float(sf) * (1.0f / gs)), FLT_MAX);
+ * codes e2m1(x * out_scale), sign bit kept. gs is the encode global scale. */
+int ref_recipe_flashinfer(const float x[16], float gs, uint8_t *sf, uint8_t codes[16]);
+/* The recipe before issue 15 (NVFP4.md's "History"): sf = e4m3(vmax * (gs / 6.0f)),
+ * out_scale = 0 for a zero scale. Only to show that a test case tells the two apart. */
+int ref_recipe_flashinfer_old(const float x[16], float gs, uint8_t *sf, uint8_t codes[16]);
+/* modelopt: s = vmax / (6.0f * ws2); s = 1 if s == 0; clamped to [2^-9, 448] (NaN kept);
+ * sf = e4m3(s); codes: y = x / (float(sf) * ws2), magnitude e2m1(|y|), sign bit from y < 0.
+ * ws2 is the decode global scale. */
+int ref_recipe_modelopt(const float x[16], float ws2, uint8_t *sf, uint8_t codes[16]);
+
 #endif /* FP4_TEST_REF_FORMATS_H */

@@ -102,6 +102,13 @@ static void make_quant_input(const quant_shape *s, float *x, int64_t ld) {
             tiny[i] = ldexpf(1.0f + (float)i / 16.0f, -10) * ((i & 1) ? -1.0f : 1.0f);
             huge[i] = 2688.0f * (0.5f + (float)i / 24.0f) * ((i & 2) ? -1.0f : 1.0f);
         }
+        /* the tiny block's scale underflows to 0 (flashinfer: out_scale FLT_MAX, nonzero
+         * elements +-6): with zeros, -0 and subnormals (f32/bf16; 0 in f16), whose product
+         * with FLT_MAX is below 6 and would be 0 if the GPU flushed subnormals */
+        tiny[3] = 0.0f;
+        tiny[6] = -0.0f;
+        tiny[9] = 1e-39f;
+        tiny[12] = -3e-39f;
         x[(rows / 2) * ld + k / 2 + 1] = NAN;
     }
     if (s->with_inf) x[(rows - 1) * ld + k - 1] = -INFINITY;
@@ -142,18 +149,42 @@ fail:
     return tu_case(0, "global_scale %s", label);
 }
 
+/* ModelOpt's ws2 of a group of tensors: GPU == CPU. Writes the CPU's into *ws2_cpu and leaves
+ * the GPU's in d_ws2 (device memory). */
+static int check_modelopt_ws2(const char *label, const fp4_tensor_ref *host_t,
+                              const fp4_tensor_ref *dev_t, int count, float *d_ws2,
+                              float *ws2_cpu) {
+    float ws2_gpu = 0.0f;
+    uint32_t bg, bc;
+    TRY(g_cpu, fp4_modelopt_global_scale(g_cpu, host_t, count, ws2_cpu, NULL));
+    TRY(g_gpu, fp4_memset(g_gpu, d_ws2, 0xA5, sizeof(float)));
+    TRY(g_gpu, fp4_modelopt_global_scale(g_gpu, dev_t, count, d_ws2, NULL));
+    TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+    TRY(g_gpu, fp4_download(g_gpu, &ws2_gpu, d_ws2, sizeof(float)));
+    bg = fp4_f32_bits(ws2_gpu);
+    bc = fp4_f32_bits(*ws2_cpu);
+    return tu_case(bg == bc, "modelopt_global_scale %s (%d tensors) gpu=%.9g (0x%08x) cpu=%.9g (0x%08x)",
+                   label, count, (double)ws2_gpu, bg, (double)*ws2_cpu, bc);
+fail:
+    return tu_case(0, "modelopt_global_scale %s", label);
+}
+
 /* Quantizes one input on both sides with one layout and gs mode, compares q, sf and the
  * non-finite flag, then dequantizes (both sides) and compares the outputs. */
 static void check_quantize(const quant_shape *s, fp4_dtype dt, fp4_sf_layout layout,
-                           int gs_mode, const char *label, const void *host_in,
-                           const void *dev_in, float *d_gs, float gs_cpu) {
+                           fp4_quant_recipe recipe, int gs_mode, const char *label,
+                           const void *host_in, const void *dev_in, float *d_gs, float gs_cpu) {
     const int64_t rows = s->rows, k = s->k, ld = k + s->ld_pad, esize = fp4_dtype_size(dt);
     const int64_t q_bytes = fp4_packed_bytes(rows, k);
     const int64_t sf_bytes = fp4_sf_bytes(rows, k, layout);
     const int64_t out_bytes = rows * ld * esize;
     const int mis = s->misalign;
-    static const char *gs_names[3] = {"device", "1", "3e38"};
-    const float gs_value = gs_mode == 1 ? 1.0f : 3.0e38f;
+    const int modelopt = recipe == FP4_QUANT_RECIPE_MODELOPT;
+    /* gs_mode 0: the global scale in device memory (gs_cpu on the CPU side); 1 and 2: by
+     * value, 1 and an extreme one (flashinfer: a huge encode gs; modelopt: a tiny ws2) */
+    static const char *gs_names[2][3] = {{"device", "1", "3e38"}, {"device", "1", "1e-30"}};
+    const char *gs_name = gs_names[modelopt][gs_mode];
+    const float gs_value = gs_mode == 1 ? 1.0f : modelopt ? 1e-30f : 3.0e38f;
 
     uint8_t *q_ref = xmalloc(q_bytes), *sf_ref = xmalloc(sf_bytes);
     uint8_t *q_gpu = xmalloc(q_bytes), *sf_gpu = xmalloc(sf_bytes);
@@ -182,6 +213,7 @@ static void check_quantize(const quant_shape *s, fp4_dtype dt, fp4_sf_layout lay
     qd.nonfinite_flag = &flag_ref;
     qd.global_scale = gs_value;
     qd.global_scale_ptr = gs_mode == 0 ? &gs_cpu : NULL; /* gs may be 0 or FLT_MAX here */
+    qd.recipe = recipe;
     memset(q_ref, 0xA5, (size_t)q_bytes);
     memset(sf_ref, 0xA5, (size_t)sf_bytes);
     TRY(g_cpu, fp4_quantize(g_cpu, &qd));
@@ -214,8 +246,9 @@ static void check_quantize(const quant_shape *s, fp4_dtype dt, fp4_sf_layout lay
         printf("  nonfinite flag: gpu %u cpu %u expected %u\n", flag_gpu, flag_ref,
                flag_expected);
     ok_q = dq < 0 && dsf < 0 && flag_gpu == flag_ref && flag_ref == flag_expected;
-    tu_case(ok_q, "quantize %s sf=%s gs=%s flag=%u", label, fp4_sf_layout_name(layout),
-            gs_names[gs_mode], flag_gpu);
+    tu_case(ok_q, "quantize %s %s sf=%s gs=%s flag=%u", fp4_quant_recipe_name(recipe), label,
+            fp4_sf_layout_name(layout), gs_name, flag_gpu);
+    if (modelopt) goto done; /* dequantization does not depend on the recipe */
 
     // dequantize the CPU's bytes on both sides (same stride, gap columns left poisoned)
     fp4_dequant_desc dd;
@@ -250,12 +283,12 @@ static void check_quantize(const quant_shape *s, fp4_dtype dt, fp4_sf_layout lay
                    (double)host_load(out_gpu + dout, dt, 0),
                    (double)host_load(out_ref + dout, dt, 0));
         tu_case(dout < 0, "dequantize %s sf=%s gs=%s", label, fp4_sf_layout_name(layout),
-                gs_names[gs_mode]);
+                gs_name);
     }
     goto done;
 fail:
-    tu_case(0, "quantize/dequantize %s sf=%s gs=%s", label, fp4_sf_layout_name(layout),
-            gs_names[gs_mode]);
+    tu_case(0, "quantize/dequantize %s %s sf=%s gs=%s", fp4_quant_recipe_name(recipe), label,
+            fp4_sf_layout_name(layout), gs_name);
 done:
     fp4_free(g_gpu, d_q);
     fp4_free(g_gpu, d_sf);
@@ -287,8 +320,8 @@ static void test_quantizer(void) {
             const int64_t esize = fp4_dtype_size(dt), mis = s->misalign;
             uint8_t *host_in = xmalloc(elems * esize);
             uint8_t *d_in = NULL;
-            float *d_gs = NULL;
-            float gs_cpu = 0.0f;
+            float *d_gs = NULL, *d_ws2 = NULL;
+            float gs_cpu = 0.0f, ws2_cpu = 0.0f;
             char label[160];
             snprintf(label, sizeof label, "%s rows=%lld k=%lld ld=%lld%s", fp4_dtype_name(dt),
                      (long long)s->rows, (long long)s->k, (long long)ld,
@@ -296,19 +329,30 @@ static void test_quantizer(void) {
             for (int64_t i = 0; i < elems; i++) host_store(host_in, dt, i, x[i]);
             TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_in, (elems + mis) * esize));
             TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_gs, sizeof(float)));
+            TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_ws2, sizeof(float)));
             TRY(g_gpu, fp4_upload(g_gpu, d_in + mis * esize, host_in, elems * esize));
 
             check_global_scale(label, s->rows, s->k, dt, host_in, d_in + mis * esize, ld, d_gs,
                                &gs_cpu);
-            for (int li = 0; li < 2; li++, counter++)
-                check_quantize(s, dt, (fp4_sf_layout)li, counter % 3, label, host_in,
-                               d_in + mis * esize, d_gs, gs_cpu);
+            {
+                const fp4_tensor_ref host_t = {s->rows, s->k, dt, host_in, ld};
+                const fp4_tensor_ref dev_t = {s->rows, s->k, dt, d_in + mis * esize, ld};
+                check_modelopt_ws2(label, &host_t, &dev_t, 1, d_ws2, &ws2_cpu);
+            }
+            for (int li = 0; li < 2; li++, counter++) {
+                check_quantize(s, dt, (fp4_sf_layout)li, FP4_QUANT_RECIPE_FLASHINFER, counter % 3,
+                               label, host_in, d_in + mis * esize, d_gs, gs_cpu);
+                check_quantize(s, dt, (fp4_sf_layout)li, FP4_QUANT_RECIPE_MODELOPT,
+                               (counter + 1) % 3, label, host_in, d_in + mis * esize, d_ws2,
+                               ws2_cpu);
+            }
             goto next;
         fail:
             tu_case(0, "quantizer set-up %s", label);
         next:
             fp4_free(g_gpu, d_in);
             fp4_free(g_gpu, d_gs);
+            fp4_free(g_gpu, d_ws2);
             free(host_in);
         }
         free(x);
@@ -344,6 +388,169 @@ fail:
 done:
     fp4_free(g_gpu, d_in);
     fp4_free(g_gpu, d_gs);
+}
+
+/* ModelOpt's ws2 over a group (a fused q/k/v: f32 with a padded stride, bf16, f16), and of
+ * degenerate tensors (all zero: 0; an Inf: Inf; NaN and zeros: 0): GPU == CPU. */
+static void test_modelopt_ws2_group(void) {
+    const int64_t rows[3] = {33, 7, 130}, k[3] = {64, 4096, 48}, ld[3] = {80, 4096, 48};
+    static const fp4_dtype dts[3] = {FP4_DTYPE_F32, FP4_DTYPE_BF16, FP4_DTYPE_F16};
+    void *host[3] = {NULL, NULL, NULL}, *dev[3] = {NULL, NULL, NULL};
+    float *d_ws2 = NULL, ws2_cpu = 0.0f;
+    fp4_tensor_ref ht[3], dt[3];
+    TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_ws2, sizeof(float)));
+    for (int t = 0; t < 3; t++) {
+        const int64_t n = rows[t] * ld[t], esize = fp4_dtype_size(dts[t]);
+        float *x = xmalloc(n * 4);
+        tu_fill_activations(&g_rng, x, n, 0.02f * (float)(t + 1));
+        for (int64_t r = 0; r < rows[t]; r++)
+            for (int64_t i = k[t]; i < ld[t]; i++) x[r * ld[t] + i] = 1000.0f; /* not to be read */
+        host[t] = xmalloc(n * esize);
+        for (int64_t i = 0; i < n; i++) host_store(host[t], dts[t], i, x[i]);
+        free(x);
+        TRY(g_gpu, fp4_malloc(g_gpu, &dev[t], n * esize));
+        TRY(g_gpu, fp4_upload(g_gpu, dev[t], host[t], n * esize));
+        ht[t] = (fp4_tensor_ref){rows[t], k[t], dts[t], host[t], ld[t]};
+        dt[t] = (fp4_tensor_ref){rows[t], k[t], dts[t], dev[t], ld[t]};
+    }
+    for (int count = 1; count <= 3; count++)
+        check_modelopt_ws2("fused group f32(ld 80)+bf16+f16", ht, dt, count, d_ws2, &ws2_cpu);
+    {
+        static const char *names[3] = {"all-zero", "inf", "nan-and-zero"};
+        float x[96];
+        for (int c = 0; c < 3; c++) {
+            for (int i = 0; i < 96; i++) x[i] = (i & 1) ? -0.0f : 0.0f;
+            if (c == 1) x[50] = -INFINITY;
+            if (c == 2) x[7] = NAN;
+            TRY(g_gpu, fp4_upload(g_gpu, dev[0], x, sizeof x));
+            const fp4_tensor_ref h1 = {3, 32, FP4_DTYPE_F32, x, 0};
+            const fp4_tensor_ref d1 = {3, 32, FP4_DTYPE_F32, dev[0], 0};
+            char label[64];
+            snprintf(label, sizeof label, "f32 %s", names[c]);
+            check_modelopt_ws2(label, &h1, &d1, 1, d_ws2, &ws2_cpu);
+        }
+    }
+    goto done;
+fail:
+    tu_case(0, "modelopt_global_scale group set-up");
+done:
+    for (int t = 0; t < 3; t++) {
+        fp4_free(g_gpu, dev[t]);
+        free(host[t]);
+    }
+    fp4_free(g_gpu, d_ws2);
+}
+
+/* For dtype dt: the first global scale gs = fp32(2688 / amax) (amax from 1 up) with at least
+ * 8 values vmax of the dtype whose flashinfer scale byte, e4m3(vmax * (gs * fp32(1/6))),
+ * differs from the old recipe's e4m3(vmax * fp32(gs / 6)): E4M3 rounding ties. Writes up to
+ * cap of them; returns how many (0 if no gs has 8). */
+static int find_tie_vmax(fp4_dtype dt, float *gs_out, float *vmax, int cap) {
+    const float one_sixth = 1.0f / 6.0f;
+    for (int a = 0; a < 4096; a++) {
+        int n = 0;
+        const float amax = dt == FP4_DTYPE_F16 ? fp4_f16_to_f32((uint16_t)(0x3C00 + a))
+                                               : fp4_bf16_to_f32((uint16_t)(0x3F80 + a));
+        const float gs = 2688.0f / amax;
+        const float m_new = gs * one_sixth, m_old = gs / 6.0f;
+        if (m_new == m_old) continue;
+        if (dt == FP4_DTYPE_F32) {
+            // a few floats around each E4M3 tie (between codes c and c+1) over m_new
+            for (int c = 8; c < 0x7E && n < cap; c += 5) {
+                const float tie = 0.5f * (fp4_e4m3_decode((uint8_t)c) + fp4_e4m3_decode((uint8_t)(c + 1)));
+                float v = nextafterf(nextafterf(tie / m_new, 0.0f), 0.0f);
+                for (int u = 0; u < 5 && n < cap; u++, v = nextafterf(v, INFINITY))
+                    if (fp4_e4m3_encode(v * m_new) != fp4_e4m3_encode(v * m_old)) vmax[n++] = v;
+            }
+        } else {
+            // every value of the dtype in the 4 binades below amax
+            const uint16_t top = (uint16_t)((dt == FP4_DTYPE_F16 ? 0x3C00 : 0x3F80) + a);
+            const int span = dt == FP4_DTYPE_F16 ? 4096 : 512;
+            for (int j = 0; j < span && n < cap; j++) {
+                const uint16_t h = (uint16_t)(top - j);
+                const float v = dt == FP4_DTYPE_F16 ? fp4_f16_to_f32(h) : fp4_bf16_to_f32(h);
+                if (fp4_e4m3_encode(v * m_new) != fp4_e4m3_encode(v * m_old)) vmax[n++] = v;
+            }
+        }
+        if (n >= 8) {
+            *gs_out = gs;
+            return n;
+        }
+    }
+    return 0;
+}
+
+/* E4M3 rounding ties on the GPU: for each dtype, one row per tie vmax (its first block holds
+ * it, at a varying position and sign, with smaller elements, zeros and -0; three more blocks
+ * are ordinary), quantized with both recipes, both layouts, gs by value and by pointer:
+ * GPU == CPU. The CPU's flashinfer scale of every tie block must differ from the old
+ * recipe's, so a GPU quantizer still on the old order fails here. */
+static void test_quantizer_ties(void) {
+    static const fp4_dtype dtypes[3] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};
+    enum { CAP = 40 };
+    for (int di = 0; di < 3; di++) {
+        const fp4_dtype dt = dtypes[di];
+        float gs = 0.0f, vmax[CAP];
+        const int n = find_tie_vmax(dt, &gs, vmax, CAP);
+        if (!tu_case(n >= 8, "quantize ties %s: the search finds a gs (%a) with %d tie values (>= 8)",
+                     fp4_dtype_name(dt), (double)gs, n))
+            continue;
+        const quant_shape s = {n, 64, 0, 0, 0, 0};
+        const int64_t elems = s.rows * s.k, esize = fp4_dtype_size(dt);
+        float *x = xmalloc(elems * 4);
+        uint8_t *host_in = xmalloc(elems * esize);
+        uint8_t *d_in = NULL;
+        float *d_gs = NULL;
+        char label[96];
+        snprintf(label, sizeof label, "%s ties rows=%d k=64 gs=%a", fp4_dtype_name(dt), n, (double)gs);
+        for (int r = 0; r < n; r++) {
+            float *row = x + r * s.k;
+            for (int i = 0; i < 16; i++) {
+                row[i] = (float)(2.0 * tu_rng_uniform(&g_rng) - 1.0) * vmax[r];
+                if (i % 5 == 1) row[i] = 0.0f;
+                if (i % 7 == 2) row[i] = -0.0f;
+            }
+            row[r % 16] = (r & 1) ? -vmax[r] : vmax[r];
+            for (int i = 16; i < s.k; i++) row[i] = tu_rng_normal(&g_rng) * vmax[r];
+        }
+        for (int64_t i = 0; i < elems; i++) host_store(host_in, dt, i, x[i]);
+        TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_in, elems * esize));
+        TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_gs, sizeof(float)));
+        TRY(g_gpu, fp4_upload(g_gpu, d_in, host_in, elems * esize));
+        TRY(g_gpu, fp4_upload(g_gpu, d_gs, &gs, sizeof(float)));
+        {
+            // the CPU's flashinfer scales of the tie blocks differ from the old recipe's
+            uint8_t q[40 * 32], sf[40 * 4];
+            fp4_quant_desc qd;
+            fp4_quant_desc_init(&qd);
+            qd.rows = s.rows;
+            qd.k = s.k;
+            qd.in_dtype = dt;
+            qd.in = host_in;
+            qd.global_scale = gs;
+            qd.out_q = q;
+            qd.out_sf = sf;
+            TRY(g_cpu, fp4_quantize(g_cpu, &qd));
+            int differ = 0;
+            for (int r = 0; r < n; r++)
+                differ += sf[r * 4] != fp4_e4m3_encode(vmax[r] * (gs / 6.0f));
+            tu_case(differ == n, "quantize ties %s: %d of %d tie blocks' flashinfer scales differ from the old "
+                    "recipe's (vmax * fp32(gs/6))", fp4_dtype_name(dt), differ, n);
+        }
+        for (int li = 0; li < 2; li++)
+            for (int ri = 0; ri < FP4_QUANT_RECIPE_COUNT; ri++)
+                for (int gm = 0; gm < 2; gm++) /* 0: gs in device memory; 1: gs = 1 by value */
+                    check_quantize(&s, dt, (fp4_sf_layout)li, (fp4_quant_recipe)ri, gm, label,
+                                   host_in, d_in, d_gs, gs);
+        goto next;
+    fail:
+        tu_case(0, "quantize ties %s set-up", fp4_dtype_name(dt));
+    next:
+        fp4_free(g_gpu, d_in);
+        fp4_free(g_gpu, d_gs);
+        free(host_in);
+        free(x);
+    }
 }
 
 /* ======================================================================================
@@ -793,6 +1000,8 @@ int main(void) {
 
     test_quantizer();
     test_global_scale_edges();
+    test_modelopt_ws2_group();
+    test_quantizer_ties();
     test_gemm();
     test_error_paths(count);
 

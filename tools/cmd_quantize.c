@@ -77,6 +77,8 @@ typedef struct quant_opts {
     float global_scale;
     int auto_global_scale;
     int device;
+    const char *recipe_name;  /* --recipe */
+    fp4_quant_recipe recipe;
 } quant_opts;
 
 static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parsed) {
@@ -111,7 +113,20 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
         (st = fp4_malloc(ctx, &dev_gs, sizeof(float))) != FP4_OK ||
         (st = cli_upload_new(ctx, &nonfinite, sizeof nonfinite, &dev_flag)) != FP4_OK)
         goto lib_failed;
-    if (from_amax) {
+    const int modelopt = o->recipe == FP4_QUANT_RECIPE_MODELOPT;
+    if (from_amax && modelopt) { /* ModelOpt's decode scale ws2 = amax / 2688 */
+        step = "computing the global scale";
+        const fp4_tensor_ref t = {o->rows, o->k, o->in_dtype, dev_in, o->k};
+        if ((st = fp4_modelopt_global_scale(ctx, &t, 1, dev_gs, NULL)) != FP4_OK ||
+            (st = fp4_download(ctx, &gs, dev_gs, sizeof gs)) != FP4_OK)
+            goto lib_failed;
+        if (!(gs > 0.0f) || !isfinite(gs)) {
+            rc = cli_fail(cmd, CLI_FAIL, "%s: amax is %s, so ModelOpt's ws2 = amax / 2688 is %g: "
+                          "give one with --global-scale", o->in, gs > 0.0f ? "Inf" : "0",
+                          (double)gs);
+            goto done;
+        }
+    } else if (from_amax) {
         step = "computing the global scale";
         if ((st = fp4_global_scale(ctx, o->rows, o->k, o->in_dtype, dev_in, o->k, dev_gs, NULL)) !=
                 FP4_OK ||
@@ -135,6 +150,7 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
     qd.out_sf = dev_sf;
     qd.sf_layout = o->layout;
     qd.nonfinite_flag = dev_flag;
+    qd.recipe = o->recipe;
     step = "quantizing";
     if ((st = fp4_quantize(ctx, &qd)) != FP4_OK || (st = fp4_synchronize(ctx, NULL)) != FP4_OK)
         goto lib_failed;
@@ -149,8 +165,13 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
         remove(o->out_q); /* both files or neither */
         goto done;
     }
-    printf("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
-           from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
+    if (modelopt)
+        printf("recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
+               "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
+               from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
+    else
+        printf("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
+               from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
     printf("wrote %s (%lld bytes, [%lld, %lld] packed E2M1) and %s (%lld bytes, %s E4M3 scales)\n",
            o->out_q, (long long)q_bytes, (long long)o->rows, (long long)(o->k / 2), o->out_sf,
            (long long)sf_bytes, fp4_sf_layout_name(o->layout));
@@ -171,7 +192,8 @@ done:
 
 int cmd_quantize(int argc, char **argv) {
     const char *cmd_name = "quantize";
-    quant_opts o = {.in_dtype = FP4_DTYPE_F32, .layout = FP4_SF_SWIZZLED_128x4, .device = -1};
+    quant_opts o = {.in_dtype = FP4_DTYPE_F32, .layout = FP4_SF_SWIZZLED_128x4, .device = -1,
+                    .recipe = FP4_QUANT_RECIPE_FLASHINFER};
     cli_opt opts[] = {
         opt_rows(&o.rows, "rows of the input"),
         opt_k(&o.k),
@@ -186,9 +208,14 @@ int cmd_quantize(int argc, char **argv) {
                                 "padded to 128 rows and 4 scales per row)"},
         opt_layout(&o.layout),
         {.name = "--global-scale", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.global_scale,
-         .help = "the encode global scale to use (x ~ e2m1 * e4m3 / GS)"},
+         .help = "the global scale to use: flashinfer, the encode\nscale (x ~ e2m1 * e4m3 / GS); "
+                 "modelopt, the\ndecode scale ws2 (x ~ e2m1 * e4m3 * GS)"},
         {.name = "--auto-global-scale", .kind = CLI_FLAG, .dest = &o.auto_global_scale,
-         .help = "GS = 448 * 6 / amax(input) (the default)"},
+         .help = "GS from amax(input) (the default): flashinfer\n448 * 6 / amax, modelopt amax / "
+                 "2688"},
+        {.name = "--recipe", .metavar = "NAME", .kind = CLI_STRING, .dest = &o.recipe_name,
+         .help = "flashinfer (default: FlashInfer's and Transformer\nEngine's bytes) or modelopt "
+                 "(ModelOpt's\ncheckpoint bytes); see docs/format.md"},
         opt_device(&o.device),
     };
     cli_command cmd = {
@@ -201,6 +228,9 @@ int cmd_quantize(int argc, char **argv) {
     };
     const int rc = parse_with_k(&cmd, opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &o.k);
     if (rc != CLI_RUN) return rc;
+    if (o.recipe_name && fp4_quant_recipe_from_name(o.recipe_name, &o.recipe) != FP4_OK)
+        return cli_fail(cmd_name, CLI_USAGE, "--recipe %s: not a recipe (flashinfer or modelopt)",
+                        o.recipe_name);
     if (o.auto_global_scale && cli_find(&cmd, "--global-scale")->given)
         return cli_fail(cmd_name, CLI_USAGE, "--global-scale and --auto-global-scale exclude "
                         "each other");
