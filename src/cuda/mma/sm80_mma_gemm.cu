@@ -239,6 +239,9 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
     constexpr bool kA4 = AT == FP4_DTYPE_E2M1;
     constexpr bool kBf16 = AT == FP4_DTYPE_BF16;
     constexpr int kAcc = R * N8 * 4;
+    /* independent accumulator sets, so that a warp with few MMA tiles still has several
+     * MMAs in flight (each set is a dependency chain); summed in a fixed order at the end */
+    constexpr int kSets = R * N8 >= 4 ? 1 : 4 / (R * N8);
     extern __shared__ uint4 smem[];
     /* weight ring: [kStages][BN rows][kRowUnits] 16-byte units, unit u of row r stored at
      * u ^ ((r & 1) << 2) so that a phase of 8 lanes (two rows) hits 8 different bank groups */
@@ -367,13 +370,15 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         }
     };
 
-    float acc[R][N8][4];
+    float accs[kSets][R][N8][4];
 #pragma unroll
-    for (int r = 0; r < R; r++)
+    for (int q = 0; q < kSets; q++)
 #pragma unroll
-        for (int j = 0; j < N8; j++)
+        for (int r = 0; r < R; r++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) acc[r][j][e] = 0.0f;
+            for (int j = 0; j < N8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) accs[q][r][j][e] = 0.0f;
 
     // ---- prologue: stages 0..kStages-2 in flight -------------------------------------------
 #pragma unroll
@@ -457,14 +462,26 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                     }
 #pragma unroll
                     for (int r = 0; r < R; r++) {
-                        mma16816<kBf16>(acc[r][j], a0[r], b[0], b[1]);
-                        mma16816<kBf16>(acc[r][j], a1[r], b[2], b[3]);
+                        mma16816<kBf16>(accs[(c * 4 + i) % kSets][r][j], a0[r], b[0], b[1]);
+                        mma16816<kBf16>(accs[(c * 4 + i) % kSets][r][j], a1[r], b[2], b[3]);
                     }
                 }
             }
         }
     }
     cp_async_wait<0>();
+    float acc[R][N8][4];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int j = 0; j < N8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float sum = accs[0][r][j][e];
+#pragma unroll
+                for (int q = 1; q < kSets; q++) sum += accs[q][r][j][e];
+                acc[r][j][e] = sum;
+            }
 
     // ---- split-K: the last CTA of a tile sums the partials in split order ------------------------
     if (p.splits > 1) {
