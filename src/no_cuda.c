@@ -35,8 +35,11 @@ fp4_status fp4_cuda_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *te
                                           float *ws2_out, struct CUstream_st *stream) {
     return NO_CUDA(ctx);
 }
-fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) { return NO_CUDA(ctx); }
-void fp4_cuda_ctx_fini(fp4_ctx *ctx) { (void)ctx; }
+fp4_status fp4_cuda_sf_convert(fp4_ctx *ctx, int64_t rows, int64_t k, const void *src,
+                               fp4_sf_layout src_layout, void *dst, fp4_sf_layout dst_layout,
+                               struct CUstream_st *stream) {
+    return NO_CUDA(ctx);
+}
 fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **state) {
     *state = NULL;
     return NO_CUDA(ctx);
