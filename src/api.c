@@ -199,9 +199,9 @@ static const char *gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t l
                        fn, d->config);
     if (d->config >= 0) {
         const fp4_backend_ops *ops = fp4_registry_find(d->backend);
-        if (!ops || d->config >= ops->config_count)
+        if (!ops || d->config >= fp4_config_count(ops))
             return PROBLEM("%s: config = %d is not a config of %s (it has %d)", fn, d->config,
-                           fp4_backend_name(d->backend), ops ? ops->config_count : 0);
+                           fp4_backend_name(d->backend), ops ? fp4_config_count(ops) : 0);
     }
     if (d->ldd != 0 && d->ldd < d->n)
         return PROBLEM("%s: ldd = %lld is less than n = %lld", fn, (long long)d->ldd,

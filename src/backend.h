@@ -44,7 +44,7 @@ typedef struct fp4_backend_ops {
      * the stable lower-case name ("gemv_mr8"). config_why_not says whether config i can run
      * desc (NULL: judge only the device) once why_not has said yes: each config's limits are
      * stated there. */
-    int config_count;
+    int (*config_count)(void); /* NULL: no configs */
     const char *(*config_name)(int config);
     const char *(*config_why_not)(const fp4_ctx *ctx, const fp4_gemm_desc *desc, int config,
                                   char *buf, size_t len);
@@ -55,6 +55,11 @@ typedef struct fp4_backend_ops {
      * Asynchronous on desc->stream; no allocation, no logging, no synchronization. */
     fp4_status (*run)(fp4_ctx *ctx, const fp4_gemm_desc *desc, int config);
 } fp4_backend_ops;
+
+/* How many configs a backend has (0 for one not written yet). */
+static inline int fp4_config_count(const fp4_backend_ops *ops) {
+    return ops->config_count ? ops->config_count() : 0;
+}
 
 /* ---- the registry (src/registry.c) ------------------------------------------------------ */
 

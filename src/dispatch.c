@@ -205,11 +205,11 @@ fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, fp4_tactic *
     }
 
     // the config: the one asked for, else the backend's heuristic for this problem
-    if (config < 0 && d && ops->config_count > 0) {
+    if (config < 0 && d && fp4_config_count(ops) > 0) {
         config = ops->default_config(ctx, d);
         say(why, why_len, &used, "; %s heuristic for m = %lld: %s", ops->name, (long long)d->m,
             ops->config_name(config));
-    } else if (config < 0 && ops->config_count > 0) {
+    } else if (config < 0 && fp4_config_count(ops) > 0) {
         say(why, why_len, &used, "; config chosen per problem by the %s heuristic", ops->name);
     }
     out->backend = ops->id;
@@ -289,7 +289,7 @@ fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_ta
     int n = 0;
     for (int i = 0; i < nops; i++) {
         const fp4_backend_ops *ops = order[i];
-        for (int c = 0; c < ops->config_count; c++) {
+        for (int c = 0; c < fp4_config_count(ops); c++) {
             if (fp4_tactic_why_not(ctx, ops, desc ? &d : NULL, c, buf, sizeof buf)) continue;
             if (n < cap) {
                 out[n].backend = ops->id;

@@ -146,11 +146,11 @@ fp4_status fp4_tactic_name(fp4_tactic t, char *buf, size_t len) {
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
                         "fp4_tactic_name: backend = %d%s is not a backend", (int)t.backend,
                         t.backend == FP4_BACKEND_AUTO ? " (auto) with a config" : "");
-    if (t.config < -1 || t.config >= ops->config_count)
+    if (t.config < -1 || t.config >= fp4_config_count(ops))
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
                         "fp4_tactic_name: config = %d is not a config of %s (it has %d; -1 is "
                         "its heuristic)",
-                        t.config, ops->name, ops->config_count);
+                        t.config, ops->name, fp4_config_count(ops));
     const int n = t.config < 0 ? snprintf(buf, len, "%s", ops->name)
                                : snprintf(buf, len, "%s/%s", ops->name, ops->config_name(t.config));
     if (n < 0 || (size_t)n >= len) {
@@ -171,7 +171,7 @@ static void list_tactic_names(char *buf, size_t len) {
     for (int i = 0; i < count && used < len; i++) {
         n = snprintf(buf + used, len - used, ", %s", reg[i]->name);
         if (n > 0) used += (size_t)n;
-        for (int c = 0; c < reg[i]->config_count && used < len; c++) {
+        for (int c = 0; c < fp4_config_count(reg[i]) && used < len; c++) {
             n = snprintf(buf + used, len - used, ", %s/%s", reg[i]->name, reg[i]->config_name(c));
             if (n > 0) used += (size_t)n;
         }
@@ -202,7 +202,7 @@ fp4_status fp4_parse_tactic(const char *name, fp4_tactic *out, char *why, size_t
         out->config = -1;
         return FP4_OK;
     }
-    for (int c = 0; c < ops->config_count; c++) {
+    for (int c = 0; c < fp4_config_count(ops); c++) {
         if (same_name(slash + 1, strlen(slash + 1), ops->config_name(c))) {
             out->backend = ops->id;
             out->config = c;
@@ -211,14 +211,14 @@ fp4_status fp4_parse_tactic(const char *name, fp4_tactic *out, char *why, size_t
     }
     size_t used = 0;
     valid[0] = 0;
-    for (int c = 0; c < ops->config_count && used < sizeof valid; c++) {
+    for (int c = 0; c < fp4_config_count(ops) && used < sizeof valid; c++) {
         const int n = snprintf(valid + used, sizeof valid - used, "%s%s/%s", c ? ", " : "",
                                ops->name, ops->config_name(c));
         if (n > 0) used += (size_t)n;
     }
     return PARSE_FAIL("\"%.60s\": %s has no config \"%.40s\"; %s%s", name, ops->name, slash + 1,
-                      ops->config_count ? "its tactics: " : "it has no configs yet: use ",
-                      ops->config_count ? valid : ops->name);
+                      fp4_config_count(ops) ? "its tactics: " : "it has no configs yet: use ",
+                      fp4_config_count(ops) ? valid : ops->name);
 }
 
 fp4_status fp4_tactic_from_name(const char *name, fp4_tactic *out) {

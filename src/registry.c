@@ -46,7 +46,7 @@ static const char *cublaslt_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *des
     return "not implemented yet";
 }
 
-#define NOT_YET(id, name, why_not) {id, name, NULL, NULL, why_not, 0, NULL, NULL, NULL, NULL}
+#define NOT_YET(id, name, why_not) {id, name, NULL, NULL, why_not, NULL, NULL, NULL, NULL, NULL}
 
 static const fp4_backend_ops k_cuda_mma_todo =
     NOT_YET(FP4_BACKEND_CUDA_MMA, "cuda_mma", cuda_mma_why_not);
@@ -136,12 +136,12 @@ const char *fp4_tactic_why_not(const fp4_ctx *ctx, const fp4_backend_ops *ops,
     if (ctx->backend_init_error[ops->id][0]) return ctx->backend_init_error[ops->id];
     const char *why = ops->why_not(ctx, desc, buf, len);
     if (why) return why;
-    if (ops->config_count == 0) return NULL;
+    if (fp4_config_count(ops) == 0) return NULL;
     if (config < 0) {
         if (!desc) return NULL;
         config = ops->default_config(ctx, desc);
     }
-    if (config >= ops->config_count) {
+    if (config >= fp4_config_count(ops)) {
         snprintf(buf, len, "%s has no config %d", ops->name, config);
         return buf;
     }

@@ -47,6 +47,8 @@ static const char *cpu_ref_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc
     return buf;
 }
 
+static int cpu_ref_config_count(void) { return 1; }
+
 static const char *cpu_ref_config_name(int config) { return config == 0 ? "default" : NULL; }
 
 static const char *cpu_ref_config_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
@@ -63,6 +65,6 @@ static fp4_status cpu_ref_run(fp4_ctx *ctx, const fp4_gemm_desc *desc, int confi
 
 const fp4_backend_ops fp4_cpu_ref_ops = {
     FP4_BACKEND_CPU_REF, "cpu_ref", NULL, NULL, cpu_ref_why_not,
-    1, cpu_ref_config_name, cpu_ref_config_why_not, cpu_ref_default_config,
+    cpu_ref_config_count, cpu_ref_config_name, cpu_ref_config_why_not, cpu_ref_default_config,
     cpu_ref_run,
 };

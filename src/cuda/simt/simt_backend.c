@@ -9,6 +9,8 @@
 static const char *const k_config_names[SIMT_CONFIG_COUNT] = {
     "tiled", "gemv_mr1", "gemv_mr2", "gemv_mr4", "gemv_mr8"};
 
+static int simt_config_count(void) { return SIMT_CONFIG_COUNT; }
+
 static const char *simt_config_name(int config) {
     return config >= 0 && config < SIMT_CONFIG_COUNT ? k_config_names[config] : NULL;
 }
@@ -75,6 +77,6 @@ static int simt_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
 
 const fp4_backend_ops fp4_cuda_simt_ops = {
     FP4_BACKEND_CUDA_SIMT, "cuda_simt", SIMT_INIT, SIMT_FINI, simt_why_not,
-    SIMT_CONFIG_COUNT, simt_config_name, simt_config_why_not, simt_default_config,
+    simt_config_count, simt_config_name, simt_config_why_not, simt_default_config,
     SIMT_RUN,
 };
