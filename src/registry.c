@@ -7,18 +7,6 @@
 
 /* ---- backends that are not implemented yet: a device predicate and a reason ------------ */
 
-static const char *cuda_mma_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
-                                    size_t len) {
-    const char *gpu = fp4_needs_cuda_device(ctx, buf, len);
-    if (gpu) return gpu;
-    const int cc = ctx->info.compute_capability;
-    if (cc < FP4_CC_AMPERE) {
-        snprintf(buf, len, "needs sm_80 or newer; this device is sm_%d", cc);
-        return buf;
-    }
-    return "not implemented yet";
-}
-
 static const char *cuda_wgmma_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
                                       size_t len) {
     const char *gpu = fp4_needs_cuda_device(ctx, buf, len);
@@ -48,8 +36,6 @@ static const char *cublaslt_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *des
 
 #define NOT_YET(id, name, why_not) {id, name, NULL, NULL, why_not, NULL, NULL, NULL, NULL, NULL}
 
-static const fp4_backend_ops k_cuda_mma_todo =
-    NOT_YET(FP4_BACKEND_CUDA_MMA, "cuda_mma", cuda_mma_why_not);
 static const fp4_backend_ops k_cuda_wgmma_todo =
     NOT_YET(FP4_BACKEND_CUDA_WGMMA, "cuda_wgmma", cuda_wgmma_why_not);
 static const fp4_backend_ops k_cublaslt_todo =
@@ -57,21 +43,23 @@ static const fp4_backend_ops k_cublaslt_todo =
 
 /* ---- the registry: one line per backend, in the order of the public enum ---------------- */
 
-/* A backend whose ops are defined only in a CUDA build (a .cu file) would be listed as
+/* Each backend defines its ops in a C file built in every build (src/cpu/cpu_ref.c,
+ * src/cuda/simt/simt_backend.c, src/cuda/mma/mma_backend.c); in a build without CUDA the GPU
+ * ones have no init or run and their predicate says so. A backend whose table lives in a .cu
+ * file instead would be listed as
  *     #ifdef FP4GEMM_HAVE_CUDA
  *         &fp4_cuda_xyz_ops,
  *     #else
  *         &k_cuda_xyz_todo,   (a NOT_YET entry; its predicate says "built without CUDA")
- *     #endif
- * cpu_ref and cuda_simt define their ops in C files built always (src/cpu/cpu_ref.c,
- * src/cuda/simt/simt_backend.c), so that their configs are named in every build. */
+ *     #endif */
 extern const fp4_backend_ops fp4_cpu_ref_ops;   /* src/cpu/cpu_ref.c */
 extern const fp4_backend_ops fp4_cuda_simt_ops; /* src/cuda/simt/simt_backend.c */
+extern const fp4_backend_ops fp4_cuda_mma_ops;  /* src/cuda/mma/mma_backend.c */
 
 static const fp4_backend_ops *const k_registry[] = {
     &fp4_cpu_ref_ops,
     &fp4_cuda_simt_ops,
-    &k_cuda_mma_todo,
+    &fp4_cuda_mma_ops,
     &k_cuda_wgmma_todo,
     &k_cublaslt_todo,
 };

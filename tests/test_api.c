@@ -378,7 +378,8 @@ static void test_gemm_bad(void) {
     GBAD(d.config = 1, FP4_ERR_INVALID_ARGUMENT, "config");  /* cpu_ref has one config */
     GBAD(d.config = -2, FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_AUTO, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
-    GBAD((d.backend = FP4_BACKEND_CUDA_MMA, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_WGMMA, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_MMA, d.config = 99), FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 5), FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 4), FP4_ERR_NOT_SUPPORTED, "cuda_simt");
     GBAD(d.m = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "m|overflow|overflows");
