@@ -320,7 +320,7 @@ typedef struct fp4_gemm_desc {
     const float *alpha_ptr;   /* if not NULL, alpha is read from here (context memory) */
     fp4_backend backend;      /* FP4_BACKEND_AUTO unless you must have one */
     struct CUstream_st *stream;
-    /* -- added in 0.2 (a 0.1 caller's struct ends above; see "Descriptor versioning") -- */
+    /* -- added after 0.1.0 (a 0.1.0 caller's struct ends above: "Descriptor versioning") -- */
     int config;               /* the backend's config (kernel variant) to run: see fp4_tactic.
                                * -1 (what fp4_gemm_desc_init sets): the backend's heuristic.
                                * >= 0 needs an explicit backend. */
