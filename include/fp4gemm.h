@@ -194,10 +194,10 @@ fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out);
 
 /* Descriptor versioning (fp4_quant_desc, fp4_dequant_desc, fp4_gemm_desc): struct_size is
  * the sizeof the caller was compiled with. Fields are only ever added at the end, so a caller
- * built against an older fp4gemm.h (a smaller struct_size, at least that of the first
- * release, 0.1.0) is accepted and the fields it does not know get the values *_desc_init
- * gives them. A larger struct_size (a newer header than this library) is rejected with
- * FP4_ERR_INVALID_ARGUMENT. */
+ * built against an older fp4gemm.h (struct_size = that release's sizeof; 0.1.0's ends at
+ * `stream`) is accepted and the fields it does not know get the values *_desc_init gives
+ * them. A larger struct_size (a newer header than this library), or one that is no release's
+ * size, is rejected with FP4_ERR_INVALID_ARGUMENT. */
 typedef struct fp4_quant_desc {
     size_t struct_size;       /* sizeof(fp4_quant_desc); fp4_quant_desc_init sets it */
     int64_t rows, k;          /* k a multiple of 16 */
@@ -245,7 +245,7 @@ typedef struct fp4_dequant_desc {
 void fp4_quant_desc_init(fp4_quant_desc *desc);
 void fp4_dequant_desc_init(fp4_dequant_desc *desc); /* zeroes, sets struct_size, gs = 1 */
 /* Quantizes desc->in with desc->recipe. FP4_ERR_INVALID_ARGUMENT (detail in fp4_last_error)
- * for a bad descriptor: struct_size smaller than 0.1.0's or larger than today's, an unknown
+ * for a bad descriptor: struct_size neither sizeof(fp4_quant_desc) nor 0.1.0's, an unknown
  * recipe, a global scale by value that is not positive and finite, bad sizes, NULL or
  * misaligned pointers. Asynchronous on a GPU. */
 fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);

@@ -52,7 +52,9 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout) 
 
 /* Copies a caller's descriptor `in` (struct_size bytes, its first field) over `full`, which
  * holds today's defaults (sizeof `full_size`), so that fields an older caller does not know
- * keep their defaults; then marks it as today's size. NULL, or the problem in buf. */
+ * keep their defaults; then marks it as today's size. struct_size must be the size of the
+ * struct in some release: today's or the first's (the only two so far). NULL, or the problem
+ * in buf. */
 static const char *upgrade_desc(const char *fn, const char *type, const void *in, void *full,
                                 size_t full_size, size_t v1_size, char *buf, size_t len) {
     size_t size;
@@ -61,9 +63,9 @@ static const char *upgrade_desc(const char *fn, const char *type, const void *in
         return PROBLEM("%s: desc->struct_size = %zu is larger than this library's %s (%zu "
                        "bytes): built against a newer fp4gemm.h than the library it runs with?",
                        fn, size, type, full_size);
-    if (size < v1_size)
-        return PROBLEM("%s: desc->struct_size = %zu is smaller than any %s (%zu bytes in 0.1, "
-                       "%zu now): call %s_init",
+    if (size != full_size && size != v1_size)
+        return PROBLEM("%s: desc->struct_size = %zu is the size of no release's %s (0.1.0: %zu "
+                       "bytes, now %zu): call %s_init",
                        fn, size, type, v1_size, full_size, type);
     memcpy(full, in, size);
     memcpy(full, &full_size, sizeof full_size);

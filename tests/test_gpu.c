@@ -1009,10 +1009,11 @@ static void test_sf_convert_gpu(void) {
     tu_case(st == FP4_ERR_INVALID_ARGUMENT, "sf_convert k=24 on the GPU context -> INVALID_ARGUMENT");
 }
 
-/* A global scale of 0 (what fp4_global_scale gives a tensor with an Inf), NaN, negative or
- * Inf, read through global_scale_ptr: the GPU writes the CPU's bytes, and never a NaN scale. */
+/* A global scale of 0 (what fp4_global_scale gives a tensor with an Inf), NaN, -0 or Inf, read
+ * through global_scale_ptr (recipe flashinfer): the GPU writes the CPU's bytes, never a NaN
+ * scale, and the Inf blocks' scale saturates to 448. */
 static void test_gs_pointer_gpu(void) {
-    static const float values[] = {0.0f, NAN, -3.0f, INFINITY, 10.0f};
+    static const float values[] = {0.0f, NAN, -0.0f, INFINITY, 10.0f};
     enum { ROWS = 3, K = 64 };
     float x[ROWS * K];
     for (int i = 0; i < ROWS * K; i++) x[i] = (float)((i * 7) % 13) - 6.0f;
