@@ -57,8 +57,9 @@ int fp4_built_with_cuda(void);
 const char *fp4_built_cuda_archs(void);
 
 /* ---------------------------------------------------------------------------------------
- * Enumerations, each with name <-> string conversion. *_from_name is case-sensitive and
- * returns FP4_ERR_INVALID_ARGUMENT for an unknown name. *_name returns "?" for a bad value.
+ * Enumerations, each with name <-> string conversion. *_name gives the lower-case name, or
+ * "?" for a bad value. *_from_name ignores case ("CPU_REF", "Info") and returns
+ * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), leaving *out unchanged.
  * ------------------------------------------------------------------------------------- */
 typedef enum fp4_dtype {
     FP4_DTYPE_F32 = 0,  /* "f32"  */
@@ -107,8 +108,10 @@ int64_t fp4_dtype_size(fp4_dtype dtype);
 
 /* ---------------------------------------------------------------------------------------
  * Logging. Messages at or above the level go to the callback, or to stderr when no
- * callback is set. Initial level: FP4GEMM_LOG_LEVEL (error|warn|info|debug|off), else warn.
- * Process-wide; set it before other threads use the library.
+ * callback is set. Initial level: FP4GEMM_LOG_LEVEL (off|error|warn|info|debug, any case),
+ * else warn; a value that is not a level is reported once, as a warning naming the valid
+ * ones, when the level is first needed. Process-wide; set it before other threads use the
+ * library.
  * ------------------------------------------------------------------------------------- */
 typedef void (*fp4_log_fn)(fp4_log_level level, const char *message, void *user);
 void fp4_set_log_level(fp4_log_level level);
@@ -189,6 +192,12 @@ typedef enum fp4_quant_recipe {
 const char *fp4_quant_recipe_name(fp4_quant_recipe recipe);
 fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out);
 
+/* Descriptor versioning (fp4_quant_desc, fp4_dequant_desc, fp4_gemm_desc): struct_size is
+ * the sizeof the caller was compiled with. Fields are only ever added at the end, so a caller
+ * built against an older fp4gemm.h (struct_size = that release's sizeof; 0.1.0's ends at
+ * `stream`) is accepted and the fields it does not know get the values *_desc_init gives
+ * them. A larger struct_size (a newer header than this library), or one that is no release's
+ * size, is rejected with FP4_ERR_INVALID_ARGUMENT. */
 typedef struct fp4_quant_desc {
     size_t struct_size;       /* sizeof(fp4_quant_desc); fp4_quant_desc_init sets it */
     int64_t rows, k;          /* k a multiple of 16 */
@@ -199,8 +208,13 @@ typedef struct fp4_quant_desc {
      *   FLASHINFER: the encode scale gs = 448*6/amax (see fp4_global_scale);
      *   MODELOPT:   the decode scale ws2 = amax/2688 (see fp4_modelopt_global_scale). */
     float global_scale;
-    const float *global_scale_ptr; /* if not NULL, the global scale is read from here (context
-                                      memory), unchecked */
+    /* If not NULL, the global scale is read from here (context memory) when the kernel runs,
+     * unchecked. FLASHINFER never writes a NaN scale byte (0x7F): a block scale that comes
+     * out NaN (an Inf in the block times gs = 0, what fp4_global_scale gives a tensor with an
+     * Inf; or a NaN gs) saturates to 448 (0x7E) as an overflow does. With gs = 0 the tensor
+     * then decodes to 0 (every other block's scale is 0). MODELOPT writes what ModelOpt
+     * writes, NaN scales included (docs/format.md). */
+    const float *global_scale_ptr;
     void *out_q;              /* [rows, k/2] bytes */
     void *out_sf;             /* fp4_sf_bytes(rows, k, sf_layout) bytes, padding written as 0 */
     fp4_sf_layout sf_layout;
@@ -240,8 +254,9 @@ fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 /* The encode global scale of a tensor: gs = 448*6 / amax (NaN ignored; 1 if amax == 0;
  * FLT_MAX if the quotient overflows), written to *gs_out (context memory, stream-ordered on a
  * GPU). A tensor with an Inf has amax = Inf and so gs = 0, as the formula gives: fp4_quantize
- * rejects gs = 0 given by value; given through global_scale_ptr it makes every finite block
- * zero and sets nonfinite_flag. Remove Infs, or pass a global scale of your own. */
+ * rejects gs = 0 given by value; given through global_scale_ptr it makes the whole tensor
+ * decode to 0 (blocks with an Inf get scale 448; see fp4_quant_desc) and sets nonfinite_flag.
+ * Remove Infs, or pass a global scale of your own. */
 fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype,
                             const void *in, int64_t ld_in, float *gs_out,
                             struct CUstream_st *stream);
@@ -268,6 +283,21 @@ typedef struct fp4_tensor_ref {
 fp4_status fp4_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *tensors, int count,
                                      float *ws2_out, struct CUstream_st *stream);
 
+/* Rewrites the E4M3 scale factors of a [rows, k] tensor from src_layout into dst_layout:
+ * LINEAR ([rows, k/16] bytes, row-major; ModelOpt checkpoints) <-> SWIZZLED_128x4 (the tiles
+ * of 128 rows x 4 k-blocks that cuBLASLt and CUTLASS read; docs/format.md). The same layout
+ * on both sides is a copy. src holds fp4_sf_bytes(rows, k, src_layout) bytes (swizzled
+ * padding is not read), dst gets fp4_sf_bytes(rows, k, dst_layout) bytes with the swizzled
+ * padding written as 0; scale (row, kb) of src lands at fp4_sf_offset(row, kb, k,
+ * dst_layout). Bytes are moved, never decoded (NaN scales stay NaN).
+ * src and dst are context memory and must not overlap. Stream-ordered on a GPU, with no
+ * allocation or synchronization (graph-capturable); synchronous on the CPU.
+ * Errors: FP4_ERR_INVALID_ARGUMENT for a NULL pointer, rows < 1, k not a positive multiple of
+ * 16, a bad layout, sizes overflowing int64, or overlapping buffers. */
+fp4_status fp4_sf_convert(fp4_ctx *ctx, int64_t rows, int64_t k, const void *src,
+                          fp4_sf_layout src_layout, void *dst, fp4_sf_layout dst_layout,
+                          struct CUstream_st *stream);
+
 /* ---------------------------------------------------------------------------------------
  * GEMM: D[m, n] = alpha * sum_k A[m, k] * B[n, k].
  *   W4A4:  a_dtype = E2M1, A [m, k/2] bytes with scales a_sf; alpha = 1/(gs_a*gs_b).
@@ -290,20 +320,28 @@ typedef struct fp4_gemm_desc {
     const float *alpha_ptr;   /* if not NULL, alpha is read from here (context memory) */
     fp4_backend backend;      /* FP4_BACKEND_AUTO unless you must have one */
     struct CUstream_st *stream;
+    /* -- added after 0.1.0 (a 0.1.0 caller's struct ends above: "Descriptor versioning") -- */
+    int config;               /* the backend's config (kernel variant) to run: see fp4_tactic.
+                               * -1 (what fp4_gemm_desc_init sets): the backend's heuristic.
+                               * >= 0 needs an explicit backend. */
 } fp4_gemm_desc;
 
-/* Zeroes, sets struct_size, W4A4 with linear scales, BF16 output, alpha = 1, auto. */
+/* Zeroes, sets struct_size, W4A4 with linear scales, BF16 output, alpha = 1, auto, config -1. */
 void fp4_gemm_desc_init(fp4_gemm_desc *desc);
 
-/* Runs the GEMM on desc->backend; with FP4_BACKEND_AUTO, on the backend that
- * fp4_gemm_select_backend names. An explicitly named backend that can't run the problem
- * returns FP4_ERR_NOT_SUPPORTED with the reason in fp4_last_error, never a substitute. */
+/* Runs the GEMM on the tactic fp4_gemm_select names: desc->backend (and desc->config) if not
+ * AUTO, else FP4GEMM_BACKEND, else the policy. An explicitly named backend or config that
+ * can't run the problem returns FP4_ERR_NOT_SUPPORTED with the reason in fp4_last_error,
+ * never a substitute; a config number the backend does not have is FP4_ERR_INVALID_ARGUMENT.
+ * With AUTO and an FP4GEMM_BACKEND that names no backend or tactic, FP4_ERR_INVALID_ARGUMENT
+ * (the explicit backend of a descriptor ignores the variable). */
 fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
 
 /* Can `backend` run `desc` on this context? FP4_OK if so; otherwise FP4_ERR_NOT_SUPPORTED
  * (or FP4_ERR_INVALID_ARGUMENT for a bad desc) and the reason in why[why_len]. A pure
  * function of the device and the problem. desc may be NULL: then only the device is judged.
- * backend must not be AUTO. */
+ * With a desc, the config judged is desc->config when desc->backend is `backend`, else the
+ * heuristic's. backend must not be AUTO. */
 fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
                              char *why, size_t why_len);
 
@@ -314,6 +352,50 @@ fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_
 /* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`
  * backends into out and returns how many there are. */
 int fp4_backend_policy(int compute_capability, fp4_backend *out, int cap);
+
+/* ---------------------------------------------------------------------------------------
+ * Tactics: a backend and one of its configs (a kernel variant with its tile shape), named
+ * "backend/config": "cpu_ref/default", "cuda_simt/tiled", "cuda_simt/gemv_mr8". Config numbers
+ * index the backend's list (stable within a release; names are stable across releases).
+ * config -1 is the backend's heuristic, named by the backend alone ("cuda_simt"); {AUTO, -1}
+ * is "auto". docs/backends.md lists every backend's configs and their limits.
+ * ------------------------------------------------------------------------------------- */
+typedef struct fp4_tactic {
+    fp4_backend backend;
+    int config; /* -1: the heuristic's choice */
+} fp4_tactic;
+
+/* Writes the tactic's name into buf[len] (NUL-terminated). FP4_ERR_INVALID_ARGUMENT (buf
+ * set to "" when len > 0) for a NULL buf, a backend or config that does not exist, or a
+ * buffer too small (64 bytes is enough for every name); detail in fp4_last_error(NULL). */
+fp4_status fp4_tactic_name(fp4_tactic tactic, char *buf, size_t len);
+
+/* Parses "backend" or "backend/config", ignoring case: "cuda_simt" = {CUDA_SIMT, -1},
+ * "auto" = {AUTO, -1}. An unknown backend or config: FP4_ERR_INVALID_ARGUMENT, *out
+ * unchanged, and fp4_last_error(NULL) lists the valid names. */
+fp4_status fp4_tactic_from_name(const char *name, fp4_tactic *out);
+
+/* Every tactic that can run desc on ctx (desc NULL: that can run on the device at all), as
+ * fp4_backend_check would judge each: the backends of the context's policy in order, then
+ * any other backend, each with its configs in the order of its list. desc->backend and
+ * desc->config are ignored, and so is FP4GEMM_BACKEND. Writes up to cap tactics into out
+ * (which may be NULL when cap is 0) and the number that can run into *count.
+ * Errors: FP4_ERR_INVALID_ARGUMENT for a NULL ctx or count, cap < 0, out NULL with cap > 0,
+ * or a bad desc. */
+fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
+                                 int cap, int *count);
+
+/* What fp4_gemm would run for desc, and why: desc->backend (with desc->config), else
+ * FP4GEMM_BACKEND (a backend or a tactic name, read at fp4_create), else the first backend of
+ * the context's policy that can run desc; then the config: the one asked for, else the
+ * backend's heuristic for desc. With desc NULL the problem is unknown: the backend is judged
+ * on the device only and out->config is -1 unless one was asked for. why[why_len] (may be
+ * NULL) gets one line, e.g. "auto: policy for sm_90 (cuda_wgmma: not implemented yet), first
+ * that can run: cuda_mma; cuda_mma heuristic for m = 16: m16_r1". On failure
+ * (FP4_ERR_NOT_SUPPORTED: nothing can run; FP4_ERR_INVALID_ARGUMENT: a bad desc or a bad
+ * FP4GEMM_BACKEND that auto needed) why and fp4_last_error say why. */
+fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
+                           char *why, size_t why_len);
 
 #ifdef __cplusplus
 }

@@ -1,14 +1,16 @@
 /* api.c - the public entry points: validate every argument (so backends see only valid,
- * fully defaulted descriptors), then hand the call to the CPU reference or the CUDA side. */
+ * fully defaulted descriptors), then hand the call to the CPU reference, the CUDA side, or
+ * the GEMM backend that src/dispatch.c resolves. */
+#include "backend.h"
 #include "format.h"
-#include "cuda/mma/mma.h"
-#include "internal.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#define PROBLEM(...) (snprintf(buf, len, __VA_ARGS__), buf)
 
 /* ---- sizes ------------------------------------------------------------------------------ */
 
@@ -39,13 +41,38 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout) 
     if (row < 0 || kb < 0 || !k_is_valid(k) || kb >= k / 16) return -1;
     if (row > INT64_MAX - 128 || fp4_sf_bytes(row + 1, k, layout) < 0)
         return -1; /* the offset itself would overflow */
-    return layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
-                                           : fp4_sf_offset_linear(row, kb, k);
+    return fp4_sf_offset_at(layout == FP4_SF_SWIZZLED_128x4, row, kb, k);
+}
+
+/* ---- descriptor versions ---------------------------------------------------------------- */
+
+/* The size of each descriptor in the first release (0.1.0): its fields up to `stream`, the
+ * last of them in all three. Fields added since then follow it (fp4gemm.h). */
+#define V1_SIZE(type) (offsetof(type, stream) + sizeof(struct CUstream_st *))
+
+/* Copies a caller's descriptor `in` (struct_size bytes, its first field) over `full`, which
+ * holds today's defaults (sizeof `full_size`), so that fields an older caller does not know
+ * keep their defaults; then marks it as today's size. struct_size must be the size of the
+ * struct in some release: today's or the first's (the only two so far). NULL, or the problem
+ * in buf. */
+static const char *upgrade_desc(const char *fn, const char *type, const void *in, void *full,
+                                size_t full_size, size_t v1_size, char *buf, size_t len) {
+    size_t size;
+    memcpy(&size, in, sizeof size);
+    if (size > full_size)
+        return PROBLEM("%s: desc->struct_size = %zu is larger than this library's %s (%zu "
+                       "bytes): built against a newer fp4gemm.h than the library it runs with?",
+                       fn, size, type, full_size);
+    if (size != full_size && size != v1_size)
+        return PROBLEM("%s: desc->struct_size = %zu is the size of no release's %s (0.1.0: %zu "
+                       "bytes, now %zu): call %s_init",
+                       fn, size, type, v1_size, full_size, type);
+    memcpy(full, in, size);
+    memcpy(full, &full_size, sizeof full_size);
+    return NULL;
 }
 
 /* ---- argument checks: each returns NULL or the problem, written into buf ----------------- */
-
-#define PROBLEM(...) (snprintf(buf, len, __VA_ARGS__), buf)
 
 static const char *check_rows_k(const char *fn, const char *rows_name, int64_t rows, int64_t k,
                                 char *buf, size_t len) {
@@ -88,24 +115,13 @@ static const char *check_gs(const char *fn, float gs, const float *gs_ptr, char 
     return NULL;
 }
 
-/* sizeof(fp4_quant_desc) in 0.1.0, before `recipe` was added: the fields up to `stream`. */
-static size_t quant_desc_size_v0(void) {
-    const size_t end = offsetof(fp4_quant_desc, stream) + sizeof(struct CUstream_st *);
-    const size_t align = _Alignof(fp4_quant_desc);
-    return (end + align - 1) / align * align;
-}
-
-/* Checks a quant desc of the current or of 0.1.0's size (whose recipe is taken as FLASHINFER;
- * the caller copies it into a full-size desc with fp4_quant_desc_init's defaults). */
+/* Checks a quant desc already upgraded to today's size (upgrade_desc: a 0.1.0 desc, which
+ * lacks `recipe`, gets fp4_quant_desc_init's FLASHINFER). */
 static const char *quant_desc_problem(const fp4_quant_desc *d, char *buf, size_t len) {
     const char *fn = "fp4_quantize";
     const char *p;
     if (!d) return PROBLEM("%s: desc is NULL", fn);
-    if (d->struct_size != sizeof *d && d->struct_size != quant_desc_size_v0())
-        return PROBLEM("%s: desc->struct_size = %zu, expected %zu (call fp4_quant_desc_init)", fn,
-                       d->struct_size, sizeof *d);
-    if (d->struct_size == sizeof *d &&
-        ((int)d->recipe < 0 || (int)d->recipe >= FP4_QUANT_RECIPE_COUNT))
+    if ((int)d->recipe < 0 || (int)d->recipe >= FP4_QUANT_RECIPE_COUNT)
         return PROBLEM("%s: recipe = %d is not a recipe (flashinfer or modelopt)", fn,
                        (int)d->recipe);
     if ((p = check_rows_k(fn, "rows", d->rows, d->k, buf, len))) return p;
@@ -136,9 +152,6 @@ static const char *dequant_desc_problem(const fp4_dequant_desc *d, char *buf, si
     const char *fn = "fp4_dequantize";
     const char *p;
     if (!d) return PROBLEM("%s: desc is NULL", fn);
-    if (d->struct_size != sizeof *d)
-        return PROBLEM("%s: desc->struct_size = %zu, expected %zu (call fp4_dequant_desc_init)",
-                       fn, d->struct_size, sizeof *d);
     if ((p = check_rows_k(fn, "rows", d->rows, d->k, buf, len))) return p;
     if (!is_float_dtype(d->out_dtype))
         return PROBLEM("%s: out_dtype = %s (%d) must be f32, f16 or bf16", fn,
@@ -162,14 +175,9 @@ static const char *dequant_desc_problem(const fp4_dequant_desc *d, char *buf, si
     return check_gs(fn, d->global_scale, d->global_scale_ptr, buf, len);
 }
 
-const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len) {
+static const char *gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len) {
     const char *fn = "fp4_gemm";
     const char *p;
-    if (!buf || len == 0) return "fp4_gemm_desc_problem: no message buffer";
-    if (!d) return PROBLEM("%s: desc is NULL", fn);
-    if (d->struct_size != sizeof *d)
-        return PROBLEM("%s: desc->struct_size = %zu, expected %zu (call fp4_gemm_desc_init)", fn,
-                       d->struct_size, sizeof *d);
     if (d->n < 1) return PROBLEM("%s: n = %lld must be >= 1", fn, (long long)d->n);
     if ((p = check_rows_k(fn, "m", d->m, d->k, buf, len))) return p;
     const int w4a4 = d->a_dtype == FP4_DTYPE_E2M1;
@@ -185,6 +193,18 @@ const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len)
         return PROBLEM("%s: b_sf_layout = %d is not a layout", fn, (int)d->b_sf_layout);
     if ((int)d->backend < 0 || (int)d->backend >= FP4_BACKEND_COUNT)
         return PROBLEM("%s: backend = %d is not a backend", fn, (int)d->backend);
+    if (d->config < -1)
+        return PROBLEM("%s: config = %d; use -1 for the backend's heuristic", fn, d->config);
+    if (d->config >= 0 && d->backend == FP4_BACKEND_AUTO)
+        return PROBLEM("%s: config = %d needs an explicit backend (config numbers are per "
+                       "backend; see fp4_tactic_from_name)",
+                       fn, d->config);
+    if (d->config >= 0) {
+        const fp4_backend_ops *ops = fp4_registry_find(d->backend);
+        if (!ops || d->config >= fp4_config_count(ops))
+            return PROBLEM("%s: config = %d is not a config of %s (it has %d)", fn, d->config,
+                           fp4_backend_name(d->backend), ops ? fp4_config_count(ops) : 0);
+    }
     if (d->ldd != 0 && d->ldd < d->n)
         return PROBLEM("%s: ldd = %lld is less than n = %lld", fn, (long long)d->ldd,
                        (long long)d->n);
@@ -205,6 +225,20 @@ const char *fp4_gemm_desc_problem(const fp4_gemm_desc *d, char *buf, size_t len)
         fp4_sf_bytes(d->n, d->k, d->b_sf_layout) < 0)
         return PROBLEM("%s: the scales of a %lld x %lld x %lld problem overflow int64 bytes", fn,
                        (long long)d->m, (long long)d->n, (long long)d->k);
+    return NULL;
+}
+
+const char *fp4_gemm_desc_prepare(const fp4_gemm_desc *in, fp4_gemm_desc *out, char *buf,
+                                  size_t len) {
+    const char *p;
+    if (!buf || len == 0) return "fp4_gemm_desc_prepare: no message buffer";
+    if (!in) return PROBLEM("fp4_gemm: desc is NULL");
+    fp4_gemm_desc_init(out);
+    if ((p = upgrade_desc("fp4_gemm", "fp4_gemm_desc", in, out, sizeof *out,
+                          V1_SIZE(fp4_gemm_desc), buf, len)))
+        return p;
+    if ((p = gemm_desc_problem(out, buf, len))) return p;
+    if (out->ldd == 0) out->ldd = out->n;
     return NULL;
 }
 
@@ -239,6 +273,7 @@ void fp4_gemm_desc_init(fp4_gemm_desc *desc) {
     desc->d_dtype = FP4_DTYPE_BF16;
     desc->alpha = 1.0f;
     desc->backend = FP4_BACKEND_AUTO;
+    desc->config = -1;
 }
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -253,12 +288,12 @@ void fp4_gemm_desc_init(fp4_gemm_desc *desc) {
 fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc) {
     BEGIN_CALL(ctx, "fp4_quantize");
     char why[512];
-    if (quant_desc_problem(desc, why, sizeof why))
-        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
     fp4_quant_desc d;
-    fp4_quant_desc_init(&d); /* a 0.1.0 desc lacks the recipe: FLASHINFER */
-    memcpy(&d, desc, desc->struct_size);
-    d.struct_size = sizeof d;
+    fp4_quant_desc_init(&d);
+    if ((desc && upgrade_desc("fp4_quantize", "fp4_quant_desc", desc, &d, sizeof d,
+                              V1_SIZE(fp4_quant_desc), why, sizeof why)) ||
+        quant_desc_problem(desc ? &d : NULL, why, sizeof why))
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
     if (d.ld_in == 0) d.ld_in = d.k;
     if (ctx->device >= 0) return fp4_cuda_quantize(ctx, &d);
     const float gs = d.global_scale_ptr ? *d.global_scale_ptr : d.global_scale;
@@ -269,9 +304,12 @@ fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc) {
 fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc) {
     BEGIN_CALL(ctx, "fp4_dequantize");
     char why[512];
-    if (dequant_desc_problem(desc, why, sizeof why))
+    fp4_dequant_desc d;
+    fp4_dequant_desc_init(&d);
+    if ((desc && upgrade_desc("fp4_dequantize", "fp4_dequant_desc", desc, &d, sizeof d,
+                              V1_SIZE(fp4_dequant_desc), why, sizeof why)) ||
+        dequant_desc_problem(desc ? &d : NULL, why, sizeof why))
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
-    fp4_dequant_desc d = *desc;
     if (d.ld_out == 0) d.ld_out = d.k;
     if (ctx->device >= 0) return fp4_cuda_dequantize(ctx, &d);
     fp4_ref_dequantize(&d, d.global_scale_ptr ? *d.global_scale_ptr : d.global_scale);
@@ -307,32 +345,66 @@ fp4_status fp4_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_
 fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     BEGIN_CALL(ctx, "fp4_gemm");
     char why[512];
-    if (fp4_gemm_desc_problem(desc, why, sizeof why))
+    fp4_gemm_desc d;
+    if (fp4_gemm_desc_prepare(desc, &d, why, sizeof why))
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
 
-    fp4_backend backend = desc->backend;
-    if (backend == FP4_BACKEND_AUTO) {
-        const fp4_status st = fp4_select_backend_validated(ctx, desc, &backend);
-        if (st != FP4_OK) return st;
-    } else {
-        const char *reason = fp4_backend_why_not(ctx, backend, desc, why, sizeof why);
-        if (reason)
-            return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED,
-                            "fp4_gemm: backend %s can't run this problem: %s",
-                            fp4_backend_name(backend), reason);
-    }
+    // the tactic: no message formatting unless nothing can run
+    fp4_tactic t;
+    const fp4_status st = fp4_resolve_tactic(ctx, &d, &t, NULL, 0);
+    if (st != FP4_OK) return st;
+    const fp4_backend_ops *ops = fp4_registry_find(t.backend);
+    if (!ops || !ops->run || t.config < 0)
+        return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "fp4_gemm: backend %s passed its check but has no "
+                        "entry", fp4_backend_name(t.backend));
+    d.backend = t.backend;
+    d.config = t.config;
+    return ops->run(ctx, &d, t.config);
+}
 
-    fp4_gemm_desc d = *desc;
-    d.backend = backend;
-    if (d.ldd == 0) d.ldd = d.n;
-    fp4_log(FP4_LOG_DEBUG, "fp4_gemm: m=%lld n=%lld k=%lld on %s", (long long)d.m, (long long)d.n,
-            (long long)d.k, fp4_backend_name(backend));
-    switch (backend) {
-    case FP4_BACKEND_CPU_REF: fp4_ref_gemm(&d, d.alpha_ptr ? *d.alpha_ptr : d.alpha); return FP4_OK;
-    case FP4_BACKEND_CUDA_SIMT: return fp4_cuda_simt_gemm(ctx, &d);
-    case FP4_BACKEND_CUDA_MMA: return fp4_cuda_mma_gemm(ctx, ctx->mma_state, &d, -1);
-    default: break;
-    }
-    return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "fp4_gemm: backend %s passed its check but has no entry",
-                    fp4_backend_name(backend));
+/* ---- scale layouts ---------------------------------------------------------------------- */
+
+void fp4_ref_sf_convert(int64_t rows, int64_t k, const void *src, fp4_sf_layout src_layout,
+                        void *dst, fp4_sf_layout dst_layout) {
+    const int src_sw = src_layout == FP4_SF_SWIZZLED_128x4;
+    const int dst_sw = dst_layout == FP4_SF_SWIZZLED_128x4;
+    const int64_t kblocks = k / 16;
+    const int64_t row_grid = dst_sw ? fp4_ceil_div(rows, 128) * 128 : rows;
+    const int64_t kb_grid = dst_sw ? fp4_ceil_div(kblocks, 4) * 4 : kblocks;
+    const uint8_t *s = (const uint8_t *)src;
+    uint8_t *d = (uint8_t *)dst;
+    for (int64_t r = 0; r < row_grid; r++)
+        for (int64_t kb = 0; kb < kb_grid; kb++) /* the swizzled padding gets 0 */
+            d[fp4_sf_offset_at(dst_sw, r, kb, k)] =
+                r < rows && kb < kblocks ? s[fp4_sf_offset_at(src_sw, r, kb, k)] : 0;
+}
+
+fp4_status fp4_sf_convert(fp4_ctx *ctx, int64_t rows, int64_t k, const void *src,
+                          fp4_sf_layout src_layout, void *dst, fp4_sf_layout dst_layout,
+                          struct CUstream_st *stream) {
+    const char *fn = "fp4_sf_convert";
+    BEGIN_CALL(ctx, fn);
+    char buf[512];
+    const size_t len = sizeof buf;
+    const char *p = check_rows_k(fn, "rows", rows, k, buf, len);
+    if (!p && !is_layout(src_layout))
+        p = PROBLEM("%s: src_layout = %d is not a layout", fn, (int)src_layout);
+    if (!p && !is_layout(dst_layout))
+        p = PROBLEM("%s: dst_layout = %d is not a layout", fn, (int)dst_layout);
+    if (!p && !src) p = PROBLEM("%s: src is NULL", fn);
+    if (!p && !dst) p = PROBLEM("%s: dst is NULL", fn);
+    const int64_t src_bytes = p ? 0 : fp4_sf_bytes(rows, k, src_layout);
+    const int64_t dst_bytes = p ? 0 : fp4_sf_bytes(rows, k, dst_layout);
+    if (!p && (src_bytes < 0 || dst_bytes < 0))
+        p = PROBLEM("%s: the scales of %lld x %lld overflow int64 bytes", fn, (long long)rows,
+                    (long long)k);
+    if (!p && (uintptr_t)src < (uintptr_t)dst + (uint64_t)dst_bytes &&
+        (uintptr_t)dst < (uintptr_t)src + (uint64_t)src_bytes)
+        p = PROBLEM("%s: src (%lld bytes at %p) and dst (%lld bytes at %p) overlap", fn,
+                    (long long)src_bytes, src, (long long)dst_bytes, dst);
+    if (p) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", p);
+    if (ctx->device >= 0)
+        return fp4_cuda_sf_convert(ctx, rows, k, src, src_layout, dst, dst_layout, stream);
+    fp4_ref_sf_convert(rows, k, src, src_layout, dst, dst_layout);
+    return FP4_OK;
 }

@@ -1,5 +1,5 @@
 /* context.c - contexts, error detail, devices and memory. */
-#include "internal.h"
+#include "backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,16 +67,9 @@ fp4_status fp4_create(fp4_ctx **out, int device) {
     ctx->device = device;
     ctx->info.struct_size = sizeof ctx->info;
     ctx->info.device = device;
-    ctx->env_backend = FP4_BACKEND_AUTO;
-
-    const char *env = getenv("FP4GEMM_BACKEND");
-    if (env && *env && fp4_backend_from_name(env, &ctx->env_backend) != FP4_OK) {
-        free(ctx);
-        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
-                        "fp4_create: FP4GEMM_BACKEND=%s is not a backend name (auto, cpu_ref, "
-                        "cuda_simt, cuda_mma, cuda_wgmma, cublaslt)",
-                        env);
-    }
+    /* a bad value does not fail the context: it is reported once, and only a GEMM that
+     * leaves the choice to auto fails on it (src/dispatch.c) */
+    fp4_read_env_backend(ctx);
 
     if (device >= 0) {
         if (!fp4_built_with_cuda()) {
@@ -97,13 +90,14 @@ fp4_status fp4_create(fp4_ctx **out, int device) {
     } else {
         snprintf(ctx->info.name, sizeof ctx->info.name, "CPU");
     }
+    fp4_registry_init(ctx); /* each backend's per-context state */
     *out = ctx;
     return FP4_OK;
 }
 
 void fp4_destroy(fp4_ctx *ctx) {
     if (!ctx) return;
-    if (ctx->device >= 0) fp4_cuda_ctx_fini(ctx);
+    fp4_registry_fini(ctx);
     free(ctx);
 }
 

@@ -1,13 +1,16 @@
-/* dispatch.c - which backend runs a GEMM: the policy table by compute capability, and each
- * backend's "can you run this here, and if not, why" as a pure function. */
-#include "cuda/mma/mma.h"
-#include "internal.h"
+/* dispatch.c - which tactic (backend, config) runs a GEMM: the policy table by compute
+ * capability, the FP4GEMM_BACKEND override, and the public calls that check, list and select
+ * tactics. The backends themselves are reached through their ops (src/registry.c). */
+#include "backend.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+/* ---- the policy ------------------------------------------------------------------------ */
+
 /* The one table of automatic selection. Rows are matched top to bottom; AUTO walks a row's
- * backends in order and takes the first that can run the problem. */
+ * backends in order and takes the first whose heuristic config can run the problem. */
 typedef struct policy_row {
     int cc_lo, cc_hi; /* compute capability range, inclusive; 0 = CPU */
     fp4_backend order[4];
@@ -34,62 +37,47 @@ int fp4_backend_policy(int cc, fp4_backend *out, int cap) {
     return 0;
 }
 
-/* ---- can-run predicates: (device, problem) -> NULL or the reason ---------------------- */
+enum { MAX_OPS = 16 };
 
-static const char *needs_gpu(const fp4_ctx *ctx, char *buf, size_t len) {
-    if (ctx->device >= 0) return NULL;
-    if (!fp4_built_with_cuda()) return "needs a CUDA device; this fp4gemm was built without CUDA";
-    snprintf(buf, len, "needs a CUDA device; this context is on the CPU (device -1)");
-    return buf;
-}
-
-const char *fp4_backend_why_not(const fp4_ctx *ctx, fp4_backend backend,
-                                const fp4_gemm_desc *desc, char *buf, size_t len) {
-    const int cc = ctx->info.compute_capability;
-    const char *gpu = NULL;
-    switch (backend) {
-    case FP4_BACKEND_CPU_REF:
-        if (ctx->device < 0) return NULL;
-        snprintf(buf, len, "runs on CPU contexts (device -1); this context is on CUDA device %d",
-                 ctx->device);
-        return buf;
-    case FP4_BACKEND_CUDA_SIMT:
-        if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
-        if (!ctx->simt_runs) {
-            snprintf(buf, len, "no kernel image for sm_%d in this build (built for %s)", cc,
-                     fp4_built_cuda_archs());
-            return buf;
-        }
-        if (desc && desc->m > (int64_t)0x7FFFFFFF * 64) { /* grid.x counts 64-row tiles */
-            snprintf(buf, len, "m = %lld is more than 2^31 - 1 tiles of 64 rows",
-                     (long long)desc->m);
-            return buf;
-        }
-        return NULL;
-    case FP4_BACKEND_CUDA_MMA:
-        if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
-        return fp4_cuda_mma_why_not(ctx, ctx->mma_state, desc, -1, buf, len);
-    case FP4_BACKEND_CUDA_WGMMA:
-        if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
-        if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) {
-            snprintf(buf, len, "needs sm_90 (Hopper); this device is sm_%d", cc);
-            return buf;
-        }
-        return "not implemented yet";
-    case FP4_BACKEND_CUBLASLT:
-        if ((gpu = needs_gpu(ctx, buf, len))) return gpu;
-        if (cc < FP4_CC_BLACKWELL) {
-            snprintf(buf, len,
-                     "needs FP4 tensor cores (sm_100 or newer); this device is sm_%d, where "
-                     "cuBLASLt has no NVFP4 GEMM",
-                     cc);
-            return buf;
-        }
-        return "not implemented yet";
-    case FP4_BACKEND_AUTO: return "auto is not a backend: it chooses one";
+/* The ops AUTO walks on ctx, in order (backends the registry lacks are left out). */
+static int policy_ops(const fp4_ctx *ctx, const fp4_backend_ops **out) {
+    fp4_backend order[MAX_OPS];
+    const int n = fp4_backend_policy(ctx->info.compute_capability, order, MAX_OPS);
+    int count = 0;
+    for (int i = 0; i < n && i < MAX_OPS; i++) {
+        const fp4_backend_ops *ops = fp4_registry_find(order[i]);
+        if (ops) out[count++] = ops;
     }
-    return "unknown backend value";
+    return count;
 }
+
+/* ---- FP4GEMM_BACKEND ---------------------------------------------------------------------- */
+
+/* Reported once per process: every context reads the same variable. */
+static _Atomic int g_env_reported;
+
+void fp4_read_env_backend(fp4_ctx *ctx) {
+    ctx->env_tactic.backend = FP4_BACKEND_AUTO;
+    ctx->env_tactic.config = -1;
+    ctx->env_problem[0] = 0;
+    const char *env = getenv("FP4GEMM_BACKEND");
+    if (!env || !*env) return;
+    fp4_tactic t;
+    char why[900];
+    if (fp4_parse_tactic(env, &t, why, sizeof why) == FP4_OK) {
+        ctx->env_tactic = t;
+        return;
+    }
+    /* not fatal: quantizing, explicit backends and everything else still work; only a GEMM
+     * that leaves the choice to auto fails, saying this */
+    snprintf(ctx->env_problem, sizeof ctx->env_problem, "FP4GEMM_BACKEND=%.60s: %.680s", env,
+             why);
+    if (!g_env_reported++)
+        fp4_log(FP4_LOG_WARN, "%s; auto GEMMs will fail until it is fixed or unset",
+                ctx->env_problem);
+}
+
+/* ---- checks --------------------------------------------------------------------------------- */
 
 fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
                              char *why, size_t why_len) {
@@ -101,19 +89,23 @@ fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_
         snprintf(buf, len, "ctx is NULL");
         return FP4_ERR_INVALID_ARGUMENT;
     }
-    if ((int)backend <= FP4_BACKEND_AUTO || (int)backend >= FP4_BACKEND_COUNT) {
+    const fp4_backend_ops *ops = fp4_registry_find(backend);
+    if (!ops) {
         snprintf(buf, len, "backend = %d is not a concrete backend (auto chooses one)",
                  (int)backend);
         return FP4_ERR_INVALID_ARGUMENT;
     }
+    fp4_gemm_desc d;
+    int config = -1;
     if (desc) {
-        const char *bad = fp4_gemm_desc_problem(desc, buf, len);
+        const char *bad = fp4_gemm_desc_prepare(desc, &d, buf, len);
         if (bad) {
             if (bad != buf) snprintf(buf, len, "%s", bad);
             return FP4_ERR_INVALID_ARGUMENT;
         }
+        if (d.backend == backend) config = d.config;
     }
-    const char *reason = fp4_backend_why_not(ctx, backend, desc, buf, len);
+    const char *reason = fp4_tactic_why_not(ctx, ops, desc ? &d : NULL, config, buf, len);
     if (!reason) {
         buf[0] = 0;
         return FP4_OK;
@@ -122,40 +114,134 @@ fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_
     return FP4_ERR_NOT_SUPPORTED;
 }
 
-/* What AUTO runs for an already validated desc (or NULL): no argument checks and no message
- * formatting unless nothing can run, since fp4_gemm calls this on every AUTO GEMM. */
-fp4_status fp4_select_backend_validated(fp4_ctx *ctx, const fp4_gemm_desc *desc,
-                                        fp4_backend *out) {
-    char why[256];
-    if (ctx->env_backend != FP4_BACKEND_AUTO) {
-        const char *reason = fp4_backend_why_not(ctx, ctx->env_backend, desc, why, sizeof why);
-        if (reason)
-            return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "FP4GEMM_BACKEND=%s: %s",
-                            fp4_backend_name(ctx->env_backend), reason);
-        *out = ctx->env_backend;
-        return FP4_OK;
-    }
-    fp4_backend order[8];
-    const int count = fp4_backend_policy(ctx->info.compute_capability, order, 8);
-    for (int i = 0; i < count && i < 8; i++) {
-        const char *reason = fp4_backend_why_not(ctx, order[i], desc, why, sizeof why);
-        if (!reason) {
-            *out = order[i];
-            return FP4_OK;
-        }
-        fp4_log(FP4_LOG_INFO, "auto: skipping %s: %s", fp4_backend_name(order[i]), reason);
-    }
-    // nothing can run: say why for each
-    char tried[768] = "";
+/* ---- resolving a tactic ------------------------------------------------------------------- */
+
+/* Appends to why[len] at *used (a no-op without why). */
+static void say(char *why, size_t len, size_t *used, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void say(char *why, size_t len, size_t *used, const char *fmt, ...) {
+    if (!why || *used >= len) return;
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(why + *used, len - *used, fmt, ap);
+    va_end(ap);
+    if (n > 0) *used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+/* Records a failure in ctx and, with why, copies its message there. */
+#define RESOLVE_FAIL(status, ...)                                                 \
+    do {                                                                          \
+        const fp4_status st_ = FP4_FAIL(ctx, (status), __VA_ARGS__);             \
+        if (why) snprintf(why, why_len, "%s", ctx->last_error);                   \
+        return st_;                                                               \
+    } while (0)
+
+fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, fp4_tactic *out, char *why,
+                              size_t why_len) {
+    char buf[256];
     size_t used = 0;
-    for (int i = 0; i < count && i < 8 && used < sizeof tried; i++) {
-        const int n = snprintf(tried + used, sizeof tried - used, "%s%s: %s", used ? "; " : "",
-                               fp4_backend_name(order[i]),
-                               fp4_backend_why_not(ctx, order[i], desc, why, sizeof why));
-        if (n > 0) used += (size_t)n;
+    if (why && why_len) why[0] = 0;
+    if (why && !why_len) why = NULL;
+    const fp4_backend_ops *ops = NULL;
+    int config = -1;
+
+    if (d && d->backend != FP4_BACKEND_AUTO) {
+        // 1. the descriptor's explicit backend (and config): that or an error
+        ops = fp4_registry_find(d->backend);
+        config = d->config;
+        const char *reason = fp4_tactic_why_not(ctx, ops, d, config, buf, sizeof buf);
+        if (reason) {
+            if (config >= 0)
+                RESOLVE_FAIL(FP4_ERR_NOT_SUPPORTED, "tactic %s/%s can't run this problem: %s",
+                             ops->name, ops->config_name(config), reason);
+            RESOLVE_FAIL(FP4_ERR_NOT_SUPPORTED, "backend %s can't run this problem: %s",
+                         ops->name, reason);
+        }
+        say(why, why_len, &used, "explicit: desc->backend = %s", ops->name);
+        if (config >= 0) say(why, why_len, &used, ", desc->config = %s", ops->config_name(config));
+        if (ctx->env_problem[0] || ctx->env_tactic.backend != FP4_BACKEND_AUTO)
+            say(why, why_len, &used, " (FP4GEMM_BACKEND ignored: the descriptor names a backend)");
+    } else if (ctx->env_problem[0]) {
+        // 2. FP4GEMM_BACKEND: not understood, and auto needs it
+        RESOLVE_FAIL(FP4_ERR_INVALID_ARGUMENT, "%s", ctx->env_problem);
+    } else if (ctx->env_tactic.backend != FP4_BACKEND_AUTO) {
+        // 2. FP4GEMM_BACKEND names a backend or a tactic: that or an error
+        ops = fp4_registry_find(ctx->env_tactic.backend);
+        config = ctx->env_tactic.config;
+        const char *reason = fp4_tactic_why_not(ctx, ops, d, config, buf, sizeof buf);
+        if (reason)
+            RESOLVE_FAIL(FP4_ERR_NOT_SUPPORTED, "FP4GEMM_BACKEND=%s%s%s: %s", ops->name,
+                         config >= 0 ? "/" : "", config >= 0 ? ops->config_name(config) : "",
+                         reason);
+        say(why, why_len, &used, "FP4GEMM_BACKEND=%s%s%s", ops->name, config >= 0 ? "/" : "",
+            config >= 0 ? ops->config_name(config) : "");
+    } else {
+        // 3. auto: the first backend of the policy that can run the problem
+        const fp4_backend_ops *order[MAX_OPS];
+        const int count = policy_ops(ctx, order);
+        int i = 0;
+        for (; i < count; i++)
+            if (!fp4_tactic_why_not(ctx, order[i], d, -1, buf, sizeof buf)) break;
+        if (i == count || why) {
+            // say why each earlier backend was skipped (or, if none can run, every one)
+            char tried[768] = "";
+            size_t t = 0;
+            for (int j = 0; j < (i == count ? count : i); j++)
+                say(tried, sizeof tried, &t, "%s%s: %s", j ? "; " : "", order[j]->name,
+                    fp4_tactic_why_not(ctx, order[j], d, -1, buf, sizeof buf));
+            if (i == count)
+                RESOLVE_FAIL(FP4_ERR_NOT_SUPPORTED, "no backend can run this problem here (%s)",
+                             count ? tried : "no policy for this device");
+            char device[32] = "the CPU";
+            if (ctx->device >= 0)
+                snprintf(device, sizeof device, "sm_%d", ctx->info.compute_capability);
+            say(why, why_len, &used, "auto: policy for %s%s%s%s, first that can run: %s", device,
+                t ? " (" : "", tried, t ? ")" : "", order[i]->name);
+        }
+        ops = order[i];
     }
-    return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "no backend can run this problem here (%s)",
-                    count ? tried : "no policy for this device");
+
+    // the config: the one asked for, else the backend's heuristic for this problem
+    if (config < 0 && d && fp4_config_count(ops) > 0) {
+        config = ops->default_config(ctx, d);
+        say(why, why_len, &used, "; %s heuristic for m = %lld: %s", ops->name, (long long)d->m,
+            ops->config_name(config));
+    } else if (config < 0 && fp4_config_count(ops) > 0) {
+        say(why, why_len, &used, "; config chosen per problem by the %s heuristic", ops->name);
+    }
+    out->backend = ops->id;
+    out->config = config;
+    return FP4_OK;
+}
+
+/* ---- public calls ----------------------------------------------------------------------- */
+
+fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out, char *why,
+                           size_t why_len) {
+    if (why && why_len) why[0] = 0;
+    if (!ctx) {
+        if (why && why_len) snprintf(why, why_len, "fp4_gemm_select: ctx is NULL");
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select: ctx is NULL");
+    }
+    ctx->last_error[0] = 0;
+    fp4_status st = FP4_OK;
+    char buf[512];
+    fp4_gemm_desc d;
+    if (!out)
+        st = FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select: out is NULL");
+    else if (desc && fp4_gemm_desc_prepare(desc, &d, buf, sizeof buf))
+        st = FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select: %s", buf);
+    if (st != FP4_OK) {
+        if (why && why_len) snprintf(why, why_len, "%s", ctx->last_error);
+        return st;
+    }
+    fp4_tactic t;
+    st = fp4_resolve_tactic(ctx, desc ? &d : NULL, &t, why, why_len);
+    if (st == FP4_OK) *out = t;
+    return st;
 }
 
 fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out) {
@@ -163,7 +249,55 @@ fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_
     ctx->last_error[0] = 0;
     if (!out) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: out is NULL");
     char why[512];
-    if (desc && fp4_gemm_desc_problem(desc, why, sizeof why))
+    fp4_gemm_desc d;
+    if (desc && fp4_gemm_desc_prepare(desc, &d, why, sizeof why))
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_gemm_select_backend: %s", why);
-    return fp4_select_backend_validated(ctx, desc, out);
+    if (desc) { /* what AUTO would run, whatever the descriptor names */
+        d.backend = FP4_BACKEND_AUTO;
+        d.config = -1;
+    }
+    fp4_tactic t;
+    const fp4_status st = fp4_resolve_tactic(ctx, desc ? &d : NULL, &t, NULL, 0);
+    if (st == FP4_OK) *out = t.backend;
+    return st;
+}
+
+fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
+                                 int cap, int *count) {
+    const char *fn = "fp4_gemm_list_tactics";
+    if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
+    ctx->last_error[0] = 0;
+    if (!count) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: count is NULL", fn);
+    if (cap < 0) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: cap = %d is negative", fn, cap);
+    if (!out && cap > 0)
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: out is NULL with cap = %d", fn, cap);
+    char buf[512];
+    fp4_gemm_desc d;
+    if (desc && fp4_gemm_desc_prepare(desc, &d, buf, sizeof buf))
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: %s", fn, buf);
+
+    // the policy's backends first, then the rest of the registry
+    const fp4_backend_ops *order[MAX_OPS];
+    int nops = policy_ops(ctx, order);
+    int nreg = 0;
+    const fp4_backend_ops *const *reg = fp4_registry(&nreg);
+    for (int r = 0; r < nreg; r++) {
+        int listed = 0;
+        for (int i = 0; i < nops; i++) listed |= order[i] == reg[r];
+        if (!listed && nops < MAX_OPS) order[nops++] = reg[r];
+    }
+    int n = 0;
+    for (int i = 0; i < nops; i++) {
+        const fp4_backend_ops *ops = order[i];
+        for (int c = 0; c < fp4_config_count(ops); c++) {
+            if (fp4_tactic_why_not(ctx, ops, desc ? &d : NULL, c, buf, sizeof buf)) continue;
+            if (n < cap) {
+                out[n].backend = ops->id;
+                out[n].config = c;
+            }
+            n++;
+        }
+    }
+    *count = n;
+    return FP4_OK;
 }

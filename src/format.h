@@ -110,6 +110,15 @@ FP4_HD uint8_t fp4_e4m3_encode(float x) {
     return (uint8_t)(sign | code);
 }
 
+/* The E4M3 code of the flashinfer recipe's block scale vmax * (gs / 6) (step 2). vmax ignores
+ * NaN, so the product is NaN only for an Inf in the block times gs = 0 (fp4_global_scale's
+ * value for a tensor with an Inf, given through global_scale_ptr) or for a NaN gs: that
+ * saturates to 448 (0x7E) as +Inf does, so that the recipe never writes a NaN scale. */
+FP4_HD uint8_t fp4_block_scale_code(float sf_f32) {
+    const uint8_t code = fp4_e4m3_encode(sf_f32);
+    return code == 0x7F ? (uint8_t)0x7E : code;
+}
+
 /* ---- BF16 and F16 (round-to-nearest-even from F32) ------------------------------------ */
 
 FP4_HD float fp4_bf16_to_f32(uint16_t h) { return fp4_bits_f32((uint32_t)h << 16); }
@@ -167,6 +176,36 @@ FP4_HD int64_t fp4_sf_offset_swizzled(int64_t row, int64_t kb, int64_t k) {
     return (row / 128) * (kt * 512) + (kb / 4) * 512 + (row % 32) * 16 + ((row % 128) / 32) * 4 +
            (kb % 4);
 }
+
+/* The one layout choice: the offset of (row, kb) in the swizzled layout if `swizzled`, else in
+ * the linear one. (Kernels carry the layout as a flag; host code passes
+ * layout == FP4_SF_SWIZZLED_128x4.) */
+FP4_HD int64_t fp4_sf_offset_at(int swizzled, int64_t row, int64_t kb, int64_t k) {
+    return swizzled ? fp4_sf_offset_swizzled(row, kb, k) : fp4_sf_offset_linear(row, kb, k);
+}
+
+/* ---- Global scale ----------------------------------------------------------------------- */
+
+/* a / b, correctly rounded on the host and on the device whatever nvcc's flags. */
+FP4_HD float fp4_div_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fdiv_rn(a, b);
+#else
+    return a / b;
+#endif
+}
+
+/* The encode global scale of a tensor from its amax (NaN ignored): gs = 448*6 / amax; 1 if
+ * amax == 0; FLT_MAX if the quotient overflows; 0 if amax is Inf. */
+FP4_HD float fp4_global_scale_from_amax(float amax) {
+    if (amax == 0.0f) return 1.0f;
+    const float gs = fp4_div_rn(448.0f * 6.0f, amax);
+    return (fp4_f32_bits(gs) & 0x7F800000u) == 0x7F800000u ? fp4_bits_f32(0x7F7FFFFFu) : gs;
+}
+
+/* ModelOpt's decode global scale (its weight_scale_2 / input_scale): ws2 = fp32(amax / 2688),
+ * amax / (6 * 448) as nvidia-modelopt computes it in float32. */
+FP4_HD float fp4_modelopt_ws2_from_amax(float amax) { return fp4_div_rn(amax, 2688.0f); }
 
 /* Nibble `idx` (element index along k) of a packed row. */
 FP4_HD uint8_t fp4_get_nibble(const uint8_t *row, int64_t idx) {

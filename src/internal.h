@@ -5,7 +5,8 @@
  * Division of labour: src/api.c validates every argument of every public call (so that a
  * backend sees only valid, fully defaulted descriptors: ld_in/ld_out/ldd are never 0, alpha
  * is resolved by the backend from alpha/alpha_ptr), then calls the CPU reference
- * (src/quant_ref.c, src/gemm_ref.c) or the CUDA side (the .cu files in src/cuda/) below.
+ * (src/quant_ref.c) or the CUDA side (the .cu files in src/cuda/) below; a GEMM goes to the
+ * backend that src/dispatch.c resolves, through its ops table (src/backend.h).
  */
 #ifndef FP4_INTERNAL_H
 #define FP4_INTERNAL_H
@@ -30,9 +31,10 @@ enum {
 struct fp4_ctx {
     int device;              /* -1: CPU */
     fp4_device_info info;    /* zeroed for the CPU */
-    fp4_backend env_backend; /* FP4GEMM_BACKEND at creation, AUTO if unset */
-    int simt_runs;           /* the cuda_simt kernels have an image for this device */
-    struct fp4_cuda_mma_state *mma_state; /* cuda_mma: image probe, split-K workspace */
+    fp4_tactic env_tactic;   /* FP4GEMM_BACKEND at creation: {AUTO, -1} if unset or "auto" */
+    char env_problem[768];   /* why FP4GEMM_BACKEND was not understood, or "" */
+    void *backend_state[FP4_BACKEND_COUNT];           /* made by each backend's init */
+    char backend_init_error[FP4_BACKEND_COUNT][192]; /* "" unless its init failed */
     char last_error[1024];
 };
 
@@ -52,19 +54,26 @@ void fp4_log(fp4_log_level level, const char *fmt, ...)
 #endif
     ;
 
-/* The argument check of a GEMM descriptor (src/api.c), shared by fp4_gemm and
- * fp4_backend_check: NULL if valid, else the problem, written into buf. */
-const char *fp4_gemm_desc_problem(const fp4_gemm_desc *desc, char *buf, size_t len);
+/* The argument check of a GEMM descriptor (src/api.c), shared by every call that takes one:
+ * copies *in into *out upgraded to today's struct (an older, smaller struct_size gets the
+ * missing fields defaulted), checks it, and defaults ldd. NULL if valid, else the problem,
+ * written into buf. */
+const char *fp4_gemm_desc_prepare(const fp4_gemm_desc *in, fp4_gemm_desc *out, char *buf,
+                                  size_t len);
 
-/* Why `backend` (not AUTO) can't run a validated desc (or NULL) on ctx, or NULL if it can:
- * the pure predicate behind fp4_backend_check. The reason is a static string or buf. */
-const char *fp4_backend_why_not(const fp4_ctx *ctx, fp4_backend backend,
-                                const fp4_gemm_desc *desc, char *buf, size_t len);
+/* fp4_tactic_from_name without touching fp4_last_error: the problem goes to why[why_len]
+ * (src/names.c). */
+fp4_status fp4_parse_tactic(const char *name, fp4_tactic *out, char *why, size_t why_len);
 
-/* AUTO's choice for a desc that passed fp4_gemm_desc_problem (or NULL), honouring
- * FP4GEMM_BACKEND (src/dispatch.c). */
-fp4_status fp4_select_backend_validated(fp4_ctx *ctx, const fp4_gemm_desc *desc,
-                                        fp4_backend *out);
+/* Reads FP4GEMM_BACKEND into ctx->env_tactic / ctx->env_problem (src/dispatch.c). */
+void fp4_read_env_backend(fp4_ctx *ctx);
+
+/* What fp4_gemm runs for a prepared desc: desc->backend/config, else FP4GEMM_BACKEND, else
+ * the policy; the config from the heuristic when -1. FP4_OK and *out, or a failure recorded
+ * in ctx. With why != NULL, also says why (fp4_gemm_select); without, formats nothing unless
+ * it fails (fp4_gemm's hot path). */
+fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
+                              char *why, size_t why_len);
 
 /* ---- CPU reference (arguments already validated) -------------------------------------- */
 
@@ -77,21 +86,20 @@ void fp4_store_from_f32(void *base, fp4_dtype dtype, int64_t index, float x);
  * decode ws2 for modelopt). Returns 1 if a non-finite input element was seen. */
 int fp4_ref_quantize(const fp4_quant_desc *desc, float gs);
 void fp4_ref_dequantize(const fp4_dequant_desc *desc, float gs);
-/* amax over |x| (NaN ignored) and the global scale it gives. */
+/* amax over |x| (NaN ignored); the global scales it gives (gs, ModelOpt's ws2): format.h. */
 float fp4_ref_amax(int64_t rows, int64_t k, fp4_dtype dtype, const void *in, int64_t ld_in);
-float fp4_global_scale_from_amax(float amax);
-/* ModelOpt's decode scale ws2 = fp32(amax / 2688). */
-float fp4_modelopt_ws2_from_amax(float amax);
+/* The cpu_ref GEMM (src/cpu/cpu_ref.c). */
 void fp4_ref_gemm(const fp4_gemm_desc *desc, float alpha);
+/* fp4_sf_convert on host memory (src/api.c): one loop over the destination, padding 0. */
+void fp4_ref_sf_convert(int64_t rows, int64_t k, const void *src, fp4_sf_layout src_layout,
+                        void *dst, fp4_sf_layout dst_layout);
 
 /* ---- CUDA side (src/cuda/); stubs in src/no_cuda.c when built without CUDA ------------- */
 
 fp4_status fp4_cuda_device_count(int *count);
 fp4_status fp4_cuda_device_query(int device, fp4_device_info *info);
-/* Selects the device, fills ctx->info and ctx->simt_runs, sets up the backends' state. */
+/* Selects the device and fills ctx->info (the backends' own set-up: their init). */
 fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx);
-/* Frees what fp4_cuda_ctx_init set up. */
-void fp4_cuda_ctx_fini(fp4_ctx *ctx);
 fp4_status fp4_cuda_set_device(fp4_ctx *ctx);
 fp4_status fp4_cuda_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
 fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr);
@@ -108,7 +116,9 @@ fp4_status fp4_cuda_global_scale(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtyp
 /* ws2 of a group of validated tensors (an ld of 0 means k), stream-ordered. */
 fp4_status fp4_cuda_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *tensors, int count,
                                           float *ws2_out, struct CUstream_st *stream);
-fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
+fp4_status fp4_cuda_sf_convert(fp4_ctx *ctx, int64_t rows, int64_t k, const void *src,
+                               fp4_sf_layout src_layout, void *dst, fp4_sf_layout dst_layout,
+                               struct CUstream_st *stream);
 
 #ifdef __cplusplus
 }

@@ -17,11 +17,18 @@ static fp4_log_level current_level(void) {
     if (level == LEVEL_UNSET) {
         fp4_log_level from_env = FP4_LOG_WARN;
         const char *env = getenv("FP4GEMM_LOG_LEVEL");
-        if (!env || fp4_log_level_from_name(env, &from_env) != FP4_OK) from_env = FP4_LOG_WARN;
+        const int bad = env && *env && fp4_log_level_from_name(env, &from_env) != FP4_OK;
+        if (bad) from_env = FP4_LOG_WARN;
         int expected = LEVEL_UNSET;
-        /* the first reader wins; a concurrent fp4_set_log_level wins over both */
-        atomic_compare_exchange_strong(&g_level, &expected, (int)from_env);
+        /* the first reader wins (and reports a bad value, once); a concurrent
+         * fp4_set_log_level wins over both */
+        const int first = atomic_compare_exchange_strong(&g_level, &expected, (int)from_env);
         level = atomic_load(&g_level);
+        if (first && bad)
+            fp4_log(FP4_LOG_WARN,
+                    "FP4GEMM_LOG_LEVEL=%.40s is not a log level (off, error, warn, info, debug; "
+                    "any case): using warn",
+                    env);
     }
     return (fp4_log_level)level;
 }

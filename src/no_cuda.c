@@ -1,5 +1,4 @@
 /* no_cuda.c - the CUDA side of a build without CUDA: every entry says so. */
-#include "cuda/mma/mma.h"
 #include "internal.h"
 
 #define NO_CUDA(ctx) \
@@ -35,21 +34,8 @@ fp4_status fp4_cuda_modelopt_global_scale(fp4_ctx *ctx, const fp4_tensor_ref *te
                                           float *ws2_out, struct CUstream_st *stream) {
     return NO_CUDA(ctx);
 }
-fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) { return NO_CUDA(ctx); }
-void fp4_cuda_ctx_fini(fp4_ctx *ctx) { (void)ctx; }
-fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **state) {
-    *state = NULL;
-    return NO_CUDA(ctx);
-}
-void fp4_cuda_mma_fini(fp4_cuda_mma_state *state) { (void)state; }
-int fp4_cuda_mma_config_count(void) { return 0; }
-const char *fp4_cuda_mma_config_name(int config) { return NULL; }
-const char *fp4_cuda_mma_why_not(const fp4_ctx *ctx, const fp4_cuda_mma_state *state,
-                                 const fp4_gemm_desc *desc, int config, char *buf, size_t len) {
-    return "needs a CUDA device; this fp4gemm was built without CUDA";
-}
-int fp4_cuda_mma_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) { return -1; }
-fp4_status fp4_cuda_mma_gemm(fp4_ctx *ctx, fp4_cuda_mma_state *state, const fp4_gemm_desc *desc,
-                             int config) {
+fp4_status fp4_cuda_sf_convert(fp4_ctx *ctx, int64_t rows, int64_t k, const void *src,
+                               fp4_sf_layout src_layout, void *dst, fp4_sf_layout dst_layout,
+                               struct CUstream_st *stream) {
     return NO_CUDA(ctx);
 }

@@ -1,6 +1,7 @@
 /* quant_recipe.c - the quantization recipes' public helpers: the recipe names, and ModelOpt's
  * decode global scale of a group of tensors (validated here, as src/api.c validates the other
  * calls, then computed by the CPU reference or on the GPU). */
+#include "format.h"
 #include "internal.h"
 
 #include <stdint.h>

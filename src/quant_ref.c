@@ -28,8 +28,7 @@ void fp4_store_from_f32(void *base, fp4_dtype dtype, int64_t index, float x) {
 }
 
 static int64_t sf_offset(fp4_sf_layout layout, int64_t row, int64_t kb, int64_t k) {
-    return layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
-                                           : fp4_sf_offset_linear(row, kb, k);
+    return fp4_sf_offset_at(layout == FP4_SF_SWIZZLED_128x4, row, kb, k);
 }
 
 /* Recipe flashinfer, steps 2-3 (docs/format.md): the scale byte of a block whose largest
@@ -38,7 +37,7 @@ static int64_t sf_offset(fp4_sf_layout layout, int64_t row, int64_t kb, int64_t 
 static uint8_t block_scale_flashinfer(float vmax, float gs, float *out_scale) {
     /* vmax * (gs * fp32(1/6)); FlashInfer skips it for vmax = 0 (so a NaN or Inf gs gives 0) */
     const float sf_f32 = vmax == 0.0f ? 0.0f : vmax * (gs * FP4_ONE_SIXTH_F32);
-    const uint8_t code = fp4_e4m3_encode(sf_f32);
+    const uint8_t code = fp4_block_scale_code(sf_f32); /* never NaN: Inf * gs 0 -> 448 */
     const float sf = fp4_e4m3_decode(code);
     /* a zero scale with vmax != 0 gives 1/0 = Inf, clamped: nonzero elements become +-6 */
     *out_scale = vmax == 0.0f ? 0.0f : fminf(1.0f / (sf * (1.0f / gs)), FLT_MAX);
@@ -114,12 +113,4 @@ float fp4_ref_amax(int64_t rows, int64_t k, fp4_dtype dtype, const void *in, int
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(fp4_load_as_f32(in, dtype, r * ld_in + i)));
     return amax;
-}
-
-float fp4_modelopt_ws2_from_amax(float amax) { return amax / 2688.0f; /* amax / (6 * 448) */ }
-
-float fp4_global_scale_from_amax(float amax) {
-    if (amax == 0.0f) return 1.0f;
-    const float gs = (448.0f * 6.0f) / amax;
-    return isfinite(gs) ? gs : FLT_MAX;
 }

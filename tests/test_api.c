@@ -1,7 +1,8 @@
 /*
  * test_api.c - every public call against bad input (the right status, a last error that
  * names the argument, no crash, nothing written: outputs are poisoned and guarded), plus
- * names, versions, logging, backend policies and the FP4GEMM_BACKEND variable.
+ * names, versions, logging, backend policies, tactics (names, lists, selection with its
+ * reason), descriptor versioning, and the FP4GEMM_BACKEND / FP4GEMM_LOG_LEVEL variables.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv, unsetenv, dup, dup2, fileno */
 
@@ -9,6 +10,7 @@
 
 #include <ctype.h>
 #include <float.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,9 @@ static void capture_fn(fp4_log_level level, const char *message, void *user) {
     c->level = level;
     snprintf(c->last, sizeof c->last, "%s", message ? message : "(null)");
 }
+
+/* The size of a descriptor in the first release (0.1.0): its fields up to `stream`. */
+#define V1_SIZE(type) (offsetof(type, stream) + sizeof(struct CUstream_st *))
 
 /* ---- the baseline problem: valid descriptors, each call checked to pass first ----------- */
 
@@ -343,7 +348,7 @@ static void test_gemm_bad(void) {
     } while (0)
 
     GBAD(d.struct_size = 0, FP4_ERR_INVALID_ARGUMENT, "struct_size");
-    GBAD(d.struct_size = sizeof d - 1, FP4_ERR_INVALID_ARGUMENT, "struct_size");
+    GBAD(d.struct_size = V1_SIZE(fp4_gemm_desc) - 1, FP4_ERR_INVALID_ARGUMENT, "struct_size");
     GBAD(d.struct_size = sizeof d + 8, FP4_ERR_INVALID_ARGUMENT, "struct_size");
     GBAD(d.m = 0, FP4_ERR_INVALID_ARGUMENT, "m");
     GBAD(d.m = -1, FP4_ERR_INVALID_ARGUMENT, "m");
@@ -370,6 +375,13 @@ static void test_gemm_bad(void) {
     GBAD(d.b_sf_layout = (fp4_sf_layout)-2, FP4_ERR_INVALID_ARGUMENT, "b_sf_layout");
     GBAD(d.backend = (fp4_backend)99, FP4_ERR_INVALID_ARGUMENT, "backend");
     GBAD(d.backend = (fp4_backend)-1, FP4_ERR_INVALID_ARGUMENT, "backend");
+    GBAD(d.config = 1, FP4_ERR_INVALID_ARGUMENT, "config");  /* cpu_ref has one config */
+    GBAD(d.config = -2, FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_AUTO, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_WGMMA, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_MMA, d.config = 99), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 5), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 4), FP4_ERR_NOT_SUPPORTED, "cuda_simt");
     GBAD(d.m = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "m|overflow|overflows");
     GBAD(d.n = INT64_MAX / 2, FP4_ERR_INVALID_ARGUMENT, "n|overflow|overflows");
     GBAD(d.k = INT64_MAX / 16 * 16, FP4_ERR_INVALID_ARGUMENT, "k|overflow|overflows");
@@ -656,7 +668,7 @@ static void test_names(void) {
                 strcmp(fp4_log_level_name((fp4_log_level)4), "?") == 0 &&
                 strcmp(fp4_log_level_name((fp4_log_level)-2), "?") == 0,
             "enum names of bad values are \"?\"");
-    static const char *bad_names[] = {"F32", "", "fp32", "bf16 ", " f16", "SWIZZLED", "cpu", "CPU_REF", "Debug", "?"};
+    static const char *bad_names[] = {"", "fp32", "bf16 ", " f16", "swizzle", "cpu", "cpu_ref ", "Debugg", "?", "auto/"};
     ok = 1;
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         fp4_dtype dt = (fp4_dtype)77;
@@ -672,7 +684,20 @@ static void test_names(void) {
             break;
         }
     }
-    tu_case(ok, "unknown or wrong-case names are rejected (case-sensitive), output untouched");
+    tu_case(ok, "unknown names are rejected, output untouched");
+    {
+        fp4_dtype dt = (fp4_dtype)77;
+        fp4_sf_layout ly = (fp4_sf_layout)77;
+        fp4_backend be = (fp4_backend)77, be2 = (fp4_backend)77;
+        fp4_log_level lv = (fp4_log_level)77, lv2 = (fp4_log_level)77;
+        tu_case(fp4_dtype_from_name("BF16", &dt) == FP4_OK && dt == FP4_DTYPE_BF16 &&
+                    fp4_sf_layout_from_name("Swizzled", &ly) == FP4_OK && ly == FP4_SF_SWIZZLED_128x4 &&
+                    fp4_backend_from_name("CPU_REF", &be) == FP4_OK && be == FP4_BACKEND_CPU_REF &&
+                    fp4_backend_from_name("Auto", &be2) == FP4_OK && be2 == FP4_BACKEND_AUTO &&
+                    fp4_log_level_from_name("INFO", &lv) == FP4_OK && lv == FP4_LOG_INFO &&
+                    fp4_log_level_from_name("Off", &lv2) == FP4_OK && lv2 == FP4_LOG_OFF,
+                "names ignore case: BF16, Swizzled, CPU_REF, Auto, INFO, Off");
+    }
     {
         fp4_dtype dt;
         fp4_backend be;
@@ -826,6 +851,288 @@ static void test_logging(void) {
     fp4_set_log_level(initial);
 }
 
+/* ---- descriptor versioning ---------------------------------------------------------------- */
+
+/* A caller compiled against the first release: its struct ends at V1_SIZE, and whatever
+ * lies after it in memory (here POISON) must not be read as the newer fields. */
+static void test_versioning(void) {
+    region out = region_new(M * N * 4), out2 = region_new(M * N * 4);
+    union {
+        fp4_gemm_desc d;
+        unsigned char raw[sizeof(fp4_gemm_desc) + 64];
+    } old_g;
+    fp4_gemm_desc d;
+    valid_gemm(&d, &out2);
+    const int full_ok = fp4_gemm(g_ctx, &d) == FP4_OK;
+    memset(old_g.raw, POISON, sizeof old_g.raw);
+    valid_gemm(&d, &out);
+    d.struct_size = V1_SIZE(fp4_gemm_desc);
+    memcpy(old_g.raw, &d, V1_SIZE(fp4_gemm_desc));
+    region_poison(&out);
+    const fp4_status st = fp4_gemm(g_ctx, &old_g.d);
+    tu_case(full_ok && st == FP4_OK && memcmp(out.p, out2.p, M * N * 4) == 0 && out.p[M * N * 4] == POISON,
+            "gemm with a 0.1 descriptor (struct_size %zu < %zu, poison after it) -> FP4_OK, same D as today's",
+            V1_SIZE(fp4_gemm_desc), sizeof(fp4_gemm_desc));
+    fp4_tactic t = {(fp4_backend)77, 77};
+    char why[256] = "";
+    tu_case(fp4_gemm_select(g_ctx, &old_g.d, &t, why, sizeof why) == FP4_OK && t.backend == FP4_BACKEND_CPU_REF &&
+                t.config == 0,
+            "select with a 0.1 descriptor: config defaulted to the heuristic (cpu_ref/default): %s", why);
+    char buf[256];
+    tu_case(fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &old_g.d, buf, sizeof buf) == FP4_OK,
+            "backend_check with a 0.1 descriptor -> FP4_OK");
+    old_g.d.struct_size = V1_SIZE(fp4_gemm_desc) - 8;
+    region_poison(&out);
+    expect(fp4_gemm(g_ctx, &old_g.d), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&out),
+           "gemm struct_size = 0.1 size - 8");
+    valid_gemm(&d, &out);
+    d.struct_size = sizeof d + 8;
+    expect(fp4_gemm(g_ctx, &d), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&out),
+           "gemm struct_size = sizeof + 8 (a newer header)");
+    tu_case(strstr(fp4_last_error(g_ctx), "larger") != NULL, "  ... says it is larger than this library's: %s",
+            fp4_last_error(g_ctx));
+
+    /* quantize and dequantize: the same rule */
+    region q = region_new(ROWS * K / 2), sf = region_new(512), q2 = region_new(ROWS * K / 2),
+           sf2 = region_new(512);
+    union {
+        fp4_quant_desc d;
+        unsigned char raw[sizeof(fp4_quant_desc) + 64];
+    } old_q;
+    fp4_quant_desc qd;
+    valid_quant(&qd, &q2, &sf2);
+    const int qfull = fp4_quantize(g_ctx, &qd) == FP4_OK;
+    valid_quant(&qd, &q, &sf);
+    qd.struct_size = V1_SIZE(fp4_quant_desc);
+    memset(old_q.raw, POISON, sizeof old_q.raw);
+    memcpy(old_q.raw, &qd, V1_SIZE(fp4_quant_desc));
+    tu_case(qfull && fp4_quantize(g_ctx, &old_q.d) == FP4_OK && memcmp(q.p, q2.p, ROWS * K / 2) == 0 &&
+                memcmp(sf.p, sf2.p, ROWS * K / 16) == 0,
+            "quantize with a 0.1 descriptor (struct_size %zu) -> FP4_OK, same bytes", V1_SIZE(fp4_quant_desc));
+    old_q.d.struct_size = V1_SIZE(fp4_quant_desc) - 8;
+    region_poison(&q);
+    expect(fp4_quantize(g_ctx, &old_q.d), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&q),
+           "quantize struct_size = 0.1 size - 8");
+    valid_quant(&qd, &q, &sf);
+    qd.struct_size = sizeof qd + 16;
+    expect(fp4_quantize(g_ctx, &qd), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&q),
+           "quantize struct_size = sizeof + 16");
+
+    region o = region_new(ROWS * K * 4), o2 = region_new(ROWS * K * 4);
+    union {
+        fp4_dequant_desc d;
+        unsigned char raw[sizeof(fp4_dequant_desc) + 64];
+    } old_d;
+    fp4_dequant_desc dd;
+    valid_dequant(&dd, &o2);
+    const int dfull = fp4_dequantize(g_ctx, &dd) == FP4_OK;
+    valid_dequant(&dd, &o);
+    dd.struct_size = V1_SIZE(fp4_dequant_desc);
+    memset(old_d.raw, POISON, sizeof old_d.raw);
+    memcpy(old_d.raw, &dd, V1_SIZE(fp4_dequant_desc));
+    tu_case(dfull && fp4_dequantize(g_ctx, &old_d.d) == FP4_OK && memcmp(o.p, o2.p, ROWS * K * 4) == 0,
+            "dequantize with a 0.1 descriptor (struct_size %zu) -> FP4_OK, same values",
+            V1_SIZE(fp4_dequant_desc));
+    old_d.d.struct_size = 8;
+    region_poison(&o);
+    expect(fp4_dequantize(g_ctx, &old_d.d), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&o),
+           "dequantize struct_size = 8");
+    valid_dequant(&dd, &o);
+    dd.struct_size = sizeof dd + 8;
+    expect(fp4_dequantize(g_ctx, &dd), FP4_ERR_INVALID_ARGUMENT, g_ctx, "struct_size", region_untouched(&o),
+           "dequantize struct_size = sizeof + 8");
+    free(out.p);
+    free(out2.p);
+    free(q.p);
+    free(sf.p);
+    free(q2.p);
+    free(sf2.p);
+    free(o.p);
+    free(o2.p);
+}
+
+/* ---- tactics ---------------------------------------------------------------------------------- */
+
+/* The number of configs of a backend, found through the public names. */
+static int config_count(fp4_backend b) {
+    char buf[64];
+    int n = 0;
+    while (n < 100 && fp4_tactic_name((fp4_tactic){b, n}, buf, sizeof buf) == FP4_OK) n++;
+    return n;
+}
+
+static void test_tactics(void) {
+    /* names of known tactics */
+    static const struct {
+        fp4_tactic t;
+        const char *name;
+    } known[] = {
+        {{FP4_BACKEND_AUTO, -1}, "auto"},
+        {{FP4_BACKEND_CPU_REF, -1}, "cpu_ref"},
+        {{FP4_BACKEND_CPU_REF, 0}, "cpu_ref/default"},
+        {{FP4_BACKEND_CUDA_SIMT, -1}, "cuda_simt"},
+        {{FP4_BACKEND_CUDA_SIMT, 0}, "cuda_simt/tiled"},
+        {{FP4_BACKEND_CUDA_SIMT, 1}, "cuda_simt/gemv_mr1"},
+        {{FP4_BACKEND_CUDA_SIMT, 4}, "cuda_simt/gemv_mr8"},
+        {{FP4_BACKEND_CUDA_MMA, -1}, "cuda_mma"},
+        {{FP4_BACKEND_CUBLASLT, -1}, "cublaslt"},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        char buf[64];
+        fp4_tactic back = {(fp4_backend)77, 77};
+        const int ok = fp4_tactic_name(known[i].t, buf, sizeof buf) == FP4_OK && strcmp(buf, known[i].name) == 0 &&
+                       fp4_tactic_from_name(known[i].name, &back) == FP4_OK &&
+                       back.backend == known[i].t.backend && back.config == known[i].t.config;
+        tu_case(ok, "tactic {%d, %d} <-> \"%s\"", (int)known[i].t.backend, known[i].t.config, known[i].name);
+    }
+    /* every config of every backend round-trips, upper-cased too */
+    int ok = 1, total = 0;
+    for (int b = 1; b < FP4_BACKEND_COUNT; b++) {
+        const int n = config_count((fp4_backend)b);
+        total += n;
+        for (int c = -1; c < n; c++) {
+            char buf[64];
+            fp4_tactic back = {(fp4_backend)77, 77};
+            ok &= fp4_tactic_name((fp4_tactic){(fp4_backend)b, c}, buf, sizeof buf) == FP4_OK;
+            for (char *p = buf; *p; p++) *p = (char)toupper((unsigned char)*p);
+            ok &= fp4_tactic_from_name(buf, &back) == FP4_OK && back.backend == (fp4_backend)b && back.config == c;
+        }
+    }
+    tu_case(ok && config_count(FP4_BACKEND_CPU_REF) == 1 && config_count(FP4_BACKEND_CUDA_SIMT) == 5 &&
+                config_count(FP4_BACKEND_CUDA_WGMMA) == 0,
+            "all %d tactics' names round-trip, ignoring case (cpu_ref 1 config, cuda_simt 5)", total);
+
+    /* bad names: INVALID_ARGUMENT, *out untouched, the message lists the valid names */
+    static const struct {
+        const char *name;
+        const char *listed;
+    } bad[] = {
+        {"cuda_simt/gemv_mr3", "cuda_simt/gemv_mr8"}, {"foo", "cpu_ref/default"}, {"cpu_ref/fast", "cpu_ref/default"},
+        {"auto/x", "cuda_simt/tiled"},                {"", "cuda_simt"},          {"cuda_simt/", "cuda_simt/tiled"},
+        {"/tiled", "cuda_simt/tiled"},                {"cuda_mma/x", "cuda_mma"}, {"cuda_simt/tiled/x", "cuda_simt/tiled"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fp4_tactic t = {(fp4_backend)77, 77};
+        const fp4_status st = fp4_tactic_from_name(bad[i].name, &t);
+        const char *msg = fp4_last_error(NULL);
+        if (!tu_case(st == FP4_ERR_INVALID_ARGUMENT && t.backend == 77 && t.config == 77 && strstr(msg, bad[i].listed),
+                     "tactic_from_name(\"%s\") -> INVALID_ARGUMENT, message lists %s", bad[i].name, bad[i].listed))
+            printf("  %s \"%s\"\n", fp4_status_name(st), msg);
+    }
+    {
+        fp4_tactic t;
+        ISOLATED_CASE(fp4_tactic_from_name(NULL, &t) == FP4_ERR_INVALID_ARGUMENT, "tactic_from_name(NULL, &out)");
+        ISOLATED_CASE(fp4_tactic_from_name("auto", NULL) == FP4_ERR_INVALID_ARGUMENT, "tactic_from_name(\"auto\", NULL)");
+        ISOLATED_CASE(fp4_tactic_name((fp4_tactic){FP4_BACKEND_CPU_REF, 0}, NULL, 16) == FP4_ERR_INVALID_ARGUMENT,
+                      "tactic_name(buf=NULL)");
+    }
+    static const fp4_tactic bad_t[] = {{FP4_BACKEND_CPU_REF, 1},   {FP4_BACKEND_CPU_REF, -2}, {(fp4_backend)99, -1},
+                                       {(fp4_backend)-1, -1},      {FP4_BACKEND_AUTO, 0},     {FP4_BACKEND_CUDA_SIMT, 5},
+                                       {FP4_BACKEND_CUDA_WGMMA, 0}};
+    for (size_t i = 0; i < sizeof bad_t / sizeof bad_t[0]; i++) {
+        char buf[64];
+        memset(buf, POISON, sizeof buf);
+        const fp4_status st = fp4_tactic_name(bad_t[i], buf, sizeof buf);
+        tu_case(st == FP4_ERR_INVALID_ARGUMENT && buf[0] == 0 && fp4_last_error(NULL)[0],
+                "tactic_name({%d, %d}) -> INVALID_ARGUMENT, buf \"\" (%s)", (int)bad_t[i].backend, bad_t[i].config,
+                fp4_last_error(NULL));
+    }
+    {
+        char buf[8 + GUARD];
+        memset(buf, POISON, sizeof buf);
+        const fp4_status st = fp4_tactic_name((fp4_tactic){FP4_BACKEND_CPU_REF, 0}, buf, 8); /* needs 16 */
+        int guard = 1;
+        for (int i = 8; i < (int)sizeof buf; i++) guard &= buf[i] == (char)POISON;
+        tu_case(st == FP4_ERR_INVALID_ARGUMENT && buf[0] == 0 && guard,
+                "tactic_name into 8 bytes (\"cpu_ref/default\" needs 16) -> INVALID_ARGUMENT, buf \"\", nothing past 8");
+    }
+
+    /* listing: on a CPU context only cpu_ref/default can run */
+    region out = region_new(M * N * 4);
+    fp4_gemm_desc d;
+    valid_gemm(&d, &out);
+    fp4_tactic list[8];
+    memset(list, POISON, sizeof list);
+    int count = -1;
+    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 1 &&
+                list[0].backend == FP4_BACKEND_CPU_REF && list[0].config == 0 && ((uint8_t *)&list[1])[0] == POISON,
+            "list_tactics on a CPU context -> 1: cpu_ref/default");
+    count = -1;
+    tu_case(fp4_gemm_list_tactics(g_ctx, NULL, NULL, 0, &count) == FP4_OK && count == 1,
+            "list_tactics desc=NULL, out=NULL, cap=0 -> count 1");
+    d.backend = FP4_BACKEND_CUDA_SIMT; /* ignored by the list */
+    d.config = 3;
+    count = -1;
+    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 1,
+            "list_tactics ignores desc->backend and desc->config");
+    valid_gemm(&d, &out);
+    d.k = 24;
+    count = -1;
+    expect(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count), FP4_ERR_INVALID_ARGUMENT, g_ctx, "k", count == -1,
+           "list_tactics k=24");
+    valid_gemm(&d, &out);
+    expect(fp4_gemm_list_tactics(g_ctx, &d, list, 8, NULL), FP4_ERR_INVALID_ARGUMENT, g_ctx, "count", 1,
+           "list_tactics count=NULL");
+    expect(fp4_gemm_list_tactics(g_ctx, &d, list, -1, &count), FP4_ERR_INVALID_ARGUMENT, g_ctx, "cap", 1,
+           "list_tactics cap=-1");
+    expect(fp4_gemm_list_tactics(g_ctx, &d, NULL, 2, &count), FP4_ERR_INVALID_ARGUMENT, g_ctx, "out", 1,
+           "list_tactics out=NULL cap=2");
+    expect(fp4_gemm_list_tactics(NULL, &d, list, 8, &count), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", 1,
+           "list_tactics ctx=NULL");
+
+    /* selection and its reason */
+    char why[512 + GUARD];
+    fp4_tactic t = {(fp4_backend)77, 77};
+    valid_gemm(&d, &out);
+    d.backend = FP4_BACKEND_AUTO;
+    fp4_status st = fp4_gemm_select(g_ctx, &d, &t, why, 512);
+    if (!tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU_REF && t.config == 0 && names_word(why, "auto") &&
+                     names_word(why, "cpu_ref") && names_word(why, "default") && fp4_last_error(g_ctx)[0] == 0,
+                 "select auto on a CPU context -> cpu_ref/default, why: \"%s\"", why))
+        printf("  %s\n", fp4_status_name(st));
+    t.backend = (fp4_backend)77;
+    st = fp4_gemm_select(g_ctx, NULL, &t, why, 512);
+    tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU_REF && t.config == -1 && why[0],
+            "select desc=NULL -> cpu_ref with config -1 (chosen per problem): \"%s\"", why);
+    valid_gemm(&d, &out); /* explicit cpu_ref */
+    d.config = 0;
+    st = fp4_gemm_select(g_ctx, &d, &t, why, 512);
+    tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU_REF && t.config == 0 && names_word(why, "explicit"),
+            "select explicit cpu_ref/default -> itself, why: \"%s\"", why);
+    tu_case(fp4_gemm(g_ctx, &d) == FP4_OK && fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 512) == FP4_OK,
+            "gemm and backend_check honour desc->config = 0 on cpu_ref");
+    st = fp4_gemm_select(g_ctx, &d, &t, NULL, 0);
+    tu_case(st == FP4_OK && t.config == 0, "select with why=NULL -> FP4_OK");
+    valid_gemm(&d, &out);
+    d.backend = FP4_BACKEND_CUDA_SIMT;
+    d.config = 4;
+    t.backend = (fp4_backend)77;
+    memset(why, POISON, sizeof why);
+    st = fp4_gemm_select(g_ctx, &d, &t, why, 512);
+    tu_case(st == FP4_ERR_NOT_SUPPORTED && t.backend == 77 && names_word(why, "cuda_simt/gemv_mr8") &&
+                names_word(fp4_last_error(g_ctx), "cuda_simt/gemv_mr8"),
+            "select cuda_simt/gemv_mr8 on a CPU context -> NOT_SUPPORTED, why and last error name it: \"%s\"", why);
+    region_poison(&out);
+    expect(fp4_gemm(g_ctx, &d), FP4_ERR_NOT_SUPPORTED, g_ctx, "cuda_simt", region_untouched(&out),
+           "gemm cuda_simt/gemv_mr8 on a CPU context");
+    tu_case(fp4_backend_check(g_ctx, FP4_BACKEND_CUDA_SIMT, &d, why, 512) == FP4_ERR_NOT_SUPPORTED,
+            "backend_check cuda_simt with config 4 on a CPU context -> NOT_SUPPORTED (%s)", why);
+    valid_gemm(&d, &out);
+    d.config = 7;
+    st = fp4_gemm_select(g_ctx, &d, &t, why, 512);
+    tu_case(st == FP4_ERR_INVALID_ARGUMENT && names_word(why, "config"),
+            "select config out of range -> INVALID_ARGUMENT, why names config: \"%s\"", why);
+    valid_gemm(&d, &out);
+    expect(fp4_gemm_select(NULL, &d, &t, why, 512), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", 1, "select ctx=NULL");
+    expect(fp4_gemm_select(g_ctx, &d, NULL, why, 512), FP4_ERR_INVALID_ARGUMENT, g_ctx, "out", 1, "select out=NULL");
+    memset(why, POISON, sizeof why);
+    st = fp4_gemm_select(g_ctx, &d, &t, why, 8);
+    int guard = 1;
+    for (int i = 8; i < (int)sizeof why; i++) guard &= why[i] == (char)POISON;
+    tu_case(st == FP4_OK && memchr(why, 0, 8) && guard, "select with why_len = 8: truncated, NUL-terminated");
+    free(out.p);
+}
+
 /* ---- FP4GEMM_BACKEND ---------------------------------------------------------------------- */
 
 static void test_env_backend(void) {
@@ -834,46 +1141,88 @@ static void test_env_backend(void) {
     if (saved) snprintf(saved_copy, sizeof saved_copy, "%s", saved);
     region out = region_new(M * N * 4);
     fp4_gemm_desc d;
+    char why[512];
+    fp4_tactic t;
 
-    setenv("FP4GEMM_BACKEND", "cpu_ref", 1);
-    fp4_ctx *c = NULL;
-    fp4_status st = fp4_create(&c, -1);
-    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=cpu_ref: create -> FP4_OK")) {
-        valid_gemm(&d, &out);
-        d.backend = FP4_BACKEND_AUTO;
-        fp4_backend chosen = (fp4_backend)77;
-        region_poison(&out);
-        const int ok = fp4_gemm(c, &d) == FP4_OK && !region_untouched(&out) &&
-                       fp4_gemm_select_backend(c, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF;
-        tu_case(ok, "FP4GEMM_BACKEND=cpu_ref: auto GEMM runs (select -> cpu_ref)");
-        fp4_destroy(c);
+    static const char *cpu_names[] = {"cpu_ref", "CPU_REF", "Cpu_Ref/Default"};
+    for (int i = 0; i < 3; i++) {
+        setenv("FP4GEMM_BACKEND", cpu_names[i], 1);
+        fp4_ctx *c = NULL;
+        fp4_status st = fp4_create(&c, -1);
+        if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=%s: create -> FP4_OK", cpu_names[i])) {
+            valid_gemm(&d, &out);
+            d.backend = FP4_BACKEND_AUTO;
+            fp4_backend chosen = (fp4_backend)77;
+            region_poison(&out);
+            int ok = fp4_gemm(c, &d) == FP4_OK && !region_untouched(&out) &&
+                     fp4_gemm_select_backend(c, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF;
+            ok &= fp4_gemm_select(c, &d, &t, why, sizeof why) == FP4_OK && t.backend == FP4_BACKEND_CPU_REF &&
+                  t.config == 0 && strstr(why, "FP4GEMM_BACKEND") != NULL;
+            tu_case(ok, "FP4GEMM_BACKEND=%s: auto GEMM runs cpu_ref; select says why: \"%s\"", cpu_names[i], why);
+            fp4_destroy(c);
+        }
     }
 
-    setenv("FP4GEMM_BACKEND", "cuda_simt", 1);
-    c = NULL;
-    st = fp4_create(&c, -1);
-    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=cuda_simt: create a CPU context -> FP4_OK")) {
-        valid_gemm(&d, &out);
-        d.backend = FP4_BACKEND_AUTO;
-        region_poison(&out);
-        expect(fp4_gemm(c, &d), FP4_ERR_NOT_SUPPORTED, c, "cuda_simt", region_untouched(&out),
-               "FP4GEMM_BACKEND=cuda_simt: auto gemm on a CPU context");
-        /* an explicit backend in the descriptor still wins over the variable */
-        d.backend = FP4_BACKEND_CPU_REF;
-        tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=cuda_simt: explicit cpu_ref still runs");
-        fp4_destroy(c);
+    static const char *simt_names[] = {"cuda_simt", "cuda_simt/tiled"};
+    for (int i = 0; i < 2; i++) {
+        setenv("FP4GEMM_BACKEND", simt_names[i], 1);
+        fp4_ctx *c = NULL;
+        fp4_status st = fp4_create(&c, -1);
+        if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=%s: create a CPU context -> FP4_OK", simt_names[i])) {
+            valid_gemm(&d, &out);
+            d.backend = FP4_BACKEND_AUTO;
+            region_poison(&out);
+            expect(fp4_gemm(c, &d), FP4_ERR_NOT_SUPPORTED, c, simt_names[i], region_untouched(&out),
+                   "FP4GEMM_BACKEND=cuda_simt...: auto gemm on a CPU context");
+            /* an explicit backend in the descriptor still wins over the variable */
+            d.backend = FP4_BACKEND_CPU_REF;
+            tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=%s: explicit cpu_ref still runs", simt_names[i]);
+            fp4_destroy(c);
+        }
     }
 
+    /* a bad value: contexts, quantizing and explicit backends work; it is reported once (a
+     * warning), and an auto GEMM fails saying why */
+    log_capture cap = {0, FP4_LOG_OFF, ""};
+    const fp4_log_level level = fp4_get_log_level();
+    fp4_set_log_level(FP4_LOG_WARN);
+    fp4_set_log_callback(capture_fn, &cap);
     setenv("FP4GEMM_BACKEND", "garbage", 1);
-    c = (fp4_ctx *)0x1;
-    st = fp4_create(&c, -1);
-    expect(st, FP4_ERR_INVALID_ARGUMENT, NULL, "FP4GEMM_BACKEND", 1, "FP4GEMM_BACKEND=garbage: create");
-    if (st == FP4_OK) fp4_destroy(c);
+    fp4_ctx *c = NULL, *c2 = NULL;
+    const fp4_status st = fp4_create(&c, -1);
+    const fp4_status st2 = fp4_create(&c2, -1);
+    const int warned = cap.count == 1 && cap.level == FP4_LOG_WARN && strstr(cap.last, "FP4GEMM_BACKEND=garbage") &&
+                       strstr(cap.last, "cuda_simt/gemv_mr8");
+    fp4_set_log_callback(NULL, NULL);
+    fp4_set_log_level(level);
+    if (!tu_case(st == FP4_OK && st2 == FP4_OK && warned,
+                 "FP4GEMM_BACKEND=garbage: two contexts created, one warning listing the valid names"))
+        printf("  %s %s, %d messages, last \"%s\"\n", fp4_status_name(st), fp4_status_name(st2), cap.count, cap.last);
+    if (st == FP4_OK) {
+        region q = region_new(ROWS * K / 2), sf = region_new(512);
+        fp4_quant_desc qd;
+        valid_quant(&qd, &q, &sf);
+        tu_case(fp4_quantize(c, &qd) == FP4_OK, "FP4GEMM_BACKEND=garbage: quantize runs");
+        valid_gemm(&d, &out);
+        tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=garbage: explicit cpu_ref runs");
+        tu_case(fp4_gemm_select(c, &d, &t, why, sizeof why) == FP4_OK && strstr(why, "FP4GEMM_BACKEND ignored"),
+                "FP4GEMM_BACKEND=garbage: select explicit cpu_ref says the variable is ignored: \"%s\"", why);
+        d.backend = FP4_BACKEND_AUTO;
+        region_poison(&out);
+        expect(fp4_gemm(c, &d), FP4_ERR_INVALID_ARGUMENT, c, "FP4GEMM_BACKEND", region_untouched(&out),
+               "FP4GEMM_BACKEND=garbage: auto gemm");
+        tu_case(fp4_gemm_select(c, &d, &t, why, sizeof why) == FP4_ERR_INVALID_ARGUMENT &&
+                    strstr(why, "FP4GEMM_BACKEND=garbage") && strstr(why, "cpu_ref/default"),
+                "FP4GEMM_BACKEND=garbage: select auto -> INVALID_ARGUMENT, why names it and the valid names");
+        free(q.p);
+        free(sf.p);
+    }
+    fp4_destroy(c);
+    fp4_destroy(c2);
 
     setenv("FP4GEMM_BACKEND", "auto", 1);
     c = NULL;
-    st = fp4_create(&c, -1);
-    if (tu_case(st == FP4_OK, "FP4GEMM_BACKEND=auto: create -> FP4_OK")) {
+    if (tu_case(fp4_create(&c, -1) == FP4_OK, "FP4GEMM_BACKEND=auto: create -> FP4_OK")) {
         valid_gemm(&d, &out);
         d.backend = FP4_BACKEND_AUTO;
         tu_case(fp4_gemm(c, &d) == FP4_OK, "FP4GEMM_BACKEND=auto: auto gemm runs");
@@ -886,7 +1235,62 @@ static void test_env_backend(void) {
     free(out.p);
 }
 
-int main(void) {
+/* ---- FP4GEMM_LOG_LEVEL: read once per process, so each value runs in a child ------------- */
+
+/* The child: prints "<level> <level again> <messages> <last message>". */
+static int log_level_child(void) {
+    log_capture cap = {0, FP4_LOG_OFF, ""};
+    fp4_set_log_callback(capture_fn, &cap);
+    const fp4_log_level first = fp4_get_log_level();
+    fp4_ctx *c = NULL;
+    if (fp4_create(&c, -1) == FP4_OK) fp4_destroy(c);
+    const fp4_log_level again = fp4_get_log_level();
+    printf("%d %d %d %s\n", (int)first, (int)again, cap.count, cap.last);
+    return 0;
+}
+
+static void test_env_log_level(void) {
+    static const struct {
+        const char *value;
+        int level;    /* expected */
+        int warnings; /* expected messages */
+    } cases[] = {
+        {"info", FP4_LOG_INFO, 0}, {"INFO", FP4_LOG_INFO, 0}, {"Debug", FP4_LOG_DEBUG, 0},
+        {"off", FP4_LOG_OFF, 0},   {"verbose", FP4_LOG_WARN, 1}, {"2", FP4_LOG_WARN, 1},
+    };
+    char self[512];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || strchr(self, '\'')) {
+        tu_skip("FP4GEMM_LOG_LEVEL cases: can't find this program's path");
+        return;
+    }
+    self[n] = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[800];
+        snprintf(cmd, sizeof cmd, "FP4GEMM_LOG_LEVEL='%s' FP4GEMM_BACKEND= '%s' --log-level-child", cases[i].value,
+                 self);
+        FILE *p = popen(cmd, "r");
+        char line[1400] = "";
+        if (p) {
+            if (!fgets(line, sizeof line, p)) line[0] = 0;
+            pclose(p);
+        }
+        int first = 99, again = 99, count = -1;
+        char last[1300] = "";
+        const int got = sscanf(line, "%d %d %d %1299[^\n]", &first, &again, &count, last);
+        int ok = got >= 3 && first == cases[i].level && again == first && count == cases[i].warnings;
+        if (cases[i].warnings)
+            ok &= strstr(last, "FP4GEMM_LOG_LEVEL") != NULL && strstr(last, cases[i].value) != NULL &&
+                  strstr(last, "debug") != NULL;
+        if (!tu_case(ok, "FP4GEMM_LOG_LEVEL=%s -> level %s, %d warning%s", cases[i].value,
+                     fp4_log_level_name((fp4_log_level)cases[i].level), cases[i].warnings,
+                     cases[i].warnings ? " naming it and the valid levels (once)" : "s"))
+            printf("  child said \"%s\"\n", line);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--log-level-child") == 0) return log_level_child();
     const uint64_t seed = tu_seed(0xA91C0DEull);
     tu_begin("test_api", seed);
     tu_rng rng;
@@ -916,7 +1320,10 @@ int main(void) {
     test_global_scale_bad();
     test_gemm_bad();
     test_memory();
+    test_versioning();
+    test_tactics();
     test_env_backend();
+    test_env_log_level();
     fp4_destroy(g_ctx);
     return tu_finish();
 }

@@ -411,6 +411,168 @@ static void test_offsets(void) {
             "large valid sizes and offsets (past 2^31) are exact");
 }
 
+/* ---- fp4_sf_convert on the CPU ------------------------------------------------------------ */
+
+#define GUARD 32
+#define POISON 0xA5
+
+static const struct {
+    int64_t rows, k;
+} k_convert_shapes[] = {{1, 16}, {5, 48}, {31, 64}, {127, 64}, {128, 64}, {129, 80}, {300, 272}, {33, 144}};
+
+static void test_sf_convert(fp4_ctx *ctx, tu_rng *rng) {
+    for (size_t i = 0; i < sizeof k_convert_shapes / sizeof k_convert_shapes[0]; i++) {
+        const int64_t rows = k_convert_shapes[i].rows, k = k_convert_shapes[i].k, kb_n = k / 16;
+        const int64_t lin = fp4_sf_bytes(rows, k, FP4_SF_LINEAR);
+        const int64_t sw = fp4_sf_bytes(rows, k, FP4_SF_SWIZZLED_128x4);
+        uint8_t *src = malloc((size_t)lin), *back = malloc((size_t)lin + GUARD);
+        uint8_t *swz = malloc((size_t)sw + GUARD), *swz2 = malloc((size_t)sw + GUARD);
+        uint8_t *hit = calloc((size_t)sw, 1);
+        tu_fill_bytes(rng, src, lin); /* any bytes: NaN codes included, moved as they are */
+        memset(swz, POISON, (size_t)(sw + GUARD));
+        int ok = fp4_sf_convert(ctx, rows, k, src, FP4_SF_LINEAR, swz, FP4_SF_SWIZZLED_128x4, NULL) == FP4_OK;
+        // every scale where fp4_sf_offset and the independent reference put it, padding 0
+        for (int64_t r = 0; ok && r < rows; r++)
+            for (int64_t kb = 0; kb < kb_n; kb++) {
+                const int64_t off = fp4_sf_offset(r, kb, k, FP4_SF_SWIZZLED_128x4);
+                ok &= off == ref_sf_offset(r, kb, k, FP4_SF_SWIZZLED_128x4) && swz[off] == src[r * kb_n + kb];
+                hit[off] = 1;
+            }
+        int64_t pad = 0;
+        for (int64_t b = 0; b < sw; b++)
+            if (!hit[b]) {
+                ok &= swz[b] == 0;
+                pad++;
+            }
+        for (int g = 0; g < GUARD; g++) ok &= swz[sw + g] == POISON;
+        tu_case(ok, "sf_convert linear -> swizzled %lld x %lld: scales at fp4_sf_offset, %lld padding bytes 0",
+                (long long)rows, (long long)k, (long long)pad);
+        // and back
+        memset(back, POISON, (size_t)(lin + GUARD));
+        ok = fp4_sf_convert(ctx, rows, k, swz, FP4_SF_SWIZZLED_128x4, back, FP4_SF_LINEAR, NULL) == FP4_OK &&
+             memcmp(back, src, (size_t)lin) == 0;
+        for (int g = 0; g < GUARD; g++) ok &= back[lin + g] == POISON;
+        tu_case(ok, "sf_convert swizzled -> linear %lld x %lld: the original bytes back", (long long)rows,
+                (long long)k);
+        // same layout: a copy, with the swizzled padding (garbage in the source) written 0
+        for (int64_t b = 0; b < sw; b++)
+            if (!hit[b]) swz[b] = 0x5A;
+        memset(swz2, POISON, (size_t)(sw + GUARD));
+        ok = fp4_sf_convert(ctx, rows, k, swz, FP4_SF_SWIZZLED_128x4, swz2, FP4_SF_SWIZZLED_128x4, NULL) == FP4_OK;
+        for (int64_t b = 0; b < sw; b++) ok &= swz2[b] == (hit[b] ? swz[b] : 0);
+        memset(back, POISON, (size_t)(lin + GUARD));
+        ok &= fp4_sf_convert(ctx, rows, k, src, FP4_SF_LINEAR, back, FP4_SF_LINEAR, NULL) == FP4_OK &&
+              memcmp(back, src, (size_t)lin) == 0 && back[lin] == POISON;
+        tu_case(ok, "sf_convert same layout %lld x %lld: a copy (swizzled padding written 0)", (long long)rows,
+                (long long)k);
+        free(src);
+        free(back);
+        free(swz);
+        free(swz2);
+        free(hit);
+    }
+
+    /* bad arguments: INVALID_ARGUMENT naming the argument, nothing written */
+    uint8_t a[64 * 4], b[512 + GUARD];
+    memset(a, 1, sizeof a);
+    static const struct {
+        int64_t rows, k;
+        int src_null, dst_null, src_layout, dst_layout, overlap;
+        const char *what, *names;
+    } bad[] = {
+        {0, 64, 0, 0, 0, 1, 0, "rows=0", "rows"},
+        {-4, 64, 0, 0, 0, 1, 0, "rows=-4", "rows"},
+        {4, 24, 0, 0, 0, 1, 0, "k=24", "k"},
+        {4, 0, 0, 0, 0, 1, 0, "k=0", "k"},
+        {4, 64, 1, 0, 0, 1, 0, "src=NULL", "src"},
+        {4, 64, 0, 1, 0, 1, 0, "dst=NULL", "dst"},
+        {4, 64, 0, 0, 7, 1, 0, "src_layout=7", "src_layout"},
+        {4, 64, 0, 0, 0, -1, 0, "dst_layout=-1", "dst_layout"},
+        {4, 64, 0, 0, 0, 0, 1, "dst = src + 1 (overlap)", "overlap"},
+        {INT64_MAX / 2, 64, 0, 0, 0, 1, 0, "rows=INT64_MAX/2 (overflow)", "overflow"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(b, POISON, sizeof b);
+        uint8_t *dst = bad[i].overlap ? a + 1 : b;
+        const fp4_status st = fp4_sf_convert(ctx, bad[i].rows, bad[i].k, bad[i].src_null ? NULL : a,
+                                             (fp4_sf_layout)bad[i].src_layout, bad[i].dst_null ? NULL : dst,
+                                             (fp4_sf_layout)bad[i].dst_layout, NULL);
+        int untouched = 1;
+        for (size_t j = 0; j < sizeof b; j++) untouched &= b[j] == POISON;
+        for (size_t j = 0; j < sizeof a; j++) untouched &= a[j] == 1;
+        const char *msg = fp4_last_error(ctx);
+        if (!tu_case(st == FP4_ERR_INVALID_ARGUMENT && untouched && strstr(msg, bad[i].names),
+                     "sf_convert %s -> INVALID_ARGUMENT naming %s, nothing written", bad[i].what, bad[i].names))
+            printf("  %s \"%s\"%s\n", fp4_status_name(st), msg, untouched ? "" : ", AN OUTPUT WAS WRITTEN");
+    }
+    const fp4_status st = fp4_sf_convert(NULL, 4, 64, a, FP4_SF_LINEAR, b, FP4_SF_SWIZZLED_128x4, NULL);
+    tu_case(st == FP4_ERR_INVALID_ARGUMENT && strstr(fp4_last_error(NULL), "ctx"),
+            "sf_convert ctx=NULL -> INVALID_ARGUMENT");
+}
+
+/* ---- the quantizer's global scale read through a pointer (fp4gemm.h, docs/format.md) ------- */
+
+/* Quantizes 2 rows x 32 (4 blocks: finite, with +Inf, with -Inf and NaN, all zero) with the
+ * global scale read from *gs_ptr. */
+static fp4_status quantize_gs_ptr(fp4_ctx *ctx, const float *gs_ptr, float gs_value, uint8_t q[32], uint8_t sf[4],
+                                  uint32_t *flag) {
+    static float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
+    x[16 + 5] = INFINITY;
+    x[32 + 2] = -INFINITY;
+    x[32 + 9] = NAN;
+    for (int i = 48; i < 64; i++) x[i] = 0.0f;
+    fp4_quant_desc d;
+    fp4_quant_desc_init(&d);
+    d.rows = 2;
+    d.k = 32;
+    d.in = x;
+    d.global_scale = gs_value;
+    d.global_scale_ptr = gs_ptr;
+    d.out_q = q;
+    d.out_sf = sf;
+    d.nonfinite_flag = flag;
+    *flag = 0;
+    return fp4_quantize(ctx, &d);
+}
+
+static int is_nan_scale(uint8_t b) { return (b & 0x7F) == 0x7F; }
+
+static void test_global_scale_pointer(fp4_ctx *ctx) {
+    uint8_t q[32], sf[4], qm[32], sfm[4];
+    uint32_t flag = 0;
+    // gs = 0 (fp4_global_scale of a tensor with an Inf): Inf blocks 448, the rest 0, all decode to 0
+    const float zero = 0.0f;
+    int ok = quantize_gs_ptr(ctx, &zero, 1.0f, q, sf, &flag) == FP4_OK && flag == 1;
+    ok &= sf[0] == 0x00 && sf[1] == 0x7E && sf[2] == 0x7E && sf[3] == 0x00;
+    for (int i = 0; i < 64; i++) {
+        const uint8_t code = i & 1 ? q[i / 2] >> 4 : q[i / 2] & 15;
+        ok &= ref_e2m1_value(code) * ref_e4m3_value(sf[i / 16]) == 0.0;
+    }
+    if (!tu_case(ok, "quantize gs = 0 by pointer: blocks with an Inf get scale 0x7E (448, not NaN), the others 0; "
+                     "every element decodes to 0; nonfinite_flag set"))
+        printf("  scales %02X %02X %02X %02X flag %u\n", sf[0], sf[1], sf[2], sf[3], flag);
+
+    // other values no check can catch: never a NaN scale; an Inf block saturates unless gs < 0
+    static const float odd[] = {NAN, -0.0f, INFINITY, -5.0f, -INFINITY};
+    for (int i = 0; i < 5; i++) {
+        memset(sf, POISON, sizeof sf);
+        ok = quantize_gs_ptr(ctx, &odd[i], 1.0f, q, sf, &flag) == FP4_OK && flag == 1;
+        for (int b = 0; b < 4; b++) ok &= !is_nan_scale(sf[b]);
+        if (!(odd[i] < 0.0f)) ok &= sf[1] == 0x7E && sf[2] == 0x7E;
+        ok &= sf[3] == 0x00 || sf[3] == 0x80; /* all-zero block: scale 0 */
+        if (!tu_case(ok, "quantize gs = %g by pointer: no NaN scale byte%s", (double)odd[i],
+                     odd[i] < 0.0f ? "" : ", Inf blocks 0x7E"))
+            printf("  scales %02X %02X %02X %02X\n", sf[0], sf[1], sf[2], sf[3]);
+    }
+    // a valid gs by pointer: the same bytes as by value; an Inf block's scale saturates to 0x7E
+    const float ten = 10.0f;
+    ok = quantize_gs_ptr(ctx, &ten, 1.0f, q, sf, &flag) == FP4_OK &&
+         quantize_gs_ptr(ctx, NULL, 10.0f, qm, sfm, &flag) == FP4_OK && memcmp(q, qm, 32) == 0 &&
+         memcmp(sf, sfm, 4) == 0 && sf[1] == 0x7E && sf[2] == 0x7E;
+    tu_case(ok, "quantize gs = 10 by pointer == by value; the Inf blocks' scale saturates to 0x7E");
+}
+
 int main(void) {
     const uint64_t seed = tu_seed(0xF0F0A11CE5ull);
     tu_begin("test_format", seed);
@@ -421,5 +583,13 @@ int main(void) {
     test_half_types(&rng);
     test_nibbles(&rng);
     test_offsets();
+    fp4_ctx *ctx = NULL;
+    if (tu_ok(fp4_create(&ctx, -1), NULL, "fp4_create(-1)")) {
+        test_sf_convert(ctx, &rng);
+        test_global_scale_pointer(ctx);
+    } else {
+        tu_case(0, "create a CPU context");
+    }
+    fp4_destroy(ctx);
     return tu_finish();
 }

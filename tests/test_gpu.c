@@ -1,7 +1,8 @@
 /*
- * test_gpu.c - the GPU test driver: the GPU quantizer, dequantizer and global scale against
- * the CPU ones byte for byte, and every GPU backend that can run here (plus `auto`) against
- * the CPU reference GEMM. Skips (exit code 77) when there is no CUDA device.
+ * test_gpu.c - the GPU test driver: the GPU quantizer, dequantizer, global scale and scale
+ * layout conversion against the CPU ones byte for byte, and every GPU tactic that can run here
+ * (each config of each backend, as "cuda_simt/gemv_mr8", plus `auto`) against the CPU
+ * reference GEMM. Skips (exit code 77) when there is no CUDA device.
  *
  * GPU outputs are poisoned before each run (0xA5 for quantizer outputs, 0xFF = NaN in every
  * dtype for D), so that anything a kernel fails to write, or writes where it must not (the
@@ -632,14 +633,14 @@ static const char *a_name(fp4_dtype a) {
     return a == FP4_DTYPE_E2M1 ? "w4a4" : a == FP4_DTYPE_BF16 ? "w4a16-bf16" : "w4a16-f16";
 }
 
-/* Runs one backend x output dtype on the GPU and compares. */
-static void run_gemm_case(const gemm_problem *p, fp4_backend backend, fp4_dtype d_dtype,
+/* Runs one tactic x output dtype on the GPU and compares. */
+static void run_gemm_case(const gemm_problem *p, fp4_tactic tactic, fp4_dtype d_dtype,
                           int alpha_by_ptr) {
     const gemm_shape *s = p->s;
     const int64_t ldd = s->n + s->ldd_pad, esize = fp4_dtype_size(d_dtype);
     const int64_t d_bytes = s->m * ldd * esize;
     uint8_t *d_host = xmalloc(d_bytes);
-    char name[64];
+    char name[96];
     fp4_gemm_desc g;
     fp4_gemm_desc_init(&g);
     g.m = s->m;
@@ -657,17 +658,20 @@ static void run_gemm_case(const gemm_problem *p, fp4_backend backend, fp4_dtype 
     g.ldd = ldd;
     g.alpha = alpha_by_ptr ? 12345.0f : p->alpha; /* the pointer must win */
     g.alpha_ptr = alpha_by_ptr ? p->d_alpha : NULL;
-    g.backend = backend;
+    g.backend = tactic.backend;
+    g.config = tactic.config;
     g.stream = NULL;
 
-    snprintf(name, sizeof name, "%s", fp4_backend_name(backend));
-    if (backend == FP4_BACKEND_AUTO) {
-        fp4_backend chosen = FP4_BACKEND_AUTO;
-        if (fp4_gemm_select_backend(g_gpu, &g, &chosen) == FP4_OK)
-            snprintf(name, sizeof name, "auto(%s)", fp4_backend_name(chosen));
+    if (fp4_tactic_name(tactic, name, sizeof name) != FP4_OK) snprintf(name, sizeof name, "?");
+    if (tactic.backend == FP4_BACKEND_AUTO) {
+        fp4_tactic chosen;
+        char tname[64];
+        if (fp4_gemm_select(g_gpu, &g, &chosen, NULL, 0) == FP4_OK &&
+            fp4_tactic_name(chosen, tname, sizeof tname) == FP4_OK)
+            snprintf(name, sizeof name, "auto(%s)", tname);
     } else {
         char why[512];
-        if (fp4_backend_check(g_gpu, backend, &g, why, sizeof why) != FP4_OK) {
+        if (fp4_backend_check(g_gpu, tactic.backend, &g, why, sizeof why) != FP4_OK) {
             tu_skip("%s %s m=%lld n=%lld k=%lld: %s", name, a_name(p->a_dtype),
                     (long long)s->m, (long long)s->n, (long long)s->k, why);
             free(d_host);
@@ -746,7 +750,7 @@ done:
 }
 
 static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int variant,
-                              const fp4_backend *backends, int nbackends, int *alpha_counter) {
+                              const fp4_tactic *tactics, int ntactics, int *alpha_counter) {
     const int64_t m = s->m, n = s->n, k = s->k;
     gemm_problem p;
     memset(&p, 0, sizeof p);
@@ -845,12 +849,12 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
     TRY(g_gpu, fp4_malloc(g_gpu, (void **)&p.d_alpha, 4));
     TRY(g_gpu, fp4_upload(g_gpu, p.d_alpha, &p.alpha, 4));
 
-    // every backend x output dtype, alpha by value and by pointer in turn
+    // every tactic x output dtype, alpha by value and by pointer in turn
     {
         static const fp4_dtype d_dtypes[3] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};
-        for (int bi = 0; bi < nbackends; bi++)
+        for (int ti = 0; ti < ntactics; ti++)
             for (int di = 0; di < 3; di++)
-                run_gemm_case(&p, backends[bi], d_dtypes[di], (*alpha_counter)++ & 1);
+                run_gemm_case(&p, tactics[ti], d_dtypes[di], (*alpha_counter)++ & 1);
     }
     goto done;
 fail:
@@ -875,23 +879,33 @@ done:
 }
 
 static void test_gemm(void) {
-    // the GPU backends that can run here, then auto
-    static const fp4_backend gpu_backends[4] = {FP4_BACKEND_CUDA_SIMT, FP4_BACKEND_CUDA_MMA,
-                                                FP4_BACKEND_CUDA_WGMMA, FP4_BACKEND_CUBLASLT};
-    fp4_backend run[5];
+    // every tactic (backend/config) that can run on this device, then auto; each case below
+    // skips, saying why, where its config can't run the shape
+    fp4_tactic run[64];
     int nrun = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int b = FP4_BACKEND_CPU_REF + 1; b < FP4_BACKEND_COUNT; b++) {
         char why[512];
-        if (fp4_backend_check(g_gpu, gpu_backends[i], NULL, why, sizeof why) == FP4_OK)
-            run[nrun++] = gpu_backends[i];
-        else
-            tu_skip("%s: %s", fp4_backend_name(gpu_backends[i]), why);
+        if (fp4_backend_check(g_gpu, (fp4_backend)b, NULL, why, sizeof why) != FP4_OK)
+            tu_skip("%s: %s", fp4_backend_name((fp4_backend)b), why);
     }
-    fp4_backend chosen;
-    if (fp4_gemm_select_backend(g_gpu, NULL, &chosen) == FP4_OK)
-        run[nrun++] = FP4_BACKEND_AUTO;
-    else
-        tu_skip("auto: %s", fp4_last_error(g_gpu));
+    int count = 0;
+    if (!tu_ok(fp4_gemm_list_tactics(g_gpu, NULL, run, 63, &count), g_gpu, "fp4_gemm_list_tactics"))
+        count = 0;
+    nrun = count < 63 ? count : 63;
+    for (int i = 0; i < nrun; i++) {
+        char name[64] = "?";
+        (void)fp4_tactic_name(run[i], name, sizeof name);
+        printf("tactic %s\n", name);
+    }
+    fp4_tactic chosen;
+    char why[512];
+    if (fp4_gemm_select(g_gpu, NULL, &chosen, why, sizeof why) == FP4_OK) {
+        run[nrun].backend = FP4_BACKEND_AUTO;
+        run[nrun++].config = -1;
+        printf("auto: %s\n", why);
+    } else {
+        tu_skip("auto: %s", why);
+    }
 
     static const fp4_dtype a_dtypes[3] = {FP4_DTYPE_E2M1, FP4_DTYPE_BF16, FP4_DTYPE_F16};
     int variant = 0, alpha_counter = 0;
@@ -904,6 +918,160 @@ static void test_gemm(void) {
         }
         for (int ai = 0; ai < 3; ai++)
             test_gemm_problem(s, a_dtypes[ai], variant++, run, nrun, &alpha_counter);
+    }
+}
+
+/* cuda_simt's heuristic (its default config per M), as fp4_gemm_select reports it. */
+static void test_simt_heuristic(void) {
+    char why[512];
+    if (fp4_backend_check(g_gpu, FP4_BACKEND_CUDA_SIMT, NULL, why, sizeof why) != FP4_OK) {
+        tu_skip("cuda_simt heuristic: %s", why);
+        return;
+    }
+    static const struct {
+        int64_t m;
+        const char *want;
+    } cases[] = {{1, "cuda_simt/gemv_mr1"}, {2, "cuda_simt/gemv_mr2"}, {3, "cuda_simt/gemv_mr4"},
+                 {8, "cuda_simt/gemv_mr8"}, {16, "cuda_simt/gemv_mr8"}, {17, "cuda_simt/tiled"},
+                 {4096, "cuda_simt/tiled"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fp4_gemm_desc g;
+        fp4_gemm_desc_init(&g);
+        g.m = cases[i].m;
+        g.n = 64;
+        g.k = 64;
+        g.a = g.b = g.a_sf = g.b_sf = (const void *)(uintptr_t)4096; /* never dereferenced */
+        g.d = (void *)(uintptr_t)4096;
+        g.backend = FP4_BACKEND_CUDA_SIMT;
+        fp4_tactic t = {FP4_BACKEND_AUTO, -2};
+        char name[64] = "";
+        const fp4_status st = fp4_gemm_select(g_gpu, &g, &t, why, sizeof why);
+        (void)fp4_tactic_name(t, name, sizeof name);
+        tu_case(st == FP4_OK && strcmp(name, cases[i].want) == 0,
+                "cuda_simt heuristic for m = %lld -> %s (got %s: \"%s\")", (long long)cases[i].m,
+                cases[i].want, name, why);
+    }
+}
+
+/* ======================================================================================
+ * scale layout conversion, and the global scale through a pointer: GPU == CPU bytes
+ * ==================================================================================== */
+
+static void test_sf_convert_gpu(void) {
+    static const struct {
+        int64_t rows, k;
+    } shapes[] = {{1, 16}, {5, 48}, {127, 64}, {128, 64}, {129, 80}, {300, 272}, {4096, 7168}};
+    const fp4_sf_layout layouts[2] = {FP4_SF_LINEAR, FP4_SF_SWIZZLED_128x4};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t rows = shapes[i].rows, k = shapes[i].k;
+        for (int si = 0; si < 2; si++)
+            for (int di = 0; di < 2; di++) {
+                const fp4_sf_layout from = layouts[si], to = layouts[di];
+                const int64_t src_bytes = fp4_sf_bytes(rows, k, from);
+                const int64_t dst_bytes = fp4_sf_bytes(rows, k, to);
+                uint8_t *src = xmalloc(src_bytes), *want = xmalloc(dst_bytes + 64);
+                uint8_t *got = xmalloc(dst_bytes + 64);
+                void *d_src = NULL, *d_dst = NULL;
+                int ok = 0;
+                tu_fill_bytes(&g_rng, src, src_bytes); /* padding garbage too: must become 0 */
+                memset(want, 0xA5, (size_t)(dst_bytes + 64));
+                TRY(g_cpu, fp4_sf_convert(g_cpu, rows, k, src, from, want, to, NULL));
+                TRY(g_gpu, fp4_malloc(g_gpu, &d_src, src_bytes));
+                TRY(g_gpu, fp4_malloc(g_gpu, &d_dst, dst_bytes + 64));
+                TRY(g_gpu, fp4_upload(g_gpu, d_src, src, src_bytes));
+                TRY(g_gpu, fp4_memset(g_gpu, d_dst, 0xA5, dst_bytes + 64));
+                TRY(g_gpu, fp4_sf_convert(g_gpu, rows, k, d_src, from, d_dst, to, NULL));
+                TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+                TRY(g_gpu, fp4_download(g_gpu, got, d_dst, dst_bytes + 64));
+                {
+                    const int64_t diff = first_diff(got, want, dst_bytes + 64);
+                    ok = diff < 0;
+                    if (!ok)
+                        printf("  byte %lld: GPU %02X, CPU %02X\n", (long long)diff, got[diff],
+                               want[diff]);
+                }
+            fail:
+                tu_case(ok, "sf_convert %s -> %s %lld x %lld: GPU bytes == CPU bytes (padding 0, "
+                            "nothing past the end)",
+                        fp4_sf_layout_name(from), fp4_sf_layout_name(to), (long long)rows,
+                        (long long)k);
+                fp4_free(g_gpu, d_src);
+                fp4_free(g_gpu, d_dst);
+                free(src);
+                free(want);
+                free(got);
+            }
+    }
+    // bad arguments on the GPU context: checked before anything runs
+    const fp4_status st =
+        fp4_sf_convert(g_gpu, 4, 24, (void *)(uintptr_t)4096, FP4_SF_LINEAR,
+                       (void *)(uintptr_t)8192, FP4_SF_SWIZZLED_128x4, NULL);
+    tu_case(st == FP4_ERR_INVALID_ARGUMENT, "sf_convert k=24 on the GPU context -> INVALID_ARGUMENT");
+}
+
+/* A global scale of 0 (what fp4_global_scale gives a tensor with an Inf), NaN, -0 or Inf, read
+ * through global_scale_ptr (recipe flashinfer): the GPU writes the CPU's bytes, never a NaN
+ * scale, and the Inf blocks' scale saturates to 448. */
+static void test_gs_pointer_gpu(void) {
+    static const float values[] = {0.0f, NAN, -0.0f, INFINITY, 10.0f};
+    enum { ROWS = 3, K = 64 };
+    float x[ROWS * K];
+    for (int i = 0; i < ROWS * K; i++) x[i] = (float)((i * 7) % 13) - 6.0f;
+    x[5] = INFINITY;
+    x[K + 20] = -INFINITY;
+    x[2 * K + 40] = NAN;
+    const int64_t sf_bytes = fp4_sf_bytes(ROWS, K, FP4_SF_SWIZZLED_128x4);
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        uint8_t q_cpu[ROWS * K / 2], q_gpu[ROWS * K / 2], *sf_cpu = xmalloc(sf_bytes),
+                                                         *sf_gpu = xmalloc(sf_bytes);
+        void *d_x = NULL, *d_q = NULL, *d_sf = NULL, *d_gs = NULL;
+        uint32_t *d_flag = NULL, flag = 0;
+        int ok = 0;
+        fp4_quant_desc qd;
+        fp4_quant_desc_init(&qd);
+        qd.rows = ROWS;
+        qd.k = K;
+        qd.in = x;
+        qd.global_scale_ptr = &values[i];
+        qd.out_q = q_cpu;
+        qd.out_sf = sf_cpu;
+        qd.sf_layout = FP4_SF_SWIZZLED_128x4;
+        TRY(g_cpu, fp4_quantize(g_cpu, &qd));
+        TRY(g_gpu, fp4_malloc(g_gpu, &d_x, sizeof x));
+        TRY(g_gpu, fp4_malloc(g_gpu, &d_q, sizeof q_gpu));
+        TRY(g_gpu, fp4_malloc(g_gpu, &d_sf, sf_bytes));
+        TRY(g_gpu, fp4_malloc(g_gpu, &d_gs, 4));
+        TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_flag, 4));
+        TRY(g_gpu, fp4_upload(g_gpu, d_x, x, sizeof x));
+        TRY(g_gpu, fp4_upload(g_gpu, d_gs, &values[i], 4));
+        TRY(g_gpu, fp4_memset(g_gpu, d_q, 0xA5, sizeof q_gpu));
+        TRY(g_gpu, fp4_memset(g_gpu, d_sf, 0xA5, sf_bytes));
+        TRY(g_gpu, fp4_memset(g_gpu, d_flag, 0, 4));
+        qd.in = d_x;
+        qd.global_scale_ptr = d_gs;
+        qd.out_q = d_q;
+        qd.out_sf = d_sf;
+        qd.nonfinite_flag = d_flag;
+        TRY(g_gpu, fp4_quantize(g_gpu, &qd));
+        TRY(g_gpu, fp4_synchronize(g_gpu, NULL));
+        TRY(g_gpu, fp4_download(g_gpu, q_gpu, d_q, sizeof q_gpu));
+        TRY(g_gpu, fp4_download(g_gpu, sf_gpu, d_sf, sf_bytes));
+        TRY(g_gpu, fp4_download(g_gpu, &flag, d_flag, 4));
+        ok = memcmp(q_cpu, q_gpu, sizeof q_cpu) == 0 && memcmp(sf_cpu, sf_gpu, (size_t)sf_bytes) == 0 &&
+             flag == 1;
+        for (int64_t b = 0; b < sf_bytes; b++) ok &= sf_gpu[b] != 0x7F && sf_gpu[b] != 0xFF;
+        ok &= sf_gpu[fp4_sf_offset(0, 0, K, FP4_SF_SWIZZLED_128x4)] == 0x7E; /* the Inf block */
+    fail:
+        tu_case(ok, "quantize gs = %g through a device pointer: GPU bytes == CPU bytes, Inf blocks "
+                    "0x7E, no NaN scale, nonfinite_flag set",
+                (double)values[i]);
+        fp4_free(g_gpu, d_x);
+        fp4_free(g_gpu, d_q);
+        fp4_free(g_gpu, d_sf);
+        fp4_free(g_gpu, d_gs);
+        fp4_free(g_gpu, d_flag);
+        free(sf_cpu);
+        free(sf_gpu);
     }
 }
 
@@ -1002,6 +1170,9 @@ int main(void) {
     test_global_scale_edges();
     test_modelopt_ws2_group();
     test_quantizer_ties();
+    test_sf_convert_gpu();
+    test_gs_pointer_gpu();
+    test_simt_heuristic();
     test_gemm();
     test_error_paths(count);
 

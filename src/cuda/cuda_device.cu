@@ -1,10 +1,9 @@
 /*
  * cuda_device.cu - devices, contexts and memory on the CUDA side: device count and query,
  * context set-up, allocation, copies, memset and synchronization. None of these is on the
- * hot path: the kernels (quantize.cu, simt_gemm.cu) allocate nothing and never synchronize.
+ * hot path: the kernels (quantize.cu, simt/, ...) allocate nothing and never synchronize.
  */
 #include "cuda_util.cuh"
-#include "cuda/mma/mma.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -108,23 +107,8 @@ extern "C" fp4_status fp4_cuda_ctx_init(fp4_ctx *ctx) {
     }
     fp4_status st = select_device(ctx);
     if (st != FP4_OK) return st;
-    st = query_device(ctx, ctx->device, &ctx->info);
-    if (st != FP4_OK) return st;
-
-    /* Does the cuda_simt kernel have an image (SASS, or PTX to JIT) for this device? */
-    const cudaError_t probe = fp4_cuda_simt_probe();
-    (void)cudaGetLastError(); /* a missing image is not sticky: clear it */
-    ctx->simt_runs = probe == cudaSuccess;
-    if (!ctx->simt_runs)
-        fp4_log(FP4_LOG_INFO, "cuda_simt has no image for sm_%d on device %d: %s",
-                ctx->info.compute_capability, ctx->device, cudaGetErrorString(probe));
-    return fp4_cuda_mma_init(ctx, &ctx->mma_state);
-}
-
-extern "C" void fp4_cuda_ctx_fini(fp4_ctx *ctx) {
-    if (fp4_cuda_set_device(ctx) != FP4_OK) return;
-    fp4_cuda_mma_fini(ctx->mma_state);
-    ctx->mma_state = NULL;
+    /* the backends' own set-up (cuda_simt's image probe, ...) is their init: src/registry.c */
+    return query_device(ctx, ctx->device, &ctx->info);
 }
 
 /* ---- memory (synchronous; not on the hot path) --------------------------------------------- */

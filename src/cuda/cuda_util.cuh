@@ -76,12 +76,6 @@ static inline bool fp4_dispatch_float_dtype(fp4_dtype dtype, F &&f) {
     }
 }
 
-/* ---- host: the cuda_simt kernel's probe (src/cuda/simt_gemm.cu) ------------------------ */
-
-/* cudaFuncGetAttributes on one cuda_simt kernel: cudaSuccess iff it has an image for the
- * current device. The error it may return is not sticky. */
-cudaError_t fp4_cuda_simt_probe(void);
-
 /* ---- device: one k-block of 16 F32/F16/BF16 values ------------------------------------ */
 
 /* Loads elements [offset, offset + 16) of an F32/F16/BF16 array as float (exactly).
@@ -166,10 +160,5 @@ __device__ __forceinline__ void fp4_store_block16(void *base, int64_t offset, bo
         p4[1] = v1;
     }
 }
-
-/* The small-M path of cuda_simt (src/cuda/simt_gemv.cu): fp4_cuda_simt_gemm hands it problems
- * with m <= FP4_SIMT_GEMV_MAX_M, validated and defaulted, on the current device. */
-#define FP4_SIMT_GEMV_MAX_M 16
-fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc);
 
 #endif /* FP4_CUDA_UTIL_CUH */

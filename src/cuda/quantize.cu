@@ -60,7 +60,7 @@ __device__ __forceinline__ void quantize_block16_flashinfer(const float x[16], f
                                                             uint2 *packed) {
     // 2. sf = e4m3(vmax * (gs * fp32(1/6))), 0 for vmax = 0 (even for a NaN or Inf gs)
     const float sf_f32 = vmax == 0.0f ? 0.0f : __fmul_rn(vmax, __fmul_rn(gs, FP4_ONE_SIXTH_F32));
-    const uint8_t code = fp4_e4m3_encode(sf_f32);
+    const uint8_t code = fp4_block_scale_code(sf_f32); /* never NaN: Inf * gs 0 -> 448 */
     const float sf_val = fp4_e4m3_decode(code);
     // 3. out_scale = min(1 / (sf * (1 / gs)), FLT_MAX), 0 for an all-zero block; a zero scale
     //    with vmax != 0 gives 1/0 = Inf -> FLT_MAX (nonzero elements become +-6)
@@ -115,8 +115,7 @@ __global__ void __launch_bounds__(kThreads) quantize_kernel(QuantArgs p) {
          idx += (int64_t)gridDim.x * blockDim.x) {
         const int64_t row = idx / kb_grid;
         const int64_t kb = idx - row * kb_grid;
-        const int64_t sf_off = p.swizzled ? fp4_sf_offset_swizzled(row, kb, p.k)
-                                          : fp4_sf_offset_linear(row, kb, p.k);
+        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, row, kb, p.k);
         if (row >= p.rows || kb >= kblocks) {
             p.out_sf[sf_off] = 0; /* swizzled padding */
             continue;
@@ -182,8 +181,7 @@ __global__ void __launch_bounds__(kThreads) dequantize_kernel(DequantArgs p) {
 #pragma unroll
             for (int j = 0; j < 8; j++) bytes[j] = q[j];
         }
-        const int64_t sf_off = p.swizzled ? fp4_sf_offset_swizzled(row, kb, p.k)
-                                          : fp4_sf_offset_linear(row, kb, p.k);
+        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, row, kb, p.k);
         const float scale = fp4_e4m3_decode(p.sf[sf_off]);
 
         // decode, store
@@ -236,17 +234,14 @@ __global__ void __launch_bounds__(kThreads)
  * finite), in place: fp4_global_scale_from_amax on the device. */
 __global__ void global_scale_finalize_kernel(float *gs_inout) {
     const float amax = __uint_as_float(*reinterpret_cast<const unsigned int *>(gs_inout));
-    float gs = __fdiv_rn(448.0f * 6.0f, amax);
-    if (amax == 0.0f) gs = 1.0f;
-    if (!isfinite(gs)) gs = FLT_MAX;
-    *gs_inout = gs;
+    *gs_inout = fp4_global_scale_from_amax(amax);
 }
 
 /* Turns the amax bits at *ws2_inout into ModelOpt's decode scale ws2 = amax / 2688, in
  * place: fp4_modelopt_ws2_from_amax on the device. */
 __global__ void modelopt_ws2_finalize_kernel(float *ws2_inout) {
     const float amax = __uint_as_float(*reinterpret_cast<const unsigned int *>(ws2_inout));
-    *ws2_inout = __fdiv_rn(amax, 2688.0f);
+    *ws2_inout = fp4_modelopt_ws2_from_amax(amax);
 }
 
 /* Max-accumulates max |x| of one [rows, k] tensor into *amax_bits (amax_kernel). */

@@ -1,6 +1,6 @@
 /*
  * mma.h - the `cuda_mma` backend (src/cuda/mma/sm80_mma_gemm.cu): NVFP4 GEMM on mma.sync tensor
- * cores, any GPU from sm_80. C-callable; the dispatcher and the context use it.
+ * cores, any GPU from sm_80. C-callable; its ops table (mma_backend.c) puts it in the registry.
  *
  * Configs (tactics) are a table of instantiated kernels, each a (tokens per CTA, weight rows
  * per warp) pair; the split-K factor of a launch is chosen per problem from the shape, the SM

@@ -1,6 +1,7 @@
 /*
- * simt_gemm.cu - the `cuda_simt` backend: a plain CUDA-core GEMM, the GPU correctness
- * baseline. Any GPU from sm_70; no tensor-core or arch-specific instructions.
+ * simt_gemm.cu - the `cuda_simt` backend's tiled kernel (config "tiled"), its run entry and
+ * its per-context set-up: a plain CUDA-core GEMM, the GPU correctness baseline. Any GPU from
+ * sm_70; no tensor-core or arch-specific instructions. The small-M kernel: simt_gemv.cu.
  *
  *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]      FP32 accumulation with FMA
  *   W4A4:  A is (M, K/2) bytes of E2M1 + E4M3 scales; W4A16: A is (M, K) BF16/F16
@@ -16,11 +17,14 @@
  */
 #include "simt_args.cuh"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include <type_traits>
 
 namespace {
 
-constexpr int kTileM = 64;  /* rows of D (of A) per block */
+constexpr int kTileM = SIMT_TILE_M; /* rows of D (of A) per block: 64 */
 constexpr int kTileN = 64;  /* columns of D (rows of B) per block */
 constexpr int kTileK = 64;  /* K per step: 4 k-blocks */
 constexpr int kThreads = 256;
@@ -47,9 +51,7 @@ __device__ __forceinline__ void decode_fp4_block(const uint8_t *q, const uint8_t
 #pragma unroll
         for (int j = 0; j < 8; j++) bytes[j] = p[j];
     }
-    const int64_t off =
-        swizzled ? fp4_sf_offset_swizzled(row, kb, k) : fp4_sf_offset_linear(row, kb, k);
-    const float scale = fp4_e4m3_decode(sf[off]);
+    const float scale = fp4_e4m3_decode(sf[fp4_sf_offset_at(swizzled, row, kb, k)]);
 #pragma unroll
     for (int j = 0; j < 8; j++) {
         v[2 * j] = fp4_e2m1_decode(bytes[j] & 0xF) * scale;
@@ -137,26 +139,13 @@ __global__ void __launch_bounds__(kThreads) sm70_simt_gemm_kernel(SimtArgs p) {
     }
 }
 
-} // namespace
-
-cudaError_t fp4_cuda_simt_probe(void) {
-    cudaFuncAttributes attr;
-    return cudaFuncGetAttributes(&attr, sm70_simt_gemm_kernel<FP4_DTYPE_E2M1, FP4_DTYPE_BF16>);
-}
-
-extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
-    fp4_status st = fp4_cuda_set_device(ctx);
-    if (st != FP4_OK) return st;
-
-    // v2: few rows of A (decode): a pass over B, one warp per pair of its rows
-    if (desc->m <= FP4_SIMT_GEMV_MAX_M) return fp4_cuda_simt_gemv(ctx, desc);
-
+/* The tiled launch (config "tiled"), on the current device. */
+fp4_status simt_tiled(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     const SimtArgs p = simt_args_from_desc(desc);
 
-    /* NOTE: gridDim.y is limited to 65535, gridDim.x to 2^31 - 1: M tiles go on x (cuda_simt's
-     * predicate in src/dispatch.c refuses m past 2^31 - 1 tiles), and the kernel strides over
-     * N tiles beyond 65535 (n > 4M). */
-    static_assert(kTileM == 64, "src/dispatch.c's m limit for cuda_simt counts 64-row tiles");
+    /* NOTE: gridDim.y is limited to 65535, gridDim.x to 2^31 - 1: M tiles go on x (the config's
+     * predicate in simt_backend.c refuses m past 2^31 - 1 tiles of SIMT_TILE_M rows), and the
+     * kernel strides over N tiles beyond 65535 (n > 4M). */
     const int64_t m_tiles = fp4_ceil_div(p.m, kTileM);
     const int64_t n_tiles = fp4_ceil_div(p.n, kTileN);
     const dim3 grid((unsigned)m_tiles, (unsigned)(n_tiles < 65535 ? n_tiles : 65535));
@@ -172,4 +161,45 @@ extern "C" fp4_status fp4_cuda_simt_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc
                         (int)desc->a_dtype, (int)desc->d_dtype);
     FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_simt kernel launch");
     return FP4_OK;
+}
+
+} // namespace
+
+/* ---- the backend's entries (simt_configs.h) ------------------------------------------- */
+
+extern "C" fp4_status fp4_cuda_simt_init(fp4_ctx *ctx, void **state) {
+    *state = NULL;
+    if (ctx->device < 0) return FP4_OK;
+    simt_state *s = static_cast<simt_state *>(calloc(1, sizeof(simt_state)));
+    if (!s) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cuda_simt: out of host memory");
+    /* Does the kernel have an image (SASS, or PTX to JIT) for this device? The error that
+     * cudaFuncGetAttributes returns for a missing image is not sticky: clear it. */
+    cudaFuncAttributes attr;
+    const cudaError_t probe =
+        cudaFuncGetAttributes(&attr, sm70_simt_gemm_kernel<FP4_DTYPE_E2M1, FP4_DTYPE_BF16>);
+    (void)cudaGetLastError();
+    s->has_image = probe == cudaSuccess;
+    if (!s->has_image) {
+        snprintf(s->why, sizeof s->why, "%s", cudaGetErrorString(probe));
+        fp4_log(FP4_LOG_INFO, "cuda_simt has no image for sm_%d on device %d: %s",
+                ctx->info.compute_capability, ctx->device, s->why);
+    }
+    *state = s;
+    return FP4_OK;
+}
+
+extern "C" void fp4_cuda_simt_fini(fp4_ctx *ctx, void *state) { free(state); }
+
+extern "C" fp4_status fp4_cuda_simt_run(fp4_ctx *ctx, const fp4_gemm_desc *desc, int config) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    switch (config) {
+    case SIMT_TILED: return simt_tiled(ctx, desc);
+    case SIMT_GEMV_MR1:
+    case SIMT_GEMV_MR2:
+    case SIMT_GEMV_MR4:
+    case SIMT_GEMV_MR8: return fp4_cuda_simt_gemv(ctx, desc, SIMT_GEMV_ROWS(config));
+    default: break;
+    }
+    return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "cuda_simt: no config %d", config);
 }

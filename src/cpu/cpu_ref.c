@@ -1,15 +1,16 @@
-/* gemm_ref.c - the cpu_ref backend: the obvious triple loop, accumulated in double.
+/* cpu_ref.c - the cpu_ref backend: the obvious triple loop, accumulated in double.
  * Every product of two NVFP4 elements is exact in double, so this is the exact sum up to
- * the final rounding to the output type. */
+ * the final rounding to the output type. One config, "default". */
+#include "backend.h"
 #include "format.h"
-#include "internal.h"
+
+#include <stdio.h>
 
 /* The E4M3 scale of (row, k-block kb) of an operand; 1 for W4A16's unscaled A. */
 static double block_scale(const void *sf, fp4_sf_layout layout, fp4_dtype dtype, int64_t row,
                           int64_t kb, int64_t k) {
     if (dtype != FP4_DTYPE_E2M1) return 1.0;
-    const int64_t off = layout == FP4_SF_SWIZZLED_128x4 ? fp4_sf_offset_swizzled(row, kb, k)
-                                                        : fp4_sf_offset_linear(row, kb, k);
+    const int64_t off = fp4_sf_offset_at(layout == FP4_SF_SWIZZLED_128x4, row, kb, k);
     return (double)fp4_e4m3_decode(((const uint8_t *)sf)[off]);
 }
 
@@ -35,3 +36,35 @@ void fp4_ref_gemm(const fp4_gemm_desc *d, float alpha) {
         }
     }
 }
+
+/* ---- the backend's entries --------------------------------------------------------------- */
+
+static const char *cpu_ref_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
+                                   size_t len) {
+    if (ctx->device < 0) return NULL;
+    snprintf(buf, len, "runs on CPU contexts (device -1); this context is on CUDA device %d",
+             ctx->device);
+    return buf;
+}
+
+static int cpu_ref_config_count(void) { return 1; }
+
+static const char *cpu_ref_config_name(int config) { return config == 0 ? "default" : NULL; }
+
+static const char *cpu_ref_config_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                                          int config, char *buf, size_t len) {
+    return NULL; /* any problem that passed the argument checks */
+}
+
+static int cpu_ref_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) { return 0; }
+
+static fp4_status cpu_ref_run(fp4_ctx *ctx, const fp4_gemm_desc *desc, int config) {
+    fp4_ref_gemm(desc, desc->alpha_ptr ? *desc->alpha_ptr : desc->alpha);
+    return FP4_OK;
+}
+
+const fp4_backend_ops fp4_cpu_ref_ops = {
+    FP4_BACKEND_CPU_REF, "cpu_ref", NULL, NULL, cpu_ref_why_not,
+    cpu_ref_config_count, cpu_ref_config_name, cpu_ref_config_why_not, cpu_ref_default_config,
+    cpu_ref_run,
+};

@@ -1,11 +1,13 @@
 /*
  * simt_args.cuh - the arguments of the cuda_simt kernels (tiled: simt_gemm.cu, small-M:
- * simt_gemv.cu), made once from a validated, defaulted GEMM descriptor.
+ * simt_gemv.cu), made once from a validated, defaulted GEMM descriptor, and the launchers
+ * the two files share. The configs and their limits: simt_configs.h.
  */
 #ifndef FP4_SIMT_ARGS_CUH
 #define FP4_SIMT_ARGS_CUH
 
-#include "cuda_util.cuh"
+#include "cuda/cuda_util.cuh"
+#include "cuda/simt/simt_configs.h"
 
 struct SimtArgs {
     int64_t m, n, k;
@@ -59,5 +61,9 @@ static inline bool simt_dispatch_types(fp4_dtype a_dtype, fp4_dtype d_dtype, F &
     default: return false;
     }
 }
+
+/* The small-M launcher (simt_gemv.cu): rows_a = SIMT_GEMV_ROWS of a gemv_mr* config, on the
+ * current device. */
+fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc, int rows_a);
 
 #endif /* FP4_SIMT_ARGS_CUH */

@@ -1,6 +1,7 @@
 /*
- * simt_gemv.cu - the small-M path of the `cuda_simt` backend (M <= 16: decode-size GEMMs).
- * CUDA cores only, any GPU from sm_70 (fp16x2 arithmetic needs sm_53).
+ * simt_gemv.cu - the small-M kernel of the `cuda_simt` backend (configs gemv_mr1/2/4/8, which
+ * its heuristic picks for M <= 16: decode-size GEMMs). CUDA cores only, any GPU from sm_70
+ * (fp16x2 arithmetic needs sm_53).
  *
  *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]
  *   B is (N, K/2) bytes of E2M1 + E4M3 scales; A is E2M1 + scales (W4A4) or BF16/F16 (W4A16)
@@ -29,12 +30,7 @@ namespace {
 constexpr int kGemvWarps = 4;       /* warps per block */
 constexpr int kRowsPerWarp = 2;     /* rows of B per warp */
 constexpr int kGemvThreads = 32 * kGemvWarps;
-constexpr int kGemvMaxRowsA = 8;    /* rows of A per block (grid.y covers more) */
-
-
-__device__ __forceinline__ int64_t sf_offset(bool swizzled, int64_t row, int64_t kb, int64_t k) {
-    return swizzled ? fp4_sf_offset_swizzled(row, kb, k) : fp4_sf_offset_linear(row, kb, k);
-}
+constexpr int kGemvMaxRowsA = SIMT_GEMV_MAX_ROWS; /* rows of A per block (grid.y covers more) */
 
 /* The 8 bytes (16 E2M1 codes) of k-block kb of a packed row. */
 __device__ __forceinline__ uint2 load_block8(const uint8_t *row, int64_t kb, bool vec) {
@@ -74,13 +70,13 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(SimtArgs p
 
     // NOTE: a lane's k-block advances by 32 per step, so in both layouts its scale offset
     // advances by a constant (swizzled: 8 tiles of 512 bytes). Within a 32-row slice the
-    // swizzled offset of row r + j is that of row r plus 16 j, and m < 32 here (M <= 16) and
-    // a warp's RW rows of B (RW | 32) never cross a 32-row slice.
+    // swizzled offset of row r + j is that of row r plus 16 j, and neither a block's MR rows of
+    // A (m0 is a multiple of MR, MR | 32) nor a warp's RW rows of B (RW | 32) cross a slice.
     const int64_t b_sf_step = p.b_swizzled ? 8 * 512 : 32;
     const int64_t a_sf_step = p.a_swizzled ? 8 * 512 : 32;
     const int64_t b_sf_row = p.b_swizzled ? 16 : kblocks; /* + per row, inside a slice */
     const int64_t a_sf_row = p.a_swizzled ? 16 : kblocks;
-    static_assert(32 % RW == 0, "a warp's rows of B stay inside one 32-row slice");
+    static_assert(32 % RW == 0 && 32 % MR == 0, "rows of A and B stay inside one 32-row slice");
 
     for (int64_t g = (int64_t)blockIdx.x * kGemvWarps + warp; g < groups;
          g += (int64_t)gridDim.x * kGemvWarps) {
@@ -92,8 +88,8 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(SimtArgs p
             for (int j = 0; j < RW; j++) acc[r][j] = 0.0f;
 
         const uint8_t *b_blk = p.b + n0 * (k / 2) + (int64_t)lane * 8; /* row n0, k-block lane */
-        int64_t b_sf = sf_offset(p.b_swizzled, n0, lane, k);
-        int64_t a_sf = AT == FP4_DTYPE_E2M1 ? sf_offset(p.a_swizzled, m0, lane, k) : 0;
+        int64_t b_sf = fp4_sf_offset_at(p.b_swizzled, n0, lane, k);
+        int64_t a_sf = AT == FP4_DTYPE_E2M1 ? fp4_sf_offset_at(p.a_swizzled, m0, lane, k) : 0;
 
         // raw bytes of the warp's rows of B at one k-block: loaded a step ahead of their use
         uint2 w_next[RW];
@@ -187,8 +183,6 @@ __global__ void __launch_bounds__(kGemvThreads) sm70_simt_gemv_kernel(SimtArgs p
 }
 
 static_assert(kGemvMaxRowsA * kRowsPerWarp <= 32, "one lane stores each output of a warp");
-static_assert(FP4_SIMT_GEMV_MAX_M <= 32, "A's rows stay in the first 32-row slice of the swizzled "
-                                         "layout (the kernel's scale offsets rely on it)");
 
 template <fp4_dtype AT, fp4_dtype DT>
 void launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
@@ -202,9 +196,8 @@ void launch_rows(int mr, dim3 grid, cudaStream_t stream, const SimtArgs &p) {
 
 } // namespace
 
-fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
+fp4_status fp4_cuda_simt_gemv(fp4_ctx *ctx, const fp4_gemm_desc *desc, int mr) {
     const SimtArgs p = simt_args_from_desc(desc);
-    const int mr = p.m <= 1 ? 1 : p.m <= 2 ? 2 : p.m <= 4 ? 4 : kGemvMaxRowsA;
     const int64_t groups = fp4_ceil_div(p.n, kRowsPerWarp);
     int64_t blocks = fp4_ceil_div(groups, kGemvWarps);
     if (blocks > (1 << 20)) blocks = 1 << 20; /* the kernel strides over the rest */
