@@ -28,6 +28,11 @@
 extern "C" {
 #endif
 
+/* The library is compiled with hidden symbols; what this header declares is what it exports. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+
 struct CUstream_st; /* cudaStream_t without the CUDA headers */
 
 #define FP4GEMM_VERSION_MAJOR 0
@@ -314,6 +319,10 @@ fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_
 /* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`
  * backends into out and returns how many there are. */
 int fp4_backend_policy(int compute_capability, fp4_backend *out, int cap);
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
