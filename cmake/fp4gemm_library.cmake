@@ -2,6 +2,13 @@
 # API exported, a SONAME, and the CUDA and C++ runtimes kept as the library's own
 # dependencies. Included by CMakeLists.txt once the fp4gemm target has its sources.
 
+add_library(fp4gemm::fp4gemm ALIAS fp4gemm) # the name consumers use, in the tree as installed
+
+# The include directory consumers get: the source tree's include/ in the build, the installed
+# one after cmake --install (the plain `PUBLIC include` of CMakeLists.txt can't be exported).
+set_property(TARGET fp4gemm PROPERTY INTERFACE_INCLUDE_DIRECTORIES
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+
 # SONAME: while the major version is 0, a minor release may change the ABI, so the SONAME
 # carries major.minor (libfp4gemm.so.0.1); from 1.0 on, the major alone.
 if(PROJECT_VERSION_MAJOR EQUAL 0)
