@@ -68,7 +68,9 @@ elseif(MODE STREQUAL "pkg-config")
   endif()
   message(STATUS "pkg-config --cflags --libs ${_static} fp4gemm: ${_flags}")
   separate_arguments(_flags UNIX_COMMAND "${_flags}")
-  run_checked("compile and link" "${C_COMPILER}" "${_example}" ${_flags} -o "${WORK}/gemm_example")
+  # strict C11 as well: the public header must compile cleanly in a user's strict build
+  run_checked("compile and link" "${C_COMPILER}" -std=c11 -Wall -Wextra -Wpedantic -Werror
+              "${_example}" ${_flags} -o "${WORK}/gemm_example")
   # a prefix outside the loader's path: LD_LIBRARY_PATH, as the README says
   execute_process(COMMAND "${PKG_CONFIG}" --variable=libdir fp4gemm
                   OUTPUT_VARIABLE _libdir OUTPUT_STRIP_TRAILING_WHITESPACE)
