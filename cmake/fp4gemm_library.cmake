@@ -21,7 +21,7 @@ endif()
 # include/fp4gemm.h gives what it declares default visibility (#pragma GCC visibility), so
 # internal functions (fp4_ref_*, fp4_cuda_*, ...) stay inside. The version script is the net
 # for what static archives bring in (cudart_static would otherwise export every cuda* symbol
-# and clash with the application's own CUDA runtime). tests/exports.cmake checks the result.
+# and clash with the application's own CUDA runtime). Test library_exports checks the result.
 set_target_properties(fp4gemm PROPERTIES
   C_VISIBILITY_PRESET hidden
   CUDA_VISIBILITY_PRESET hidden
