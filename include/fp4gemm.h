@@ -28,6 +28,11 @@
 extern "C" {
 #endif
 
+/* The library is compiled with hidden symbols; what this header declares is what it exports. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility push(default)
+#endif
+
 struct CUstream_st; /* cudaStream_t without the CUDA headers */
 
 #define FP4GEMM_VERSION_MAJOR 0
@@ -396,6 +401,10 @@ fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_ta
  * FP4GEMM_BACKEND that auto needed) why and fp4_last_error say why. */
 fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
                            char *why, size_t why_len);
+
+#if defined(__GNUC__) && !defined(_WIN32)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }
