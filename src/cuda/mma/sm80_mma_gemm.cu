@@ -381,6 +381,9 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                 for (int e = 0; e < 4; e++) accs[q][r][j][e] = 0.0f;
 
     // ---- prologue: stages 0..kStages-2 in flight -------------------------------------------
+    if constexpr (kA4) {
+        if (nst > 0) load_act4(st_begin);
+    }
 #pragma unroll
     for (int s = 0; s < kStages - 1; s++) {
         if (s < nst) {
@@ -388,9 +391,6 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
             if constexpr (!kA4) issue_act16(st_begin + s, s);
         }
         cp_async_commit();
-    }
-    if constexpr (kA4) {
-        if (nst > 0) load_act4(st_begin);
     }
 
     // ---- main loop --------------------------------------------------------------------------
@@ -501,19 +501,40 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         __syncthreads();
         if (s_prev != (unsigned)p.splits - 1) return;
         __threadfence();
+        // the sums in split order; U splits' loads in flight at a time (at least 16 loads)
+        constexpr int U = kAcc >= 16 ? 1 : 16 / kAcc;
+        const float *part0 = p.partials + (int64_t)tile * kAcc * kThreads + tid;
+        const int64_t split_stride = (int64_t)gridDim.x * kAcc * kThreads;
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
             for (int j = 0; j < N8; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float sum = 0.0f;
+                for (int e = 0; e < 4; e++) acc[r][j][e] = 0.0f;
 #pragma unroll 1
-                    for (int sp = 0; sp < p.splits; sp++)
-                        sum += __ldcg(p.partials + ((int64_t)sp * gridDim.x + tile) * kAcc * kThreads +
-                                      ((r * N8 + j) * 4 + e) * kThreads + tid);
-                    acc[r][j][e] = sum;
-                }
+        for (int sp0 = 0; sp0 < p.splits; sp0 += U) {
+            float v[U][R][N8][4];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < N8; j++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            v[u][r][j][e] = sp0 + u < p.splits
+                                                ? __ldcg(part0 + (sp0 + u) * split_stride +
+                                                         ((r * N8 + j) * 4 + e) * kThreads)
+                                                : 0.0f;
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < R; r++)
+#pragma unroll
+                    for (int j = 0; j < N8; j++)
+#pragma unroll
+                        for (int e = 0; e < 4; e++) acc[r][j][e] += v[u][r][j][e];
+        }
         if (tid == 0) p.counters[tile] = 0; /* ready for the next launch */
     }
 
