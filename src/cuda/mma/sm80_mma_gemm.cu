@@ -36,6 +36,7 @@
  * are paired the same way.
  */
 #include "cuda/cuda_util.cuh"
+#include "backend.h"
 #include "cuda/mma/mma.h"
 
 #include <cuda_bf16.h>
@@ -696,12 +697,14 @@ extern "C" const char *fp4_cuda_mma_config_name(int config) {
 }
 
 extern "C" int fp4_cuda_mma_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
-    (void)ctx;
     const int64_t m = desc ? desc->m : 1;
-    if (m <= 8) return 0;  /* m8_r1 */
-    if (m <= 16) return 1; /* m16_r1 */
-    if (m <= 32) return 2; /* m32_r1 */
-    return 3;              /* m64_r1 */
+    int config = m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : 3; /* m8_r1 .. m64_r1 */
+    // fewer tokens per CTA where the device's shared memory is smaller (sm_86/89: 99 KiB)
+    const fp4_cuda_mma_state *st =
+        (const fp4_cuda_mma_state *)fp4_backend_state(ctx, FP4_BACKEND_CUDA_MMA);
+    const fp4_dtype a_dtype = desc ? desc->a_dtype : FP4_DTYPE_E2M1;
+    while (st && config > 0 && config_smem(config, a_dtype) > st->smem_optin) config--;
+    return config;
 }
 
 extern "C" const char *fp4_cuda_mma_why_not(const fp4_ctx *ctx, const fp4_cuda_mma_state *state,
