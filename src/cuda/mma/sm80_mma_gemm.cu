@@ -61,6 +61,7 @@ constexpr int kStageK = 256;                 /* k per pipeline stage */
 constexpr int kChunkK = 128;                 /* k per chunk: 64 bytes of a weight row */
 constexpr int kChunks = kStageK / kChunkK;   /* 2 */
 constexpr int kStages = 4;                   /* depth of the cp.async ring */
+constexpr int kRowUnits = kStageK / 32;      /* 16-byte units of a weight row per stage: 8 */
 constexpr int kStageKb = kStageK / 16;       /* k-blocks per stage: 16 scale bytes a row */
 constexpr int kMaxCounters = 16384;          /* split-K tiles per launch */
 constexpr int64_t kCounterBytes = kMaxCounters * 4;
@@ -111,7 +112,7 @@ struct MmaArgs {
 /* Dynamic shared memory of a config: the weight ring, the weight-scale ring, then the
  * activations (a ring for BF16/F16, two decoded buffers for E2M1). */
 __host__ __device__ constexpr int smem_weight_bytes(int r) {
-    return kStages * 64 * r * (kStageK / 2 + kStageKb); /* 64 r / kw rows, kw x 256 k */
+    return kStages * 64 * r * (kStageK / 2 + kStageKb);
 }
 __host__ __device__ constexpr int smem_act_bytes(int bm, int kw, bool a4) {
     return (a4 ? 2 : kStages) * bm * kStageK * kw * 2;
