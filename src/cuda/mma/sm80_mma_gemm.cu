@@ -73,19 +73,14 @@ constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 *
 struct MmaConfig {
     const char *name;
     int bm; /* tokens per CTA (the MMA's N side), a multiple of 8 */
-    int r;  /* 16-row weight tiles per warp */
-    int kw; /* warps along K (1, 2, 4): BN = 16 r kWarps / kw rows per CTA, kw 256-k slices
-               per stage, summed across the warps in shared memory at the end */
+    int r;  /* 16-row weight tiles per warp: BN = 16 r kWarps rows per CTA */
 };
 
 /* The configs; each one's limits are its shared memory (checked against the device) and the
  * common ones in why_not. */
 constexpr MmaConfig kConfigs[] = {
-    {"m8_r1", 8, 1, 1},     {"m16_r1", 16, 1, 1},    {"m32_r1", 32, 1, 1},
-    {"m64_r1", 64, 1, 1},   {"m8_r2", 8, 2, 1},      {"m16_r2", 16, 2, 1},
-    {"m32_r2", 32, 2, 1},   {"m64_r2", 64, 2, 1},    {"m8_r1_k4", 8, 1, 4},
-    {"m16_r1_k4", 16, 1, 4}, {"m8_r1_k2", 8, 1, 2},  {"m16_r1_k2", 16, 1, 2},
-    {"m32_r1_k2", 32, 1, 2},
+    {"m8_r1", 8, 1},  {"m16_r1", 16, 1}, {"m32_r1", 32, 1}, {"m64_r1", 64, 1},
+    {"m8_r2", 8, 2},  {"m16_r2", 16, 2}, {"m32_r2", 32, 2}, {"m64_r2", 64, 2},
 };
 constexpr int kConfigCount = (int)(sizeof kConfigs / sizeof kConfigs[0]);
 
@@ -101,7 +96,7 @@ struct MmaArgs {
     const float *alpha_ptr; /* device pointer or NULL */
     fp4_dtype d_dtype;
     bool a_swizzled, b_swizzled;
-    int n_stages;           /* ceil(k / (kStageK kw)) */
+    int n_stages;           /* ceil(k / kStageK) */
     int stages_per_split;
     int splits;
     int64_t tiles_n, tiles_m;
@@ -114,11 +109,11 @@ struct MmaArgs {
 __host__ __device__ constexpr int smem_weight_bytes(int r) {
     return kStages * 64 * r * (kStageK / 2 + kStageKb);
 }
-__host__ __device__ constexpr int smem_act_bytes(int bm, int kw, bool a4) {
-    return (a4 ? 2 : kStages) * bm * kStageK * kw * 2;
+__host__ __device__ constexpr int smem_act_bytes(int bm, bool a4) {
+    return (a4 ? 2 : kStages) * bm * kStageK * 2;
 }
-__host__ __device__ constexpr int smem_bytes(int bm, int r, int kw, bool a4) {
-    return smem_weight_bytes(r) + smem_act_bytes(bm, kw, a4);
+__host__ __device__ constexpr int smem_bytes(int bm, int r, bool a4) {
+    return smem_weight_bytes(r) + smem_act_bytes(bm, a4);
 }
 
 /* ---- device helpers -------------------------------------------------------------------- */
@@ -238,16 +233,9 @@ __device__ __forceinline__ void store_out(void *d, int64_t index, float x) {
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
-template <fp4_dtype AT, int BM, int R, int KW>
+template <fp4_dtype AT, int BM, int R>
 __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
-    constexpr int WN = kWarps / KW;         /* warps along the weight rows */
-    constexpr int BN = 16 * R * WN;
-    constexpr int SK = kStageK * KW;        /* k per CTA stage: warp_k takes slice warp_k */
-    constexpr int RU = SK / 32;             /* 16-byte units of a weight row per stage */
-    constexpr int SKB = SK / 16;            /* scale bytes of a row per stage */
-    constexpr int CH = SK / kChunkK;        /* 128-k chunks per stage */
-    constexpr int kRedThreads = 32 * WN;    /* the threads that hold the sums (warp_k 0) */
-    static_assert(KW == 1 || KW == 2 || KW == 4, "warps along K");
+    constexpr int BN = 16 * R * kWarps;
     constexpr int N8 = BM / 8;
     constexpr bool kA4 = AT == FP4_DTYPE_E2M1;
     constexpr bool kBf16 = AT == FP4_DTYPE_BF16;
@@ -256,19 +244,18 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
      * MMAs in flight (each set is a dependency chain); summed in a fixed order at the end */
     constexpr int kSets = R * N8 >= 4 ? 1 : 4 / (R * N8);
     extern __shared__ uint4 smem[];
-    /* weight ring: [kStages][BN rows][RU] 16-byte units, unit u of row r stored at
+    /* weight ring: [kStages][BN rows][kRowUnits] 16-byte units, unit u of row r stored at
      * u ^ ((r & 1) << 2) so that a phase of 8 lanes (two rows) hits 8 different bank groups */
     uint4 *wsm = smem;
-    /* weight-scale ring: [kStages][BN rows][SKB] bytes, the stage's k-blocks in order */
-    uint8_t *ssm = reinterpret_cast<uint8_t *>(smem + kStages * BN * RU);
-    /* activations: [buffers][N8][CH chunks][4 pieces j][8 tokens g][4 lanes t] 16-byte units:
+    /* weight-scale ring: [kStages][BN rows][16] bytes, the stage's k-blocks in order */
+    uint8_t *ssm = reinterpret_cast<uint8_t *>(smem + kStages * BN * kRowUnits);
+    /* activations: [buffers][N8][kChunks][4 pieces j][8 tokens g][4 lanes t] 16-byte units:
      * unit (j, g, t) holds token g's elements [32 t + 8 j, + 8) of the chunk, so that lane
      * 4 g + t reads unit index 32 j + lane: 512 contiguous bytes per warp read */
-    uint4 *asm_ = reinterpret_cast<uint4 *>(ssm + kStages * BN * SKB);
-    constexpr int kActUnits = N8 * CH * 128; /* per buffer */
+    uint4 *asm_ = reinterpret_cast<uint4 *>(ssm + kStages * BN * kStageKb);
+    constexpr int kActUnits = N8 * kChunks * 128; /* per buffer */
 
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-    const int warp_n = warp % WN, warp_k = warp / WN;
     const int g = lane / 4, t = lane % 4;
     const int64_t k = p.k, kblocks = k / 16;
 
@@ -293,68 +280,64 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
 
     // ---- producers -------------------------------------------------------------------
     // weights, 16-byte units: copy i of a thread is row tid / 8 + 16 i, unit tid % 8
-    const int wu = tid % RU, wr = tid / RU;
+    const int wu = tid % kRowUnits, wr = tid / kRowUnits;
     const uint8_t *wsrc = p.b + (n0 + wr) * (k / 2) + 16 * wu;
-    const int wdst = wr * RU + (wu ^ ((wr & 1) << 2));
-    // weight scales, 4-byte groups: copy i is row tid / (SKB/4) + i kThreads / (SKB/4)
-    constexpr int SG = SKB / 4; /* scale groups of a row per stage */
-    const int su = tid % SG, sr = tid / SG;
+    const int wdst = wr * kRowUnits + (wu ^ ((wr & 1) << 2));
+    // weight scales, 4-byte groups: copy i is row tid / 4 + 32 i, group tid % 4 of the stage
+    const int su = tid % 4, sr = tid / 4;
     auto issue_weights = [&](int stage, int slot) {
-        const int64_t k0 = (int64_t)stage * SK;
-        uint4 *dst = wsm + slot * BN * RU + wdst;
+        const int64_t k0 = (int64_t)stage * kStageK;
+        uint4 *dst = wsm + slot * BN * kRowUnits + wdst;
         const bool k_ok = k0 + 32 * wu < k;
-        static_assert(BN * RU % kThreads == 0 && kThreads % RU == 0, "whole weight copies");
 #pragma unroll
-        for (int i = 0; i < BN * RU / kThreads; i++) {
-            const bool ok = k_ok && n0 + wr + i * (kThreads / RU) < p.n;
-            const uint8_t *src = wsrc + (int64_t)i * (kThreads / RU) * (k / 2) + k0 / 2;
+        for (int i = 0; i < BN * kRowUnits / kThreads; i++) {
+            const bool ok = k_ok && n0 + wr + i * (kThreads / kRowUnits) < p.n;
+            const uint8_t *src = wsrc + (int64_t)i * (kThreads / kRowUnits) * (k / 2) + k0 / 2;
             cp_async16(dst + i * kThreads, ok ? src : p.b, ok);
         }
-        const int64_t kb4 = (int64_t)stage * SG + su;
-        uint8_t *sdst = ssm + slot * BN * SKB + sr * SKB + 4 * su;
-        static_assert(BN * SG % kThreads == 0 && kThreads % SG == 0, "whole scale copies");
+        const int64_t kb4 = (int64_t)stage * (kStageKb / 4) + su;
+        uint8_t *sdst = ssm + slot * BN * kStageKb + sr * kStageKb + 4 * su;
 #pragma unroll
-        for (int i = 0; i < BN * SG / kThreads; i++) {
-            const int64_t n = n0 + sr + i * (kThreads / SG);
+        for (int i = 0; i < (BN * 4 + kThreads - 1) / kThreads; i++) {
+            const int row = sr + i * (kThreads / 4);
+            if (BN * 4 % kThreads != 0 && row >= BN) break;
+            const int64_t n = n0 + row;
             const bool ok = n < p.n && 4 * kb4 < kblocks;
             const uint8_t *src = ok ? p.b_sf + sf_group_offset(p.b_swizzled, n, kb4, kblocks) : p.b_sf;
-            cp_async4(sdst + i * (kThreads / SG) * SKB, src, ok);
+            cp_async4(sdst + i * (kThreads / 4) * kStageKb, src, ok);
         }
     };
     // BF16/F16 activations: cp.async straight into the fragment order. Copy i of a thread is
-    // token tid / (SK/8) + i kThreads / (SK/8), 8-element group q = tid % (SK/8) of the stage
-    constexpr int AQ = SK / 8;
-    const int aq = tid % AQ, atok0 = tid / AQ;
+    // token tid / 32 + 4 i, 8-element group q = tid % 32 of the stage
+    const int aq = tid % 32, atok0 = tid / 32;
     const int a_c = aq / 16, a_t = (aq % 16) / 4, a_j = aq % 4;
     auto issue_act16 = [&](int stage, int slot) {
-        const int64_t kk = (int64_t)stage * SK + 8 * aq;
+        const int64_t kk = (int64_t)stage * kStageK + 8 * aq;
         uint4 *dst = asm_ + slot * kActUnits;
         const uint16_t *a = static_cast<const uint16_t *>(p.a);
-        static_assert(BM * AQ % kThreads == 0 && kThreads % AQ == 0, "whole activation copies");
 #pragma unroll
-        for (int i = 0; i < BM * AQ / kThreads; i++) {
-            const int tok = atok0 + i * (kThreads / AQ);
+        for (int i = 0; i < BM * 32 / kThreads; i++) {
+            const int tok = atok0 + 4 * i;
             const int64_t m = m0 + tok;
             const bool ok = m < p.m && kk < k;
-            cp_async16(dst + (((tok / 8) * CH + a_c) * 4 + a_j) * 32 + (tok % 8) * 4 + a_t,
+            cp_async16(dst + (((tok / 8) * kChunks + a_c) * 4 + a_j) * 32 + (tok % 8) * 4 + a_t,
                        ok ? a + m * k + kk : a, ok);
         }
     };
     // E2M1 activations: 8 bytes + 1 scale per (token, k-block) unit, in registers. Unit i of a
     // thread is token tid / 16 + 8 i, k-block tid % 16 of the stage
-    constexpr int kA4Units = BM * SKB / kThreads; /* BM >= 8: at least 1 */
-    static_assert(BM % 8 == 0 && BM * SKB % kThreads == 0 && kThreads % SKB == 0,
-                  "whole units per thread");
-    const int a4_kb = tid % SKB, a4_tok0 = tid / SKB;
+    constexpr int kA4Units = BM * kStageKb / kThreads; /* BM >= 8: at least 1 */
+    static_assert(BM % 8 == 0 && BM * kStageKb % kThreads == 0, "whole units per thread");
+    const int a4_kb = tid % 16, a4_tok0 = tid / 16;
     uint2 a4_q[kA4Units];
     uint32_t a4_s[kA4Units];
     auto load_act4 = [&](int stage) {
-        const int64_t kbg = (int64_t)stage * SKB + a4_kb;
+        const int64_t kbg = (int64_t)stage * kStageKb + a4_kb;
         const uint8_t *a = static_cast<const uint8_t *>(p.a);
         const int64_t sf_kb = p.a_swizzled ? (kbg / 4) * 512 + kbg % 4 : kbg;
 #pragma unroll
         for (int i = 0; i < kA4Units; i++) {
-            const int64_t m = m0 + a4_tok0 + i * (kThreads / SKB);
+            const int64_t m = m0 + a4_tok0 + 8 * i;
             const bool ok = m < p.m && kbg < kblocks;
             a4_q[i] = ok ? __ldg(reinterpret_cast<const uint2 *>(a + m * (k / 2) + kbg * 8))
                          : make_uint2(0, 0);
@@ -368,7 +351,7 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
 #pragma unroll
         for (int i = 0; i < kA4Units; i++) {
-            const int tok = a4_tok0 + i * (kThreads / SKB);
+            const int tok = a4_tok0 + 8 * i;
             const __half2_raw hs = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)a4_s[i], __NV_E4M3);
             uint32_t s_raw;
             memcpy(&s_raw, &hs, 4);
@@ -383,7 +366,7 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                 v.y = mul_pair<false>(mul_pair<false>(pr[1], two14), s2);
                 v.z = mul_pair<false>(mul_pair<false>(pr[2], two14), s2);
                 v.w = mul_pair<false>(mul_pair<false>(pr[3], two14), s2);
-                dst[(((tok / 8) * CH + c) * 4 + j0 + w) * 32 + (tok % 8) * 4 + tt] = v;
+                dst[(((tok / 8) * kChunks + c) * 4 + j0 + w) * 32 + (tok % 8) * 4 + tt] = v;
             }
         }
     };
@@ -430,22 +413,21 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
             if (s + 1 < nst) load_act4(st_begin + s + 1);
         }
 
-        const uint4 *wst = wsm + slot * BN * RU;
-        const uint8_t *sst = ssm + slot * BN * SKB;
+        const uint4 *wst = wsm + slot * BN * kRowUnits;
+        const uint8_t *sst = ssm + slot * BN * kStageKb;
         const uint4 *ast = asm_ + (kA4 ? (s & 1) : slot) * kActUnits;
 #pragma unroll
-        for (int c0 = 0; c0 < kChunks; c0++) {
-            const int c = warp_k * kChunks + c0; /* this warp's chunk of the stage */
+        for (int c = 0; c < kChunks; c++) {
             uint4 wv[R][2];
             uint32_t sc[R][2][2];
 #pragma unroll
             for (int r = 0; r < R; r++)
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    const int row = warp_n * 16 * R + r * 16 + g + 8 * h;
-                    wv[r][h] = wst[row * RU + ((c * 4 + t) ^ ((row & 1) << 2))];
+                    const int row = warp * 16 * R + r * 16 + g + 8 * h;
+                    wv[r][h] = wst[row * kRowUnits + ((c * 4 + t) ^ ((row & 1) << 2))];
                     const uint32_t two = *reinterpret_cast<const unsigned short *>(
-                        sst + row * SKB + c * 8 + 2 * t);
+                        sst + row * kStageKb + c * 8 + 2 * t);
                     scales_to_pairs<kBf16>(two, sc[r][h][0], sc[r][h][1]);
                 }
 #pragma unroll
@@ -469,7 +451,7 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                     }
 #pragma unroll
                 for (int j = 0; j < N8; j++) {
-                    const uint4 v = ast[((j * CH + c) * 4 + i) * 32 + lane];
+                    const uint4 v = ast[((j * kChunks + c) * 4 + i) * 32 + lane];
                     uint32_t b[4];
                     if constexpr (kA4) {
                         b[0] = v.x; b[1] = v.y; b[2] = v.z; b[3] = v.w;
@@ -481,8 +463,8 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                     }
 #pragma unroll
                     for (int r = 0; r < R; r++) {
-                        mma16816<kBf16>(accs[(c0 * 4 + i) % kSets][r][j], a0[r], b[0], b[1]);
-                        mma16816<kBf16>(accs[(c0 * 4 + i) % kSets][r][j], a1[r], b[2], b[3]);
+                        mma16816<kBf16>(accs[(c * 4 + i) % kSets][r][j], a0[r], b[0], b[1]);
+                        mma16816<kBf16>(accs[(c * 4 + i) % kSets][r][j], a1[r], b[2], b[3]);
                     }
                 }
             }
@@ -501,50 +483,19 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                 for (int q = 1; q < kSets; q++) sum += accs[q][r][j][e];
                 acc[r][j][e] = sum;
             }
-    // warps along K: warp_k 0 adds the others' sums, in warp_k order, through shared memory
-    if constexpr (KW > 1) {
-        float *red = reinterpret_cast<float *>(smem); /* the pipeline is drained */
-        __syncthreads();
-        if (warp_k > 0) {
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int j = 0; j < N8; j++)
-#pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        red[(((warp_k - 1) * WN + warp_n) * kAcc + (r * N8 + j) * 4 + e) * 32 +
-                            lane] = acc[r][j][e];
-        }
-        __syncthreads();
-        if (warp_k == 0) {
-#pragma unroll 1
-            for (int q = 1; q < KW; q++)
-#pragma unroll
-                for (int r = 0; r < R; r++)
-#pragma unroll
-                    for (int j = 0; j < N8; j++)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            acc[r][j][e] += red[(((q - 1) * WN + warp_n) * kAcc +
-                                                 (r * N8 + j) * 4 + e) * 32 + lane];
-        }
-    }
-    const bool holds_sums = warp_k == 0; /* threads 0 .. kRedThreads - 1 */
 
     // ---- split-K: the last CTA of a tile sums the partials in split order ------------------------
     if (p.splits > 1) {
         __shared__ unsigned s_prev;
         const int64_t tile = blockIdx.x;
-        float *part = p.partials + ((int64_t)split * gridDim.x + tile) * kAcc * kRedThreads;
-        if (holds_sums) {
+        float *part = p.partials + ((int64_t)split * gridDim.x + tile) * kAcc * kThreads;
 #pragma unroll
-            for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++)
 #pragma unroll
-                for (int j = 0; j < N8; j++)
+            for (int j = 0; j < N8; j++)
 #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        __stcg(part + ((r * N8 + j) * 4 + e) * kRedThreads + tid, acc[r][j][e]);
-        }
+                for (int e = 0; e < 4; e++)
+                    __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
         __threadfence();
         __syncthreads();
         if (tid == 0) s_prev = atomicAdd(p.counters + tile, 1u);
@@ -553,9 +504,8 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         __threadfence();
         // the sums in split order; U splits' loads in flight at a time (at least 16 loads)
         constexpr int U = kAcc >= 16 ? 1 : 16 / kAcc;
-        if (!holds_sums) return;
-        const float *part0 = p.partials + (int64_t)tile * kAcc * kRedThreads + tid;
-        const int64_t split_stride = (int64_t)gridDim.x * kAcc * kRedThreads;
+        const float *part0 = p.partials + (int64_t)tile * kAcc * kThreads + tid;
+        const int64_t split_stride = (int64_t)gridDim.x * kAcc * kThreads;
 #pragma unroll
         for (int r = 0; r < R; r++)
 #pragma unroll
@@ -575,7 +525,7 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
                         for (int e = 0; e < 4; e++)
                             v[u][r][j][e] = sp0 + u < p.splits
                                                 ? __ldcg(part0 + (sp0 + u) * split_stride +
-                                                         ((r * N8 + j) * 4 + e) * kRedThreads)
+                                                         ((r * N8 + j) * 4 + e) * kThreads)
                                                 : 0.0f;
 #pragma unroll
             for (int u = 0; u < U; u++)
@@ -588,7 +538,6 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         }
         if (tid == 0) p.counters[tile] = 0; /* ready for the next launch */
     }
-    if (!holds_sums) return;
 
     // ---- epilogue: c0, c1 = (row g, tokens 2t, 2t+1); c2, c3 = (row g + 8, same tokens) ------
     const float alpha = (p.alpha_ptr ? *p.alpha_ptr : p.alpha) * kUnscale;
@@ -598,7 +547,7 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
         for (int j = 0; j < N8; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int64_t n = n0 + warp_n * 16 * R + r * 16 + g + 8 * (e / 2);
+                const int64_t n = n0 + warp * 16 * R + r * 16 + g + 8 * (e / 2);
                 const int64_t m = m0 + j * 8 + 2 * t + (e % 2);
                 if (n >= p.n || m >= p.m) continue;
                 const float y = __fmul_rn(alpha, acc[r][j][e]);
@@ -615,26 +564,19 @@ __global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
 
 typedef void (*MmaKernel)(MmaArgs);
 
-/* The kernel of each row of kConfigs, in the same order. */
 template <fp4_dtype AT>
 MmaKernel kernel_for(int config) {
     switch (config) {
-    case 0: return sm80_mma_gemm_kernel<AT, 8, 1, 1>;
-    case 1: return sm80_mma_gemm_kernel<AT, 16, 1, 1>;
-    case 2: return sm80_mma_gemm_kernel<AT, 32, 1, 1>;
-    case 3: return sm80_mma_gemm_kernel<AT, 64, 1, 1>;
-    case 4: return sm80_mma_gemm_kernel<AT, 8, 2, 1>;
-    case 5: return sm80_mma_gemm_kernel<AT, 16, 2, 1>;
-    case 6: return sm80_mma_gemm_kernel<AT, 32, 2, 1>;
-    case 7: return sm80_mma_gemm_kernel<AT, 64, 2, 1>;
-    case 8: return sm80_mma_gemm_kernel<AT, 8, 1, 4>;
-    case 9: return sm80_mma_gemm_kernel<AT, 16, 1, 4>;
-    case 10: return sm80_mma_gemm_kernel<AT, 8, 1, 2>;
-    case 11: return sm80_mma_gemm_kernel<AT, 16, 1, 2>;
-    default: return sm80_mma_gemm_kernel<AT, 32, 1, 2>;
+    case 0: return sm80_mma_gemm_kernel<AT, 8, 1>;
+    case 1: return sm80_mma_gemm_kernel<AT, 16, 1>;
+    case 2: return sm80_mma_gemm_kernel<AT, 32, 1>;
+    case 3: return sm80_mma_gemm_kernel<AT, 64, 1>;
+    case 4: return sm80_mma_gemm_kernel<AT, 8, 2>;
+    case 5: return sm80_mma_gemm_kernel<AT, 16, 2>;
+    case 6: return sm80_mma_gemm_kernel<AT, 32, 2>;
+    default: return sm80_mma_gemm_kernel<AT, 64, 2>;
     }
 }
-static_assert(kConfigCount == 13, "kernel_for has a case for every config");
 
 MmaKernel kernel_for(fp4_dtype a_dtype, int config) {
     switch (a_dtype) {
@@ -646,7 +588,7 @@ MmaKernel kernel_for(fp4_dtype a_dtype, int config) {
 
 int config_smem(int config, fp4_dtype a_dtype) {
     const MmaConfig &c = kConfigs[config];
-    return smem_bytes(c.bm, c.r, c.kw, a_dtype == FP4_DTYPE_E2M1);
+    return smem_bytes(c.bm, c.r, a_dtype == FP4_DTYPE_E2M1);
 }
 
 /* The launch shape of a config for a problem: tiles, and the split-K factor: enough CTAs for
@@ -661,13 +603,13 @@ Plan make_plan(const fp4_ctx *ctx, const fp4_cuda_mma_state *state, const fp4_ge
                int config) {
     const MmaConfig &c = kConfigs[config];
     Plan pl;
-    const int64_t bn = 16 * c.r * (kWarps / c.kw);
+    const int64_t bn = 16 * c.r * kWarps;
     pl.tiles_n = fp4_ceil_div(d->n, bn);
     pl.tiles_m = fp4_ceil_div(d->m, c.bm);
-    pl.n_stages = fp4_ceil_div(d->k, (int64_t)kStageK * c.kw);
+    pl.n_stages = fp4_ceil_div(d->k, kStageK);
     const int64_t tiles = pl.tiles_n * pl.tiles_m;
     const int64_t target = 4 * (int64_t)(ctx->info.sm_count > 0 ? ctx->info.sm_count : 1);
-    int64_t splits = tiles >= target ? 1 : target / tiles;
+    int64_t splits = tiles >= target ? 1 : fp4_ceil_div(target, tiles);
     if (splits > kMaxSplits) splits = kMaxSplits;
     if (splits > pl.n_stages) splits = pl.n_stages;
     const int64_t per_split_bytes = tiles * bn * c.bm * 4;
@@ -805,8 +747,7 @@ extern "C" const char *fp4_cuda_mma_why_not(const fp4_ctx *ctx, const fp4_cuda_m
     } else if ((uintptr_t)desc->a % 16 != 0) {
         return "bf16/f16 a must be 16-byte aligned (cp.async of activation rows)";
     }
-    if (fp4_ceil_div(desc->m, kConfigs[cfg].bm) *
-            fp4_ceil_div(desc->n, 16 * kConfigs[cfg].r * (kWarps / kConfigs[cfg].kw)) >
+    if (fp4_ceil_div(desc->m, kConfigs[cfg].bm) * fp4_ceil_div(desc->n, 16 * kConfigs[cfg].r * kWarps) >
         (int64_t)0x7FFFFFFF) {
         snprintf(buf, len, "m = %lld, n = %lld make more than 2^31 - 1 tiles", (long long)desc->m,
                  (long long)desc->n);
