@@ -697,13 +697,16 @@ extern "C" const char *fp4_cuda_mma_config_name(int config) {
 }
 
 extern "C" int fp4_cuda_mma_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
+    // from the config sweep on an H200 (docs/PERF.md): one token tile of 8, 16 or 32 while it
+    // covers M, then 32 tokens x 128 weight rows per CTA
     const int64_t m = desc ? desc->m : 1;
-    int config = m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : 3; /* m8_r1 .. m64_r1 */
+    int config = m <= 8 ? 0 : m <= 16 ? 1 : m <= 32 ? 2 : 6; /* m8_r1, m16_r1, m32_r1, m32_r2 */
     // fewer tokens per CTA where the device's shared memory is smaller (sm_86/89: 99 KiB)
     const fp4_cuda_mma_state *st =
         (const fp4_cuda_mma_state *)fp4_backend_state(ctx, FP4_BACKEND_CUDA_MMA);
     const fp4_dtype a_dtype = desc ? desc->a_dtype : FP4_DTYPE_E2M1;
-    while (st && config > 0 && config_smem(config, a_dtype) > st->smem_optin) config--;
+    while (st && config > 0 && config_smem(config, a_dtype) > st->smem_optin)
+        config = config == 6 ? 2 : config - 1;
     return config;
 }
 
