@@ -482,3 +482,15 @@ void cli_policy_string(int compute_capability, char *buf, size_t len) {
     }
     if (n == 0) snprintf(buf, len, "(none)");
 }
+
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out, char *why,
+                      size_t why_len) {
+    /* TODO(registry merge): fp4_gemm_select(ctx, desc, &tactic, why, why_len) says what it
+     * chose and why (an environment override included); use it here and print the tactic. */
+    const fp4_status st = fp4_gemm_select_backend(ctx, desc, out);
+    if (st != FP4_OK) return st;
+    char order[256];
+    cli_policy_string(fp4_ctx_compute_capability(ctx), order, sizeof order);
+    snprintf(why, why_len, "auto: the library's selection; the policy here is %s", order);
+    return FP4_OK;
+}

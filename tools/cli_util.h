@@ -158,6 +158,12 @@ void cli_store_floats(const float *src, int64_t n, fp4_dtype dtype, void *dst);
 float cli_load_float(const void *src, fp4_dtype dtype, int64_t i);
 uint32_t cli_f32_bits(float x);
 
+/* What fp4_gemm would run for desc with backend AUTO, and why, in words ("auto: the first of
+ * cuda_wgmma > cuda_mma > cuda_simt that can run"). The library decides (the policy and any
+ * override from the environment); the tool never reads the environment itself. */
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out, char *why,
+                      size_t why_len);
+
 /* ---- devices and time -------------------------------------------------------------------- */
 
 /* The first CUDA device if there is one, else -1 (the CPU). */
