@@ -1,5 +1,5 @@
 /* main.c - the `fp4gemm` program: top-level help and version, dispatch to the subcommands. */
-#include "bench.h"
+#include "bench/bench.h"
 #include "cli_util.h"
 #include "fp4gemm.h"
 
