@@ -411,10 +411,11 @@ fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *
  * never from inside one.
  * ------------------------------------------------------------------------------------- */
 
-/* One launch of the work being measured: enqueue it on `stream` (NULL on the CPU) reading
- * input set `set` (0 <= set < the desc's sets), and return FP4_OK, or a failure that stops
- * the measurement (fp4_measure returns it). Called many times, also during a stream capture:
- * it must only enqueue work (no synchronization, no allocation). */
+/* One launch of the work being measured: enqueue it on `stream` (NULL on the CPU; on a GPU
+ * the desc's stream, or fp4_measure's own when that is NULL) reading input set `set`
+ * (0 <= set < the desc's sets), and return FP4_OK, or a failure that stops the measurement
+ * (fp4_measure returns it). Called many times, also during a stream capture: it must only
+ * enqueue work on `stream` (no synchronization, no allocation). */
 typedef fp4_status (*fp4_launch_fn)(void *user, int set, struct CUstream_st *stream);
 
 #define FP4_MEASURE_MIN_LAUNCHES 10 /* launches per replay (one CUDA graph), at least */
@@ -436,7 +437,9 @@ typedef struct fp4_measure_desc {
     double budget_seconds;  /* if the whole measurement would take longer (estimated from a
                              * few launches), nothing more is run and result->too_slow = 1;
                              * <= 0: no budget */
-    struct CUstream_st *stream; /* GPU contexts: the stream launches go to (NULL = legacy) */
+    struct CUstream_st *stream; /* GPU contexts: the stream launches go to. NULL: the legacy
+                                 * stream can't be captured, so fp4_measure waits for it, makes
+                                 * a stream of its own and passes that to launch */
 } fp4_measure_desc;
 
 typedef struct fp4_measure_result {

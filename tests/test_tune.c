@@ -112,6 +112,13 @@ static float get_f(const gemm_case *c, int64_t i) {
 
 static void set_f32(gemm_case *c, int64_t i, float v) { ((float *)c->d)[i] = v; }
 
+/* The RMS of x[n]: the scale of a planted error that no tolerance can hide. */
+static float rms_of(const float *x, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    return (float)sqrt(s / (double)n);
+}
+
 static void test_verify_passes(fp4_ctx *cpu, tu_rng *rng) {
     const struct {
         int64_t m, n, k;
@@ -148,12 +155,12 @@ static void test_verify_catches(fp4_ctx *cpu, tu_rng *rng) {
         fp4_verify_result r;
         int ok = make_case(cpu, rng, &c);
         const int64_t at = 4 * 9 + 7;
-        float v = get_f(&c, at);
-        set_f32(&c, at, v + fmaxf(fabsf(v), 1.0f) * 1e-3f);
+        const float v = ok ? get_f(&c, at) : 0.0f;
+        if (ok) set_f32(&c, at, v + 0.1f * rms_of((const float *)c.d, 6 * 9));
         ok = ok && verify(cpu, &c.desc, 1000, &r);
         tu_case(ok && !r.passed && r.bad_samples == 1 && r.worst_m == 4 && r.worst_n == 7 &&
                     r.samples == 54,
-                "verify catches one wrong element (m=4, n=7 off by 1e-3 relative): %s",
+                "verify catches one wrong element (m=4, n=7 off by 0.1 RMS of D): %s",
                 r.message);
         free_case(&c);
     }
@@ -294,6 +301,162 @@ static void test_measure(fp4_ctx *cpu) {
             "measure: sets = 0 is refused: %s", fp4_last_error(cpu));
 }
 
+/* ---- on a GPU (skipped without one) --------------------------------------------------------- */
+
+typedef struct gpu_gemm {
+    fp4_ctx *ctx;
+    fp4_gemm_desc desc;
+    void *a[2], *b[2], *d; /* two input sets with the same bytes: A [+ scales], B [+ scales] */
+    int64_t a_bytes, b_bytes;
+    int calls;
+} gpu_gemm;
+
+static fp4_status gpu_launch(void *user, int set, struct CUstream_st *stream) {
+    gpu_gemm *g = user;
+    fp4_gemm_desc d = g->desc;
+    d.a = g->a[set];
+    d.a_sf = (const uint8_t *)g->a[set] + d.m * d.k / 2;
+    d.b = g->b[set];
+    d.b_sf = (const uint8_t *)g->b[set] + d.n * d.k / 2;
+    d.stream = stream;
+    g->calls++;
+    return fp4_gemm(g->ctx, &d);
+}
+
+static void test_gpu(tu_rng *rng) {
+    int count = 0;
+    if (fp4_device_count(&count) != FP4_OK || count == 0) {
+        tu_skip("no CUDA device: the GPU cases of fp4_gemm_verify, fp4_count_nonfinite and "
+                "fp4_measure");
+        return;
+    }
+    gpu_gemm g;
+    memset(&g, 0, sizeof g);
+    if (!tu_ok(fp4_create(&g.ctx, 0), NULL, "fp4_create(0)")) return;
+    const int64_t m = 64, n = 256, k = 512;
+    const fp4_sf_layout l = FP4_SF_SWIZZLED_128x4;
+    const int64_t a_sf = fp4_sf_bytes(m, k, l), b_sf = fp4_sf_bytes(n, k, l);
+    g.a_bytes = m * k / 2 + a_sf;
+    g.b_bytes = n * k / 2 + b_sf;
+    uint8_t *ha = malloc((size_t)g.a_bytes), *hb = malloc((size_t)g.b_bytes);
+    float *hd = malloc((size_t)(m * n) * sizeof *hd);
+    int ok = ha && hb && hd;
+    if (ok) {
+        tu_fill_bytes(rng, ha, m * k / 2);
+        tu_fill_scales(rng, ha + m * k / 2, a_sf, -3, 3);
+        tu_fill_bytes(rng, hb, n * k / 2);
+        tu_fill_scales(rng, hb + n * k / 2, b_sf, -3, 3);
+    }
+    for (int s = 0; s < 2 && ok; s++)
+        ok = tu_ok(fp4_malloc(g.ctx, &g.a[s], g.a_bytes), g.ctx, "fp4_malloc") &&
+             tu_ok(fp4_upload(g.ctx, g.a[s], ha, g.a_bytes), g.ctx, "fp4_upload") &&
+             tu_ok(fp4_malloc(g.ctx, &g.b[s], g.b_bytes), g.ctx, "fp4_malloc") &&
+             tu_ok(fp4_upload(g.ctx, g.b[s], hb, g.b_bytes), g.ctx, "fp4_upload");
+    ok = ok && tu_ok(fp4_malloc(g.ctx, &g.d, m * n * 4), g.ctx, "fp4_malloc") &&
+         tu_ok(fp4_memset(g.ctx, g.d, 0xFF, m * n * 4), g.ctx, "fp4_memset");
+    fp4_gemm_desc_init(&g.desc);
+    g.desc.m = m;
+    g.desc.n = n;
+    g.desc.k = k;
+    g.desc.a_sf_layout = g.desc.b_sf_layout = l;
+    g.desc.d_dtype = FP4_DTYPE_F32;
+    g.desc.d = g.d;
+    g.desc.alpha = 0.75f;
+    g.desc.a = g.a[0];
+    g.desc.a_sf = (const uint8_t *)g.a[0] + m * k / 2;
+    g.desc.b = g.b[0];
+    g.desc.b_sf = (const uint8_t *)g.b[0] + n * k / 2;
+    fp4_backend chosen = FP4_BACKEND_AUTO;
+    if (ok && fp4_gemm_select_backend(g.ctx, &g.desc, &chosen) != FP4_OK) {
+        tu_skip("no GPU backend runs M=%lld N=%lld K=%lld here: %s", (long long)m, (long long)n,
+                (long long)k, fp4_last_error(g.ctx));
+        ok = 0;
+    }
+    fp4_verify_result r;
+    if (ok) {
+        ok = tu_ok(gpu_launch(&g, 0, NULL), g.ctx, "fp4_gemm on the GPU") &&
+             verify(g.ctx, &g.desc, 0, &r);
+        tu_case(ok && r.passed && r.samples == 68 && r.nonfinite == 0,
+                "gpu: verify passes %s M=%lld N=%lld K=%lld (worst %.3g)", fp4_backend_name(chosen),
+                (long long)m, (long long)n, (long long)k, r.worst_ratio);
+    }
+    if (ok) { /* a wrong corner (always sampled), then a NaN where no sample looks */
+        ok = tu_ok(fp4_download(g.ctx, hd, g.d, m * n * 4), g.ctx, "fp4_download");
+        const float good = hd[n - 1], wrong = good + 0.1f * rms_of(hd, m * n);
+        ok = ok && tu_ok(fp4_upload(g.ctx, (float *)g.d + (n - 1), &wrong, 4), g.ctx, "upload") &&
+             verify(g.ctx, &g.desc, 0, &r);
+        tu_case(ok && !r.passed && r.worst_m == 0 && r.worst_n == n - 1,
+                "gpu: verify catches a wrong element at (0, %lld): %s", (long long)(n - 1),
+                r.message);
+        const uint32_t nan_bits = 0x7FC00000u;
+        ok = ok && tu_ok(fp4_upload(g.ctx, (float *)g.d + (n - 1), &good, 4), g.ctx, "upload") &&
+             tu_ok(fp4_upload(g.ctx, (float *)g.d + 33 * n + 101, &nan_bits, 4), g.ctx, "upload") &&
+             verify(g.ctx, &g.desc, 8, &r);
+        tu_case(ok && !r.passed && r.nonfinite == 1, "gpu: verify's device scan finds a NaN: %s",
+                r.message);
+        /* F32 [m, n/2] with ld n: the NaN at column 101 is inside, the others are finite */
+        int64_t nf = -1;
+        ok = ok && tu_ok(fp4_count_nonfinite(g.ctx, g.d, FP4_DTYPE_F32, m, n / 2, n, NULL, &nf),
+                         g.ctx, "fp4_count_nonfinite");
+        tu_case(ok && nf == 1, "gpu: fp4_count_nonfinite F32 (ld > cols) finds %lld of 1",
+                (long long)nf);
+        ok = ok && tu_ok(fp4_upload(g.ctx, (float *)g.d + 33 * n + 101, &good, 4), g.ctx, "upload");
+        /* BF16 and F16 [4, 100] with ld 128, zeros but for NaN/Inf at 3 elements inside and
+         * one in the padding (not counted) */
+        uint16_t h[4 * 128];
+        const fp4_dtype halves[2] = {FP4_DTYPE_BF16, FP4_DTYPE_F16};
+        const uint16_t inf_bits[2] = {0x7F80, 0x7C00}, nan_bits16[2] = {0xFFC1, 0x7E00};
+        for (int t = 0; t < 2 && ok; t++) {
+            memset(h, 0, sizeof h);
+            h[0] = inf_bits[t];
+            h[128 + 99] = nan_bits16[t];
+            h[3 * 128 + 50] = (uint16_t)(inf_bits[t] | 0x8000); /* -Inf */
+            h[2 * 128 + 100] = nan_bits16[t];                   /* padding: not counted */
+            h[1] = 0x3F80;                                      /* finite */
+            ok = tu_ok(fp4_upload(g.ctx, g.d, h, sizeof h), g.ctx, "upload") &&
+                 tu_ok(fp4_count_nonfinite(g.ctx, g.d, halves[t], 4, 100, 128, NULL, &nf), g.ctx,
+                       "fp4_count_nonfinite");
+            tu_case(ok && nf == 3, "gpu: fp4_count_nonfinite %s (ld > cols) finds %lld of 3",
+                    fp4_dtype_name(halves[t]), (long long)nf);
+        }
+    }
+    if (ok) { /* the measurement: a CUDA graph of 10 launches over the 2 sets */
+        fp4_measure_desc md;
+        fp4_measure_desc_init(&md);
+        md.launch = gpu_launch;
+        md.user = &g;
+        md.sets = 2;
+        md.set_bytes = (double)(g.a_bytes + g.b_bytes);
+        fp4_measure_result mr;
+        memset(&mr, 0, sizeof mr);
+        mr.struct_size = sizeof mr;
+        g.calls = 0;
+        const fp4_status st = fp4_measure(g.ctx, &md, &mr);
+        const int want_sets = fp4_measure_sets(g.ctx, md.set_bytes);
+        tu_case(st == FP4_OK && !mr.too_slow && mr.graph && mr.launches == 10 &&
+                    mr.replays >= 20 && mr.p20_us > 0 && mr.p20_us <= mr.median_us &&
+                    mr.median_us <= mr.p80_us && mr.cold == 0 && want_sets > 2 &&
+                    g.calls == 1 + 3 + 10, /* warm-up, estimate, one captured graph */
+                "gpu: measure %s: %.2f us [%.2f, %.2f], %d replays of one graph of %d launches "
+                "(%d calls), warm (2 sets; %d would be cold) %s",
+                fp4_backend_name(chosen), mr.median_us, mr.p20_us, mr.p80_us, mr.replays,
+                mr.launches, g.calls, want_sets, st == FP4_OK ? "" : fp4_last_error(g.ctx));
+        md.budget_seconds = 1e-9;
+        g.calls = 0;
+        tu_case(fp4_measure(g.ctx, &md, &mr) == FP4_OK && mr.too_slow && g.calls == 4,
+                "gpu: measure over the budget runs only the estimate");
+    }
+    for (int s = 0; s < 2; s++) {
+        fp4_free(g.ctx, g.a[s]);
+        fp4_free(g.ctx, g.b[s]);
+    }
+    fp4_free(g.ctx, g.d);
+    fp4_destroy(g.ctx);
+    free(ha);
+    free(hb);
+    free(hd);
+}
+
 int main(void) {
     const uint64_t seed = tu_seed(0x7E57u);
     tu_begin("test_tune", seed);
@@ -305,6 +468,7 @@ int main(void) {
     test_verify_catches(cpu, &rng);
     test_verify_samples_bound();
     test_measure(cpu);
+    test_gpu(&rng);
     fp4_destroy(cpu);
     return tu_finish();
 }

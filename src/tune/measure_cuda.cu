@@ -17,7 +17,12 @@ struct measure_state {
     int nevents = 0;
     cudaGraphExec_t exec = nullptr;
     double *us = nullptr;
+    cudaStream_t own_stream = nullptr; /* when the caller gave the legacy stream */
     ~measure_state() {
+        if (own_stream) {
+            (void)cudaStreamSynchronize(own_stream);
+            (void)cudaStreamDestroy(own_stream);
+        }
         for (int i = 0; i < nevents; i++) (void)cudaEventDestroy(events[i]);
         free(events);
         if (exec) (void)cudaGraphExecDestroy(exec);
@@ -55,7 +60,8 @@ void capture(const fp4_measure_desc *d, cudaStream_t stream, measure_state *s,
         return;
     }
     fp4_status st = FP4_OK;
-    for (int l = 0; l < r->launches && st == FP4_OK; l++) st = d->launch(d->user, l % d->sets, stream);
+    for (int l = 0; l < r->launches && st == FP4_OK; l++)
+        st = d->launch(d->user, l % d->sets, stream);
     err = cudaStreamEndCapture(stream, &graph);
     if (st == FP4_OK && err == cudaSuccess && graph) err = cudaGraphInstantiate(&s->exec, graph, 0);
     if (graph) (void)cudaGraphDestroy(graph);
@@ -74,11 +80,21 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
     if (st != FP4_OK) return st;
     cudaStream_t stream = fp4_cuda_stream(d->stream);
     measure_state s;
+    if (!stream) {
+        /* NOTE: the legacy stream can't be captured into a graph: measure on a stream of our
+         * own, non-blocking (a blocking stream being captured forbids any use of the legacy
+         * stream meanwhile), after the caller's legacy-stream work (uploads, memsets) ends */
+        FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
+                     "fp4_measure: waiting for the legacy stream");
+        FP4_CUDA_TRY(ctx, cudaStreamCreateWithFlags(&s.own_stream, cudaStreamNonBlocking),
+                     "fp4_measure: cudaStreamCreateWithFlags");
+        stream = s.own_stream;
+    }
     if ((st = make_events(ctx, &s, 2)) != FP4_OK) return st;
 
     /* warm-up launch (first-use costs), then a few to estimate one launch */
     FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[0], stream), "fp4_measure: cudaEventRecord");
-    if ((st = d->launch(d->user, 0, d->stream)) != FP4_OK) return st;
+    if ((st = d->launch(d->user, 0, stream)) != FP4_OK) return st;
     FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[1], stream), "fp4_measure: cudaEventRecord");
     FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up launch");
     double first_ms = 0.0, est_ms = 0.0;
@@ -86,7 +102,7 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
     const int n_est = fp4_tune_estimate_launches(first_ms);
     FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[0], stream), "fp4_measure: cudaEventRecord");
     for (int i = 0; i < n_est; i++)
-        if ((st = d->launch(d->user, (i + 1) % d->sets, d->stream)) != FP4_OK) return st;
+        if ((st = d->launch(d->user, (i + 1) % d->sets, stream)) != FP4_OK) return st;
     FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[1], stream), "fp4_measure: cudaEventRecord");
     FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the estimate launches");
     if ((st = elapsed_ms(ctx, s.events[0], s.events[1], &est_ms)) != FP4_OK) return st;
@@ -118,7 +134,7 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
             FP4_CUDA_TRY(ctx, cudaGraphLaunch(s.exec, stream), "fp4_measure: cudaGraphLaunch");
         } else {
             for (int l = 0; l < r->launches; l++)
-                if ((st = d->launch(d->user, l % d->sets, d->stream)) != FP4_OK) return st;
+                if ((st = d->launch(d->user, l % d->sets, stream)) != FP4_OK) return st;
         }
         if (rep < 0)
             FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up replay");
