@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +27,14 @@
 static FILE *g_msg; /* NULL: stdout */
 
 FILE *cli_msg(void) { return g_msg ? g_msg : stdout; }
+
+int cli_say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vfprintf(cli_msg(), fmt, ap);
+    va_end(ap);
+    return n;
+}
 
 /* ---- where an output goes ------------------------------------------------------------------ */
 

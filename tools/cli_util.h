@@ -126,6 +126,12 @@ int cli_check_outputs(const char *cmd, const char *const *paths, const char *con
 
 /* Where a command's messages go: stdout, or stderr when an output is stdout ("-"). */
 FILE *cli_msg(void);
+/* printf to cli_msg(). */
+int cli_say(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 /* fp4_malloc + fp4_upload: a copy of host[bytes] in the context's memory, in *dev. */
 fp4_status cli_upload_new(fp4_ctx *ctx, const void *host, int64_t bytes, void **dev);

@@ -236,9 +236,9 @@ static int check_gemm(fp4_ctx *ctx, const gemm_opts *o, launch_arg *l, int64_t d
     else
         snprintf(which, sizeof which, "%lld sampled elements of %lld", (long long)r.samples,
                  (long long)all);
-    fprintf(cli_msg(), "check     %s, vs an fp64 dequantize-then-matmul: worst %.3gx the tolerance, "
-           "rel L2 err %.3g (limit %.3g), %lld NaN/Inf: %s\n", which, r.worst_ratio, r.rel_l2,
-           r.rel_l2_limit, (long long)r.nonfinite, r.passed ? "OK" : "FAIL");
+    cli_say("check     %s, vs an fp64 dequantize-then-matmul: worst %.3gx the tolerance, "
+            "rel L2 err %.3g (limit %.3g), %lld NaN/Inf: %s\n", which, r.worst_ratio, r.rel_l2,
+            r.rel_l2_limit, (long long)r.nonfinite, r.passed ? "OK" : "FAIL");
     fflush(cli_msg());
     if (!r.passed) return cli_fail(CMD, CLI_FAIL, "check failed: %s", r.message);
     return CLI_OK;
@@ -261,17 +261,19 @@ static int time_gemm(fp4_ctx *ctx, const gemm_opts *o, launch_arg *l, const oper
     if (st != FP4_OK) return cli_lib_fail(CMD, fp4_backend_name(l->desc.backend), st, ctx);
     const double flops = 2.0 * (double)o->m * (double)o->n * (double)o->k;
     if (r.too_slow) {
-        fprintf(cli_msg(), "time      about %.1f us per GEMM (estimated from a few runs: %d replays of %d "
-               "would take over --max-seconds %g)\n", r.estimate_us, r.replays, r.launches,
-               (double)o->max_seconds);
-        if (r.estimate_us > 0) fprintf(cli_msg(), "speed     about %.3g TFLOP/s\n", flops / r.estimate_us / 1e6);
+        cli_say("time      about %.1f us per GEMM (estimated from a few runs: %d replays of %d "
+                "would take over --max-seconds %g)\n", r.estimate_us, r.replays, r.launches,
+                (double)o->max_seconds);
+        if (r.estimate_us > 0)
+            cli_say("speed     about %.3g TFLOP/s\n", flops / r.estimate_us / 1e6);
         return CLI_OK;
     }
-    fprintf(cli_msg(), "time      %.2f us per GEMM: median of %d replays (p20 %.2f, p80 %.2f) of %d launches "
-           "over %d input set%s%s, %s\n", r.median_us, r.replays, r.p20_us, r.p80_us, r.launches,
-           r.sets, r.sets == 1 ? "" : "s", o->device >= 0 ? (r.cold ? " (cold: > 5 L2)" : " (warm)") : "",
-           r.graph ? "one CUDA graph" : r.note);
-    if (r.median_us > 0) fprintf(cli_msg(), "speed     %.3g TFLOP/s\n", flops / r.median_us / 1e6);
+    cli_say("time      %.2f us per GEMM: median of %d replays (p20 %.2f, p80 %.2f) of %d launches "
+            "over %d input set%s%s, %s\n", r.median_us, r.replays, r.p20_us, r.p80_us, r.launches,
+            r.sets, r.sets == 1 ? "" : "s",
+            o->device >= 0 ? (r.cold ? " (cold: > 5 L2)" : " (warm)") : "",
+            r.graph ? "one CUDA graph" : r.note);
+    if (r.median_us > 0) cli_say("speed     %.3g TFLOP/s\n", flops / r.median_us / 1e6);
     return CLI_OK;
 }
 
@@ -330,22 +332,22 @@ static int run_gemm(const gemm_opts *o) {
         snprintf(why, sizeof why, "requested");
     }
 
-    fprintf(cli_msg(), "gemm      M=%lld N=%lld K=%lld, ", (long long)o->m, (long long)o->n, (long long)o->k);
+    cli_say("gemm      M=%lld N=%lld K=%lld, ", (long long)o->m, (long long)o->n, (long long)o->k);
     if (o->w4a16)
-        fprintf(cli_msg(), "W4A16 (A %s, B NVFP4)", fp4_dtype_name(o->a_dtype));
+        cli_say("W4A16 (A %s, B NVFP4)", fp4_dtype_name(o->a_dtype));
     else
-        fprintf(cli_msg(), "W4A4 (A and B NVFP4)");
-    fprintf(cli_msg(), ", %s scales, %s out, ", fp4_sf_layout_name(o->layout), fp4_dtype_name(o->out_dtype));
+        cli_say("W4A4 (A and B NVFP4)");
+    cli_say(", %s scales, %s out, ", fp4_sf_layout_name(o->layout), fp4_dtype_name(o->out_dtype));
     if (o->a_path || o->b_path)
-        fprintf(cli_msg(), "inputs %s%s%s", o->a_path ? "A from " : "", o->a_path ? o->a_path : "",
-               o->a_path && o->b_path ? ", " : "");
-    if (o->b_path) fprintf(cli_msg(), "B from %s", o->b_path);
-    if (!o->a_path || !o->b_path) fprintf(cli_msg(), "%sseed %lld", o->a_path || o->b_path ? ", random " : "",
-                                         (long long)o->seed);
-    fprintf(cli_msg(), "\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a, (double)op->gs_b,
-           (double)op->alpha);
-    fprintf(cli_msg(), "backend   %s (%s)\n", fp4_backend_name(desc->backend), why);
-    fprintf(cli_msg(), "device    %s\n", device_name);
+        cli_say("inputs %s%s%s", o->a_path ? "A from " : "", o->a_path ? o->a_path : "",
+                o->a_path && o->b_path ? ", " : "");
+    if (o->b_path) cli_say("B from %s", o->b_path);
+    if (!o->a_path || !o->b_path) cli_say("%sseed %lld", o->a_path || o->b_path ? ", random " : "",
+                                          (long long)o->seed);
+    cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a, (double)op->gs_b,
+            (double)op->alpha);
+    cli_say("backend   %s (%s)\n", fp4_backend_name(desc->backend), why);
+    cli_say("device    %s\n", device_name);
     fflush(cli_msg());
 
     if (o->check && (rc = check_gemm(run, o, &l, d_bytes)) != CLI_OK) goto done;
@@ -364,7 +366,7 @@ static int run_gemm(const gemm_opts *o) {
             goto done;
         }
         if ((rc = cli_write_file(CMD, o->out_path, d_host, d_bytes)) != CLI_OK) goto done;
-        fprintf(cli_msg(), "wrote     %s (%lld bytes, [%lld, %lld] %s)\n", o->out_path,
+        cli_say("wrote     %s (%lld bytes, [%lld, %lld] %s)\n", o->out_path,
                 (long long)d_bytes, (long long)o->m, (long long)o->n,
                 fp4_dtype_name(o->out_dtype));
     }

@@ -170,15 +170,15 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
     const cli_output outs[2] = {{o->out_q, q, q_bytes}, {o->out_sf, sf, sf_bytes}};
     if ((rc = cli_write_files(cmd, outs, 2)) != CLI_OK) goto done;
     if (modelopt)
-        fprintf(cli_msg(), "recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
-               "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
-               from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
+        cli_say("recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
+                "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
+                from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
     else
-        fprintf(cli_msg(), "global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
-               from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
-    fprintf(cli_msg(), "wrote %s (%lld bytes, [%lld, %lld] packed E2M1) and %s (%lld bytes, %s E4M3 scales)\n",
-           o->out_q, (long long)q_bytes, (long long)o->rows, (long long)(o->k / 2), o->out_sf,
-           (long long)sf_bytes, fp4_sf_layout_name(o->layout));
+        cli_say("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
+                from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
+    cli_say("wrote %s (%lld bytes, [%lld, %lld] packed E2M1) and %s (%lld bytes, %s E4M3 scales)\n",
+            o->out_q, (long long)q_bytes, (long long)o->rows, (long long)(o->k / 2), o->out_sf,
+            (long long)sf_bytes, fp4_sf_layout_name(o->layout));
     if (nonfinite)
         cli_fail(cmd, CLI_OK, "warning: %s has NaN or Inf values (NaN was quantized to 0, Inf "
                  "saturated)", o->in);
@@ -297,8 +297,8 @@ static int run_dequantize(const char *cmd, const dequant_opts *o) {
         goto done;
     }
     if ((rc = cli_write_file(cmd, o->out, out, out_bytes)) != CLI_OK) goto done;
-    fprintf(cli_msg(), "wrote %s (%lld bytes, [%lld, %lld] %s)\n", o->out, (long long)out_bytes,
-           (long long)o->rows, (long long)o->k, fp4_dtype_name(o->out_dtype));
+    cli_say("wrote %s (%lld bytes, [%lld, %lld] %s)\n", o->out, (long long)out_bytes,
+            (long long)o->rows, (long long)o->k, fp4_dtype_name(o->out_dtype));
 done:
     close_context(ctx, (void *const[]){dev_q, dev_sf, dev_out}, 3);
     free(q);
@@ -395,8 +395,8 @@ int cmd_gen_input(int argc, char **argv) {
     if (out != x) cli_store_floats(x, n, dtype, out);
     rc = cli_write_file(cmd_name, out_path, out, out_bytes);
     if (rc == CLI_OK)
-        fprintf(cli_msg(), "wrote %s (%lld bytes, [%lld, %lld] %s)\n", out_path, (long long)out_bytes,
-               (long long)rows, (long long)k, fp4_dtype_name(dtype));
+        cli_say("wrote %s (%lld bytes, [%lld, %lld] %s)\n", out_path, (long long)out_bytes,
+                (long long)rows, (long long)k, fp4_dtype_name(dtype));
     if (out != x) free(out);
     free(x);
     return rc;

@@ -129,7 +129,8 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
     /* one warm-up replay, then the replays back to back, each between two events */
     for (int rep = -1; rep < r->replays; rep++) {
         if (rep >= 0)
-            FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[rep], stream), "fp4_measure: cudaEventRecord");
+            FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[rep], stream),
+                         "fp4_measure: cudaEventRecord");
         if (s.exec) {
             FP4_CUDA_TRY(ctx, cudaGraphLaunch(s.exec, stream), "fp4_measure: cudaGraphLaunch");
         } else {
@@ -139,7 +140,8 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
         if (rep < 0)
             FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up replay");
     }
-    FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[r->replays], stream), "fp4_measure: cudaEventRecord");
+    FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[r->replays], stream),
+                 "fp4_measure: cudaEventRecord");
     FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the timed replays");
     for (int i = 0; i < r->replays; i++) {
         double ms = 0.0;

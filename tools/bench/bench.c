@@ -85,10 +85,10 @@ static int list_providers(const bench_provider *cat, int ncat, int device) {
     if (!no_dev && bench_cuda_open(device, &dev, &bc, open_why, sizeof open_why) != 0)
         no_dev = open_why;
     if (no_dev)
-        fprintf(cli_msg(), "fp4gemm bench providers: none can run here, no usable CUDA device: %s\n", no_dev);
+        cli_say("fp4gemm bench providers: none can run here, no usable CUDA device: %s\n", no_dev);
     else
-        fprintf(cli_msg(), "fp4gemm bench providers on %s (device %d, sm_%d):\n", dev.name, device, dev.cc);
-    fprintf(cli_msg(), "  %-15s %-5s %s\n", "provider", "here", "what it runs / why it can't run here");
+        cli_say("fp4gemm bench providers on %s (device %d, sm_%d):\n", dev.name, device, dev.cc);
+    cli_say("  %-15s %-5s %s\n", "provider", "here", "what it runs / why it can't run here");
     for (int i = 0; i < ncat; i++) {
         char why[512] = "";
         int ok = 0;
@@ -96,9 +96,9 @@ static int list_providers(const bench_provider *cat, int ncat, int device) {
             snprintf(why, sizeof why, "needs a CUDA device");
         else
             ok = bench_cuda_provider_check(bc, &cat[i], why, sizeof why) == 0;
-        fprintf(cli_msg(), "  %-15s %-5s %s\n", cat[i].name, ok ? "yes" : "no",
-               cat[i].about);
-        if (!ok) fprintf(cli_msg(), "  %-15s %-5s why not: %s\n", "", "", why);
+        cli_say("  %-15s %-5s %s\n", cat[i].name, ok ? "yes" : "no",
+                cat[i].about);
+        if (!ok) cli_say("  %-15s %-5s why not: %s\n", "", "", why);
     }
     bench_cuda_close(bc);
     return CLI_OK;
@@ -271,7 +271,7 @@ int cmd_bench(int argc, char **argv) {
     for (int s = 0; s < opt.nshapes && !run.aborted; s++) {
         const bench_shape sh = opt.shapes[s];
         if (s == 0 || sh.n != opt.shapes[s - 1].n || sh.k != opt.shapes[s - 1].k) {
-            fprintf(cli_msg(), "\n");
+            cli_say("\n");
             bench_print_table_header();
         }
         run.point_index = s;
@@ -289,7 +289,7 @@ int cmd_bench(int argc, char **argv) {
     }
     run.wall_seconds = cli_seconds() - t0;
     bench_print_summary(&run);
-    if (run.roof_note[0]) fprintf(cli_msg(), "roofline: %s\n", run.roof_note);
+    if (run.roof_note[0]) cli_say("roofline: %s\n", run.roof_note);
 
     int ok = 0, failed = 0, skipped = 0;
     for (int i = 0; i < run.nresults; i++) {
@@ -297,9 +297,9 @@ int cmd_bench(int argc, char **argv) {
         failed += run.results[i].status == BENCH_FAILED;
         skipped += run.results[i].status == BENCH_SKIPPED;
     }
-    if (run.aborted) fprintf(cli_msg(), "\nbench: STOPPED EARLY %s\n", run.abort_reason);
-    fprintf(cli_msg(), "\nbench: %d rows in %.1f s on %s: %d OK, %d FAILED, %d SKIPPED\n", run.nresults,
-           run.wall_seconds, run.dev.name, ok, failed, skipped);
+    if (run.aborted) cli_say("\nbench: STOPPED EARLY %s\n", run.abort_reason);
+    cli_say("\nbench: %d rows in %.1f s on %s: %d OK, %d FAILED, %d SKIPPED\n", run.nresults,
+            run.wall_seconds, run.dev.name, ok, failed, skipped);
     fflush(cli_msg());
     if (failed || run.aborted) rc = CLI_FAIL;
 

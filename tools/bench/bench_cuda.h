@@ -136,8 +136,6 @@ uint16_t *a_bf(const operands *o, int s);
 uint16_t *b_bf(const operands *o, int s);
 uint8_t *a_f8(const operands *o, int s);
 uint8_t *b_f8(const operands *o, int s);
-/* splitmix64, the host side of the seeds */
-uint64_t bench_mix64(uint64_t x);
 /* Plans the sets, makes the operands, picks the samples (the positions fp4_gemm_verify draws
  * from o->seed), makes the FP8 reference on them. 0 ok; 1 the point can't be prepared (why:
  * all SKIPPED); -1 error. */

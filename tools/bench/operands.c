@@ -129,7 +129,7 @@ static int plan_operands(bench_cuda *bc, const bench_run *run, operands *o, char
 }
 
 /* splitmix64: the host side of the seeds. */
-uint64_t bench_mix64(uint64_t x) {
+static uint64_t mix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
@@ -148,7 +148,7 @@ static int make_operand(bench_cuda *bc, operands *o, int which, uint64_t seed, c
     float *f8_inv = (float *)(bc->small + SMALL_F8_INV + 16 * which);
     uint16_t *src = o->scratch;
     for (int s = 0; s < o->nq; s++) {
-        const uint64_t set_seed = bench_mix64(seed ^ bench_mix64(((uint64_t)which << 32) | (uint64_t)s));
+        const uint64_t set_seed = mix64(seed ^ mix64(((uint64_t)which << 32) | (uint64_t)s));
         TRY_CUDA(bench_fill_bf16(src, rows * k, set_seed, which ? 0.02f : 1.0f, !which,
                                  bc->stream));
         /* one encode scale for every set, from set 0, so that alpha is one number */
@@ -209,9 +209,9 @@ static void pick_samples(operands *o, uint64_t seed) {
         o->ns++;
     }
     while (o->ns < BENCH_SAMPLES) {
-        state = bench_mix64(state);
+        state = mix64(state);
         o->sm[o->ns] = (int64_t)(state % (uint64_t)o->m);
-        state = bench_mix64(state);
+        state = mix64(state);
         o->sn[o->ns] = (int64_t)(state % (uint64_t)o->n);
         o->ns++;
     }
@@ -270,7 +270,7 @@ done:
 int bench_prepare_point(bench_cuda *bc, const bench_run *run, operands *o, char *why) {
     const int rc = plan_operands(bc, run, o, why);
     if (rc != 0) return rc;
-    const uint64_t seed = bench_mix64(run->opt->seed ^ bench_mix64((uint64_t)o->m * 0x100000001B3ull ^
+    const uint64_t seed = mix64(run->opt->seed ^ mix64((uint64_t)o->m * 0x100000001B3ull ^
                                                        (uint64_t)o->n << 20 ^ (uint64_t)o->k));
     if (make_operand(bc, o, 0, seed, why) != 0) return -1;
     if (make_operand(bc, o, 1, seed, why) != 0) return -1;

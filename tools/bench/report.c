@@ -150,77 +150,78 @@ static const char *fmt3(char *buf, size_t len, double v) {
 }
 
 void bench_print_table_header(void) {
-    fprintf(cli_msg(), "%-15s %6s %6s %6s %10s %9s %9s %8s %8s %6s %8s  %s\n", "provider", "M", "N", "K",
-           "time_us", "p20_us", "p80_us", "TFLOP/s", "GB/s", "roof%", "vs_bf16", "note");
+    cli_say("%-15s %6s %6s %6s %10s %9s %9s %8s %8s %6s %8s  %s\n", "provider", "M", "N", "K",
+            "time_us", "p20_us", "p80_us", "TFLOP/s", "GB/s", "roof%", "vs_bf16", "note");
 }
 
 void bench_print_row(const bench_run *run, const bench_result *r) {
-    fprintf(cli_msg(), "%-15s %6lld %6lld %6lld", run->providers[r->provider].name, (long long)r->shape.m,
-           (long long)r->shape.n, (long long)r->shape.k);
+    cli_say("%-15s %6lld %6lld %6lld", run->providers[r->provider].name, (long long)r->shape.m,
+            (long long)r->shape.n, (long long)r->shape.k);
     if (r->status != BENCH_OK) {
-        fprintf(cli_msg(), "  %s: %s\n", bench_status_name(r->status), r->note);
+        cli_say("  %s: %s\n", bench_status_name(r->status), r->note);
         return;
     }
     char tf[16], gb[16], roof[16], sp[16] = "-";
     if (r->speedup > 0) snprintf(sp, sizeof sp, "%.2fx", r->speedup);
-    fprintf(cli_msg(), " %10.2f %9.2f %9.2f %8s %8s %6s %8s%s%s\n", r->time_us, r->p20_us, r->p80_us,
-           fmt3(tf, sizeof tf, r->tflops), fmt3(gb, sizeof gb, r->gbs),
-           fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
+    cli_say(" %10.2f %9.2f %9.2f %8s %8s %6s %8s%s%s\n", r->time_us, r->p20_us, r->p80_us,
+            fmt3(tf, sizeof tf, r->tflops), fmt3(gb, sizeof gb, r->gbs),
+            fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
 }
 
 void bench_print_header(const bench_run *run, const char *shapes_text) {
     const bench_device *d = &run->dev;
-    fprintf(cli_msg(), "fp4gemm bench on %s (device %d, sm_%d, %d SMs, L2 %.1f MiB, %.1f GiB", d->name,
-           d->device, d->cc, d->sm_count, (double)d->l2_bytes / 1048576.0,
-           (double)d->memory_bytes / 1073741824.0);
-    if (d->sm_clock_mhz) fprintf(cli_msg(), ", SM clock %d MHz", d->sm_clock_mhz);
-    if (d->mem_clock_mhz) fprintf(cli_msg(), ", memory clock %d MHz", d->mem_clock_mhz);
-    fprintf(cli_msg(), ")\n");
-    fprintf(cli_msg(), "  %s; fp4gemm %s (CUDA archs %s); CUDA runtime %d.%d, driver %d.%d; cuBLASLt "
-           "%ld.%ld.%ld\n",
-           run->date, fp4_version(), fp4_built_cuda_archs(), d->runtime_version / 1000,
-           d->runtime_version % 1000 / 10, d->driver_version / 1000,
-           d->driver_version % 1000 / 10, d->cublaslt_version / 10000,
-           d->cublaslt_version / 100 % 100, d->cublaslt_version % 100);
-    fprintf(cli_msg(), "  ceilings measured now on %s: device-to-device copy ", d->name);
+    cli_say("fp4gemm bench on %s (device %d, sm_%d, %d SMs, L2 %.1f MiB, %.1f GiB", d->name,
+            d->device, d->cc, d->sm_count, (double)d->l2_bytes / 1048576.0,
+            (double)d->memory_bytes / 1073741824.0);
+    if (d->sm_clock_mhz) cli_say(", SM clock %d MHz", d->sm_clock_mhz);
+    if (d->mem_clock_mhz) cli_say(", memory clock %d MHz", d->mem_clock_mhz);
+    cli_say(")\n");
+    cli_say("  %s; fp4gemm %s (CUDA archs %s); CUDA runtime %d.%d, driver %d.%d; cuBLASLt "
+            "%ld.%ld.%ld\n",
+            run->date, fp4_version(), fp4_built_cuda_archs(), d->runtime_version / 1000,
+            d->runtime_version % 1000 / 10, d->driver_version / 1000,
+            d->driver_version % 1000 / 10, d->cublaslt_version / 10000,
+            d->cublaslt_version / 100 % 100, d->cublaslt_version % 100);
+    cli_say("  ceilings measured now on %s: device-to-device copy ", d->name);
     if (d->copy_gbs > 0)
-        fprintf(cli_msg(), "%.0f GB/s (%.2f GiB, read + write)", d->copy_gbs,
-               (double)d->copy_bytes / 1073741824.0);
+        cli_say("%.0f GB/s (%.2f GiB, read + write)", d->copy_gbs,
+                (double)d->copy_bytes / 1073741824.0);
     else
-        fprintf(cli_msg(), "not measured");
-    fprintf(cli_msg(), "; cuBLASLt BF16 8192^3 ");
+        cli_say("not measured");
+    cli_say("; cuBLASLt BF16 8192^3 ");
     if (d->bf16_tflops > 0)
-        fprintf(cli_msg(), "%.0f TFLOP/s (random data)", d->bf16_tflops);
+        cli_say("%.0f TFLOP/s (random data)", d->bf16_tflops);
     else
-        fprintf(cli_msg(), "not measured");
-    fprintf(cli_msg(), "; cuBLASLt FP8 8192^3 ");
+        cli_say("not measured");
+    cli_say("; cuBLASLt FP8 8192^3 ");
     if (d->fp8_tflops > 0)
-        fprintf(cli_msg(), "%.0f TFLOP/s\n", d->fp8_tflops);
+        cli_say("%.0f TFLOP/s\n", d->fp8_tflops);
     else
-        fprintf(cli_msg(), "not measured\n");
-    fprintf(cli_msg(), "  roof%%: max(2MNK / compute ceiling, bytes / copy ceiling) / time; the compute "
-           "ceiling is FP8's for cublas_fp8, BF16's for the others; a ceiling a row beats is "
-           "raised to that row's rate first, so roof%% <= 100%%\n");
+        cli_say("not measured\n");
+    cli_say("  roof%%: max(2MNK / compute ceiling, bytes / copy ceiling) / time; the compute "
+            "ceiling is FP8's for cublas_fp8, BF16's for the others; a ceiling a row beats is "
+            "raised to that row's rate first, so roof%% <= 100%%\n");
     if (d->quant_gbs > 0 && d->copy_gbs > 0)
-        fprintf(cli_msg(), "  quantizer on %s, BF16 [%lld, %lld], bytes read + written: fp4_global_scale "
-               "%.0f GB/s (%.0f%% of copy), fp4_quantize (swizzled) %.0f GB/s (%.0f%%), "
-               "fp4_dequantize (to BF16) %.0f GB/s (%.0f%%)\n",
-               d->name, (long long)d->quant_rows, (long long)d->quant_k, d->amax_gbs,
-               100 * d->amax_gbs / d->copy_gbs, d->quant_gbs, 100 * d->quant_gbs / d->copy_gbs,
-               d->dequant_gbs, 100 * d->dequant_gbs / d->copy_gbs);
-    if (d->ceiling_note[0]) fprintf(cli_msg(), "  ceilings: %s\n", d->ceiling_note);
-    fprintf(cli_msg(), "  method: each provider checked before timing (all outputs finite, %d sampled "
-           "outputs vs a double reference); CUDA graph of >= %d launches, each on the next "
-           "input set, sets spanning >= %.0fx L2 (cold weights); median, p20, p80 of >= %d "
-           "replays; time per GEMM = replay / launches\n",
-           BENCH_SAMPLES, BENCH_MIN_LAUNCHES, BENCH_L2_FACTOR, run->opt->min_replays);
-    fprintf(cli_msg(), "  shapes: %s; D in %s; every provider computes D = A B^T / (gs_a gs_b) on the same "
-           "NVFP4 data\n",
-           shapes_text, fp4_dtype_name(run->opt->out_dtype));
-    fprintf(cli_msg(), "  providers:");
-    for (int i = 0; i < run->nproviders; i++) fprintf(cli_msg(), " %s", run->providers[i].name);
-    fprintf(cli_msg(), "\n");
-    for (int i = 0; i < run->nunavailable; i++) fprintf(cli_msg(), "  not run here: %s\n", run->unavailable[i]);
+        cli_say("  quantizer on %s, BF16 [%lld, %lld], bytes read + written: fp4_global_scale "
+                "%.0f GB/s (%.0f%% of copy), fp4_quantize (swizzled) %.0f GB/s (%.0f%%), "
+                "fp4_dequantize (to BF16) %.0f GB/s (%.0f%%)\n",
+                d->name, (long long)d->quant_rows, (long long)d->quant_k, d->amax_gbs,
+                100 * d->amax_gbs / d->copy_gbs, d->quant_gbs, 100 * d->quant_gbs / d->copy_gbs,
+                d->dequant_gbs, 100 * d->dequant_gbs / d->copy_gbs);
+    if (d->ceiling_note[0]) cli_say("  ceilings: %s\n", d->ceiling_note);
+    cli_say("  method: each provider checked before timing (all outputs finite, %d sampled "
+            "outputs vs a double reference); CUDA graph of >= %d launches, each on the next "
+            "input set, sets spanning >= %.0fx L2 (cold weights); median, p20, p80 of >= %d "
+            "replays; time per GEMM = replay / launches\n",
+            BENCH_SAMPLES, BENCH_MIN_LAUNCHES, BENCH_L2_FACTOR, run->opt->min_replays);
+    cli_say("  shapes: %s; D in %s; every provider computes D = A B^T / (gs_a gs_b) on the same "
+            "NVFP4 data\n",
+            shapes_text, fp4_dtype_name(run->opt->out_dtype));
+    cli_say("  providers:");
+    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
+    cli_say("\n");
+    for (int i = 0; i < run->nunavailable; i++)
+        cli_say("  not run here: %s\n", run->unavailable[i]);
     fflush(cli_msg());
 }
 
@@ -260,11 +261,11 @@ static const char *at_shape(char *buf, size_t len, const bench_result *r) {
 }
 
 void bench_print_summary(const bench_run *run) {
-    fprintf(cli_msg(), "\nsummary on %s: speedup = cublas_bf16 time / provider time at the same point "
-           "(geometric mean over the points both ran; shapes are MxNxK)\n",
-           run->dev.name);
-    fprintf(cli_msg(), "%-15s %4s %4s %4s %8s %8s %-18s %8s %-18s %8s %s\n", "provider", "ok", "fail", "skip",
-           "geomean", "worst", "at", "best", "at", "peak", "TFLOP/s at");
+    cli_say("\nsummary on %s: speedup = cublas_bf16 time / provider time at the same point "
+            "(geometric mean over the points both ran; shapes are MxNxK)\n",
+            run->dev.name);
+    cli_say("%-15s %4s %4s %4s %8s %8s %-18s %8s %-18s %8s %s\n", "provider", "ok", "fail", "skip",
+            "geomean", "worst", "at", "best", "at", "peak", "TFLOP/s at");
     for (int p = 0; p < run->nproviders; p++) {
         const provider_summary s = summarize(run, p);
         char g[16] = "-", w[16] = "-", b[16] = "-", wa[48] = "", ba[48] = "", pk[16] = "-",
@@ -280,8 +281,8 @@ void bench_print_summary(const bench_run *run) {
             fmt3(pk, sizeof pk, s.peak->tflops);
             at_shape(pa, sizeof pa, s.peak);
         }
-        fprintf(cli_msg(), "%-15s %4d %4d %4d %8s %8s %-18s %8s %-18s %8s %s\n", run->providers[p].name, s.ok,
-               s.failed, s.skipped, g, w, wa, b, ba, pk, pa);
+        cli_say("%-15s %4d %4d %4d %8s %8s %-18s %8s %-18s %8s %s\n", run->providers[p].name, s.ok,
+                s.failed, s.skipped, g, w, wa, b, ba, pk, pa);
     }
 }
 
