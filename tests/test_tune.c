@@ -379,6 +379,11 @@ static void test_gpu(tu_rng *rng) {
         tu_case(ok && r.passed && r.samples == 68 && r.nonfinite == 0,
                 "gpu: verify passes %s M=%lld N=%lld K=%lld (worst %.3g)", fp4_backend_name(chosen),
                 (long long)m, (long long)n, (long long)k, r.worst_ratio);
+        /* every element: A, B and D downloaded whole instead of row by row */
+        ok = ok && verify(g.ctx, &g.desc, (int)(m * n), &r);
+        tu_case(ok && r.passed && r.samples == m * n,
+                "gpu: verify passes on all %lld elements (worst %.3g)", (long long)r.samples,
+                r.worst_ratio);
     }
     if (ok) { /* a wrong corner (always sampled), then a NaN where no sample looks */
         ok = tu_ok(fp4_download(g.ctx, hd, g.d, m * n * 4), g.ctx, "fp4_download");

@@ -140,22 +140,43 @@ static uint64_t mix64(uint64_t x) {
 }
 
 /* Row `row` of an operand as doubles: E2M1 values times their E4M3 scales (the global scale
- * is in alpha), or BF16/F16 elements. sf is the whole scale buffer on the host. */
-static fp4_status decode_row(fp4_ctx *ctx, fp4_dtype dtype, const void *base, const uint8_t *sf,
-                             fp4_sf_layout layout, int64_t row, int64_t k, uint8_t *raw,
-                             double *out) {
-    if (dtype == FP4_DTYPE_E2M1) {
-        fp4_status st = fetch(ctx, raw, base, row * (k / 2), k / 2);
+ * is in alpha), or BF16/F16 elements. `view` is the operand in host memory, or NULL: then
+ * the row is downloaded from `base` into raw. sf is the whole scale buffer on the host. */
+static fp4_status decode_row(fp4_ctx *ctx, fp4_dtype dtype, const void *base,
+                             const uint8_t *view, const uint8_t *sf, fp4_sf_layout layout,
+                             int64_t row, int64_t k, uint8_t *raw, double *out) {
+    const int64_t row_bytes = dtype == FP4_DTYPE_E2M1 ? k / 2 : k * 2;
+    const uint8_t *p = view ? view + row * row_bytes : raw;
+    if (!view) {
+        const fp4_status st = fetch(ctx, raw, base, row * row_bytes, row_bytes);
         if (st != FP4_OK) return st;
+    }
+    if (dtype == FP4_DTYPE_E2M1) {
         for (int64_t i = 0; i < k; i++)
-            out[i] = (double)fp4_e2m1_decode(fp4_get_nibble(raw, i)) *
+            out[i] = (double)fp4_e2m1_decode(fp4_get_nibble(p, i)) *
                      (double)fp4_e4m3_decode(sf[fp4_sf_offset(row, i / 16, k, layout)]);
+    } else {
+        for (int64_t i = 0; i < k; i++) out[i] = load_element(p, dtype, i);
+    }
+    return FP4_OK;
+}
+
+/* A buffer of the context's memory in host memory: the buffer itself on a CPU context; on a
+ * GPU a downloaded copy (to free: *owned) when `whole`, else NULL (read piece by piece). */
+static fp4_status host_view(fp4_ctx *ctx, const void *src, int64_t bytes, int whole,
+                            const uint8_t **view, uint8_t **owned) {
+    *view = NULL;
+    *owned = NULL;
+    if (fp4_ctx_device(ctx) < 0) {
+        *view = src;
         return FP4_OK;
     }
-    fp4_status st = fetch(ctx, raw, base, row * k * 2, k * 2);
-    if (st != FP4_OK) return st;
-    for (int64_t i = 0; i < k; i++) out[i] = load_element(raw, dtype, i);
-    return FP4_OK;
+    if (!whole) return FP4_OK;
+    if (!(*owned = malloc((size_t)bytes)))
+        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_gemm_verify: out of host memory for "
+                        "%lld bytes", (long long)bytes);
+    *view = *owned;
+    return fetch(ctx, *owned, src, 0, bytes);
 }
 
 /* The argument check of a GEMM descriptor, as fp4_gemm applies it.
@@ -169,6 +190,7 @@ typedef struct verify_work {
     int64_t *sm, *sn;
     double *d, *ref, *abs_sum;
     uint8_t *raw, *sfa, *sfb;
+    uint8_t *a_copy, *b_copy, *d_copy; /* GPU: whole operands downloaded for many samples */
     double *ra, *rb;
 } verify_work;
 
@@ -181,6 +203,9 @@ static void free_work(verify_work *w) {
     free(w->raw);
     free(w->sfa);
     free(w->sfb);
+    free(w->a_copy);
+    free(w->b_copy);
+    free(w->d_copy);
     free(w->ra);
     free(w->rb);
 }
@@ -257,28 +282,42 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples,
         }
     }
 
-    /* 3. alpha, the scales, the sampled D */
+    /* 3. alpha, the scales, the sampled D. Many samples on a GPU: A, B and D downloaded
+     * whole (up to 1 GiB), not row by row */
+    const int64_t a_bytes = w4a4 ? m * (k / 2) : m * k * 2, b_bytes = n * (k / 2);
+    const int64_t d_bytes = ((m - 1) * ldd + n) * esize;
+    const int whole = w.count > 256 && (double)a_bytes + (double)b_bytes + (double)d_bytes <=
+                                           (double)(1LL << 30);
+    const uint8_t *a_view, *b_view, *d_view;
     float alpha = desc->alpha;
     if (desc->alpha_ptr) st = fetch(ctx, &alpha, desc->alpha_ptr, 0, 4);
     if (st == FP4_OK && w4a4) st = fetch(ctx, w.sfa, desc->a_sf, 0, sfa_bytes);
     if (st == FP4_OK) st = fetch(ctx, w.sfb, desc->b_sf, 0, sfb_bytes);
+    if (st == FP4_OK) st = host_view(ctx, desc->a, a_bytes, whole, &a_view, &w.a_copy);
+    if (st == FP4_OK) st = host_view(ctx, desc->b, b_bytes, whole, &b_view, &w.b_copy);
+    if (st == FP4_OK) st = host_view(ctx, desc->d, d_bytes, whole, &d_view, &w.d_copy);
     uint8_t one[4];
     for (int64_t i = 0; i < w.count && st == FP4_OK; i++) {
-        st = fetch(ctx, one, desc->d, (w.sm[i] * ldd + w.sn[i]) * esize, esize);
-        w.d[i] = load_element(one, desc->d_dtype, 0);
+        const int64_t at = w.sm[i] * ldd + w.sn[i];
+        if (d_view) {
+            w.d[i] = load_element(d_view, desc->d_dtype, at);
+        } else {
+            st = fetch(ctx, one, desc->d, at * esize, esize);
+            w.d[i] = load_element(one, desc->d_dtype, 0);
+        }
     }
 
     /* 4. the reference in double: ref = alpha sum_k a b, abs_sum = |alpha| sum_k |a b| */
     int64_t have_m = -1, have_n = -1;
     for (int64_t i = 0; i < w.count && st == FP4_OK; i++) {
         if (w.sm[i] != have_m) {
-            st = decode_row(ctx, desc->a_dtype, desc->a, w.sfa, desc->a_sf_layout, w.sm[i], k,
-                            w.raw, w.ra);
+            st = decode_row(ctx, desc->a_dtype, desc->a, a_view, w.sfa, desc->a_sf_layout,
+                            w.sm[i], k, w.raw, w.ra);
             have_m = w.sm[i];
         }
         if (st == FP4_OK && w.sn[i] != have_n) {
-            st = decode_row(ctx, FP4_DTYPE_E2M1, desc->b, w.sfb, desc->b_sf_layout, w.sn[i], k,
-                            w.raw, w.rb);
+            st = decode_row(ctx, FP4_DTYPE_E2M1, desc->b, b_view, w.sfb, desc->b_sf_layout,
+                            w.sn[i], k, w.raw, w.rb);
             have_n = w.sn[i];
         }
         double sum = 0.0, abs_sum = 0.0;
