@@ -227,7 +227,9 @@ static int check_gemm(fp4_ctx *ctx, const gemm_opts *o, launch_arg *l, int64_t d
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
     const int64_t all = o->m * o->n;
-    const int samples = o->samples > 0 ? (int)o->samples : all <= 65536 ? (int)all : 4096;
+    /* every element while that costs at most 2^28 multiply-adds (well under a second) */
+    const double macs = (double)all * (double)o->k;
+    const int samples = o->samples > 0 ? (int)o->samples : macs <= 268435456.0 ? (int)all : 4096;
     if ((st = fp4_gemm_verify(ctx, &l->desc, samples, (uint64_t)o->seed, &r)) != FP4_OK)
         return cli_lib_fail(CMD, "checking D", st, ctx);
     char which[96];
@@ -438,7 +440,7 @@ int cmd_gemm(int argc, char **argv) {
                  "it fails (default off)"},
         {.name = "--samples", .metavar = "N", .kind = CLI_INT, .dest = &o.samples, .min = 1,
          .max = 100000000, .help = "elements --check compares (default: all when\n"
-                                   "M*N <= 65536, else 4096)"},
+                                   "M*N*K <= 2^28, else 4096)"},
         {.name = "--replays", .metavar = "N", .kind = CLI_INT, .dest = &o.replays, .min = 20,
          .max = 100000, .help = "timed replays, at least (default 20)"},
         {.name = "--max-seconds", .metavar = "S", .kind = CLI_FLOAT, .dest = &o.max_seconds,

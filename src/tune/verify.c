@@ -152,9 +152,11 @@ static fp4_status decode_row(fp4_ctx *ctx, fp4_dtype dtype, const void *base,
         if (st != FP4_OK) return st;
     }
     if (dtype == FP4_DTYPE_E2M1) {
-        for (int64_t i = 0; i < k; i++)
-            out[i] = (double)fp4_e2m1_decode(fp4_get_nibble(p, i)) *
-                     (double)fp4_e4m3_decode(sf[fp4_sf_offset(row, i / 16, k, layout)]);
+        for (int64_t kb = 0; kb < k / 16; kb++) {
+            const double scale = (double)fp4_e4m3_decode(sf[fp4_sf_offset(row, kb, k, layout)]);
+            for (int64_t i = kb * 16; i < kb * 16 + 16; i++)
+                out[i] = (double)fp4_e2m1_decode(fp4_get_nibble(p, i)) * scale;
+        }
     } else {
         for (int64_t i = 0; i < k; i++) out[i] = load_element(p, dtype, i);
     }
@@ -288,7 +290,7 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples,
     const int64_t d_bytes = ((m - 1) * ldd + n) * esize;
     const int whole = w.count > 256 && (double)a_bytes + (double)b_bytes + (double)d_bytes <=
                                            (double)(1LL << 30);
-    const uint8_t *a_view, *b_view, *d_view;
+    const uint8_t *a_view = NULL, *b_view = NULL, *d_view = NULL;
     float alpha = desc->alpha;
     if (desc->alpha_ptr) st = fetch(ctx, &alpha, desc->alpha_ptr, 0, 4);
     if (st == FP4_OK && w4a4) st = fetch(ctx, w.sfa, desc->a_sf, 0, sfa_bytes);
@@ -307,10 +309,20 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples,
         }
     }
 
-    /* 4. the reference in double: ref = alpha sum_k a b, abs_sum = |alpha| sum_k |a b| */
+    /* 4. the reference in double: ref = alpha sum_k a b, abs_sum = |alpha| sum_k |a b|. For
+     * every element: all of A decoded once (up to 256 MiB), then B row by row */
+    double *a_all = all && (double)m * (double)k * 8.0 <= (double)(256 << 20)
+                        ? malloc((size_t)(m * k) * sizeof(double))
+                        : NULL;
+    for (int64_t mi = 0; a_all && mi < m && st == FP4_OK; mi++)
+        st = decode_row(ctx, desc->a_dtype, desc->a, a_view, w.sfa, desc->a_sf_layout, mi, k,
+                        w.raw, a_all + mi * k);
     int64_t have_m = -1, have_n = -1;
-    for (int64_t i = 0; i < w.count && st == FP4_OK; i++) {
-        if (w.sm[i] != have_m) {
+    for (int64_t s_i = 0; s_i < w.count && st == FP4_OK; s_i++) {
+        /* with a_all: B's rows outer, A's inner; else in sample order */
+        const int64_t i = a_all ? (s_i % m) * n + s_i / m : s_i;
+        const double *ra = a_all ? a_all + w.sm[i] * k : w.ra;
+        if (!a_all && w.sm[i] != have_m) {
             st = decode_row(ctx, desc->a_dtype, desc->a, a_view, w.sfa, desc->a_sf_layout,
                             w.sm[i], k, w.raw, w.ra);
             have_m = w.sm[i];
@@ -322,12 +334,14 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples,
         }
         double sum = 0.0, abs_sum = 0.0;
         for (int64_t j = 0; j < k && st == FP4_OK; j++) {
-            sum += w.ra[j] * w.rb[j];
-            abs_sum += fabs(w.ra[j] * w.rb[j]);
+            const double p = ra[j] * w.rb[j];
+            sum += p;
+            abs_sum += fabs(p);
         }
         w.ref[i] = (double)alpha * sum;
         w.abs_sum[i] = fabs((double)alpha) * abs_sum;
     }
+    free(a_all);
     if (st == FP4_OK) {
         st = fp4_verify_samples(w.count, w.d, w.ref, w.abs_sum, w.sm, w.sn, k, desc->d_dtype, 0,
                                 0, result);
