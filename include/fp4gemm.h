@@ -451,7 +451,8 @@ typedef struct fp4_measure_result {
     int sets, replays;
     int graph;              /* 1: replays of one CUDA graph; 0: plain launches (host clock on
                              * the CPU; on a GPU when capture failed: see note) */
-    int cold;               /* 1: sets * set_bytes >= FP4_MEASURE_L2_FACTOR * the L2 size */
+    int cold;               /* 1: sets * set_bytes >= FP4_MEASURE_L2_FACTOR * the L2 size
+                             * (always 0 on the CPU) */
     char note[256];         /* "no graph (capture failed: ...)", "host clock", or "" */
 } fp4_measure_result;
 
@@ -518,10 +519,11 @@ fp4_status fp4_verify_samples(int64_t count, const double *d, const double *ref,
  * element when samples >= m * n), with the tolerance above (FP32 default), plus a scan of
  * all of D for NaN/Inf. Poison D with NaN (memset 0xFF) before the GEMM so that an unwritten
  * element is caught. samples <= 0 means 68. Works on CPU and GPU contexts: on a GPU it
- * synchronizes desc->stream, downloads the sampled rows, the scales and samples of D, and
- * allocates a few bytes for the scan. desc->backend is ignored. Returns FP4_OK when the check
- * ran (result->passed says how it went); INVALID_ARGUMENT for a bad desc; CUDA,
- * OUT_OF_MEMORY. */
+ * synchronizes desc->stream, downloads the scales, the sampled rows of A and B and the
+ * sampled elements of D (with more than 256 samples, A, B and D whole when they total at most
+ * 1 GiB), and allocates a few bytes for the scan. Host memory: the samples, and for every
+ * element M x K doubles. desc->backend is ignored. Returns FP4_OK when the check ran
+ * (result->passed says how it went); INVALID_ARGUMENT for a bad desc; CUDA, OUT_OF_MEMORY. */
 fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples, uint64_t seed,
                            fp4_verify_result *result);
 
