@@ -88,6 +88,8 @@ static int read_operand(const char *path, int64_t bytes, const char *shape, void
  * then the host copies (downloaded) for the rotated sets. */
 static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
     const int64_t m = o->m, n = o->n, k = o->k;
+    /* the random inputs are F32 on the host first: [m, k] and [n, k] must fit */
+    if (cli_bytes(CMD, "A", m, k, 4) < 0 || cli_bytes(CMD, "B", n, k, 4) < 0) return CLI_USAGE;
     op->a_bytes = o->w4a16 ? m * k * fp4_dtype_size(o->a_dtype) : fp4_packed_bytes(m, k);
     op->a_sf_bytes = o->w4a16 ? 0 : fp4_sf_bytes(m, k, o->layout);
     op->b_bytes = fp4_packed_bytes(n, k);
