@@ -107,6 +107,20 @@ ${TIMEOUT} 20 '${FP4}' dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --g
     message(FATAL_ERROR "${LAST}: the FIFO was replaced by a '${kind}'")
   endif()
   fp4_same_file(from_fifo.bin y.bin "what went through the FIFO must be the output")
+  # a write killed half-way (here: blocked on a FIFO nobody reads, then SIGTERM) leaves
+  # neither a temporary nor a half-made set of outputs
+  execute_process(COMMAND "${MKFIFO}" "${WORK}/fifo2")
+  execute_process(COMMAND "${TIMEOUT}" -s TERM 2 "${FP4}" quantize ${Q} --out-q killed_q.bin
+                          --out-sf fifo2
+                  WORKING_DIRECTORY "${WORK}" RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+  set(LAST "quantize --out-q killed_q.bin --out-sf fifo2, killed while blocked")
+  if(NOT rc EQUAL 124)
+    message(FATAL_ERROR "${LAST}: exit ${rc}, expected 124 (killed by timeout)")
+  endif()
+  if(EXISTS "${WORK}/killed_q.bin")
+    message(FATAL_ERROR "${LAST}: killed_q.bin was written although the command was killed")
+  endif()
+  fp4_no_temporaries()
 endif()
 
 # ---- "-" is stdout; the messages then go to stderr --------------------------------------------
