@@ -49,7 +49,7 @@ fp4_status elapsed_ms(fp4_ctx *ctx, cudaEvent_t start, cudaEvent_t stop, double 
 
 /* Captures r->launches launches, launch i on set i % sets, into one graph. FP4_OK with
  * s->exec, or FP4_OK without it (the reason in r->note: timed as plain launches then). */
-void capture(const fp4_measure_desc *d, cudaStream_t stream, measure_state *s,
+void capture(fp4_ctx *ctx, const fp4_measure_desc *d, cudaStream_t stream, measure_state *s,
              fp4_measure_result *r) {
     cudaGraph_t graph = nullptr;
     cudaError_t err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
@@ -68,8 +68,12 @@ void capture(const fp4_measure_desc *d, cudaStream_t stream, measure_state *s,
     if (st == FP4_OK && err == cudaSuccess) return;
     (void)cudaGetLastError();
     s->exec = nullptr;
-    snprintf(r->note, sizeof r->note, "no graph (capture failed: %.200s)",
-             st != FP4_OK ? fp4_status_name(st) : cudaGetErrorString(err));
+    if (st != FP4_OK)
+        snprintf(r->note, sizeof r->note, "no graph (capture failed: a launch returned %s: %.180s)",
+                 fp4_status_name(st), fp4_last_error(ctx));
+    else
+        snprintf(r->note, sizeof r->note, "no graph (capture failed: %.200s)",
+                 cudaGetErrorString(err));
 }
 
 } // namespace
@@ -120,7 +124,7 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
     s.events = nullptr;
     s.nevents = 0;
     if ((st = make_events(ctx, &s, r->replays + 1)) != FP4_OK) return st;
-    capture(d, stream, &s, r);
+    capture(ctx, d, stream, &s, r);
     r->graph = s.exec != nullptr;
     s.us = (double *)malloc((size_t)r->replays * sizeof(double));
     if (!s.us)
