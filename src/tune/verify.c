@@ -181,12 +181,6 @@ static fp4_status host_view(fp4_ctx *ctx, const void *src, int64_t bytes, int wh
     return fetch(ctx, *owned, src, 0, bytes);
 }
 
-/* The argument check of a GEMM descriptor, as fp4_gemm applies it.
- * TODO(registry merge): if src/api.c's fp4_gemm_desc_problem is renamed, follow it here. */
-static const char *desc_problem(const fp4_gemm_desc *desc, char *buf, size_t len) {
-    return fp4_gemm_desc_problem(desc, buf, len);
-}
-
 typedef struct verify_work {
     int64_t count;
     int64_t *sm, *sn;
@@ -212,7 +206,7 @@ static void free_work(verify_work *w) {
     free(w->rb);
 }
 
-fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples, uint64_t seed,
+fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples, uint64_t seed,
                            fp4_verify_result *result) {
     const char *fn = "fp4_gemm_verify";
     if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
@@ -221,9 +215,12 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples,
     if (result->struct_size != sizeof *result)
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: result->struct_size = %zu, "
                         "expected %zu", fn, result->struct_size, sizeof *result);
+    /* the argument check of fp4_gemm; an older, smaller desc upgraded to today's */
     char buf[512];
-    const char *problem = desc_problem(desc, buf, sizeof buf);
+    fp4_gemm_desc prepared;
+    const char *problem = fp4_gemm_desc_prepare(in, &prepared, buf, sizeof buf);
     if (problem) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: %s", fn, problem);
+    const fp4_gemm_desc *desc = &prepared;
     if (samples <= 0) samples = DEFAULT_SAMPLES;
 
     const int64_t m = desc->m, n = desc->n, k = desc->k;
