@@ -214,17 +214,15 @@ static int store_value(const cli_command *cmd, cli_opt *o, const char *v) {
         }
         *(int *)o->dest = (int)i64;
         return CLI_OK;
-    case CLI_BACKEND: {
-        fp4_backend b;
-        if (fp4_backend_from_name(v, &b) != FP4_OK) {
-            static char names[160] = "not a backend; one of";
-            for (int i = 0; i < FP4_BACKEND_COUNT; i++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s %s",
-                         i ? "," : "", fp4_backend_name((fp4_backend)i));
-            why = names;
+    case CLI_TACTIC: {
+        fp4_tactic t;
+        if (fp4_tactic_from_name(v, &t) != FP4_OK) {
+            static char names[400];
+            snprintf(names, sizeof names, "%s", fp4_last_error(NULL)); /* lists the names */
+            why = names[0] ? names : "not a backend or tactic name";
             break;
         }
-        *(fp4_backend *)o->dest = b;
+        *(fp4_tactic *)o->dest = t;
         return CLI_OK;
     }
     case CLI_DTYPE: {
@@ -483,14 +481,11 @@ void cli_policy_string(int compute_capability, char *buf, size_t len) {
     if (n == 0) snprintf(buf, len, "(none)");
 }
 
-fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out, char *why,
-                      size_t why_len) {
-    /* TODO(registry merge): fp4_gemm_select(ctx, desc, &tactic, why, why_len) says what it
-     * chose and why (an environment override included); use it here and print the tactic. */
-    const fp4_status st = fp4_gemm_select_backend(ctx, desc, out);
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out, char *name,
+                      size_t name_len, char *why, size_t why_len) {
+    const fp4_status st = fp4_gemm_select(ctx, desc, out, why, why_len);
     if (st != FP4_OK) return st;
-    char order[256];
-    cli_policy_string(fp4_ctx_compute_capability(ctx), order, sizeof order);
-    snprintf(why, why_len, "auto: the library's selection; the policy here is %s", order);
+    if (fp4_tactic_name(*out, name, name_len) != FP4_OK)
+        snprintf(name, name_len, "%s", fp4_backend_name(out->backend));
     return FP4_OK;
 }

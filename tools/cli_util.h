@@ -42,7 +42,7 @@ typedef enum cli_kind {
     CLI_FLOAT,   /* float: finite and > 0 (decimal, C hex float, or 0x + 8 digits: f32 bits) */
     CLI_STRING,  /* const char *: non-empty */
     CLI_DEVICE,  /* int: "cpu" or -1 for the CPU, 0.. a CUDA device */
-    CLI_BACKEND, /* fp4_backend, by name */
+    CLI_TACTIC,  /* fp4_tactic: "auto", a backend or "backend/config" (fp4_tactic_from_name) */
     CLI_DTYPE,   /* fp4_dtype, by name; only those whose bit (1 << dtype) is in `allowed` */
     CLI_LAYOUT   /* fp4_sf_layout: "swizzled" or "linear" */
 } cli_kind;
@@ -164,11 +164,12 @@ void cli_store_floats(const float *src, int64_t n, fp4_dtype dtype, void *dst);
 float cli_load_float(const void *src, fp4_dtype dtype, int64_t i);
 uint32_t cli_f32_bits(float x);
 
-/* What fp4_gemm would run for desc with backend AUTO, and why, in words ("auto: the first of
- * cuda_wgmma > cuda_mma > cuda_simt that can run"). The library decides (the policy and any
- * override from the environment); the tool never reads the environment itself. */
-fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out, char *why,
-                      size_t why_len);
+/* What fp4_gemm would run for desc (desc->backend and config, else the library's override
+ * from the environment, else the policy; desc NULL: a generic problem), as fp4_gemm_select
+ * says: the tactic, its name ("cuda_simt/gemv_mr8") and why, in words. The tool never reads
+ * the environment itself. */
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out, char *name,
+                      size_t name_len, char *why, size_t why_len);
 
 /* ---- devices and time -------------------------------------------------------------------- */
 

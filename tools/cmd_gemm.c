@@ -24,7 +24,7 @@ static const char *const CMD = "gemm";
 
 typedef struct gemm_opts {
     int64_t m, n, k;
-    fp4_backend backend;
+    fp4_tactic tactic; /* {AUTO, -1}: the library selects */
     fp4_dtype out_dtype;
     int w4a16;
     fp4_dtype a_dtype; /* W4A16 only */
@@ -319,22 +319,25 @@ static int run_gemm(const gemm_opts *o) {
     desc->d = dev_d;
     desc->alpha = op->alpha;
 
-    /* 2. the backend: the one asked for, or the library's selection, and why */
-    char device_name[320], why[512];
+    /* 2. the tactic: the one asked for, or the library's selection; the library says why */
+    char device_name[320], why[512], tactic_name[96];
     cli_describe_device(o->device, device_name, sizeof device_name);
-    if (o->backend == FP4_BACKEND_AUTO) {
-        if ((st = cli_select(run, desc, &desc->backend, why, sizeof why)) != FP4_OK) {
+    desc->backend = o->tactic.backend;
+    desc->config = o->tactic.config;
+    fp4_tactic chosen;
+    if ((st = cli_select(run, desc, &chosen, tactic_name, sizeof tactic_name, why,
+                         sizeof why)) != FP4_OK) {
+        char asked[96] = "auto";
+        (void)fp4_tactic_name(o->tactic, asked, sizeof asked);
+        if (o->tactic.backend != FP4_BACKEND_AUTO && st == FP4_ERR_NOT_SUPPORTED)
+            rc = cli_fail(CMD, CLI_FAIL, "backend %s can't run this on %s: %s", asked,
+                          device_name, why);
+        else
             rc = cli_lib_fail(CMD, "choosing the backend", st, run);
-            goto done;
-        }
-    } else if ((st = fp4_backend_check(run, o->backend, desc, why, sizeof why)) != FP4_OK) {
-        rc = cli_fail(CMD, CLI_FAIL, "backend %s can't run this on %s: %s",
-                      fp4_backend_name(o->backend), device_name, why);
         goto done;
-    } else {
-        desc->backend = o->backend;
-        snprintf(why, sizeof why, "requested");
     }
+    desc->backend = chosen.backend; /* every run below is this tactic */
+    desc->config = chosen.config;
 
     cli_say("gemm      M=%lld N=%lld K=%lld, ", (long long)o->m, (long long)o->n, (long long)o->k);
     if (o->w4a16)
@@ -350,7 +353,7 @@ static int run_gemm(const gemm_opts *o) {
                                           (long long)o->seed);
     cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a, (double)op->gs_b,
             (double)op->alpha);
-    cli_say("backend   %s (%s)\n", fp4_backend_name(desc->backend), why);
+    cli_say("backend   %s (%s)\n", tactic_name, why);
     cli_say("device    %s\n", device_name);
     fflush(cli_msg());
 
@@ -389,7 +392,7 @@ done:
 }
 
 int cmd_gemm(int argc, char **argv) {
-    gemm_opts o = {.backend = FP4_BACKEND_AUTO, .out_dtype = FP4_DTYPE_BF16,
+    gemm_opts o = {.tactic = {FP4_BACKEND_AUTO, -1}, .out_dtype = FP4_DTYPE_BF16,
                    .a_dtype = FP4_DTYPE_BF16, .layout = FP4_SF_SWIZZLED_128x4,
                    .device = -2, .seed = 1, .replays = 0, .max_seconds = 10.0f};
     int no_time = 0;
@@ -400,10 +403,12 @@ int cmd_gemm(int argc, char **argv) {
          .max = CLI_MAX_DIM, .help = "rows of B (the weight), columns of D"},
         {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .required = 1, .min = 1,
          .max = CLI_MAX_DIM, .help = "the reduction length, a multiple of 16"},
-        {.name = "--backend", .metavar = "B", .kind = CLI_BACKEND, .dest = &o.backend,
-         .help = "auto, cpu_ref, cuda_simt, cuda_mma, cuda_wgmma or\n"
-                 "cublaslt (default auto: see 'fp4gemm --help'); a\n"
-                 "named backend that can't run fails with the reason"},
+        {.name = "--backend", .metavar = "B", .kind = CLI_TACTIC, .dest = &o.tactic,
+         .help = "auto, a backend (cpu_ref, cuda_simt, cuda_mma, ...)\n"
+                 "or a tactic backend/config (cuda_simt/gemv_mr8;\n"
+                 "'fp4gemm info' lists them) (default auto: see\n"
+                 "'fp4gemm --help'); one that can't run fails with the\n"
+                 "reason"},
         {.name = "--out-dtype", .metavar = "T", .kind = CLI_DTYPE, .dest = &o.out_dtype,
          .allowed = CLI_DT_FLOATS, .help = "D's type: bf16, f16 or f32 (default bf16)"},
         {.name = "--w4a16", .kind = CLI_FLAG, .dest = &o.w4a16,

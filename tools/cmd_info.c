@@ -27,10 +27,21 @@ static int print_backends(int device) {
         printf("  %-12s %s%s\n", fp4_backend_name((fp4_backend)b),
                can == FP4_OK ? "can run" : "no: ", can == FP4_OK ? "" : why);
     }
-    fp4_backend pick = FP4_BACKEND_AUTO;
-    char why[512];
-    if (cli_select(ctx, NULL, &pick, why, sizeof why) == FP4_OK)
-        printf("  %-12s %s (%s)\n", "auto picks", fp4_backend_name(pick), why);
+    fp4_tactic tactics[64];
+    int count = 0;
+    if (fp4_gemm_list_tactics(ctx, NULL, tactics, 64, &count) == FP4_OK) {
+        printf("  %-12s", "tactics");
+        for (int i = 0; i < count && i < 64; i++) {
+            char name[96];
+            if (fp4_tactic_name(tactics[i], name, sizeof name) == FP4_OK)
+                printf("%s%s", i ? ", " : " ", name);
+        }
+        printf("%s\n", count ? "" : " none");
+    }
+    fp4_tactic pick;
+    char why[512], name[96];
+    if (cli_select(ctx, NULL, &pick, name, sizeof name, why, sizeof why) == FP4_OK)
+        printf("  %-12s %s (%s)\n", "auto picks", name, why);
     else
         printf("  %-12s nothing: %s\n", "auto picks", fp4_last_error(ctx));
     fp4_destroy(ctx);

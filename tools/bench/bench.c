@@ -205,10 +205,10 @@ int cmd_bench(int argc, char **argv) {
 
     /* providers by name */
     bench_provider cat[BENCH_MAX_PROVIDERS];
-    const int ncat = bench_provider_table(cat);
+    int ncat = bench_provider_table(cat);
     int chosen[BENCH_MAX_PROVIDERS], nchosen = 0;
     if (providers_arg) {
-        if (bench_parse_providers(providers_arg, cat, ncat, chosen, &nchosen) != CLI_OK) {
+        if (bench_parse_providers(providers_arg, cat, &ncat, chosen, &nchosen) != CLI_OK) {
             free(opt.shapes);
             return CLI_USAGE;
         }

@@ -50,9 +50,10 @@ typedef enum bench_ceiling {
 
 /* One row of the provider table (providers.c). */
 typedef struct bench_provider {
-    char name[32];         /* "cuda_wgmma", "auto", "cublas_bf16", ... */
+    char name[48];         /* "cuda_wgmma", "auto", "cublas_bf16", "cuda_simt/gemv_mr8" */
     bench_kind kind;
     fp4_backend backend;   /* BENCH_KIND_FP4 only */
+    int config;            /* BENCH_KIND_FP4 only: the backend's config (tactic), -1 heuristic */
     const char *about;     /* what one timed launch is, for --list-providers */
     double in_bytes;       /* input bytes per element of A and B, scales included: NVFP4
                             * 0.5625, FP8 1, BF16 2 (dequant_cublas reads NVFP4) */
@@ -194,8 +195,10 @@ const char *bench_status_name(bench_status s);
  * describes them in shapes_text. CLI_OK, or CLI_USAGE/CLI_FAIL after the message. */
 int bench_make_shapes(const char *shapes_arg, const char *preset_name, const char *m_list,
                       bench_options *opt, char *shapes_text, size_t len);
-/* Parses --providers into indexes of the table. CLI_OK or CLI_USAGE after the message. */
-int bench_parse_providers(const char *text, const bench_provider *table, int n, int *chosen,
+/* Parses --providers into indexes of the table. A tactic name ("cuda_simt/gemv_mr8") that is
+ * not a row adds one to the table (*n grows, at most BENCH_MAX_PROVIDERS rows). CLI_OK or
+ * CLI_USAGE after the message. */
+int bench_parse_providers(const char *text, bench_provider *table, int *n, int *chosen,
                           int *nchosen);
 
 /* ---- svg.c ---------------------------------------------------------------------------- */

@@ -141,9 +141,10 @@ int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why
     switch (p->kind) {
     case BENCH_KIND_FP4:
         if (p->backend == FP4_BACKEND_AUTO) {
-            fp4_backend chosen;
-            char how[WHY];
-            const fp4_status st = cli_select(bc->ctx, NULL, &chosen, how, sizeof how);
+            fp4_tactic chosen;
+            char name[96], how[WHY];
+            const fp4_status st =
+                cli_select(bc->ctx, NULL, &chosen, name, sizeof name, how, sizeof how);
             if (st == FP4_OK) return 0;
             snprintf(buf, sizeof buf, "%s", fp4_last_error(bc->ctx));
         } else if (fp4_backend_check(bc->ctx, p->backend, NULL, buf, sizeof buf) == FP4_OK) {

@@ -125,28 +125,61 @@ static int parse_shapes(const char *text, bench_shape **out, int *count) {
     *count = n;
     return CLI_OK;
 }
-/* Parses --providers into `chosen` (indexes into the catalog). CLI_OK or CLI_USAGE. */
-int bench_parse_providers(const char *text, const bench_provider *cat, int ncat, int *chosen,
+/* The table row named `name` (exactly), or -1. */
+static int find_row(const bench_provider *cat, int ncat, const char *name, size_t len) {
+    for (int i = 0; i < ncat; i++)
+        if (strlen(cat[i].name) == len && strncmp(cat[i].name, name, len) == 0) return i;
+    return -1;
+}
+
+/* A tactic name ("cuda_simt/gemv_mr8", any case) as a row: found, or added after the rows of
+ * the table as a copy of its backend's row with that config. -1 if it is not a GPU tactic. */
+static int tactic_row(bench_provider *cat, int *ncat, const char *text, size_t len) {
+    char token[96], name[96];
+    fp4_tactic t;
+    if (len >= sizeof token) return -1;
+    memcpy(token, text, len);
+    token[len] = 0;
+    if (fp4_tactic_from_name(token, &t) != FP4_OK || fp4_tactic_name(t, name, sizeof name) != FP4_OK)
+        return -1;
+    const int known = find_row(cat, *ncat, name, strlen(name));
+    if (known >= 0) return known;
+    int base = -1;
+    for (int i = 0; i < *ncat && base < 0; i++)
+        if (cat[i].kind == BENCH_KIND_FP4 && cat[i].backend == t.backend && cat[i].config < 0)
+            base = i;
+    const size_t name_len = strlen(name);
+    if (base < 0 || t.backend == FP4_BACKEND_AUTO || *ncat >= BENCH_MAX_PROVIDERS ||
+        name_len >= sizeof cat[0].name)
+        return -1;
+    cat[*ncat] = cat[base];
+    memcpy(cat[*ncat].name, name, name_len + 1);
+    cat[*ncat].config = t.config;
+    return (*ncat)++;
+}
+
+int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int *chosen,
                           int *nchosen) {
     *nchosen = 0;
     const char *p = text;
     for (;;) {
         const char *end = strchr(p, ',');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
-        int found = -1;
-        for (int i = 0; i < ncat; i++)
-            if (strlen(cat[i].name) == len && strncmp(cat[i].name, p, len) == 0) found = i;
+        int found = find_row(cat, *ncat, p, len);
+        if (found < 0) found = tactic_row(cat, ncat, p, len);
         if (found < 0) {
             char names[512] = "";
             size_t used = 0;
-            for (int i = 0; i < ncat && used < sizeof names; i++)
+            for (int i = 0; i < *ncat && used < sizeof names; i++)
                 used += (size_t)snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
                                          cat[i].name);
             if (len == strlen("cpu_ref") && strncmp(p, "cpu_ref", len) == 0)
                 return cli_fail(CMD, CLI_USAGE,
                                 "--providers: cpu_ref is the CPU reference, not a GPU provider "
                                 "(it checks the others)");
-            return cli_fail(CMD, CLI_USAGE, "--providers: unknown provider '%.*s' (known: %s)",
+            return cli_fail(CMD, CLI_USAGE,
+                            "--providers: unknown provider '%.*s' (known: %s, or a GPU tactic "
+                            "such as cuda_simt/gemv_mr8: see 'fp4gemm info')",
                             (int)len, p, names);
         }
         int dup = 0;

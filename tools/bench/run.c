@@ -16,8 +16,8 @@
 
 /* ---- providers --------------------------------------------------------------------------- */
 
-static void fp4_desc(const bench_cuda *bc, const operands *o, fp4_backend backend, int set,
-                     fp4_gemm_desc *d) {
+static void fp4_desc(const bench_cuda *bc, const operands *o, fp4_backend backend, int config,
+                     int set, fp4_gemm_desc *d) {
     fp4_gemm_desc_init(d);
     d->m = o->m;
     d->n = o->n;
@@ -34,6 +34,7 @@ static void fp4_desc(const bench_cuda *bc, const operands *o, fp4_backend backen
     d->ldd = o->n;
     d->alpha = o->alpha;
     d->backend = backend;
+    d->config = config;
     d->stream = bc->stream;
 }
 
@@ -43,7 +44,7 @@ static int launch(bench_cuda *bc, operands *o, const bench_provider *p, int set,
     switch (p->kind) {
     case BENCH_KIND_FP4: {
         fp4_gemm_desc d;
-        fp4_desc(bc, o, p->backend, set, &d);
+        fp4_desc(bc, o, p->backend, p->config, set, &d);
         TRY_FP4(bc->ctx, fp4_gemm(bc->ctx, &d), "fp4_gemm");
         return 0;
     }
@@ -84,18 +85,19 @@ static int provider_ready(bench_cuda *bc, operands *o, const bench_provider *p, 
     switch (p->kind) {
     case BENCH_KIND_FP4: {
         fp4_gemm_desc d;
-        fp4_desc(bc, o, p->backend, 0, &d);
+        fp4_desc(bc, o, p->backend, p->config, 0, &d);
         char buf[WHY] = "";
         if (p->backend == FP4_BACKEND_AUTO) {
-            fp4_backend chosen;
-            char how[WHY];
-            const fp4_status st = cli_select(bc->ctx, &d, &chosen, how, sizeof how);
+            fp4_tactic chosen;
+            char name[96], how[WHY];
+            const fp4_status st =
+                cli_select(bc->ctx, &d, &chosen, name, sizeof name, how, sizeof how);
             if (st == FP4_ERR_NOT_SUPPORTED) {
                 snprintf(note, note_len, "%.390s", fp4_last_error(bc->ctx));
                 return 1;
             }
             if (st != FP4_OK) return bench_fail_fp4(why, bc->ctx, st, "selecting the backend");
-            snprintf(note, note_len, "auto ran %s", fp4_backend_name(chosen));
+            snprintf(note, note_len, "auto ran %s", name);
             return 0;
         }
         const fp4_status st = fp4_backend_check(bc->ctx, p->backend, &d, buf, sizeof buf);
@@ -170,7 +172,7 @@ static int read_samples(bench_cuda *bc, const operands *o, double *out, char *wh
  * cublas_fp8 computes (cublas_bf16 and dequant_cublas read the same values, decoded). */
 static fp4_status verify_nvfp4(bench_cuda *bc, const operands *o, fp4_verify_result *v) {
     fp4_gemm_desc d;
-    fp4_desc(bc, o, FP4_BACKEND_AUTO, 0, &d);
+    fp4_desc(bc, o, FP4_BACKEND_AUTO, -1, 0, &d);
     memset(v, 0, sizeof *v);
     v->struct_size = sizeof *v;
     return fp4_gemm_verify(bc->ctx, &d, BENCH_SAMPLES, o->seed, v);
