@@ -134,6 +134,18 @@ if(NOT rc EQUAL 0 OR EXISTS "${WORK}/-")
 endif()
 fp4_same_file(stdout.bin y.bin "--out - must write exactly the output to stdout")
 fp4_require("${err}" "wrote -" "the message goes to stderr")
+if(EXISTS /dev/stdout)
+  execute_process(COMMAND "${FP4}" dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin
+                  --global-scale ${gs} --out /dev/stdout
+                  WORKING_DIRECTORY "${WORK}" RESULT_VARIABLE rc OUTPUT_FILE "${WORK}/stdout2.bin"
+                  ERROR_VARIABLE err)
+  set(LAST "dequantize --out /dev/stdout")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${LAST}: exit ${rc}: ${err}")
+  endif()
+  fp4_same_file(stdout2.bin y.bin "--out /dev/stdout must write exactly the output")
+  fp4_require("${err}" "wrote /dev/stdout" "with stdout the output, the message goes to stderr")
+endif()
 
 # ---- a symlink is followed: the target replaced, the link kept --------------------------------
 file(MAKE_DIRECTORY "${WORK}/sub")

@@ -73,8 +73,15 @@ static int resolve(const char *cmd, const char *path, target *t) {
         return CLI_OK;
     }
     if (!*path) return cli_fail(cmd, CLI_FAIL, "an empty output path");
+    if (strlen(path) >= sizeof t->path) return cli_fail(cmd, CLI_FAIL, "%s: path too long", path);
     struct stat ls, st;
     const int have = lstat(path, &ls) == 0;
+    if (have && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+        /* a special file, also behind a link (/dev/stdout -> a pipe): written in place */
+        t->kind = TARGET_SPECIAL;
+        snprintf(t->path, sizeof t->path, "%s", path);
+        return CLI_OK;
+    }
     if (have && S_ISLNK(ls.st_mode)) {
         char *real = realpath(path, NULL);
         if (!real)
@@ -83,8 +90,6 @@ static int resolve(const char *cmd, const char *path, target *t) {
         snprintf(t->path, sizeof t->path, "%s", real);
         free(real);
     } else {
-        if (strlen(path) >= sizeof t->path)
-            return cli_fail(cmd, CLI_FAIL, "%s: path too long", path);
         snprintf(t->path, sizeof t->path, "%s", path);
     }
     if (stat(t->path, &st) == 0) {
@@ -250,7 +255,11 @@ static void canonical(const char *path, char *out, size_t len, struct stat *st, 
 int cli_check_outputs(const char *cmd, const char *const *paths, const char *const *opts, int n) {
     for (int i = 0; i < n; i++) {
         if (!paths[i]) continue;
-        if (strcmp(paths[i], "-") == 0) g_msg = stderr;
+        struct stat so, sp;
+        if (strcmp(paths[i], "-") == 0 ||
+            (fstat(STDOUT_FILENO, &so) == 0 && stat(paths[i], &sp) == 0 &&
+             so.st_dev == sp.st_dev && so.st_ino == sp.st_ino))
+            g_msg = stderr; /* the output is stdout ("-", /dev/stdout): messages elsewhere */
         for (int j = 0; j < i; j++) {
             if (!paths[j]) continue;
             char a[PATH_MAX + 256], b[PATH_MAX + 256];

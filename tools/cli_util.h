@@ -121,7 +121,8 @@ int cli_write_files(const char *cmd, const cli_output *outs, int n);
 /* Up front, before any work: refuses (CLI_USAGE, one line naming both options) two outputs
  * that are the same file (the same name, another spelling, a symlink or hard link to it;
  * /dev/null twice is allowed). opts[i] names the option of paths[i]; NULL paths are skipped.
- * An output "-" sends the command's messages to stderr from now on (see cli_msg). */
+ * An output "-" (or another name of stdout, /dev/stdout) sends the command's messages to
+ * stderr from now on (see cli_msg). */
 int cli_check_outputs(const char *cmd, const char *const *paths, const char *const *opts, int n);
 
 /* Where a command's messages go: stdout, or stderr when an output is stdout ("-"). */
