@@ -22,12 +22,9 @@ void fp4_measure_desc_init(fp4_measure_desc *desc) {
 }
 
 int fp4_measure_sets(const fp4_ctx *ctx, double set_bytes) {
-    if (!ctx || fp4_ctx_device(ctx) < 0 || !(set_bytes > 0)) return 1;
-    fp4_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    if (fp4_device_query(fp4_ctx_device(ctx), &info) != FP4_OK || info.l2_bytes <= 0) return 2;
-    const double sets = ceil(FP4_MEASURE_L2_FACTOR * (double)info.l2_bytes / set_bytes);
+    if (!ctx || ctx->device < 0 || !(set_bytes > 0)) return 1;
+    if (ctx->info.l2_bytes <= 0) return 2; /* (the device query gives it on every GPU) */
+    const double sets = ceil(FP4_MEASURE_L2_FACTOR * (double)ctx->info.l2_bytes / set_bytes);
     return sets < 2 ? 2 : sets > FP4_MEASURE_MAX_SETS ? FP4_MEASURE_MAX_SETS : (int)sets;
 }
 
@@ -147,13 +144,10 @@ fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_r
     result->sets = desc->sets;
     result->launches =
         desc->sets > FP4_MEASURE_MIN_LAUNCHES ? desc->sets : FP4_MEASURE_MIN_LAUNCHES;
-    if (fp4_ctx_device(ctx) < 0) return measure_host(ctx, desc, result);
-    fp4_device_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    if (desc->set_bytes > 0 && fp4_device_query(fp4_ctx_device(ctx), &info) == FP4_OK)
+    if (ctx->device < 0) return measure_host(ctx, desc, result);
+    if (desc->set_bytes > 0 && ctx->info.l2_bytes > 0)
         result->cold = (double)desc->sets * desc->set_bytes >=
-                       FP4_MEASURE_L2_FACTOR * (double)info.l2_bytes;
+                       FP4_MEASURE_L2_FACTOR * (double)ctx->info.l2_bytes;
 #if defined(FP4GEMM_HAVE_CUDA)
     return fp4_tune_cuda_measure(ctx, desc, result);
 #else
