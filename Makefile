@@ -2,8 +2,10 @@
 #   make run    builds, then runs a GEMM on the best backend here, checked against the reference
 #   make test   builds, then runs the whole test suite (GPU cases run when a GPU is present)
 # More: make test-sanitize (ASan + UBSan, CPU build of the static library, so that the two
-# library kinds and their installed packages are both tested), make clean. CMAKE_ARGS passes options
-# through, e.g. make test CMAKE_ARGS=-DFP4GEMM_CUDA=OFF.
+# library kinds and their installed packages are both tested), make clean. CMAKE_ARGS passes
+# options through, e.g. make test CMAKE_ARGS=-DFP4GEMM_CUDA=OFF: the arguments a build folder
+# was configured with are kept in BUILD/fp4gemm-cmake-args, and the folder is configured
+# afresh (cmake --fresh) whenever CMAKE_ARGS differs from them, so they are never ignored.
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -15,8 +17,20 @@ CMAKE_ARGS ?=
 
 all: build
 
+# $(call configure,DIR,ARGS): configures DIR afresh with ARGS unless it was configured with
+# exactly CMAKE_ARGS before (the stamp), then records CMAKE_ARGS.
+STAMP := fp4gemm-cmake-args
+quote = '$(subst ','\'',$(1))'
+define configure
+	@if [ ! -f $(1)/CMakeCache.txt ] || [ "$$(cat $(1)/$(STAMP) 2>/dev/null)" != $(call quote,$(CMAKE_ARGS)) ]; then \
+	  echo "configuring $(1) afresh: CMAKE_ARGS differs from the last configuration"; \
+	  cmake --fresh -S . -B $(1) $(GENERATOR) $(2) $(CMAKE_ARGS) && \
+	  printf '%s' $(call quote,$(CMAKE_ARGS)) > $(1)/$(STAMP); \
+	fi
+endef
+
 build:
-	@test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+	$(call configure,$(BUILD),-DCMAKE_BUILD_TYPE=Release)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
@@ -26,7 +40,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-sanitize:
-	@test -f $(BUILD_ASAN)/CMakeCache.txt || cmake -S . -B $(BUILD_ASAN) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DFP4GEMM_SANITIZE=ON -DFP4GEMM_CUDA=OFF -DFP4GEMM_SHARED=OFF $(CMAKE_ARGS)
+	$(call configure,$(BUILD_ASAN),-DCMAKE_BUILD_TYPE=Debug -DFP4GEMM_SANITIZE=ON -DFP4GEMM_CUDA=OFF -DFP4GEMM_SHARED=OFF)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	FP4GEMM_TEST_SKIP_LARGE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)

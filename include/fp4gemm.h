@@ -402,6 +402,138 @@ fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_ta
 fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
                            char *why, size_t why_len);
 
+
+/* ---------------------------------------------------------------------------------------
+ * Measuring and checking (src/tune/): the one timing method and the one tolerance of the
+ * project, used by `fp4gemm bench`, `fp4gemm gemm` and the autotuner. docs/PERF.md gives the
+ * method. NOTE: unlike the calls above, these may allocate (host and device memory, CUDA
+ * events and graphs) and synchronize the stream: call them outside a CUDA graph capture,
+ * never from inside one.
+ * ------------------------------------------------------------------------------------- */
+
+/* One launch of the work being measured: enqueue it on `stream` (NULL on the CPU; on a GPU
+ * the desc's stream, or fp4_measure's own when that is NULL) reading input set `set`
+ * (0 <= set < the desc's sets), and return FP4_OK, or a failure that stops the measurement
+ * (fp4_measure returns it). Called many times, also during a stream capture: it must only
+ * enqueue work on `stream` (no synchronization, no allocation). */
+typedef fp4_status (*fp4_launch_fn)(void *user, int set, struct CUstream_st *stream);
+
+#define FP4_MEASURE_MIN_LAUNCHES 10 /* launches per replay (one CUDA graph), at least */
+#define FP4_MEASURE_MIN_REPLAYS 20  /* timed replays, at least */
+#define FP4_MEASURE_MAX_REPLAYS 100 /* cheap work gets more replays, up to this */
+#define FP4_MEASURE_MAX_SETS 1024   /* rotated input sets, at most */
+#define FP4_MEASURE_L2_FACTOR 5.0   /* the sets of one replay span >= this many L2 sizes */
+
+typedef struct fp4_measure_desc {
+    size_t struct_size;     /* sizeof(fp4_measure_desc); fp4_measure_desc_init sets it */
+    fp4_launch_fn launch;   /* required */
+    void *user;             /* passed to launch */
+    int sets;               /* input sets the caller made (>= 1): launch i reads set i % sets.
+                             * Ask fp4_measure_sets how many make the inputs cold. */
+    double set_bytes;       /* input bytes one launch reads (A, B, scales): for `cold`; 0 if
+                             * unknown (then cold = 0) */
+    int min_replays;        /* timed replays, at least; 0 means FP4_MEASURE_MIN_REPLAYS; at
+                             * least FP4_MEASURE_MIN_REPLAYS */
+    double budget_seconds;  /* if the whole measurement would take longer (estimated from a
+                             * few launches), nothing more is run and result->too_slow = 1;
+                             * <= 0: no budget */
+    struct CUstream_st *stream; /* GPU contexts: the stream launches go to. NULL: the legacy
+                                 * stream can't be captured, so fp4_measure waits for it, makes
+                                 * a stream of its own and passes that to launch */
+} fp4_measure_desc;
+
+typedef struct fp4_measure_result {
+    size_t struct_size;     /* set to sizeof(fp4_measure_result) before the call */
+    int too_slow;           /* 1: over the budget, not timed (median etc. are 0) */
+    double estimate_us;     /* one launch, from the warm-up launches (microseconds) */
+    double median_us, p20_us, p80_us; /* per launch: replay time / launches, over the replays */
+    int launches;           /* per replay: max(FP4_MEASURE_MIN_LAUNCHES, sets) */
+    int sets, replays;
+    int graph;              /* 1: replays of one CUDA graph; 0: plain launches (host clock on
+                             * the CPU; on a GPU when capture failed: see note) */
+    int cold;               /* 1: sets * set_bytes >= FP4_MEASURE_L2_FACTOR * the L2 size
+                             * (always 0 on the CPU) */
+    char note[256];         /* "no graph (capture failed: ...)", "host clock", or "" */
+} fp4_measure_result;
+
+void fp4_measure_desc_init(fp4_measure_desc *desc); /* zeroes, sets struct_size, sets = 1 */
+
+/* How many input sets of `set_bytes` each make the inputs of one replay cold: the smallest
+ * S in [2, FP4_MEASURE_MAX_SETS] with S * set_bytes >= FP4_MEASURE_L2_FACTOR * L2 bytes of the
+ * context's GPU. 1 for a CPU context (no L2 rotation there), and for set_bytes <= 0 or NULL
+ * ctx. The caller may make fewer (memory); fp4_measure then reports cold = 0. */
+int fp4_measure_sets(const fp4_ctx *ctx, double set_bytes);
+
+/* Times desc->launch as docs/PERF.md says. On a GPU: one warm-up launch, up to 3 more to
+ * estimate one launch (CUDA events), the budget check, then L = max(10, sets) launches,
+ * launch i on set i % sets, captured into one CUDA graph (thread-local stream capture; plain
+ * launches if capture fails), one warm-up replay and R replays back to back between events,
+ * R = min_replays raised until the replays take about 50 ms (at most 100). Per launch time =
+ * replay time / L; median, p20 and p80 (linear interpolation) over the R replays. On the CPU
+ * the same loop without a graph, timed with the host's monotonic clock.
+ * Errors: INVALID_ARGUMENT (NULL, bad struct_size, no launch, sets < 1), the launch's own
+ * failure, CUDA (event or graph calls), OUT_OF_MEMORY. Synchronizes desc->stream. */
+fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_result *result);
+
+/* The verdict of a check of D (fp4_gemm_verify, fp4_verify_samples). */
+typedef struct fp4_verify_result {
+    size_t struct_size;     /* set to sizeof(fp4_verify_result) before the call */
+    int passed;             /* 1: every sample within tolerance, rel_l2 within its limit, and
+                             * no NaN/Inf anywhere in D */
+    int64_t samples;        /* elements compared */
+    int64_t bad_samples;    /* of which over the tolerance (or not finite) */
+    int64_t nonfinite;      /* NaN/Inf elements in the whole of D (fp4_gemm_verify's scan) */
+    double worst_ratio;     /* max |d - ref| / tolerance over the samples (<= 1 passes) */
+    int64_t worst_m, worst_n;
+    double worst_d, worst_ref, worst_tol;
+    double rel_l2;          /* ||d - ref||_2 / ||ref||_2 over the samples */
+    double rel_l2_limit;
+    char message[512];      /* the verdict in one line */
+} fp4_verify_result;
+
+/* The one tolerance of the project, for D = alpha * sum_k a_k b_k given in a type of unit
+ * roundoff u (2^-8 BF16, 2^-11 F16, 2^-24 F32), S = |alpha| * sum_k |a_k b_k| of the element
+ * and rms the RMS of the sampled references:
+ *     |d - ref| <= 2u (|ref| + rms) + acc * S                    for every sample
+ *     ||d - ref||_2 / ||ref||_2 <= 2u + l2                       over the samples
+ * acc = 0 and l2 = 0 select the bound every fp4gemm backend must meet, FP32 accumulation:
+ * acc = 2 * K * 2^-24 (K FP32 additions, each off by at most one unit in the last place of a
+ * partial sum <= S, truncating accumulators included), l2 = 1e-3 (16x the random-walk error
+ * of FP32 sums at K = 2^20; a dropped k-block costs about 4/sqrt(K) of ||ref||).
+ * 2u(|ref| + rms) is D's own rounding and a split-K reduction in D's type. The reference is
+ * fp64 (exact for NVFP4 operands up to the order of additions). */
+
+/* Checks `count` samples computed elsewhere: d[i] against ref[i], S = abs_sum[i] (already
+ * times |alpha|), at (m[i], n[i]) (for the message; may be NULL). k is the reduction length,
+ * d_dtype D's type (F32, F16, BF16). acc, l2 as above (0: the FP32 default); a baseline that
+ * accumulates with fewer bits (FP8 tensor cores) passes its own. Never fails on a wrong D:
+ * that is result->passed = 0. Errors: INVALID_ARGUMENT. Host memory, no context. */
+fp4_status fp4_verify_samples(int64_t count, const double *d, const double *ref,
+                              const double *abs_sum, const int64_t *m, const int64_t *n,
+                              int64_t k, fp4_dtype d_dtype, double acc, double l2,
+                              fp4_verify_result *result);
+
+/* Checks the D a GEMM wrote (desc->d, after the GEMM ran on desc->stream) against an fp64
+ * reference of desc's own operands (decoded with docs/format.md's definitions, not by a
+ * backend): the 4 corners and `samples` - 4 elements drawn from `seed` (splitmix64; every
+ * element when samples >= m * n), with the tolerance above (FP32 default), plus a scan of
+ * all of D for NaN/Inf. Poison D with NaN (memset 0xFF) before the GEMM so that an unwritten
+ * element is caught. samples <= 0 means 68. Works on CPU and GPU contexts: on a GPU it
+ * synchronizes desc->stream, downloads the scales, the sampled rows of A and B and the
+ * sampled elements of D (with more than 256 samples, A, B and D whole when they total at most
+ * 1 GiB), and allocates a few bytes for the scan. Host memory: the samples, and for every
+ * element M x K doubles. desc->backend is ignored. Returns FP4_OK when the check ran
+ * (result->passed says how it went); INVALID_ARGUMENT for a bad desc; CUDA, OUT_OF_MEMORY. */
+fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *desc, int samples, uint64_t seed,
+                           fp4_verify_result *result);
+
+/* *count = NaN/Inf elements of a [rows, cols] F32/F16/BF16 matrix with leading dimension ld
+ * (elements) in the context's memory. On a GPU: a device scan on `stream`, synchronized.
+ * Errors: INVALID_ARGUMENT, CUDA, OUT_OF_MEMORY. */
+fp4_status fp4_count_nonfinite(fp4_ctx *ctx, const void *x, fp4_dtype dtype, int64_t rows,
+                               int64_t cols, int64_t ld, struct CUstream_st *stream,
+                               int64_t *count);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif

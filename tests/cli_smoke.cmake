@@ -57,7 +57,7 @@ endfunction()
 
 # ---- top level ------------------------------------------------------------------------------
 fp4_expect(0 --help)
-fp4_require("${OUT}" "FP4GEMM_BACKEND" "--help must document the FP4GEMM_BACKEND override")
+fp4_require("${OUT}" "environment" "--help must say that the library reads an override from the environment")
 fp4_require("${OUT}" "sm_90[^\n]*cuda_wgmma" "--help must list the Hopper policy")
 fp4_require("${OUT}" "CPU[^\n]*cpu_ref" "--help must list the CPU policy")
 fp4_expect(0 --version)
@@ -88,8 +88,12 @@ endforeach()
 fp4_expect(0 gemm -m 3 -n 17 -k 32 --w4a16 --out-dtype f32 --layout linear --check)
 fp4_require("${OUT}" "W4A16[^\n]*linear[^\n]*f32" "gemm must describe the problem")
 fp4_expect(0 gemm -m 130 -n 7 -k 80 --w4a16 --a-dtype f16 --out-dtype f16 --check)
-fp4_expect(0 gemm -m 5 -n 9 -k 64 --out-dtype f32 --device cpu --seed 42 --iters 2 --check)
+fp4_expect(0 gemm -m 5 -n 9 -k 64 --out-dtype f32 --device cpu --seed 42 --replays 21 --check)
 fp4_require("${OUT}" "backend +cpu_ref" "the CPU runs cpu_ref")
+fp4_require("${OUT}" "median of (2[1-9]|[3-9][0-9]|100) replays" "gemm times with fp4_measure (at least --replays)")
+fp4_require("${OUT}" "check +all 45 elements, vs an fp64" "--check compares every element of a small D")
+fp4_expect(0 gemm -m 64 -n 64 -k 64 --device cpu --max-seconds 1e-9)
+fp4_require("${OUT}" "about [0-9.]+ us per GEMM" "over the budget, gemm prints the estimate")
 
 # ---- gemm: usage errors exit 2 with one line, failures exit 1 ----------------------------------
 fp4_expect(2 gemm -m 1 -n 1 -k 24)
@@ -108,6 +112,15 @@ fp4_expect(2 gemm -m 1 -n 1 -k 16 --backend fastest)
 fp4_expect(2 gemm -m 1 -n 1 -k 16 --out-dtype=e2m1)
 fp4_expect(2 gemm -m 1 -n 1 -k 16 --check=yes)
 fp4_expect(0 gemm -m1 -n=1 -k 16 --out-dtype=f32)
+# tactics by name (case-insensitive), as the library names them
+fp4_expect(0 gemm -m 5 -n 9 -k 64 --device cpu --backend CPU_REF/default --no-time)
+fp4_require("${OUT}" "backend +cpu_ref/default" "gemm must run and name the tactic asked for")
+fp4_expect(2 gemm -m 5 -n 9 -k 64 --backend cuda_simt/bogus)
+fp4_one_error_line("cuda_simt/bogus.*cuda_simt/tiled")
+fp4_expect(0 bench --providers cuda_simt/gemv_mr8,auto --list-providers)
+fp4_require("${OUT}" "cuda_simt/gemv_mr8" "bench --providers takes a tactic")
+fp4_expect(0 info)
+fp4_require("${OUT}" "tactics +cpu_ref/default" "info must list the tactics that can run")
 # a valid request that can't run here: the reason, exit 1
 fp4_expect(1 gemm -m 4 -n 4 -k 16 --device cpu --backend cuda_simt)
 fp4_one_error_line("backend cuda_simt can't run")
@@ -159,6 +172,29 @@ fp4_same_file(sfm.bin sfm2.bin)
 fp4_expect(2 quantize --rows 5 -k 64 --in-dtype f32 --in x.bin --out-q qm.bin --out-sf sfm.bin
            --recipe trtllm)
 fp4_one_error_line("--recipe trtllm: not a recipe")
+
+# gemm on the user's own files: the quantize outputs and their printed global scales
+fp4_expect(0 gen-input --rows 24 -k 64 --seed 3 --scale 0.02 --out w.bin)
+fp4_expect(0 quantize --rows 24 -k 64 --in-dtype f32 --in w.bin --out-q w.q --out-sf w.sf)
+if(NOT OUT MATCHES "f32 bits (0x[0-9A-F]+)")
+  message(FATAL_ERROR "${LAST}: no f32 bits in:\n${OUT}")
+endif()
+set(gs_w "${CMAKE_MATCH_1}")
+fp4_expect(0 gemm -m 5 -n 24 -k 64 --device cpu --a q.bin --a-sf sf.bin --a-gs ${gs}
+           --b w.q --b-sf w.sf --b-gs ${gs_w} --out-dtype f32 --check --no-time --out d.bin)
+fp4_require("${OUT}" "inputs A from q.bin, B from w.q" "gemm must say where the inputs came from")
+fp4_require("${OUT}" "check [^\n]*: OK" "gemm --check on files must pass")
+fp4_size(d.bin 480)   # 5 x 24 f32
+fp4_expect(0 gemm -m 5 -n 24 -k 64 --device cpu --a q.bin --a-sf sf.bin --a-gs ${gs}
+           --b w.q --b-sf w.sf --b-gs ${gs_w} --out-dtype f32 --no-time --out d2.bin)
+fp4_same_file(d.bin d2.bin)
+fp4_expect(1 gemm -m 6 -n 24 -k 64 --device cpu --a q.bin --a-sf sf.bin --a-gs ${gs}
+           --b w.q --b-sf w.sf --b-gs ${gs_w})
+fp4_one_error_line("expected 192 bytes")
+fp4_expect(2 gemm -m 5 -n 24 -k 64 --b w.q --b-sf w.sf)
+fp4_one_error_line("--b needs --b-sf and --b-gs")
+fp4_expect(0 gemm -m 3 -n 24 -k 64 --device cpu --w4a16 --b w.q --b-sf w.sf --b-gs ${gs_w}
+           --check --no-time)
 
 # file errors: a size that doesn't match, a missing file, a bad combination
 fp4_expect(1 quantize --rows 6 -k 64 --in-dtype f32 --in x.bin --out-q bad.bin --out-sf bad_sf.bin)

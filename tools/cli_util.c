@@ -65,13 +65,36 @@ int cli_parse_positive_float(const char *text, float *out, const char **why) {
         *why = "not a number";
         return -1;
     }
-    errno = 0;
-    const float v = strtof(text, &end);
-    if (end == text || *end) {
-        *why = "not a number";
-        return -1;
+    float v;
+    if ((text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) && !strpbrk(text, "pP")) {
+        /* "0x43066666": the f32 bits, as the tool prints them ("f32 bits 0x43066666") */
+        size_t digits = 0;
+        while (isxdigit((unsigned char)text[2 + digits])) digits++;
+        if (digits != 8 || text[2 + digits]) {
+            *why = "a hex value must be the 8 hex digits of the f32 bits (0x43066666, as "
+                   "'quantize' prints them) or a C hex float with a p exponent (0x1.0cp+7)";
+            return -1;
+        }
+        const uint32_t bits = (uint32_t)strtoul(text + 2, NULL, 16);
+        memcpy(&v, &bits, 4);
+    } else {
+        errno = 0;
+        v = strtof(text, &end);
+        if (end == text || *end) {
+            *why = "not a number";
+            return -1;
+        }
+        /* ERANGE also flags a denormal result, which is a valid f32 and is kept */
+        if (errno == ERANGE && v == 0.0f) {
+            *why = "underflows to 0 in f32 (the smallest is 1.4e-45)";
+            return -1;
+        }
+        if (errno == ERANGE && isinf(v)) {
+            *why = "overflows f32 (the largest is 3.4028235e38)";
+            return -1;
+        }
     }
-    if (errno == ERANGE || !isfinite(v) || !(v > 0.0f)) {
+    if (!isfinite(v) || !(v > 0.0f)) {
         *why = "must be a finite number > 0";
         return -1;
     }
@@ -191,17 +214,15 @@ static int store_value(const cli_command *cmd, cli_opt *o, const char *v) {
         }
         *(int *)o->dest = (int)i64;
         return CLI_OK;
-    case CLI_BACKEND: {
-        fp4_backend b;
-        if (fp4_backend_from_name(v, &b) != FP4_OK) {
-            static char names[160] = "not a backend; one of";
-            for (int i = 0; i < FP4_BACKEND_COUNT; i++)
-                snprintf(names + strlen(names), sizeof names - strlen(names), "%s %s",
-                         i ? "," : "", fp4_backend_name((fp4_backend)i));
-            why = names;
+    case CLI_TACTIC: {
+        fp4_tactic t;
+        if (fp4_tactic_from_name(v, &t) != FP4_OK) {
+            static char names[400];
+            snprintf(names, sizeof names, "%s", fp4_last_error(NULL)); /* lists the names */
+            why = names[0] ? names : "not a backend or tactic name";
             break;
         }
-        *(fp4_backend *)o->dest = b;
+        *(fp4_tactic *)o->dest = t;
         return CLI_OK;
     }
     case CLI_DTYPE: {
@@ -300,34 +321,6 @@ int cli_read_file(const char *cmd, const char *path, int64_t bytes, const char *
     }
     *out = buf;
     return CLI_OK;
-}
-
-int cli_write_file(const char *cmd, const char *path, const void *data, int64_t bytes) {
-    const size_t n = strlen(path);
-    char *tmp = cli_alloc(cmd, (int64_t)n + 5, "a file name");
-    if (!tmp) return CLI_FAIL;
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        const int rc = cli_fail(cmd, CLI_FAIL, "cannot write %s (via %s): %s", path, tmp,
-                                strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    int ok = fwrite(data, 1, (size_t)bytes, f) == (size_t)bytes;
-    ok = (fflush(f) == 0) && ok;
-    int err = errno;
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        if (!err) err = errno;
-        remove(tmp);
-        cli_fail(cmd, CLI_FAIL, "%s: write failed: %s (nothing written)", path,
-                 err ? strerror(err) : "I/O error");
-    }
-    free(tmp);
-    return ok ? CLI_OK : CLI_FAIL;
 }
 
 fp4_status cli_upload_new(fp4_ctx *ctx, const void *host, int64_t bytes, void **dev) {
@@ -486,4 +479,13 @@ void cli_policy_string(int compute_capability, char *buf, size_t len) {
         if (w > 0) used += (size_t)w;
     }
     if (n == 0) snprintf(buf, len, "(none)");
+}
+
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out, char *name,
+                      size_t name_len, char *why, size_t why_len) {
+    const fp4_status st = fp4_gemm_select(ctx, desc, out, why, why_len);
+    if (st != FP4_OK) return st;
+    if (fp4_tactic_name(*out, name, name_len) != FP4_OK)
+        snprintf(name, name_len, "%s", fp4_backend_name(out->backend));
+    return FP4_OK;
 }

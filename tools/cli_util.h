@@ -1,7 +1,7 @@
 /*
  * cli_util.h - what the subcommands of the `fp4gemm` tool share: one table-driven option
  * parser (with --help generated from the table), strict number parsing, one-line errors,
- * whole-file I/O with atomic writes, a seeded generator, host BF16/F16 conversion, timing.
+ * whole-file I/O with safe output files (cli_files.c), a seeded generator, host BF16/F16 conversion, timing.
  *
  * Exit codes of every subcommand: 0 ok, 1 failure, 2 bad usage.
  */
@@ -39,10 +39,10 @@ int cli_lib_fail(const char *cmd, const char *what, fp4_status st, const fp4_ctx
 typedef enum cli_kind {
     CLI_FLAG,    /* int: 1 when given; takes no value */
     CLI_INT,     /* int64_t in [min, max] */
-    CLI_FLOAT,   /* float: finite and > 0 (decimal or C hex float) */
+    CLI_FLOAT,   /* float: finite and > 0 (decimal, C hex float, or 0x + 8 digits: f32 bits) */
     CLI_STRING,  /* const char *: non-empty */
     CLI_DEVICE,  /* int: "cpu" or -1 for the CPU, 0.. a CUDA device */
-    CLI_BACKEND, /* fp4_backend, by name */
+    CLI_TACTIC,  /* fp4_tactic: "auto", a backend or "backend/config" (fp4_tactic_from_name) */
     CLI_DTYPE,   /* fp4_dtype, by name; only those whose bit (1 << dtype) is in `allowed` */
     CLI_LAYOUT   /* fp4_sf_layout: "swizzled" or "linear" */
 } cli_kind;
@@ -83,6 +83,8 @@ cli_opt *cli_find(cli_command *cmd, const char *name);
 /* Strict conversions: the whole text, no blanks, no overflow. 0 on success, else -1 with
  * the reason in *why ("not an integer", ...). */
 int cli_parse_i64(const char *text, int64_t min, int64_t max, int64_t *out, const char **why);
+/* A finite f32 > 0: decimal or C hex float (denormals kept), or "0x" and exactly 8 hex
+ * digits, read as the f32 bits (what the tool prints as "f32 bits 0x43066666"). */
 int cli_parse_positive_float(const char *text, float *out, const char **why);
 
 /* K must be a whole number of 16-element blocks: CLI_OK, or CLI_USAGE after the message
@@ -100,9 +102,37 @@ void *cli_alloc(const char *cmd, int64_t bytes, const char *what);
  * `shape` describes the expected size in the error ("[4, 64] f32"). CLI_OK or CLI_FAIL. */
 int cli_read_file(const char *cmd, const char *path, int64_t bytes, const char *shape,
                   void **out);
-/* Writes PATH.tmp, then renames it to PATH: a reader never sees a half-written file.
- * CLI_OK, or CLI_FAIL after the message (and PATH.tmp removed). */
+/* Output files (tools/cli_files.c): a regular or new PATH is written to a unique temporary
+ * in its folder and renamed over PATH once complete; a special file (/dev/null, a FIFO) is
+ * written in place; a symlink is followed (its target replaced, the link kept; a dangling
+ * one refused); "-" is stdout. CLI_OK, or CLI_FAIL after the message, PATH untouched. */
 int cli_write_file(const char *cmd, const char *path, const void *data, int64_t bytes);
+
+typedef struct cli_output {
+    const char *path;
+    const void *data;
+    int64_t bytes;
+} cli_output;
+
+/* All n outputs of a command, or none: every temporary is complete before the first rename,
+ * and a failure removes them all, so the user's older files stay as they were. */
+int cli_write_files(const char *cmd, const cli_output *outs, int n);
+
+/* Up front, before any work: refuses (CLI_USAGE, one line naming both options) two outputs
+ * that are the same file (the same name, another spelling, a symlink or hard link to it;
+ * /dev/null twice is allowed). opts[i] names the option of paths[i]; NULL paths are skipped.
+ * An output "-" (or another name of stdout, /dev/stdout) sends the command's messages to
+ * stderr from now on (see cli_msg). */
+int cli_check_outputs(const char *cmd, const char *const *paths, const char *const *opts, int n);
+
+/* Where a command's messages go: stdout, or stderr when an output is stdout ("-"). */
+FILE *cli_msg(void);
+/* printf to cli_msg(). */
+int cli_say(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 
 /* fp4_malloc + fp4_upload: a copy of host[bytes] in the context's memory, in *dev. */
 fp4_status cli_upload_new(fp4_ctx *ctx, const void *host, int64_t bytes, void **dev);
@@ -134,6 +164,13 @@ void cli_store_floats(const float *src, int64_t n, fp4_dtype dtype, void *dst);
 /* Element i of an F32, F16 or BF16 array, as float. */
 float cli_load_float(const void *src, fp4_dtype dtype, int64_t i);
 uint32_t cli_f32_bits(float x);
+
+/* What fp4_gemm would run for desc (desc->backend and config, else the library's override
+ * from the environment, else the policy; desc NULL: a generic problem), as fp4_gemm_select
+ * says: the tactic, its name ("cuda_simt/gemv_mr8") and why, in words. The tool never reads
+ * the environment itself. */
+fp4_status cli_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out, char *name,
+                      size_t name_len, char *why, size_t why_len);
 
 /* ---- devices and time -------------------------------------------------------------------- */
 

@@ -1,6 +1,14 @@
-/* cmd_gemm.c - `fp4gemm gemm`: one GEMM on random inputs. Quantize A and B on the CPU (the
- * reference quantizer), run on the chosen device and backend, time it, and with --check
- * compare D with cpu_ref on the same quantized bytes. */
+/* cmd_gemm.c - `fp4gemm gemm`: one GEMM, on random inputs or on the user's own files.
+ *
+ *   1. the operands on the run device: random A and B (F32 drawn on the host) quantized there
+ *      by the library (fp4_global_scale, fp4_quantize), or the files of 'fp4gemm quantize'
+ *      with their global scales (--a/--a-sf/--a-gs, --b/--b-sf/--b-gs);
+ *   2. the backend: the one asked for, or what the library selects (cli_select);
+ *   3. --check: D poisoned with NaN, one GEMM, then fp4_gemm_verify (the project's one
+ *      tolerance, against an fp64 dequantize-then-matmul of the same bytes, not a backend);
+ *   4. the time: fp4_measure (docs/PERF.md's method: rotated copies of the operands, a CUDA
+ *      graph of >= 10 launches, median/p20/p80 over >= 20 replays; the host clock on the CPU);
+ *   5. --out: D written to a file. */
 #include "cli_util.h"
 #include "fp4gemm.h"
 
@@ -11,348 +19,383 @@
 
 static const char *const CMD = "gemm";
 
+#define MAX_SETS 1024
+#define SET_MEMORY_CAP ((double)(2LL << 30)) /* the rotated copies use at most 2 GiB */
+
 typedef struct gemm_opts {
     int64_t m, n, k;
-    fp4_backend backend;
+    fp4_tactic tactic; /* {AUTO, -1}: the library selects */
     fp4_dtype out_dtype;
     int w4a16;
     fp4_dtype a_dtype; /* W4A16 only */
     fp4_sf_layout layout;
     int device;
-    int64_t seed, iters, warmup;
+    int64_t seed, replays, samples;
+    float max_seconds;
     int check;
+    const char *a_path, *a_sf_path, *b_path, *b_sf_path, *out_path;
+    float a_gs, b_gs;
 } gemm_opts;
 
-/* The operands on the host, exactly as the run context and the reference both see them. */
+/* The operands of one input set on the run context, and their host copies. */
 typedef struct operands {
-    void *a;       /* E2M1 [m, k/2] bytes, or BF16/F16 [m, k] elements (W4A16) */
-    uint8_t *a_sf; /* fp4_sf_bytes(m, k, layout) bytes; NULL for W4A16 */
-    uint8_t *b;    /* [n, k/2] bytes */
-    uint8_t *b_sf; /* fp4_sf_bytes(n, k, layout) bytes */
     int64_t a_bytes, a_sf_bytes, b_bytes, b_sf_bytes;
-    float alpha;   /* 1 / (gs_a * gs_b), or 1 / gs_b for W4A16 */
+    void *a, *a_sf, *b, *b_sf;           /* host: set 0 */
+    void *dev[MAX_SETS][4];              /* per set: a, a_sf, b, b_sf on the run context */
+    int sets;
+    float gs_a, gs_b, alpha;             /* alpha = 1/(gs_a gs_b), W4A16 1/gs_b */
 } operands;
 
-static void free_operands(operands *op) {
+/* x [rows, k] F32 (host) -> q, sf on the run context, quantized there with the tensor's own
+ * global scale (computed there too). */
+static int quantize_on_device(fp4_ctx *ctx, const float *x, int64_t rows, int64_t k,
+                              fp4_sf_layout layout, const char *name, void *q, void *sf,
+                              float *gs) {
+    void *dev_x = NULL, *dev_gs = NULL;
+    char what[96];
+    snprintf(what, sizeof what, "quantizing %s on the run device", name);
+    fp4_status st = cli_upload_new(ctx, x, rows * k * 4, &dev_x);
+    if (st == FP4_OK) st = fp4_malloc(ctx, &dev_gs, sizeof(float));
+    if (st == FP4_OK)
+        st = fp4_global_scale(ctx, rows, k, FP4_DTYPE_F32, dev_x, k, dev_gs, NULL);
+    if (st == FP4_OK) {
+        fp4_quant_desc qd;
+        fp4_quant_desc_init(&qd);
+        qd.rows = rows;
+        qd.k = k;
+        qd.in_dtype = FP4_DTYPE_F32;
+        qd.in = dev_x;
+        qd.ld_in = k;
+        qd.global_scale_ptr = dev_gs;
+        qd.out_q = q;
+        qd.out_sf = sf;
+        qd.sf_layout = layout;
+        st = fp4_quantize(ctx, &qd);
+    }
+    if (st == FP4_OK) st = fp4_synchronize(ctx, NULL);
+    if (st == FP4_OK) st = fp4_download(ctx, gs, dev_gs, sizeof *gs);
+    const int rc = st == FP4_OK ? CLI_OK : cli_lib_fail(CMD, what, st, ctx);
+    fp4_free(ctx, dev_x);
+    fp4_free(ctx, dev_gs);
+    return rc;
+}
+
+static int read_operand(const char *path, int64_t bytes, const char *shape, void **host) {
+    return cli_read_file(CMD, path, bytes, shape, host);
+}
+
+/* Set 0 of the operands on the run context: from the files, or random and quantized there;
+ * then the host copies (downloaded) for the rotated sets. */
+static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
+    const int64_t m = o->m, n = o->n, k = o->k;
+    /* the random inputs are F32 on the host first: [m, k] and [n, k] must fit */
+    if (cli_bytes(CMD, "A", m, k, 4) < 0 || cli_bytes(CMD, "B", n, k, 4) < 0) return CLI_USAGE;
+    op->a_bytes = o->w4a16 ? m * k * fp4_dtype_size(o->a_dtype) : fp4_packed_bytes(m, k);
+    op->a_sf_bytes = o->w4a16 ? 0 : fp4_sf_bytes(m, k, o->layout);
+    op->b_bytes = fp4_packed_bytes(n, k);
+    op->b_sf_bytes = fp4_sf_bytes(n, k, o->layout);
+    op->gs_a = op->gs_b = 1.0f;
+    fp4_status st = fp4_malloc(ctx, &op->dev[0][0], op->a_bytes);
+    if (st == FP4_OK && op->a_sf_bytes) st = fp4_malloc(ctx, &op->dev[0][1], op->a_sf_bytes);
+    if (st == FP4_OK) st = fp4_malloc(ctx, &op->dev[0][2], op->b_bytes);
+    if (st == FP4_OK) st = fp4_malloc(ctx, &op->dev[0][3], op->b_sf_bytes);
+    if (st != FP4_OK) return cli_lib_fail(CMD, "allocating the operands", st, ctx);
+    op->sets = 1;
+    char shape[128];
+    int rc = CLI_OK;
+
+    /* A */
+    if (o->a_path) {
+        snprintf(shape, sizeof shape, o->w4a16 ? "[%lld, %lld] %s" : "[%lld, %lld/2] %s",
+                 (long long)m, (long long)k, o->w4a16 ? fp4_dtype_name(o->a_dtype) : "packed E2M1");
+        rc = read_operand(o->a_path, op->a_bytes, shape, &op->a);
+        if (rc == CLI_OK && !o->w4a16) {
+            snprintf(shape, sizeof shape, "%s E4M3 scales of [%lld, %lld]",
+                     fp4_sf_layout_name(o->layout), (long long)m, (long long)k);
+            rc = read_operand(o->a_sf_path, op->a_sf_bytes, shape, &op->a_sf);
+            op->gs_a = o->a_gs;
+        }
+    } else {
+        float *x = cli_alloc(CMD, m * k * 4, "the random A");
+        if (!x) return CLI_FAIL;
+        cli_rng rng;
+        cli_rng_seed(&rng, (uint64_t)o->seed); /* activation-like: normal(0, 1), outliers */
+        cli_fill_normal(&rng, x, m * k, 1.0f);
+        if (o->w4a16) {
+            op->a = cli_alloc(CMD, op->a_bytes, "A");
+            if (op->a) cli_store_floats(x, m * k, o->a_dtype, op->a);
+            else rc = CLI_FAIL;
+        } else {
+            rc = quantize_on_device(ctx, x, m, k, o->layout, "A", op->dev[0][0], op->dev[0][1],
+                                    &op->gs_a);
+        }
+        free(x);
+    }
+    /* B */
+    if (rc == CLI_OK && o->b_path) {
+        snprintf(shape, sizeof shape, "[%lld, %lld/2] packed E2M1", (long long)n, (long long)k);
+        rc = read_operand(o->b_path, op->b_bytes, shape, &op->b);
+        snprintf(shape, sizeof shape, "%s E4M3 scales of [%lld, %lld]",
+                 fp4_sf_layout_name(o->layout), (long long)n, (long long)k);
+        if (rc == CLI_OK) rc = read_operand(o->b_sf_path, op->b_sf_bytes, shape, &op->b_sf);
+        op->gs_b = o->b_gs;
+    } else if (rc == CLI_OK) {
+        float *x = cli_alloc(CMD, n * k * 4, "the random B");
+        if (!x) return CLI_FAIL;
+        cli_rng rng;
+        cli_rng_seed(&rng, (uint64_t)o->seed ^ 0x5851F42D4C957F2Dull); /* weight-like */
+        cli_fill_normal(&rng, x, n * k, 0.02f);
+        rc = quantize_on_device(ctx, x, n, k, o->layout, "B", op->dev[0][2], op->dev[0][3],
+                                &op->gs_b);
+        free(x);
+    }
+    if (rc != CLI_OK) return rc;
+
+    /* host copies of what was made on the device; uploads of what was read */
+    void **host[4] = {&op->a, &op->a_sf, &op->b, &op->b_sf};
+    const int64_t bytes[4] = {op->a_bytes, op->a_sf_bytes, op->b_bytes, op->b_sf_bytes};
+    for (int i = 0; i < 4 && st == FP4_OK; i++) {
+        if (!bytes[i]) continue;
+        if (*host[i]) {
+            st = fp4_upload(ctx, op->dev[0][i], *host[i], bytes[i]);
+        } else {
+            if (!(*host[i] = cli_alloc(CMD, bytes[i], "a host copy"))) return CLI_FAIL;
+            st = fp4_download(ctx, *host[i], op->dev[0][i], bytes[i]);
+        }
+    }
+    if (st != FP4_OK) return cli_lib_fail(CMD, "moving the operands", st, ctx);
+    op->alpha = o->w4a16 ? 1.0f / op->gs_b : 1.0f / (op->gs_a * op->gs_b);
+    if (!isfinite(op->alpha) || op->alpha == 0.0f)
+        return cli_fail(CMD, CLI_FAIL, "alpha = 1 / (gs_a * gs_b) = 1 / (%g * %g) is not a "
+                        "usable number", (double)op->gs_a, (double)op->gs_b);
+    return CLI_OK;
+}
+
+/* More copies of set 0 (distinct addresses, the same bytes), so that a timed replay reads
+ * inputs that are not in L2: as many as fp4_measure_sets asks, within SET_MEMORY_CAP. */
+static void make_sets(fp4_ctx *ctx, operands *op) {
+    const double set_bytes =
+        (double)(op->a_bytes + op->a_sf_bytes + op->b_bytes + op->b_sf_bytes);
+    int want = fp4_measure_sets(ctx, set_bytes);
+    while (want > 1 && want * set_bytes > SET_MEMORY_CAP) want--;
+    const void *host[4] = {op->a, op->a_sf, op->b, op->b_sf};
+    const int64_t bytes[4] = {op->a_bytes, op->a_sf_bytes, op->b_bytes, op->b_sf_bytes};
+    for (int s = 1; s < want && s < MAX_SETS; s++) {
+        fp4_status st = FP4_OK;
+        for (int i = 0; i < 4 && st == FP4_OK; i++)
+            if (bytes[i]) st = cli_upload_new(ctx, host[i], bytes[i], &op->dev[s][i]);
+        if (st != FP4_OK) { /* out of memory: fewer sets (the time says "warm") */
+            for (int i = 0; i < 4; i++) fp4_free(ctx, op->dev[s][i]);
+            memset(op->dev[s], 0, sizeof op->dev[s]);
+            break;
+        }
+        op->sets = s + 1;
+    }
+}
+
+static void free_operands(fp4_ctx *ctx, operands *op) {
+    for (int s = 0; s < MAX_SETS && ctx; s++)
+        for (int i = 0; i < 4; i++) fp4_free(ctx, op->dev[s][i]);
     free(op->a);
     free(op->a_sf);
     free(op->b);
     free(op->b_sf);
 }
 
-/* x [rows, k] F32 -> q, sf (new buffers) and the global scale, on the CPU context. */
-static int quantize_on_cpu(fp4_ctx *cpu, const float *x, int64_t rows, int64_t k,
-                           fp4_sf_layout layout, const char *name, uint8_t **q, uint8_t **sf,
-                           int64_t *q_bytes, int64_t *sf_bytes, float *gs) {
-    char what[64];
-    snprintf(what, sizeof what, "global scale of %s", name);
-    fp4_status st = fp4_global_scale(cpu, rows, k, FP4_DTYPE_F32, x, k, gs, NULL);
-    if (st != FP4_OK) return cli_lib_fail(CMD, what, st, cpu);
-    *q_bytes = fp4_packed_bytes(rows, k);
-    *sf_bytes = fp4_sf_bytes(rows, k, layout);
-    *q = cli_alloc(CMD, *q_bytes, name);
-    *sf = cli_alloc(CMD, *sf_bytes, name);
-    if (!*q || !*sf) return CLI_FAIL;
-    fp4_quant_desc qd;
-    fp4_quant_desc_init(&qd);
-    qd.rows = rows;
-    qd.k = k;
-    qd.in_dtype = FP4_DTYPE_F32;
-    qd.in = x;
-    qd.ld_in = k;
-    qd.global_scale = *gs;
-    qd.out_q = *q;
-    qd.out_sf = *sf;
-    qd.sf_layout = layout;
-    snprintf(what, sizeof what, "quantizing %s", name);
-    st = fp4_quantize(cpu, &qd);
-    return st == FP4_OK ? CLI_OK : cli_lib_fail(CMD, what, st, cpu);
+typedef struct launch_arg {
+    fp4_ctx *ctx;
+    fp4_gemm_desc desc;
+    const operands *op;
+} launch_arg;
+
+/* fp4_measure's launch: the GEMM on input set `set`. */
+static fp4_status launch_gemm(void *user, int set, struct CUstream_st *stream) {
+    launch_arg *l = user;
+    fp4_gemm_desc d = l->desc;
+    d.a = l->op->dev[set][0];
+    d.a_sf = l->op->dev[set][1];
+    d.b = l->op->dev[set][2];
+    d.b_sf = l->op->dev[set][3];
+    d.stream = stream;
+    return fp4_gemm(l->ctx, &d);
 }
 
-/* Random A [m, k] and B [n, k], quantized (A only converted, for W4A16). */
-static int make_operands(fp4_ctx *cpu, const gemm_opts *o, operands *op) {
-    const int64_t x_bytes = cli_bytes(CMD, "A or B", o->m > o->n ? o->m : o->n, o->k, 4);
-    if (x_bytes < 0) return CLI_USAGE;
-    float *x = cli_alloc(CMD, x_bytes, "the random inputs");
-    if (!x) return CLI_FAIL;
-    cli_rng rng;
-    float gs_a = 1.0f, gs_b = 1.0f;
-    int rc = CLI_OK;
-
-    /* A: activation-like, normal(0, 1) with outliers */
-    cli_rng_seed(&rng, (uint64_t)o->seed);
-    cli_fill_normal(&rng, x, o->m * o->k, 1.0f);
-    if (o->w4a16) {
-        op->a_bytes = o->m * o->k * fp4_dtype_size(o->a_dtype);
-        op->a = cli_alloc(CMD, op->a_bytes, "A");
-        if (!op->a) rc = CLI_FAIL;
-        else cli_store_floats(x, o->m * o->k, o->a_dtype, op->a);
-    } else {
-        uint8_t *q = NULL;
-        rc = quantize_on_cpu(cpu, x, o->m, o->k, o->layout, "A", &q, &op->a_sf, &op->a_bytes,
-                             &op->a_sf_bytes, &gs_a);
-        op->a = q;
-    }
-    /* B: weight-like, normal(0, 0.02) with outliers, from its own stream */
-    if (rc == CLI_OK) {
-        cli_rng_seed(&rng, (uint64_t)o->seed ^ 0x5851F42D4C957F2Dull);
-        cli_fill_normal(&rng, x, o->n * o->k, 0.02f);
-        rc = quantize_on_cpu(cpu, x, o->n, o->k, o->layout, "B", &op->b, &op->b_sf, &op->b_bytes,
-                             &op->b_sf_bytes, &gs_b);
-    }
-    free(x);
-    op->alpha = o->w4a16 ? 1.0f / gs_b : 1.0f / (gs_a * gs_b);
-    return rc;
+/* 3. D poisoned, one GEMM, the library's check. */
+static int check_gemm(fp4_ctx *ctx, const gemm_opts *o, launch_arg *l, int64_t d_bytes) {
+    fp4_status st = fp4_memset(ctx, l->desc.d, 0xFF, d_bytes); /* NaN in F32, F16, BF16 */
+    if (st == FP4_OK) st = launch_gemm(l, 0, NULL);
+    if (st != FP4_OK) return cli_lib_fail(CMD, fp4_backend_name(l->desc.backend), st, ctx);
+    fp4_verify_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    const int64_t all = o->m * o->n;
+    /* every element while that costs at most 2^28 multiply-adds (well under a second) */
+    const double macs = (double)all * (double)o->k;
+    const int samples = o->samples > 0 ? (int)o->samples : macs <= 268435456.0 ? (int)all : 4096;
+    if ((st = fp4_gemm_verify(ctx, &l->desc, samples, (uint64_t)o->seed, &r)) != FP4_OK)
+        return cli_lib_fail(CMD, "checking D", st, ctx);
+    char which[96];
+    if (r.samples >= all)
+        snprintf(which, sizeof which, "all %lld elements", (long long)all);
+    else
+        snprintf(which, sizeof which, "%lld sampled elements of %lld", (long long)r.samples,
+                 (long long)all);
+    cli_say("check     %s, vs an fp64 dequantize-then-matmul: worst %.3gx the tolerance, "
+            "rel L2 err %.3g (limit %.3g), %lld NaN/Inf: %s\n", which, r.worst_ratio, r.rel_l2,
+            r.rel_l2_limit, (long long)r.nonfinite, r.passed ? "OK" : "FAIL");
+    fflush(cli_msg());
+    if (!r.passed) return cli_fail(CMD, CLI_FAIL, "check failed: %s", r.message);
+    return CLI_OK;
 }
 
-#define MAX_SAMPLED_ROWS 32
-/* NOTE: cpu_ref is the obvious triple loop, about 25 ns per multiply-add on one core, so a
- * full check stops at 2^27 multiply-adds (a few seconds); above it, a sample of rows. */
-#define FULL_CHECK_LIMIT 134217728.0
-
-/* The rows --check compares: all M of them, or when M*N*K > 2^27 an evenly spaced sample
- * (first and last included) of at most 32 rows and, when N*K allows, 2^27 multiply-adds,
- * written into rows[]. Returns how many. */
-static int64_t sample_rows(const gemm_opts *o, int64_t rows[MAX_SAMPLED_ROWS]) {
-    const double nk = (double)o->n * (double)o->k;
-    if ((double)o->m * nk <= FULL_CHECK_LIMIT) return o->m;
-    int64_t s = o->m < MAX_SAMPLED_ROWS ? o->m : MAX_SAMPLED_ROWS;
-    while (s > 2 && (double)s * nk > FULL_CHECK_LIMIT) s /= 2;
-    if (s == o->m) return o->m;
-    for (int64_t i = 0; i < s; i++) rows[i] = i * (o->m - 1) / (s - 1);
-    return s;
-}
-
-/* Row i of the checked ones. */
-static int64_t checked_row(const gemm_opts *o, const int64_t *rows, int64_t count, int64_t i) {
-    return count == o->m ? i : rows[i];
-}
-
-/* The tolerance on ||D - ref||_2 / ||ref||_2: the output type's rounding, and for F32 the
- * order of the FP32 additions over K. */
-static double tolerance(fp4_dtype out, int64_t k) {
-    if (out == FP4_DTYPE_BF16) return 1e-2;
-    if (out == FP4_DTYPE_F16) return 2e-3;
-    return 1e-5 * fmax(1.0, sqrt((double)k / 4096.0));
-}
-
-/* D's checked rows (d_rows: [count, n] in out_dtype) against cpu_ref on the same bytes. */
-static int check_against_reference(fp4_ctx *cpu, const gemm_opts *o, const operands *op,
-                                   const int64_t *rows, int64_t count, const void *d_rows) {
-    const int sampled = count < o->m;
-    const int64_t a_row = o->w4a16 ? o->k * fp4_dtype_size(o->a_dtype) : o->k / 2;
-    const int64_t sf_bytes = o->w4a16 ? 0 : fp4_sf_bytes(count, o->k, o->layout);
-    uint8_t *a = (uint8_t *)op->a, *a_sf = op->a_sf;
-    float *ref = cli_alloc(CMD, count * o->n * 4, "the reference output");
-    int rc = ref ? CLI_OK : CLI_FAIL;
-    if (rc == CLI_OK && sampled) {
-        /* the sampled rows of A, with their scales re-packed for `count` rows */
-        a = cli_alloc(CMD, count * a_row, "the sampled rows of A");
-        a_sf = sf_bytes ? calloc(1, (size_t)sf_bytes) : NULL;
-        if (!a || (sf_bytes && !a_sf)) rc = cli_fail(CMD, CLI_FAIL, "out of memory for the check");
-        for (int64_t i = 0; rc == CLI_OK && i < count; i++) {
-            memcpy(a + i * a_row, (const uint8_t *)op->a + rows[i] * a_row, (size_t)a_row);
-            for (int64_t kb = 0; sf_bytes && kb < o->k / 16; kb++)
-                a_sf[fp4_sf_offset(i, kb, o->k, o->layout)] =
-                    op->a_sf[fp4_sf_offset(rows[i], kb, o->k, o->layout)];
-        }
+/* 4. the time, as fp4_measure gives it. */
+static int time_gemm(fp4_ctx *ctx, const gemm_opts *o, launch_arg *l, const operands *op) {
+    fp4_measure_desc md;
+    fp4_measure_desc_init(&md);
+    md.launch = launch_gemm;
+    md.user = l;
+    md.sets = op->sets;
+    md.set_bytes = (double)(op->a_bytes + op->a_sf_bytes + op->b_bytes + op->b_sf_bytes);
+    md.min_replays = (int)o->replays;
+    md.budget_seconds = (double)o->max_seconds;
+    fp4_measure_result r;
+    memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    const fp4_status st = fp4_measure(ctx, &md, &r);
+    if (st != FP4_OK) return cli_lib_fail(CMD, fp4_backend_name(l->desc.backend), st, ctx);
+    const double flops = 2.0 * (double)o->m * (double)o->n * (double)o->k;
+    if (r.too_slow) {
+        cli_say("time      about %.1f us per GEMM (estimated from a few runs: %d replays of %d "
+                "would take over --max-seconds %g)\n", r.estimate_us, r.replays, r.launches,
+                (double)o->max_seconds);
+        if (r.estimate_us > 0)
+            cli_say("speed     about %.3g TFLOP/s\n", flops / r.estimate_us / 1e6);
+        return CLI_OK;
     }
-    if (rc == CLI_OK) {
-        fp4_gemm_desc rd;
-        fp4_gemm_desc_init(&rd);
-        rd.m = count;
-        rd.n = o->n;
-        rd.k = o->k;
-        rd.a_dtype = o->w4a16 ? o->a_dtype : FP4_DTYPE_E2M1;
-        rd.a = a;
-        rd.a_sf = a_sf;
-        rd.a_sf_layout = rd.b_sf_layout = o->layout;
-        rd.b = op->b;
-        rd.b_sf = op->b_sf;
-        rd.d_dtype = FP4_DTYPE_F32;
-        rd.d = ref;
-        rd.alpha = op->alpha;
-        rd.backend = FP4_BACKEND_CPU_REF;
-        const fp4_status st = fp4_gemm(cpu, &rd);
-        if (st != FP4_OK) rc = cli_lib_fail(CMD, "reference GEMM (cpu_ref)", st, cpu);
-    }
-    if (rc == CLI_OK) {
-        double err2 = 0, ref2 = 0, max_abs = 0;
-        int64_t bad = 0, bad_at = -1;
-        for (int64_t i = 0; i < count * o->n; i++) {
-            const double got = cli_load_float(d_rows, o->out_dtype, i), want = ref[i];
-            if (!isfinite(got)) {
-                if (!bad++) bad_at = i;
-                continue;
-            }
-            err2 += (got - want) * (got - want);
-            ref2 += want * want;
-            max_abs = fmax(max_abs, fabs(got - want));
-        }
-        const double rel = ref2 > 0 ? sqrt(err2 / ref2) : (err2 > 0 ? INFINITY : 0.0);
-        const double tol = tolerance(o->out_dtype, o->k);
-        char which[96];
-        if (sampled)
-            snprintf(which, sizeof which, "%lld sampled rows of %lld", (long long)count,
-                     (long long)o->m);
-        else if (o->m == 1)
-            snprintf(which, sizeof which, "the one row");
-        else
-            snprintf(which, sizeof which, "all %lld rows", (long long)o->m);
-        if (bad) {
-            printf("check     FAIL: %lld of %lld outputs are NaN or Inf (first at row %lld, "
-                   "column %lld; %s)\n", (long long)bad, (long long)(count * o->n),
-                   (long long)checked_row(o, rows, count, bad_at / o->n),
-                   (long long)(bad_at % o->n), which);
-            rc = cli_fail(CMD, CLI_FAIL, "check failed: %lld non-finite outputs", (long long)bad);
-        } else {
-            const int ok = rel <= tol;
-            printf("check     max abs err %.3g, rel err %.3g %s %.0e (%s, vs cpu_ref): %s\n",
-                   max_abs, rel, ok ? "<=" : ">", tol, which, ok ? "OK" : "FAIL");
-            if (!ok)
-                rc = cli_fail(CMD, CLI_FAIL, "check failed: rel err %.3g > tolerance %.0e", rel,
-                              tol);
-        }
-    }
-    if (a != op->a) free(a);
-    if (a_sf != op->a_sf) free(a_sf);
-    free(ref);
-    return rc;
+    cli_say("time      %.2f us per GEMM: median of %d replays (p20 %.2f, p80 %.2f) of %d launches "
+            "over %d input set%s%s, %s\n", r.median_us, r.replays, r.p20_us, r.p80_us, r.launches,
+            r.sets, r.sets == 1 ? "" : "s",
+            o->device >= 0 ? (r.cold ? " (cold: > 5 L2)" : " (warm)") : "",
+            r.graph ? "one CUDA graph" : r.note);
+    if (r.median_us > 0) cli_say("speed     %.3g TFLOP/s\n", flops / r.median_us / 1e6);
+    return CLI_OK;
 }
 
 static int run_gemm(const gemm_opts *o) {
-    fp4_ctx *cpu = NULL, *run = NULL;
-    operands op;
-    memset(&op, 0, sizeof op);
-    void *dev_a = NULL, *dev_a_sf = NULL, *dev_b = NULL, *dev_b_sf = NULL, *dev_d = NULL;
-    void *d_rows = NULL;
+    fp4_ctx *run = NULL;
+    operands *op = calloc(1, sizeof *op);
+    void *dev_d = NULL, *d_host = NULL;
     int rc = CLI_OK;
     fp4_status st;
-    const int64_t esize = fp4_dtype_size(o->out_dtype);
-
-    if ((st = fp4_create(&cpu, -1)) != FP4_OK || (st = fp4_create(&run, o->device)) != FP4_OK) {
+    if (!op) return cli_fail(CMD, CLI_FAIL, "out of memory");
+    const int64_t d_bytes = cli_bytes(CMD, "D", o->m, o->n, fp4_dtype_size(o->out_dtype));
+    if (d_bytes < 0) {
+        free(op);
+        return CLI_USAGE;
+    }
+    if ((st = fp4_create(&run, o->device)) != FP4_OK) {
         rc = cli_lib_fail(CMD, "creating a context", st, NULL);
         goto done;
     }
-    const int64_t d_bytes = cli_bytes(CMD, "D", o->m, o->n, esize);
-    if (d_bytes < 0) {
-        rc = CLI_USAGE;
-        goto done;
-    }
-    if ((rc = make_operands(cpu, o, &op)) != CLI_OK) goto done;
-
-    /* the operands on the run context; D poisoned with NaN so unwritten elements fail */
-    if ((st = cli_upload_new(run, op.a, op.a_bytes, &dev_a)) != FP4_OK ||
-        (op.a_sf && (st = cli_upload_new(run, op.a_sf, op.a_sf_bytes, &dev_a_sf)) != FP4_OK) ||
-        (st = cli_upload_new(run, op.b, op.b_bytes, &dev_b)) != FP4_OK ||
-        (st = cli_upload_new(run, op.b_sf, op.b_sf_bytes, &dev_b_sf)) != FP4_OK ||
-        (st = fp4_malloc(run, &dev_d, d_bytes)) != FP4_OK ||
+    if ((rc = make_operands(run, o, op)) != CLI_OK) goto done;
+    if ((st = fp4_malloc(run, &dev_d, d_bytes)) != FP4_OK ||
         (st = fp4_memset(run, dev_d, 0xFF, d_bytes)) != FP4_OK) {
-        rc = cli_lib_fail(CMD, "preparing the operands", st, run);
+        rc = cli_lib_fail(CMD, "allocating D", st, run);
         goto done;
     }
-    fp4_gemm_desc desc;
-    fp4_gemm_desc_init(&desc);
-    desc.m = o->m;
-    desc.n = o->n;
-    desc.k = o->k;
-    desc.a_dtype = o->w4a16 ? o->a_dtype : FP4_DTYPE_E2M1;
-    desc.a = dev_a;
-    desc.a_sf = dev_a_sf;
-    desc.a_sf_layout = desc.b_sf_layout = o->layout;
-    desc.b = dev_b;
-    desc.b_sf = dev_b_sf;
-    desc.d_dtype = o->out_dtype;
-    desc.d = dev_d;
-    desc.alpha = op.alpha;
+    launch_arg l = {.ctx = run, .op = op};
+    fp4_gemm_desc *desc = &l.desc;
+    fp4_gemm_desc_init(desc);
+    desc->m = o->m;
+    desc->n = o->n;
+    desc->k = o->k;
+    desc->a_dtype = o->w4a16 ? o->a_dtype : FP4_DTYPE_E2M1;
+    desc->a = op->dev[0][0];
+    desc->a_sf = op->dev[0][1];
+    desc->a_sf_layout = desc->b_sf_layout = o->layout;
+    desc->b = op->dev[0][2];
+    desc->b_sf = op->dev[0][3];
+    desc->d_dtype = o->out_dtype;
+    desc->d = dev_d;
+    desc->alpha = op->alpha;
 
-    /* the backend: the one requested, or what auto picks; the label says which */
-    char device_name[320], why[512];
+    /* 2. the tactic: the one asked for, or the library's selection; the library says why */
+    char device_name[320], why[512], tactic_name[96];
     cli_describe_device(o->device, device_name, sizeof device_name);
-    const char *env = getenv("FP4GEMM_BACKEND");
-    const char *how = "requested";
-    desc.backend = o->backend;
-    if (o->backend == FP4_BACKEND_AUTO) {
-        if ((st = fp4_gemm_select_backend(run, &desc, &desc.backend)) != FP4_OK) {
+    desc->backend = o->tactic.backend;
+    desc->config = o->tactic.config;
+    fp4_tactic chosen;
+    if ((st = cli_select(run, desc, &chosen, tactic_name, sizeof tactic_name, why,
+                         sizeof why)) != FP4_OK) {
+        char asked[96] = "auto";
+        (void)fp4_tactic_name(o->tactic, asked, sizeof asked);
+        if (o->tactic.backend != FP4_BACKEND_AUTO && st == FP4_ERR_NOT_SUPPORTED)
+            rc = cli_fail(CMD, CLI_FAIL, "backend %s can't run this on %s: %s", asked,
+                          device_name, why);
+        else
             rc = cli_lib_fail(CMD, "choosing the backend", st, run);
+        goto done;
+    }
+    desc->backend = chosen.backend; /* every run below is this tactic */
+    desc->config = chosen.config;
+
+    cli_say("gemm      M=%lld N=%lld K=%lld, ", (long long)o->m, (long long)o->n, (long long)o->k);
+    if (o->w4a16)
+        cli_say("W4A16 (A %s, B NVFP4)", fp4_dtype_name(o->a_dtype));
+    else
+        cli_say("W4A4 (A and B NVFP4)");
+    cli_say(", %s scales, %s out, ", fp4_sf_layout_name(o->layout), fp4_dtype_name(o->out_dtype));
+    if (o->a_path || o->b_path)
+        cli_say("inputs %s%s%s", o->a_path ? "A from " : "", o->a_path ? o->a_path : "",
+                o->a_path && o->b_path ? ", " : "");
+    if (o->b_path) cli_say("B from %s", o->b_path);
+    if (!o->a_path || !o->b_path) cli_say("%sseed %lld", o->a_path || o->b_path ? ", random " : "",
+                                          (long long)o->seed);
+    cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a, (double)op->gs_b,
+            (double)op->alpha);
+    cli_say("backend   %s (%s)\n", tactic_name, why);
+    cli_say("device    %s\n", device_name);
+    fflush(cli_msg());
+
+    if (o->check && (rc = check_gemm(run, o, &l, d_bytes)) != CLI_OK) goto done;
+    if (!o->check && (st = launch_gemm(&l, 0, NULL)) != FP4_OK) { /* D for --out */
+        rc = cli_lib_fail(CMD, fp4_backend_name(desc->backend), st, run);
+        goto done;
+    }
+    if (o->out_path) { /* D of the checked run (every timed run writes the same D) */
+        if (!(d_host = cli_alloc(CMD, d_bytes, "D"))) {
+            rc = CLI_FAIL;
             goto done;
         }
-        how = env && *env && strcmp(env, "auto") ? "auto, set by FP4GEMM_BACKEND" : "auto";
-    } else if ((st = fp4_backend_check(run, o->backend, &desc, why, sizeof why)) != FP4_OK) {
-        rc = cli_fail(CMD, CLI_FAIL, "backend %s can't run this on %s: %s",
-                      fp4_backend_name(o->backend), device_name, why);
-        goto done;
+        if ((st = fp4_synchronize(run, NULL)) != FP4_OK ||
+            (st = fp4_download(run, d_host, dev_d, d_bytes)) != FP4_OK) {
+            rc = cli_lib_fail(CMD, "downloading D", st, run);
+            goto done;
+        }
+        if ((rc = cli_write_file(CMD, o->out_path, d_host, d_bytes)) != CLI_OK) goto done;
+        cli_say("wrote     %s (%lld bytes, [%lld, %lld] %s)\n", o->out_path,
+                (long long)d_bytes, (long long)o->m, (long long)o->n,
+                fp4_dtype_name(o->out_dtype));
     }
-
-    /* warm-up, then the timed runs */
-    const int64_t iters = o->iters > 0 ? o->iters : (o->device >= 0 ? 10 : 1);
-    const int64_t warmup = o->warmup >= 0 ? o->warmup : (o->device >= 0 ? 1 : 0);
-    for (int64_t i = 0; i < warmup && st == FP4_OK; i++) st = fp4_gemm(run, &desc);
-    if (st == FP4_OK) st = fp4_synchronize(run, NULL);
-    const double t0 = cli_seconds();
-    for (int64_t i = 0; i < iters && st == FP4_OK; i++) st = fp4_gemm(run, &desc);
-    if (st == FP4_OK) st = fp4_synchronize(run, NULL);
-    const double seconds = (cli_seconds() - t0) / (double)iters;
-    if (st != FP4_OK) {
-        rc = cli_lib_fail(CMD, fp4_backend_name(desc.backend), st, run);
-        goto done;
+    if (o->max_seconds > 0) {
+        make_sets(run, op);
+        rc = time_gemm(run, o, &l, op);
     }
-
-    printf("gemm      M=%lld N=%lld K=%lld, ", (long long)o->m, (long long)o->n, (long long)o->k);
-    if (o->w4a16)
-        printf("W4A16 (A %s, B NVFP4)", fp4_dtype_name(o->a_dtype));
-    else
-        printf("W4A4 (A and B NVFP4)");
-    printf(", %s scales, %s out, seed %lld\n", fp4_sf_layout_name(o->layout),
-           fp4_dtype_name(o->out_dtype), (long long)o->seed);
-    printf("backend   %s (%s)\n", fp4_backend_name(desc.backend), how);
-    printf("device    %s\n", device_name);
-    printf("time      %.1f us per GEMM (mean of %lld run%s after %lld warm-up)\n",
-           seconds * 1e6, (long long)iters, iters == 1 ? "" : "s", (long long)warmup);
-    if (seconds > 0)
-        printf("speed     %.3g TFLOP/s\n",
-               2.0 * (double)o->m * (double)o->n * (double)o->k / seconds / 1e12);
-    fflush(stdout);
-    if (!o->check) goto done;
-
-    int64_t rows[MAX_SAMPLED_ROWS];
-    const int64_t count = sample_rows(o, rows);
-    d_rows = cli_alloc(CMD, count * o->n * esize, "the output");
-    if (!d_rows) {
-        rc = CLI_FAIL;
-        goto done;
-    }
-    const int64_t row_bytes = o->n * esize;
-    if (count == o->m)
-        st = fp4_download(run, d_rows, dev_d, d_bytes);
-    for (int64_t i = 0; count < o->m && i < count && st == FP4_OK; i++)
-        st = fp4_download(run, (char *)d_rows + i * row_bytes, (char *)dev_d + rows[i] * row_bytes,
-                          row_bytes);
-    if (st != FP4_OK) {
-        rc = cli_lib_fail(CMD, "downloading D", st, run);
-        goto done;
-    }
-    rc = check_against_reference(cpu, o, &op, rows, count, d_rows);
 
 done:
-    if (run) {
-        fp4_free(run, dev_a);
-        fp4_free(run, dev_a_sf);
-        fp4_free(run, dev_b);
-        fp4_free(run, dev_b_sf);
-        fp4_free(run, dev_d);
-    }
-    free(d_rows);
-    free_operands(&op);
+    if (run) fp4_free(run, dev_d);
+    free_operands(run, op);
+    free(op);
+    free(d_host);
     fp4_destroy(run);
-    fp4_destroy(cpu);
     return rc;
 }
 
 int cmd_gemm(int argc, char **argv) {
-    gemm_opts o = {.backend = FP4_BACKEND_AUTO, .out_dtype = FP4_DTYPE_BF16,
+    gemm_opts o = {.tactic = {FP4_BACKEND_AUTO, -1}, .out_dtype = FP4_DTYPE_BF16,
                    .a_dtype = FP4_DTYPE_BF16, .layout = FP4_SF_SWIZZLED_128x4,
-                   .device = -2, .seed = 1, .iters = -1, .warmup = -1};
+                   .device = -2, .seed = 1, .replays = 0, .max_seconds = 10.0f};
+    int no_time = 0;
     cli_opt opts[] = {
         {.name = "-m", .metavar = "M", .kind = CLI_INT, .dest = &o.m, .required = 1, .min = 1,
          .max = CLI_MAX_DIM, .help = "rows of A and D"},
@@ -360,10 +403,12 @@ int cmd_gemm(int argc, char **argv) {
          .max = CLI_MAX_DIM, .help = "rows of B (the weight), columns of D"},
         {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .required = 1, .min = 1,
          .max = CLI_MAX_DIM, .help = "the reduction length, a multiple of 16"},
-        {.name = "--backend", .metavar = "B", .kind = CLI_BACKEND, .dest = &o.backend,
-         .help = "auto, cpu_ref, cuda_simt, cuda_mma, cuda_wgmma or\n"
-                 "cublaslt (default auto: see 'fp4gemm --help'); a\n"
-                 "named backend that can't run fails with the reason"},
+        {.name = "--backend", .metavar = "B", .kind = CLI_TACTIC, .dest = &o.tactic,
+         .help = "auto, a backend (cpu_ref, cuda_simt, cuda_mma, ...)\n"
+                 "or a tactic backend/config (cuda_simt/gemv_mr8;\n"
+                 "'fp4gemm info' lists them) (default auto: see\n"
+                 "'fp4gemm --help'); one that can't run fails with the\n"
+                 "reason"},
         {.name = "--out-dtype", .metavar = "T", .kind = CLI_DTYPE, .dest = &o.out_dtype,
          .allowed = CLI_DT_FLOATS, .help = "D's type: bf16, f16 or f32 (default bf16)"},
         {.name = "--w4a16", .kind = CLI_FLAG, .dest = &o.w4a16,
@@ -378,36 +423,86 @@ int cmd_gemm(int argc, char **argv) {
          .help = "CUDA device number, or cpu (-1) (default: device 0\n"
                  "if there is a GPU, else the CPU)"},
         {.name = "--seed", .metavar = "S", .kind = CLI_INT, .dest = &o.seed, .min = 0,
-         .max = INT64_MAX, .help = "seed of the random inputs (default 1)"},
-        {.name = "--iters", .metavar = "N", .kind = CLI_INT, .dest = &o.iters, .min = 1,
-         .max = 1000000000, .help = "timed runs (default 10 on a GPU, 1 on the CPU)"},
-        {.name = "--warmup", .metavar = "N", .kind = CLI_INT, .dest = &o.warmup, .min = 0,
-         .max = 1000000000, .help = "untimed runs first (default 1 on a GPU, 0 on the\nCPU)"},
+         .max = INT64_MAX, .help = "seed of the random inputs and of the check's\n"
+                                   "samples (default 1)"},
+        {.name = "--a", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.a_path,
+         .help = "A from a file instead of random: the packed E2M1\n"
+                 "[M, K/2] of 'fp4gemm quantize' (with --a-sf, --a-gs),\n"
+                 "or with --w4a16 raw [M, K] elements of --a-dtype"},
+        {.name = "--a-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.a_sf_path,
+         .help = "A's E4M3 scales, in the layout of --layout"},
+        {.name = "--a-gs", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.a_gs,
+         .help = "A's global scale, as 'fp4gemm quantize' printed it\n"
+                 "(the decimal or the f32 bits 0x...)"},
+        {.name = "--b", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.b_path,
+         .help = "B from a file: the packed E2M1 [N, K/2] (with --b-sf,\n--b-gs)"},
+        {.name = "--b-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.b_sf_path,
+         .help = "B's E4M3 scales, in the layout of --layout"},
+        {.name = "--b-gs", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.b_gs,
+         .help = "B's global scale, as 'fp4gemm quantize' printed it"},
+        {.name = "--out", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.out_path,
+         .help = "write D, raw [M, N] of --out-dtype ('-': stdout)"},
         {.name = "--check", .kind = CLI_FLAG, .dest = &o.check,
-         .help = "compare D with cpu_ref on the same quantized inputs;\n"
-                 "exit 1 if the relative error is above the tolerance\n"
-                 "or any output is NaN/Inf (default off)"},
+         .help = "check D (fp4_gemm_verify) before timing; exit 1 if\n"
+                 "it fails (default off)"},
+        {.name = "--samples", .metavar = "N", .kind = CLI_INT, .dest = &o.samples, .min = 1,
+         .max = 100000000, .help = "elements --check compares (default: all when\n"
+                                   "M*N*K <= 2^28, else 4096)"},
+        {.name = "--replays", .metavar = "N", .kind = CLI_INT, .dest = &o.replays, .min = 20,
+         .max = 100000, .help = "timed replays, at least (default 20)"},
+        {.name = "--max-seconds", .metavar = "S", .kind = CLI_FLOAT, .dest = &o.max_seconds,
+         .help = "time budget: when the measurement would take longer,\n"
+                 "print the estimate of a few runs (default 10)"},
+        {.name = "--no-time", .kind = CLI_FLAG, .dest = &no_time,
+         .help = "run (and check) without timing"},
     };
     cli_command cmd = {
         .name = CMD,
         .usage = "-m M -n N -k K [options]",
-        .about = "Runs D[M, N] = alpha * A[M, K] * B[N, K]^T once on random inputs and prints the\n"
-                 "backend used, the device, the time per GEMM and TFLOP/s.\n"
-                 "A is drawn as normal(0, 1) and B as normal(0, 0.02), each with about 1 in 64\n"
-                 "values an outlier 20x larger; both are quantized to NVFP4 on the CPU with\n"
-                 "their own global scale, and alpha = 1 / (gs_a * gs_b) (W4A16: 1 / gs_b).",
+        .about = "Runs D[M, N] = alpha * A[M, K] * B[N, K]^T and prints the backend, the device,\n"
+                 "the time per GEMM and TFLOP/s. Random inputs unless --a/--b are given: A is\n"
+                 "drawn as normal(0, 1) and B as normal(0, 0.02), each with about 1 in 64\n"
+                 "values an outlier 20x larger; both are quantized to NVFP4 by the library on\n"
+                 "the run device with their own global scale, and alpha = 1 / (gs_a * gs_b)\n"
+                 "(W4A16: 1 / gs_b).",
         .opts = opts,
         .n_opts = (int)(sizeof opts / sizeof opts[0]),
-        .notes = "--check tolerance on ||D - ref||_2 / ||ref||_2: bf16 1e-2, f16 2e-3,\n"
-                 "f32 1e-5 * max(1, sqrt(K / 4096)). D is filled with NaN before the run.\n"
-                 "When M*N*K > 2^27 the check compares a sample of 2 to 32 rows (the first,\n"
-                 "the last and evenly spaced ones between; all N columns) and says so.",
+        .notes = "--check: D is filled with NaN, the GEMM runs once, and fp4_gemm_verify\n"
+                 "compares it with an fp64 dequantize-then-matmul of the same NVFP4 bytes\n"
+                 "(docs/PERF.md gives the one tolerance of the project), and scans all of D\n"
+                 "for NaN/Inf. The time is fp4_measure's: on a GPU, a CUDA graph of >= 10\n"
+                 "launches over copies of the operands spanning > 5 L2 sizes, median, p20\n"
+                 "and p80 over >= 20 replays; on the CPU the same loop on the host clock.\n"
+                 "Files as 'fp4gemm quantize' writes them, e.g.\n"
+                 "  fp4gemm quantize --rows 4096 -k 4096 --in-dtype bf16 --in w.bin\n"
+                 "      --out-q w.q --out-sf w.sf          (prints: global scale G ...)\n"
+                 "  fp4gemm gemm -m 16 -n 4096 -k 4096 --b w.q --b-sf w.sf --b-gs G --check",
     };
     int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;
     if ((rc = cli_check_k(CMD, "-k", o.k)) != CLI_OK) return rc;
     if (cli_find(&cmd, "--a-dtype")->given && !o.w4a16)
         return cli_fail(CMD, CLI_USAGE, "--a-dtype applies only with --w4a16");
+    const int a_sf = cli_find(&cmd, "--a-sf")->given, a_gs = cli_find(&cmd, "--a-gs")->given;
+    const int b_sf = cli_find(&cmd, "--b-sf")->given, b_gs = cli_find(&cmd, "--b-gs")->given;
+    if (o.w4a16 && (a_sf || a_gs))
+        return cli_fail(CMD, CLI_USAGE, "--a-sf and --a-gs don't apply with --w4a16 (A is not "
+                        "quantized)");
+    if (!o.w4a16 && o.a_path && !(a_sf && a_gs))
+        return cli_fail(CMD, CLI_USAGE, "--a needs --a-sf and --a-gs (the scales and the global "
+                        "scale that 'fp4gemm quantize' wrote and printed)");
+    if (!o.a_path && (a_sf || a_gs))
+        return cli_fail(CMD, CLI_USAGE, "--a-sf and --a-gs need --a");
+    if (o.b_path && !(b_sf && b_gs))
+        return cli_fail(CMD, CLI_USAGE, "--b needs --b-sf and --b-gs (the scales and the global "
+                        "scale that 'fp4gemm quantize' wrote and printed)");
+    if (!o.b_path && (b_sf || b_gs))
+        return cli_fail(CMD, CLI_USAGE, "--b-sf and --b-gs need --b");
+    if (no_time && (cli_find(&cmd, "--replays")->given || cli_find(&cmd, "--max-seconds")->given))
+        return cli_fail(CMD, CLI_USAGE, "--no-time excludes --replays and --max-seconds");
+    if (no_time) o.max_seconds = 0.0f;
+    const char *paths[1] = {o.out_path}, *names[1] = {"--out"};
+    if (cli_check_outputs(CMD, paths, names, 1) != CLI_OK) return CLI_USAGE;
     if (o.device == -2) o.device = cli_default_device();
     return run_gemm(&o);
 }

@@ -27,12 +27,21 @@ static int print_backends(int device) {
         printf("  %-12s %s%s\n", fp4_backend_name((fp4_backend)b),
                can == FP4_OK ? "can run" : "no: ", can == FP4_OK ? "" : why);
     }
-    fp4_backend pick = FP4_BACKEND_AUTO;
-    const char *env = getenv("FP4GEMM_BACKEND");
-    const int env_set = env && *env && strcmp(env, "auto") != 0;
-    if (fp4_gemm_select_backend(ctx, NULL, &pick) == FP4_OK)
-        printf("  %-12s %s%s\n", "auto picks", fp4_backend_name(pick),
-               env_set ? " (set by FP4GEMM_BACKEND)" : "");
+    fp4_tactic tactics[64];
+    int count = 0;
+    if (fp4_gemm_list_tactics(ctx, NULL, tactics, 64, &count) == FP4_OK) {
+        printf("  %-12s", "tactics");
+        for (int i = 0; i < count && i < 64; i++) {
+            char name[96];
+            if (fp4_tactic_name(tactics[i], name, sizeof name) == FP4_OK)
+                printf("%s%s", i ? ", " : " ", name);
+        }
+        printf("%s\n", count ? "" : " none");
+    }
+    fp4_tactic pick;
+    char why[512], name[96];
+    if (cli_select(ctx, NULL, &pick, name, sizeof name, why, sizeof why) == FP4_OK)
+        printf("  %-12s %s (%s)\n", "auto picks", name, why);
     else
         printf("  %-12s nothing: %s\n", "auto picks", fp4_last_error(ctx));
     fp4_destroy(ctx);
@@ -48,8 +57,8 @@ int cmd_info(int argc, char **argv) {
                  "the automatic-selection order and what auto picks.",
         .opts = NULL,
         .n_opts = 0,
-        .notes = "auto picks the first backend of the order that can run; FP4GEMM_BACKEND\n"
-                 "replaces the order (see 'fp4gemm --help').",
+        .notes = "auto picks the first backend of the order that can run; the library's\n"
+                 "environment override replaces the order (see 'fp4gemm --help').",
     };
     const int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;

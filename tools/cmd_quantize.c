@@ -13,6 +13,13 @@
 #define LAYOUT_HELP \
     "scale layout: swizzled (128x4 tiles, as cuBLASLt) or\nlinear (default swizzled)"
 
+#define OUTPUT_NOTES                                                                        \
+    "Output files are written to a unique temporary in the same folder, then renamed\n"    \
+    "over PATH once complete: a failure leaves an older PATH as it was. /dev/null, a\n"    \
+    "FIFO or another special file is written in place; a symlink is followed (the file\n"  \
+    "it points to is replaced); '-' is stdout (messages then go to stderr). Two outputs\n"  \
+    "naming one file are refused. GS may be given as its f32 bits: 0x43066666."
+
 /* "[4, 64] f32": the shape of a file, for messages. */
 static void describe(char *buf, size_t len, int64_t rows, int64_t cols, const char *what) {
     snprintf(buf, len, "[%lld, %lld] %s", (long long)rows, (long long)cols, what);
@@ -47,7 +54,6 @@ static int parse_with_k(cli_command *cmd, cli_opt *opts, int n_opts, int argc, c
                         const int64_t *k) {
     cmd->opts = opts;
     cmd->n_opts = n_opts;
-    cmd->notes = NULL;
     int rc = cli_parse(cmd, argc, argv);
     if (rc != CLI_RUN) return rc;
     if ((rc = cli_check_k(cmd->name, "-k", *k)) != CLI_OK) return rc;
@@ -160,21 +166,19 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
         (st = fp4_download(ctx, &nonfinite, dev_flag, sizeof nonfinite)) != FP4_OK)
         goto lib_failed;
 
-    if ((rc = cli_write_file(cmd, o->out_q, q, q_bytes)) != CLI_OK) goto done;
-    if ((rc = cli_write_file(cmd, o->out_sf, sf, sf_bytes)) != CLI_OK) {
-        remove(o->out_q); /* both files or neither */
-        goto done;
-    }
+    /* both files or neither; an older file is replaced only once both are complete */
+    const cli_output outs[2] = {{o->out_q, q, q_bytes}, {o->out_sf, sf, sf_bytes}};
+    if ((rc = cli_write_files(cmd, outs, 2)) != CLI_OK) goto done;
     if (modelopt)
-        printf("recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
-               "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
-               from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
+        cli_say("recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
+                "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
+                from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
     else
-        printf("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
-               from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
-    printf("wrote %s (%lld bytes, [%lld, %lld] packed E2M1) and %s (%lld bytes, %s E4M3 scales)\n",
-           o->out_q, (long long)q_bytes, (long long)o->rows, (long long)(o->k / 2), o->out_sf,
-           (long long)sf_bytes, fp4_sf_layout_name(o->layout));
+        cli_say("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
+                from_amax ? ", from the input's amax: 448 * 6 / amax" : "");
+    cli_say("wrote %s (%lld bytes, [%lld, %lld] packed E2M1) and %s (%lld bytes, %s E4M3 scales)\n",
+            o->out_q, (long long)q_bytes, (long long)o->rows, (long long)(o->k / 2), o->out_sf,
+            (long long)sf_bytes, fp4_sf_layout_name(o->layout));
     if (nonfinite)
         cli_fail(cmd, CLI_OK, "warning: %s has NaN or Inf values (NaN was quantized to 0, Inf "
                  "saturated)", o->in);
@@ -224,7 +228,8 @@ int cmd_quantize(int argc, char **argv) {
         .about = "Quantizes a raw little-endian [R, K] F32/F16/BF16 file to NVFP4: packed E2M1\n"
                  "values (two per byte, the even element in the low nibble) and one E4M3 scale\n"
                  "per 16 elements, as in docs/format.md. Prints the global scale it used; pass\n"
-                 "it to 'fp4gemm dequantize'. Outputs are written to PATH.tmp, then renamed.",
+                 "it to 'fp4gemm dequantize' (the decimal or the f32 bits). Outputs: see below.",
+        .notes = OUTPUT_NOTES,
     };
     const int rc = parse_with_k(&cmd, opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &o.k);
     if (rc != CLI_RUN) return rc;
@@ -234,6 +239,8 @@ int cmd_quantize(int argc, char **argv) {
     if (o.auto_global_scale && cli_find(&cmd, "--global-scale")->given)
         return cli_fail(cmd_name, CLI_USAGE, "--global-scale and --auto-global-scale exclude "
                         "each other");
+    const char *paths[2] = {o.out_q, o.out_sf}, *names[2] = {"--out-q", "--out-sf"};
+    if (cli_check_outputs(cmd_name, paths, names, 2) != CLI_OK) return CLI_USAGE;
     return run_quantize(cmd_name, &o, &cmd);
 }
 
@@ -290,8 +297,8 @@ static int run_dequantize(const char *cmd, const dequant_opts *o) {
         goto done;
     }
     if ((rc = cli_write_file(cmd, o->out, out, out_bytes)) != CLI_OK) goto done;
-    printf("wrote %s (%lld bytes, [%lld, %lld] %s)\n", o->out, (long long)out_bytes,
-           (long long)o->rows, (long long)o->k, fp4_dtype_name(o->out_dtype));
+    cli_say("wrote %s (%lld bytes, [%lld, %lld] %s)\n", o->out, (long long)out_bytes,
+            (long long)o->rows, (long long)o->k, fp4_dtype_name(o->out_dtype));
 done:
     close_context(ctx, (void *const[]){dev_q, dev_sf, dev_out}, 3);
     free(q);
@@ -324,11 +331,13 @@ int cmd_dequantize(int argc, char **argv) {
         .name = cmd_name,
         .usage = "--rows R -k K --in-q PATH --in-sf PATH\n--global-scale GS --out PATH [options]",
         .about = "Decodes NVFP4 files (as 'fp4gemm quantize' writes them) back to a raw\n"
-                 "little-endian [R, K] F32/F16/BF16 file. The output is written to PATH.tmp,\n"
-                 "then renamed.",
+                 "little-endian [R, K] F32/F16/BF16 file.",
+        .notes = OUTPUT_NOTES,
     };
     const int rc = parse_with_k(&cmd, opts, (int)(sizeof opts / sizeof opts[0]), argc, argv, &o.k);
     if (rc != CLI_RUN) return rc;
+    const char *paths[1] = {o.out}, *names[1] = {"--out"};
+    if (cli_check_outputs(cmd_name, paths, names, 1) != CLI_OK) return CLI_USAGE;
     return run_dequantize(cmd_name, &o);
 }
 
@@ -367,6 +376,8 @@ int cmd_gen_input(int argc, char **argv) {
     };
     int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;
+    const char *paths[1] = {out_path}, *names[1] = {"--out"};
+    if (cli_check_outputs(cmd_name, paths, names, 1) != CLI_OK) return CLI_USAGE;
     const int64_t n = rows * k;
     const int64_t f32_bytes = cli_bytes(cmd_name, "the output", rows, k, 4);
     if (f32_bytes < 0) return CLI_USAGE;
@@ -384,8 +395,8 @@ int cmd_gen_input(int argc, char **argv) {
     if (out != x) cli_store_floats(x, n, dtype, out);
     rc = cli_write_file(cmd_name, out_path, out, out_bytes);
     if (rc == CLI_OK)
-        printf("wrote %s (%lld bytes, [%lld, %lld] %s)\n", out_path, (long long)out_bytes,
-               (long long)rows, (long long)k, fp4_dtype_name(dtype));
+        cli_say("wrote %s (%lld bytes, [%lld, %lld] %s)\n", out_path, (long long)out_bytes,
+                (long long)rows, (long long)k, fp4_dtype_name(dtype));
     if (out != x) free(out);
     free(x);
     return rc;

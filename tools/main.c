@@ -1,5 +1,5 @@
 /* main.c - the `fp4gemm` program: top-level help and version, dispatch to the subcommands. */
-#include "bench.h"
+#include "bench/bench.h"
 #include "cli_util.h"
 #include "fp4gemm.h"
 
@@ -67,8 +67,10 @@ static void print_help(FILE *out) {
             "\n"
             "overrides:\n"
             "  --backend NAME          run exactly NAME; if it can't run, fail with the reason\n"
-            "  FP4GEMM_BACKEND=NAME    used instead of the list when the request is auto;\n"
-            "                          fails with the reason if NAME can't run\n"
+            "  the environment         the library reads a backend override, used instead of\n"
+            "                          the list when the request is auto (its name and rules:\n"
+            "                          docs/backends.md); 'fp4gemm info' and 'fp4gemm gemm'\n"
+            "                          print what the library selected and why\n"
             "  FP4GEMM_LOG_LEVEL=L     error, warn (default), info (says why auto skipped a\n"
             "                          backend), debug or off\n"
             "\n"

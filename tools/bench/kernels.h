@@ -1,5 +1,5 @@
 /*
- * bench_kernels.h - the device kernels of `fp4gemm bench` (tools/bench_kernels.cu), callable
+ * kernels.h - the device kernels of `fp4gemm bench` (tools/bench/kernels.cu), callable
  * from C. Each launches on `stream` and returns the launch's error (cudaGetLastError).
  */
 #ifndef FP4_BENCH_KERNELS_H
@@ -29,11 +29,6 @@ cudaError_t bench_fp8_scales(const float *amax, float *scale, float *inv_scale,
 /* out[i] = e4m3(bf16 x[i] * *inv_scale), round to nearest even, saturating to +-448. */
 cudaError_t bench_bf16_to_e4m3(const uint16_t *x, uint8_t *out, int64_t n,
                                const float *inv_scale, cudaStream_t stream);
-
-/* *count = number of NaN/Inf elements of a [rows, cols] matrix with leading dimension ld, of
- * dtype 0 = F32, 1 = F16, 2 = BF16 (fp4_dtype's values). Zeroes *count first. */
-cudaError_t bench_count_nonfinite(const void *d, int dtype, int64_t rows, int64_t cols,
-                                  int64_t ld, unsigned long long *count, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,9 @@
 /*
- * bench_kernels.cu - the few device kernels `fp4gemm bench` needs: random operands generated
- * on the device, the BF16 -> FP8 E4M3 conversion of the cublas_fp8 baseline, and a scan for
- * unwritten (NaN-poisoned) outputs. Nothing here is timed. See bench_kernels.h.
+ * kernels.cu - the few device kernels `fp4gemm bench` needs: random operands generated
+ * on the device, and the BF16 -> FP8 E4M3 conversion of the cublas_fp8 baseline (the scan for
+ * unwritten outputs is the library's, fp4_count_nonfinite). Nothing here is timed.
  */
-#include "bench_kernels.h"
+#include "kernels.h"
 
 #include "format.h"
 
@@ -66,25 +66,6 @@ __global__ void bf16_to_e4m3_kernel(const uint16_t *x, uint8_t *out, int64_t n,
         out[i] = fp4_e4m3_encode(fp4_bf16_to_f32(x[i]) * inv);
 }
 
-__global__ void count_nonfinite_kernel(const void *d, int dtype, int64_t rows, int64_t cols,
-                                       int64_t ld, unsigned long long *count) {
-    unsigned long long bad = 0;
-    const int64_t n = rows * cols;
-    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const int64_t at = (i / cols) * ld + i % cols;
-        if (dtype == 0) { // F32: exponent all ones
-            bad += (((const uint32_t *)d)[at] & 0x7F800000u) == 0x7F800000u;
-        } else if (dtype == 1) { // F16
-            bad += (((const uint16_t *)d)[at] & 0x7C00u) == 0x7C00u;
-        } else { // BF16
-            bad += (((const uint16_t *)d)[at] & 0x7F80u) == 0x7F80u;
-        }
-    }
-    for (int off = 16; off > 0; off >>= 1) bad += __shfl_xor_sync(0xFFFFFFFFu, bad, off);
-    if ((threadIdx.x & 31) == 0 && bad) atomicAdd(count, bad);
-}
-
 } // namespace
 
 extern "C" cudaError_t bench_fill_bf16(uint16_t *out, int64_t n, uint64_t seed, float scale,
@@ -110,15 +91,5 @@ extern "C" cudaError_t bench_fp8_scales(const float *amax, float *scale, float *
 extern "C" cudaError_t bench_bf16_to_e4m3(const uint16_t *x, uint8_t *out, int64_t n,
                                           const float *inv_scale, cudaStream_t stream) {
     bf16_to_e4m3_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, out, n, inv_scale);
-    return cudaGetLastError();
-}
-
-extern "C" cudaError_t bench_count_nonfinite(const void *d, int dtype, int64_t rows,
-                                             int64_t cols, int64_t ld,
-                                             unsigned long long *count, cudaStream_t stream) {
-    cudaError_t err = cudaMemsetAsync(count, 0, sizeof(*count), stream);
-    if (err != cudaSuccess) return err;
-    count_nonfinite_kernel<<<grid_for(rows * cols), kThreads, 0, stream>>>(d, dtype, rows, cols,
-                                                                          ld, count);
     return cudaGetLastError();
 }

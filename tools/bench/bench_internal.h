@@ -1,13 +1,20 @@
 /*
- * bench_internal.h - what the files of `fp4gemm bench` share. Not part of the library.
+ * bench_internal.h - what the files of `fp4gemm bench` share. Not part of the library; the
+ * bench includes only the public fp4gemm.h and src/format.h of the library's headers.
  *
- *   bench.c         options, shapes, providers by name, the table, CSV, JSON, the summary
- *   bench_svg.c     the SVG chart (speedup over cublas_bf16 vs M, one panel per (N, K))
- *   bench_cuda.c    CUDA only: device, ceilings, operands, providers, check, timing
- *   bench_kernels.cu  CUDA only: the few device kernels the bench needs (bench_kernels.h)
+ *   bench.c       the command: its options, the run one point at a time, the exit status
+ *   options.c     presets, --m-list, --shapes, --providers
+ *   providers.c   THE provider table: every fact about a provider is in its one row
+ *   report.c      the table, the header, the summary, the roofline, CSV and JSON
+ *   svg.c         the SVG chart (speedup over cublas_bf16 vs M, one panel per (N, K))
+ *   CUDA only (bench_cuda.h): device.c (the session, provider checks, ceilings),
+ *   operands.c (the rotated input sets of a point, the FP8 reference), run.c (per provider:
+ *   ready?, checked with fp4_gemm_verify, timed with fp4_measure), cublaslt.c (the cuBLASLt
+ *   BF16/FP8 plans of the baselines), kernels.cu (the few device kernels of the bench).
  *
- * bench.c drives the run one point (M, N, K) at a time through the bench_cuda_* calls; in a
- * build without CUDA those calls are stubs in bench.c that say so.
+ * The timing method and the tolerance are the library's (fp4_measure, fp4_gemm_verify,
+ * fp4_verify_samples): the same for the bench, `fp4gemm gemm` and the autotuner. In a build
+ * without CUDA the bench_cuda_* calls are stubs in bench.c that say so.
  */
 #ifndef FP4_BENCH_INTERNAL_H
 #define FP4_BENCH_INTERNAL_H
@@ -19,11 +26,12 @@
 #include <stdio.h>
 
 #define BENCH_MAX_PROVIDERS 16
-#define BENCH_MIN_LAUNCHES 10   /* launches captured in one graph, at least */
-#define BENCH_MIN_REPLAYS 20    /* timed graph replays, at least */
-#define BENCH_MAX_REPLAYS 100   /* cheap points get more replays, up to this */
-#define BENCH_MAX_SETS 1024     /* rotated input sets, at most */
-#define BENCH_L2_FACTOR 5.0     /* the sets of one replay span >= this many L2 sizes */
+/* the library's method (fp4gemm.h, fp4_measure), named here for the report */
+#define BENCH_MIN_LAUNCHES FP4_MEASURE_MIN_LAUNCHES /* launches in one graph, at least */
+#define BENCH_MIN_REPLAYS FP4_MEASURE_MIN_REPLAYS   /* timed graph replays, at least */
+#define BENCH_MAX_REPLAYS FP4_MEASURE_MAX_REPLAYS   /* cheap points get more, up to this */
+#define BENCH_MAX_SETS FP4_MEASURE_MAX_SETS         /* rotated input sets, at most */
+#define BENCH_L2_FACTOR FP4_MEASURE_L2_FACTOR       /* one replay spans >= this many L2s */
 #define BENCH_SAMPLES 68        /* sampled output elements checked: 64 random + 4 corners */
 
 /* What a provider runs. */
@@ -34,11 +42,32 @@ typedef enum bench_kind {
     BENCH_KIND_DEQUANT_CUBLAS = 3  /* fp4_dequantize A and B to BF16 + the BF16 GEMM, together */
 } bench_kind;
 
+/* The compute ceiling a provider's roof% is measured against. */
+typedef enum bench_ceiling {
+    BENCH_CEIL_BF16 = 0, /* cuBLASLt BF16 8192^3: NVFP4 on Hopper decodes to BF16/F16 MMAs */
+    BENCH_CEIL_FP8 = 1   /* cuBLASLt FP8 8192^3: FP8 tensor cores run twice as fast */
+} bench_ceiling;
+
+/* One row of the provider table (providers.c). */
 typedef struct bench_provider {
-    char name[32];      /* "cuda_wgmma", "auto", "cublas_bf16", ... */
+    char name[48];         /* "cuda_wgmma", "auto", "cublas_bf16", "cuda_simt/gemv_mr8" */
     bench_kind kind;
-    fp4_backend backend; /* BENCH_KIND_FP4 only */
+    fp4_backend backend;   /* BENCH_KIND_FP4 only */
+    int config;            /* BENCH_KIND_FP4 only: the backend's config (tactic), -1 heuristic */
+    const char *about;     /* what one timed launch is, for --list-providers */
+    double in_bytes;       /* input bytes per element of A and B, scales included: NVFP4
+                            * 0.5625, FP8 1, BF16 2 (dequant_cublas reads NVFP4) */
+    bench_ceiling ceiling; /* the compute ceiling of its roof% */
+    const char *svg_style; /* SVG stroke attributes of its line */
 } bench_provider;
+
+/* ---- providers.c ---------------------------------------------------------------------- */
+/* Copies the table into out (BENCH_MAX_PROVIDERS rows) in the order of the report: the GPU
+ * backends, auto, then the baselines. Returns the count. */
+int bench_provider_table(bench_provider *out);
+/* Input bytes per element of A and B of a kind (the first row of that kind). */
+double bench_kind_in_bytes(bench_kind kind);
+const char *bench_ceiling_name(bench_ceiling c); /* "bf16", "fp8" */
 
 typedef struct bench_shape {
     int64_t m, n, k;
@@ -63,6 +92,8 @@ typedef struct bench_result {
     int launches, sets, replays;
     int graph;             /* 1: timed as CUDA graph replays; 0: plain stream launches */
     int cold;              /* 1: the sets of one replay span >= BENCH_L2_FACTOR L2 sizes */
+    const char *roof_ceiling; /* the ceiling roof% used: "bf16", "fp8" or "copy" */
+    double roof_ceiling_value; /* its value then: TFLOP/s, or GB/s for copy */
     double check_max_err;  /* max |out - ref| / tolerance over the samples (<= 1 passes) */
     double check_rel_l2;   /* ||out - ref|| / ||ref|| over the samples */
     double fp8_vs_nvfp4;   /* cublas_fp8 only: rel L2 distance to the NVFP4 reference */
@@ -93,6 +124,7 @@ typedef struct bench_device {
     double copy_gbs;        /* measured: device-to-device copy, bytes read + written */
     int64_t copy_bytes;
     double bf16_tflops;     /* measured: cuBLASLt BF16 8192^3 on random data */
+    double fp8_tflops;      /* measured: cuBLASLt FP8 E4M3 8192^3 on random data (0: none) */
     char ceiling_note[256]; /* why a ceiling is missing */
     /* the library's own memory-bound kernels on one BF16 [quant_rows, quant_k] tensor:
      * bytes read + written per second (0 if not measured) */
@@ -115,6 +147,10 @@ typedef struct bench_run {
     double wall_seconds;
     int aborted;            /* the CUDA context broke: the run stopped early */
     char abort_reason[512];
+    /* the roofline's ceilings: the measured ones, raised to any rate a row achieved above
+     * them (so that roof% <= 100% by construction); a note says which were raised */
+    double roof_bf16_tflops, roof_fp8_tflops, roof_copy_gbs;
+    char roof_note[256];
 } bench_run;
 
 /* Index of the provider named cublas_bf16 in run, or -1. */
@@ -137,11 +173,39 @@ void bench_text_printf(bench_text *t, const char *fmt, ...)
 void bench_text_xml(bench_text *t, const char *s);
 void bench_text_free(bench_text *t);
 
-/* ---- bench_svg.c ---------------------------------------------------------------------- */
+/* ---- report.c --------------------------------------------------------------------------- */
+/* The text outputs; CSV/JSON/SVG text is built in a bench_text and written with
+ * cli_write_file. */
+void bench_print_header(const bench_run *run, const char *shapes_text);
+void bench_print_table_header(void);
+void bench_print_row(const bench_run *run, const bench_result *r);
+void bench_print_summary(const bench_run *run);
+void bench_write_csv(const bench_run *run, bench_text *t);
+void bench_write_json(const bench_run *run, const char *shapes_text, bench_text *t);
+/* Speedups over the point's cublas_bf16 row, for the rows [first, first + count). */
+void bench_fill_speedups(bench_run *run, int first, int count);
+/* The roofline of a timed row: roof% = max(flops / compute ceiling, bytes / copy ceiling) /
+ * time, with the provider's compute ceiling (FP8 for FP8 providers); a ceiling below what
+ * the row achieved is first raised to it (run->roof_note says so), so roof% <= 100%. */
+void bench_fill_roofline(bench_run *run, bench_result *r);
+const char *bench_status_name(bench_status s);
+
+/* ---- options.c ---------------------------------------------------------------------------- */
+/* Fills opt->shapes from --shapes, or from the preset (default llama3.1-8b) x --m-list, and
+ * describes them in shapes_text. CLI_OK, or CLI_USAGE/CLI_FAIL after the message. */
+int bench_make_shapes(const char *shapes_arg, const char *preset_name, const char *m_list,
+                      bench_options *opt, char *shapes_text, size_t len);
+/* Parses --providers into indexes of the table. A tactic name ("cuda_simt/gemv_mr8") that is
+ * not a row adds one to the table (*n grows, at most BENCH_MAX_PROVIDERS rows). CLI_OK or
+ * CLI_USAGE after the message. */
+int bench_parse_providers(const char *text, bench_provider *table, int *n, int *chosen,
+                          int *nchosen);
+
+/* ---- svg.c ---------------------------------------------------------------------------- */
 /* Draws the chart into t. */
 void bench_svg(const bench_run *run, bench_text *t);
 
-/* ---- bench_cuda.c (stubs in bench.c without CUDA) ------------------------------------- */
+/* ---- device.c, run.c (CUDA; stubs in bench.c without CUDA) ------------------------------- */
 typedef struct bench_cuda bench_cuda;
 
 /* Opens the device (context, stream, cuBLASLt, events) and fills dev (not the ceilings).
@@ -150,7 +214,7 @@ int bench_cuda_open(int device, bench_device *dev, bench_cuda **out, char *why, 
 void bench_cuda_close(bench_cuda *bc); /* accepts NULL */
 /* Can `p` run on this device at all? 0 if so, else -1 and why. */
 int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why, size_t why_len);
-/* Measures the copy bandwidth and the cuBLASLt BF16 rate into dev. Returns 0, or -1 if the
+/* Measures the copy bandwidth and the cuBLASLt BF16 and FP8 rates into dev. Returns 0, or -1 if the
  * CUDA context broke (a missing ceiling alone is not an error: see dev->ceiling_note). */
 int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why, size_t why_len);
 /* Runs every provider of run on one shape, appending one result per provider to run.
@@ -158,7 +222,7 @@ int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why, size_t why
 int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *why,
                      size_t why_len);
 
-/* ---- bench.c ---------------------------------------------------------------------------- */
+/* ---- bench.c, report.c ---------------------------------------------------------------- */
 /* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */
 bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
 /* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */

@@ -1,5 +1,5 @@
 /*
- * bench_svg.c - the chart of `fp4gemm bench --svg`: speedup over cublas_bf16 against M (log2
+ * svg.c - the chart of `fp4gemm bench --svg`: speedup over cublas_bf16 against M (log2
  * axis), one line per provider, one panel per (N, K), drawn as plain SVG by our own code.
  * Without a cublas_bf16 row to divide by, the panels show TFLOP/s instead.
  */
@@ -34,15 +34,6 @@ typedef struct panel {
     int64_t ms[MAX_MS];
     int nm;
 } panel;
-
-/* Backends: solid; auto: dotted and wider, so that it shows on top of the backend it ran;
- * baselines: dashed. */
-static const char *line_style(const bench_provider *p) {
-    if (p->kind != BENCH_KIND_FP4) return " stroke-width=\"2\" stroke-dasharray=\"7,4\"";
-    if (p->backend == FP4_BACKEND_AUTO)
-        return " stroke-width=\"3.5\" stroke-linecap=\"round\" stroke-dasharray=\"0.1,6\"";
-    return " stroke-width=\"2\"";
-}
 
 static int cmp_i64(const void *x, const void *y) {
     const int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
@@ -146,7 +137,7 @@ static void draw_panel(const bench_run *run, const panel *pn, double x0, double 
     for (int p = 0; p < run->nproviders; p++) {
         if (p == baseline) continue;
         const char *color = k_colors[p % N_COLORS];
-        const char *style = line_style(&run->providers[p]);
+        const char *style = run->providers[p].svg_style;
         int open = 0;
         for (int i = 0; i < pn->nm; i++) {
             const bench_result *r = NULL;
@@ -277,7 +268,7 @@ void bench_svg(const bench_run *run, bench_text *t) {
             bench_text_printf(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                                  "stroke=\"%s\"%s/>",
                               x, y, x + 30, y, k_colors[p % N_COLORS],
-                              line_style(&run->providers[p]));
+                              run->providers[p].svg_style);
             bench_text_printf(t, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\">", x + 38, y + 4);
             bench_text_xml(t, run->providers[p].name);
             bench_text_printf(t, "</text>\n");
