@@ -198,16 +198,16 @@ static int measure_ms(bench_cuda *bc, fp4_launch_fn fn, void *arg, double *ms, c
 typedef struct copy_arg {
     void *dst, *src;
     size_t bytes;
+    int sm_count;
     char *why;
 } copy_arg;
 
 static fp4_status launch_copy(void *arg, int set, struct CUstream_st *stream) {
     (void)set;
     copy_arg *c = arg;
-    const cudaError_t err =
-        cudaMemcpyAsync(c->dst, c->src, c->bytes, cudaMemcpyDeviceToDevice, stream);
+    const cudaError_t err = bench_copy_sm(c->dst, c->src, (int64_t)c->bytes, c->sm_count, stream);
     if (err == cudaSuccess) return FP4_OK;
-    bench_fail_cuda(c->why, err, "cudaMemcpyAsync");
+    bench_fail_cuda(c->why, err, "the copy kernel");
     return FP4_ERR_CUDA;
 }
 
@@ -223,7 +223,7 @@ static int measure_copy(bench_cuda *bc, bench_device *dev, char *why) {
         snprintf(why, WHY, "not enough free device memory for the copy ceiling");
         return -1;
     }
-    copy_arg c = {NULL, NULL, bytes, why};
+    copy_arg c = {NULL, NULL, bytes, dev->sm_count, why};
     int rc = -1;
     double ms = 0.0;
     cudaError_t err = cudaMalloc(&c.src, bytes);

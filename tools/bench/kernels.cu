@@ -41,6 +41,20 @@ __global__ void fill_bf16_kernel(uint16_t *out, int64_t n, uint64_t seed, float 
     }
 }
 
+__global__ void copy_sm_kernel(uint4 *dst, const uint4 *src, int64_t n4) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    for (; i + 3 * stride < n4; i += 4 * stride) {
+        const uint4 a = src[i], b = src[i + stride], c = src[i + 2 * stride],
+                    d = src[i + 3 * stride];
+        dst[i] = a;
+        dst[i + stride] = b;
+        dst[i + 2 * stride] = c;
+        dst[i + 3 * stride] = d;
+    }
+    for (; i < n4; i += stride) dst[i] = src[i];
+}
+
 __global__ void amax_bf16_kernel(const uint16_t *x, int64_t n, float *amax) {
     float m = 0.0f;
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -91,5 +105,14 @@ extern "C" cudaError_t bench_fp8_scales(const float *amax, float *scale, float *
 extern "C" cudaError_t bench_bf16_to_e4m3(const uint16_t *x, uint8_t *out, int64_t n,
                                           const float *inv_scale, cudaStream_t stream) {
     bf16_to_e4m3_kernel<<<grid_for(n), kThreads, 0, stream>>>(x, out, n, inv_scale);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t bench_copy_sm(void *dst, const void *src, int64_t bytes, int sm_count,
+                                     cudaStream_t stream) {
+    const int64_t n4 = bytes / 16;
+    const unsigned blocks = (unsigned)((sm_count > 0 ? sm_count : 1) * 8);
+    copy_sm_kernel<<<blocks, 512, 0, stream>>>(static_cast<uint4 *>(dst),
+                                                static_cast<const uint4 *>(src), n4);
     return cudaGetLastError();
 }
