@@ -233,8 +233,17 @@ __device__ __forceinline__ void store_out(void *d, int64_t index, float x) {
 
 /* ---- the kernel ------------------------------------------------------------------------ */
 
+/* CTAs per SM the registers must allow: the small-token configs are latency-bound and gain
+ * from occupancy (m8_r1: 96 registers and 5 CTAs instead of 156 and 3 ran 1.48x against
+ * 1.24x over cuBLAS BF16 at M = 1..8 on the H200, docs/PERF.md); the larger ones keep their
+ * registers. */
+__host__ __device__ constexpr int min_blocks(int bm, int r) {
+    return r != 1 ? 1 : bm == 8 ? 5 : bm == 16 ? 4 : bm == 32 ? 3 : 1;
+}
+
 template <fp4_dtype AT, int BM, int R>
-__global__ void __launch_bounds__(kThreads) sm80_mma_gemm_kernel(MmaArgs p) {
+__global__ void __launch_bounds__(kThreads, min_blocks(BM, R))
+    sm80_mma_gemm_kernel(MmaArgs p) {
     constexpr int BN = 16 * R * kWarps;
     constexpr int N8 = BM / 8;
     constexpr bool kA4 = AT == FP4_DTYPE_E2M1;
