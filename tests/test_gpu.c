@@ -575,6 +575,9 @@ static const gemm_shape k_gemm_shapes[] = {
     {12, 257, 720, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
     {9, 130, 528, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
     {40, 33, 80, 0, 1},  /* misaligned A and B, tiled path */
+    {129, 257, 192, 0, 0},  /* k % 64 == 0 with ragged M and N: cuda_mma's token tiles */
+    {70, 200, 1344, 5, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
+    {9, 4100, 3072, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
