@@ -17,8 +17,9 @@
  * microseconds) and is not meant to run inside a CUDA graph capture. Run (or check, e.g.
  * fp4_backend_check) each shape once before capturing; later calls find the plan and only
  * set the scale pointers and launch. The cache holds CUBLASLT_PLANS shapes (the least
- * recently used is replaced). A context's GEMMs must not run concurrently from several
- * threads (the plans and the workspace are shared), the same rule as cuda_mma's workspace.
+ * recently used is replaced) behind a lock, so fp4_backend_check may run on any thread at any
+ * time. The GEMMs of one context share its workspace: their GPU work must not overlap (the
+ * rule of cuda_mma's split-K workspace).
  */
 #include "backend.h"
 
@@ -29,6 +30,7 @@
 #include "cuda/cublaslt/lt_plan.h"
 
 #include <cuda_runtime_api.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,12 +48,25 @@ typedef struct plan_entry {
 } plan_entry;
 
 typedef struct cublaslt_state {
+    /* NOTE: fp4_backend_check may be called from any thread at any time (fp4gemm.h,
+     * "Threads"), and here it makes plans: the cache is behind a spin lock (held for a lookup,
+     * or for one heuristic query the first time a shape is seen, and across a launch). */
+    atomic_flag lock;
     cublasLtHandle_t lt;
     void *workspace;             /* CUBLASLT_WORKSPACE bytes */
     float *zero;                 /* device float 0 */
     uint64_t clock;
     plan_entry plans[CUBLASLT_PLANS];
 } cublaslt_state;
+
+static void lock_plans(cublaslt_state *s) {
+    while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
+    }
+}
+
+static void unlock_plans(cublaslt_state *s) {
+    atomic_flag_clear_explicit(&s->lock, memory_order_release);
+}
 
 static void state_free(cublaslt_state *s) {
     if (!s) return;
@@ -69,6 +84,7 @@ static fp4_status cublaslt_init(fp4_ctx *ctx, void **state) {
         return FP4_OK; /* nothing to set up: why_not says why it can't run */
     cublaslt_state *s = calloc(1, sizeof *s);
     if (!s) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cublaslt: no host memory for its state");
+    atomic_flag_clear(&s->lock);
     const cublasStatus_t st = cublasLtCreate(&s->lt);
     if (st != CUBLAS_STATUS_SUCCESS) {
         state_free(s);
@@ -101,7 +117,7 @@ static int same_key(const fp4_lt_problem *a, const fp4_lt_problem *b) {
 }
 
 /* The plan of desc's shape: found, or made now (the heuristic query). NULL only when the
- * problem has no description (the reason in buf). */
+ * problem has no description (the reason in buf). Call with the lock held. */
 static plan_entry *plan_for(cublaslt_state *s, const fp4_gemm_desc *desc, char *buf, size_t len) {
     const fp4_lt_problem key = fp4_cublaslt_problem(desc);
     plan_entry *victim = &s->plans[0];
@@ -165,11 +181,8 @@ static const char *cublaslt_config_name(int config) {
 }
 
 /* Whether the heuristic has an i-th algorithm for desc. The first call for a shape asks it. */
-static const char *cublaslt_config_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
-                                           int config, char *buf, size_t len) {
-    if (!desc) return NULL;
-    cublaslt_state *s = (cublaslt_state *)fp4_backend_state(ctx, FP4_BACKEND_CUBLASLT);
-    const plan_entry *e = plan_for(s, desc, buf, len);
+static const char *plan_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                                const plan_entry *e, int config, char *buf, size_t len) {
     if (!e) return buf;
     if (e->make_status != CUBLAS_STATUS_SUCCESS) {
         snprintf(buf, len, "making its cuBLASLt descriptors failed: %s: %s", e->make_failed,
@@ -197,24 +210,38 @@ static const char *cublaslt_config_why_not(const fp4_ctx *ctx, const fp4_gemm_de
     return NULL;
 }
 
+/* Whether the heuristic has an i-th algorithm for desc. The first call for a shape asks it. */
+static const char *cublaslt_config_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                                           int config, char *buf, size_t len) {
+    if (!desc) return NULL;
+    cublaslt_state *s = (cublaslt_state *)fp4_backend_state(ctx, FP4_BACKEND_CUBLASLT);
+    lock_plans(s);
+    const char *why = plan_why_not(ctx, desc, plan_for(s, desc, buf, len), config, buf, len);
+    unlock_plans(s);
+    return why;
+}
+
 static int cublaslt_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) { return 0; }
 
 static fp4_status cublaslt_run(fp4_ctx *ctx, const fp4_gemm_desc *desc, int config) {
     fp4_status fst = fp4_cuda_set_device(ctx);
     if (fst != FP4_OK) return fst;
     cublaslt_state *s = (cublaslt_state *)fp4_backend_state(ctx, FP4_BACKEND_CUBLASLT);
-    char buf[256];
-    plan_entry *e = plan_for(s, desc, buf, sizeof buf); /* made by the check before */
-    if (!e || e->make_status != CUBLAS_STATUS_SUCCESS || config >= e->plan.nalgo)
-        return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "cublaslt: no plan for this problem");
-    const fp4_lt_operands ops = fp4_lt_swap_operands(desc->a, desc->a_sf, desc->b, desc->b_sf,
-                                                     desc->d);
     static const float host_zero = 0.0f;
     const float *alpha = desc->alpha_ptr ? desc->alpha_ptr : &desc->alpha;
     const float *beta = desc->alpha_ptr ? s->zero : &host_zero; /* the pointer mode's */
+    const fp4_lt_operands ops = fp4_lt_swap_operands(desc->a, desc->a_sf, desc->b, desc->b_sf,
+                                                     desc->d);
+    char buf[256];
+    lock_plans(s);
+    plan_entry *e = plan_for(s, desc, buf, sizeof buf); /* made by the check before */
+    const int ready = e && e->make_status == CUBLAS_STATUS_SUCCESS && config < e->plan.nalgo;
     const cublasStatus_t st =
-        fp4_lt_plan_run(s->lt, &e->plan, config, alpha, beta, &ops, s->workspace,
-                        CUBLASLT_WORKSPACE, (cudaStream_t)desc->stream);
+        ready ? fp4_lt_plan_run(s->lt, &e->plan, config, alpha, beta, &ops, s->workspace,
+                                CUBLASLT_WORKSPACE, (cudaStream_t)desc->stream)
+              : CUBLAS_STATUS_SUCCESS;
+    unlock_plans(s);
+    if (!ready) return FP4_FAIL(ctx, FP4_ERR_NOT_SUPPORTED, "cublaslt: no plan for this problem");
     if (st != CUBLAS_STATUS_SUCCESS)
         return FP4_FAIL(ctx, st == CUBLAS_STATUS_NOT_SUPPORTED ? FP4_ERR_NOT_SUPPORTED : FP4_ERR_CUDA,
                         "cublasLtMatmul (cublaslt/algo%d, m=%lld n=%lld k=%lld): %s", config,
