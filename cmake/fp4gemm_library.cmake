@@ -49,7 +49,7 @@ set(FP4GEMM_PC_LIBS_PRIVATE "-lm")
 if(FP4GEMM_WITH_CUDA AND NOT FP4GEMM_SHARED)
   target_link_libraries(fp4gemm PRIVATE stdc++)
   set(FP4GEMM_PC_LIBS_PRIVATE
-      "-L${CUDAToolkit_LIBRARY_DIR} -lcudart_static -lrt -lpthread -ldl -lstdc++ -lm")
+      "-L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcudart_static -lrt -lpthread -ldl -lstdc++ -lm")
 endif()
 
 # A sanitized library needs the sanitizer runtime in whatever links it.

@@ -19,32 +19,16 @@ static const char *cuda_wgmma_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *d
     return "not implemented yet";
 }
 
-static const char *cublaslt_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
-                                    size_t len) {
-    const char *gpu = fp4_needs_cuda_device(ctx, buf, len);
-    if (gpu) return gpu;
-    const int cc = ctx->info.compute_capability;
-    if (cc < FP4_CC_BLACKWELL) {
-        snprintf(buf, len,
-                 "needs FP4 tensor cores (sm_100 or newer); this device is sm_%d, where cuBLASLt "
-                 "has no NVFP4 GEMM",
-                 cc);
-        return buf;
-    }
-    return "not implemented yet";
-}
-
 #define NOT_YET(id, name, why_not) {id, name, NULL, NULL, why_not, NULL, NULL, NULL, NULL, NULL}
 
 static const fp4_backend_ops k_cuda_wgmma_todo =
     NOT_YET(FP4_BACKEND_CUDA_WGMMA, "cuda_wgmma", cuda_wgmma_why_not);
-static const fp4_backend_ops k_cublaslt_todo =
-    NOT_YET(FP4_BACKEND_CUBLASLT, "cublaslt", cublaslt_why_not);
 
 /* ---- the registry: one line per backend, in the order of the public enum ---------------- */
 
 /* Each backend defines its ops in a C file built in every build (src/cpu/cpu_ref.c,
- * src/cuda/simt/simt_backend.c, src/cuda/mma/mma_backend.c); in a build without CUDA the GPU
+ * src/cuda/simt/simt_backend.c, src/cuda/mma/mma_backend.c,
+ * src/cuda/cublaslt/cublaslt_backend.c); in a build without CUDA the GPU
  * ones have no init or run and their predicate says so. A backend whose table lives in a .cu
  * file instead would be listed as
  *     #ifdef FP4GEMM_HAVE_CUDA
@@ -55,13 +39,14 @@ static const fp4_backend_ops k_cublaslt_todo =
 extern const fp4_backend_ops fp4_cpu_ref_ops;   /* src/cpu/cpu_ref.c */
 extern const fp4_backend_ops fp4_cuda_simt_ops; /* src/cuda/simt/simt_backend.c */
 extern const fp4_backend_ops fp4_cuda_mma_ops;  /* src/cuda/mma/mma_backend.c */
+extern const fp4_backend_ops fp4_cublaslt_ops;  /* src/cuda/cublaslt/cublaslt_backend.c */
 
 static const fp4_backend_ops *const k_registry[] = {
     &fp4_cpu_ref_ops,
     &fp4_cuda_simt_ops,
     &fp4_cuda_mma_ops,
     &k_cuda_wgmma_todo,
-    &k_cublaslt_todo,
+    &fp4_cublaslt_ops,
 };
 enum { REGISTRY_COUNT = (int)(sizeof k_registry / sizeof k_registry[0]) };
 _Static_assert(REGISTRY_COUNT == FP4_BACKEND_COUNT - 1, "one registry line per concrete backend");

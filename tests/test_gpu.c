@@ -1079,6 +1079,91 @@ static void test_gs_pointer_gpu(void) {
 }
 
 /* ======================================================================================
+ * cublaslt: on Hopper and older it says precisely why it can't run; on Blackwell its layout
+ * rules refuse what cuBLASLt can't take (its GEMMs themselves are test_gemm's cases)
+ * ==================================================================================== */
+
+static void test_cublaslt_device(void) {
+    const int cc = fp4_ctx_compute_capability(g_gpu);
+    char why[512] = "", want[32];
+    const int64_t M = 16, N = 256, K = 256;
+    void *d_a = NULL, *d_b = NULL, *d_asf = NULL, *d_bsf = NULL, *d_d = NULL;
+    if (!tu_ok(fp4_malloc(g_gpu, &d_a, M * K), g_gpu, "fp4_malloc") ||
+        !tu_ok(fp4_malloc(g_gpu, &d_b, N * K), g_gpu, "fp4_malloc") ||
+        !tu_ok(fp4_malloc(g_gpu, &d_asf, fp4_sf_bytes(M, K, FP4_SF_SWIZZLED_128x4)), g_gpu,
+               "fp4_malloc") ||
+        !tu_ok(fp4_malloc(g_gpu, &d_bsf, fp4_sf_bytes(N, K, FP4_SF_SWIZZLED_128x4)), g_gpu,
+               "fp4_malloc") ||
+        !tu_ok(fp4_malloc(g_gpu, &d_d, M * N * 4), g_gpu, "fp4_malloc"))
+        goto done;
+    fp4_gemm_desc g;
+    fp4_gemm_desc_init(&g);
+    g.m = M;
+    g.n = N;
+    g.k = K;
+    g.a = d_a;
+    g.a_sf = d_asf;
+    g.a_sf_layout = FP4_SF_SWIZZLED_128x4;
+    g.b = d_b;
+    g.b_sf = d_bsf;
+    g.b_sf_layout = FP4_SF_SWIZZLED_128x4;
+    g.d_dtype = FP4_DTYPE_BF16;
+    g.d = d_d;
+    g.backend = FP4_BACKEND_CUBLASLT;
+    if (cc < 100) {
+        snprintf(want, sizeof want, "sm_%d", cc);
+        const fp4_status st = fp4_backend_check(g_gpu, FP4_BACKEND_CUBLASLT, NULL, why, sizeof why);
+        tu_case(st == FP4_ERR_NOT_SUPPORTED && strstr(why, "sm_100") && strstr(why, want),
+                "cublaslt on sm_%d: NOT_SUPPORTED, \"%s\"", cc, why);
+        const fp4_status gs = fp4_gemm(g_gpu, &g);
+        tu_case(gs == FP4_ERR_NOT_SUPPORTED && strstr(fp4_last_error(g_gpu), "sm_100"),
+                "gemm backend=cublaslt on sm_%d: %s, \"%s\"", cc, fp4_status_name(gs),
+                fp4_last_error(g_gpu));
+        fp4_tactic t[64];
+        int n = 0, listed = 0;
+        if (fp4_gemm_list_tactics(g_gpu, NULL, t, 64, &n) == FP4_OK)
+            for (int i = 0; i < n && i < 64; i++) listed |= t[i].backend == FP4_BACKEND_CUBLASLT;
+        tu_case(!listed, "cublaslt is not among the tactics that can run on sm_%d", cc);
+        goto done;
+    }
+    // Blackwell: the device says yes; the layout rules refuse, each with its reason
+    tu_case(fp4_backend_check(g_gpu, FP4_BACKEND_CUBLASLT, NULL, why, sizeof why) == FP4_OK,
+            "cublaslt on sm_%d: can run (%s)", cc, why);
+    {
+        const fp4_status st = fp4_backend_check(g_gpu, FP4_BACKEND_CUBLASLT, &g, why, sizeof why);
+        tu_case(st == FP4_OK || (st == FP4_ERR_NOT_SUPPORTED && strstr(why, "cuBLASLt has no")),
+                "cublaslt m=16 n=256 k=256 swizzled W4A4 on sm_%d: %s (%s)", cc,
+                fp4_status_name(st), st == FP4_OK ? "cuBLASLt has an algorithm" : why);
+    }
+    static const struct {
+        int what;
+        const char *want;
+    } refusals[] = {{0, "W4A4"}, {1, "swizzled"}, {2, "multiple of 32"}, {3, "16-byte"}};
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        fp4_gemm_desc b = g;
+        if (refusals[i].what == 0) {
+            b.a_dtype = FP4_DTYPE_BF16;
+            b.a_sf = NULL;
+        } else if (refusals[i].what == 1) {
+            b.b_sf_layout = FP4_SF_LINEAR;
+        } else if (refusals[i].what == 2) {
+            b.k = 48;
+        } else {
+            b.b = (const uint8_t *)d_b + 8;
+        }
+        const fp4_status st = fp4_backend_check(g_gpu, FP4_BACKEND_CUBLASLT, &b, why, sizeof why);
+        tu_case(st == FP4_ERR_NOT_SUPPORTED && strstr(why, refusals[i].want),
+                "cublaslt refuses case %zu: %s, \"%s\"", i, fp4_status_name(st), why);
+    }
+done:
+    fp4_free(g_gpu, d_a);
+    fp4_free(g_gpu, d_b);
+    fp4_free(g_gpu, d_asf);
+    fp4_free(g_gpu, d_bsf);
+    fp4_free(g_gpu, d_d);
+}
+
+/* ======================================================================================
  * error paths on the GPU context
  * ==================================================================================== */
 
@@ -1177,6 +1262,7 @@ int main(void) {
     test_gs_pointer_gpu();
     test_simt_heuristic();
     test_gemm();
+    test_cublaslt_device();
     test_error_paths(count);
 
     fp4_destroy(g_gpu);

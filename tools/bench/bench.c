@@ -114,8 +114,9 @@ static const char k_about[] =
 static const char k_notes[] =
     "providers: cuda_simt, cuda_mma, cuda_wgmma, cublaslt (fp4_gemm on that backend, where it\n"
     "  can run), auto (fp4_gemm's own choice), cublas_bf16 (cuBLASLt BF16 on the dequantized\n"
-    "  operands), cublas_fp8 (cuBLASLt FP8 E4M3, per-tensor scales), dequant_cublas\n"
-    "  (fp4_dequantize + cuBLASLt BF16, timed together). --list-providers says which run here.\n"
+    "  operands), cublas_fp8 (cuBLASLt FP8 E4M3, per-tensor scales), cublaslt_fp4 (cuBLASLt's\n"
+    "  NVFP4 GEMM called directly; sm_100+), dequant_cublas (fp4_dequantize + cuBLASLt BF16,\n"
+    "  timed together). --list-providers says which run here.\n"
     "\n"
     "method (docs/PERF.md): ceilings measured first (device-to-device copy, cuBLASLt BF16 and\n"
     "FP8 8192^3); per point, each provider runs once on a NaN-poisoned D and is checked with\n"

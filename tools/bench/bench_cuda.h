@@ -8,15 +8,9 @@
 
 #include "bench_internal.h"
 
+#include "cuda/cublaslt/lt_plan.h" /* cublasLt.h */
+
 #include <cuda_runtime_api.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes" /* cublasLt.h declares f() prototypes */
-#endif
-#include <cublasLt.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -75,31 +69,31 @@ struct bench_cuda {
 int bench_context_alive(bench_cuda *bc, char *why);
 void bench_release(void **p); /* cudaFree and NULL */
 
-/* ---- cuBLASLt: row-major D[M,N] = A[M,K] B[N,K]^T as the TN GEMM D^T = B A^T (cublaslt.c) -- */
+/* ---- cuBLASLt: row-major D[M,N] = A[M,K] B[N,K]^T as the TN GEMM D^T = B A^T (cublaslt.c) --
+ * The plans are the library's own code (src/cuda/cublaslt/lt_plan.h, compiled into the tool
+ * as source): the baselines describe and launch their GEMMs exactly as the cublaslt backend
+ * does. */
 
 /* NOTE: cuBLASLt's heuristic can return an algorithm that cublasLtMatmul then refuses
  * (NOT_SUPPORTED, seen for FP8 on an H200 with cuBLAS 13.1): keep a few and use the first
  * that runs, as NVIDIA's samples advise. */
-enum { LT_ALGOS = 8 };
-
 typedef struct lt_plan {
     int ready;                  /* an algorithm was found */
     char why[WHY];              /* why not, when not */
-    cublasLtMatmulDesc_t op;
-    cublasLtMatrixLayout_t la, lb, lc; /* cuBLASLt's A (our B), B (our A), C = D */
-    cublasLtMatmulAlgo_t algo[LT_ALGOS]; /* the heuristic's candidates, best first */
-    size_t workspace[LT_ALGOS];
-    int nalgo, cur;              /* how many; the one in use */
+    fp4_lt_plan core;           /* descriptors and the heuristic's candidates, best first */
+    int cur;                    /* the candidate in use */
 } lt_plan;
 
 void lt_plan_destroy(lt_plan *p);
 /* Builds the plan. 0 ready; 1 cuBLASLt has no algorithm for it (p->why: SKIPPED); -1 error
- * (why). FP8: the per-tensor decode scales of A and B are device pointers. */
+ * (why). in_type CUDA_R_16BF, CUDA_R_8F_E4M3 or (block-scaled) CUDA_R_4F_E2M1. */
 int lt_plan_make(bench_cuda *bc, lt_plan *p, cudaDataType_t in_type, int64_t m, int64_t n,
-                 int64_t k, fp4_dtype out, const float *scale_a, const float *scale_b, char *why);
-/* D = alpha * a b^T with our row-major a [m,k] and b [n,k], on bc->stream. */
-int lt_run(bench_cuda *bc, lt_plan *p, float alpha, const void *a, const void *b, void *d,
-           char *why);
+                 int64_t k, fp4_dtype out, char *why);
+/* D = alpha * a b^T with our row-major a [m,k] and b [n,k], on bc->stream; a_scale and
+ * b_scale: FP8's per-tensor decode scales (device floats), E2M1's swizzled block scales, or
+ * NULL (BF16). */
+int lt_run(bench_cuda *bc, lt_plan *p, float alpha, const void *a, const void *a_scale,
+           const void *b, const void *b_scale, void *d, char *why);
 
 /* ---- the operands of one point (operands.c) ---------------------------------------------- */
 
@@ -116,16 +110,16 @@ typedef struct operands {
     int nq, nbf, nf8;        /* sets made of each */
     uint16_t *scratch;       /* (m + n) * k BF16: the generator's source; dequant_cublas' A, B */
     void *d;                 /* [m, n] out_dtype, ldd = n */
-    int sets[4];             /* sets each kind rotates over, by bench_kind */
-    double in_bytes[4];      /* input bytes one launch reads, by bench_kind */
+    int sets[BENCH_KIND_COUNT];        /* sets each kind rotates over, by bench_kind */
+    double in_bytes[BENCH_KIND_COUNT]; /* input bytes one launch reads, by bench_kind */
     float alpha;             /* 1 / (gs_a * gs_b), every provider */
     float gs[2], f8_scale[2];
     int ns;                  /* samples */
     int64_t sm[BENCH_SAMPLES], sn[BENCH_SAMPLES];
     uint64_t seed;           /* the point's: the operands and the samples' positions */
     double ref8[BENCH_SAMPLES], ref8_abs[BENCH_SAMPLES]; /* from the E4M3 bytes and scales */
-    lt_plan plan_bf16, plan_fp8;
-    int plan_bf16_made, plan_fp8_made; /* lt_plan_make's result, or -2 before it ran */
+    lt_plan plan_bf16, plan_fp8, plan_fp4;
+    int plan_bf16_made, plan_fp8_made, plan_fp4_made; /* lt_plan_make's result, -2 before */
 } operands;
 
 uint8_t *a_q(const operands *o, int s);

@@ -39,8 +39,10 @@ typedef enum bench_kind {
     BENCH_KIND_FP4 = 0,            /* fp4_gemm on one backend (or AUTO): NVFP4 A and B */
     BENCH_KIND_CUBLAS_BF16 = 1,    /* cuBLASLt BF16 GEMM on the dequantized operands */
     BENCH_KIND_CUBLAS_FP8 = 2,     /* cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN */
-    BENCH_KIND_DEQUANT_CUBLAS = 3  /* fp4_dequantize A and B to BF16 + the BF16 GEMM, together */
+    BENCH_KIND_DEQUANT_CUBLAS = 3, /* fp4_dequantize A and B to BF16 + the BF16 GEMM, together */
+    BENCH_KIND_CUBLASLT_FP4 = 4    /* cuBLASLt's NVFP4 GEMM called directly (sm_100+) */
 } bench_kind;
+#define BENCH_KIND_COUNT 5
 
 /* The compute ceiling a provider's roof% is measured against. */
 typedef enum bench_ceiling {

@@ -162,6 +162,18 @@ int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why
         snprintf(buf, sizeof buf,
                  "cuBLASLt FP8 E4M3 GEMMs need sm_89 or newer; this device is sm_%d", cc);
         break;
+    case BENCH_KIND_CUBLASLT_FP4:
+        if (!FP4_LT_HAVE_NVFP4) {
+            snprintf(buf, sizeof buf, "built with cuBLASLt %d, older than 12.8: no NVFP4 GEMM",
+                     (int)CUBLAS_VERSION);
+            break;
+        }
+        if (cc >= 100) return 0;
+        snprintf(buf, sizeof buf,
+                 "cuBLASLt's NVFP4 GEMM needs FP4 tensor cores (sm_100 or newer); this device "
+                 "is sm_%d",
+                 cc);
+        break;
     }
     bench_copy_why(why, why_len, buf);
     return -1;
@@ -246,7 +258,7 @@ done:
 typedef struct gemm_arg {
     bench_cuda *bc;
     lt_plan *plan;
-    const void *a, *b;
+    const void *a, *a_scale, *b, *b_scale;
     void *d;
     char *why;
 } gemm_arg;
@@ -255,7 +267,7 @@ static fp4_status launch_lt(void *arg, int set, struct CUstream_st *stream) {
     (void)set;
     (void)stream; /* the plan runs on bc->stream, the stream fp4_measure was given */
     gemm_arg *g = arg;
-    return lt_run(g->bc, g->plan, 1.0f, g->a, g->b, g->d, g->why) == 0 ? FP4_OK : FP4_ERR_CUDA;
+    return lt_run(g->bc, g->plan, 1.0f, g->a, g->a_scale, g->b, g->b_scale, g->d, g->why) == 0 ? FP4_OK : FP4_ERR_CUDA;
 }
 
 /* A cuBLASLt GEMM rate on 8192^3 random data, BF16 or FP8 E4M3 (scales 1). TFLOP/s into
@@ -289,13 +301,13 @@ static int measure_lt(bench_cuda *bc, int fp8, double *tflops, char *why) {
                                       : "the BF16 ceiling (cudaMalloc or the fill kernel)");
         goto done;
     }
-    const int made = lt_plan_make(bc, &plan, fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF, s, s, s,
-                                  FP4_DTYPE_BF16, fp8 ? one : NULL, fp8 ? one + 4 : NULL, why);
+    const int made =
+        lt_plan_make(bc, &plan, fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF, s, s, s, FP4_DTYPE_BF16, why);
     if (made != 0) {
         if (made > 0) snprintf(why, WHY, "%s", plan.why);
         goto done;
     }
-    gemm_arg g = {bc, &plan, a, b, d, why};
+    gemm_arg g = {bc, &plan, a, fp8 ? one : NULL, b, fp8 ? one + 4 : NULL, d, why};
     if (measure_ms(bc, launch_lt, &g, &ms, why) != 0) goto done;
     *tflops = ms > 0 ? 2.0 * (double)s * (double)s * (double)s / (ms * 1e-3) / 1e12 : 0;
     rc = 0;

@@ -67,13 +67,14 @@ static int plan_operands(bench_cuda *bc, const bench_run *run, operands *o, char
 
     /* the bytes one launch must read: A, B and their scales, in the provider's format, and
      * the sets that make them cold (the library's rule: fp4_measure_sets) */
-    int want[4];
-    for (int kind = 0; kind < 4; kind++) {
+    int want[BENCH_KIND_COUNT];
+    for (int kind = 0; kind < BENCH_KIND_COUNT; kind++) {
         o->in_bytes[kind] = (double)(m + n) * (double)k * bench_kind_in_bytes((bench_kind)kind);
         want[kind] = run_has_kind(run, (bench_kind)kind)
                          ? fp4_measure_sets(bc->ctx, o->in_bytes[kind]) : 0;
     }
-    const int fp4_sets = max3(want[BENCH_KIND_FP4], want[BENCH_KIND_DEQUANT_CUBLAS], 0);
+    const int fp4_sets = max3(want[BENCH_KIND_FP4], want[BENCH_KIND_DEQUANT_CUBLAS],
+                              want[BENCH_KIND_CUBLASLT_FP4]);
     o->nbf = want[BENCH_KIND_CUBLAS_BF16];
     o->nf8 = want[BENCH_KIND_CUBLAS_FP8];
     o->nq = max3(fp4_sets, o->nbf, o->nf8);
@@ -100,6 +101,8 @@ static int plan_operands(bench_cuda *bc, const bench_run *run, operands *o, char
     o->sets[BENCH_KIND_FP4] = want[BENCH_KIND_FP4] < o->nq ? want[BENCH_KIND_FP4] : o->nq;
     o->sets[BENCH_KIND_DEQUANT_CUBLAS] =
         want[BENCH_KIND_DEQUANT_CUBLAS] < o->nq ? want[BENCH_KIND_DEQUANT_CUBLAS] : o->nq;
+    o->sets[BENCH_KIND_CUBLASLT_FP4] =
+        want[BENCH_KIND_CUBLASLT_FP4] < o->nq ? want[BENCH_KIND_CUBLASLT_FP4] : o->nq;
     o->sets[BENCH_KIND_CUBLAS_BF16] = o->nbf;
     o->sets[BENCH_KIND_CUBLAS_FP8] = o->nf8;
 

@@ -32,6 +32,9 @@ static const bench_provider k_table[] = {
      BENCH_CEIL_BF16, DASHED},
     {"cublas_fp8", BENCH_KIND_CUBLAS_FP8, FP4_BACKEND_AUTO, -1,
      "cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN layout", 1.0, BENCH_CEIL_FP8, DASHED},
+    {"cublaslt_fp4", BENCH_KIND_CUBLASLT_FP4, FP4_BACKEND_AUTO, -1,
+     "cuBLASLt's NVFP4 GEMM called directly (E2M1, VEC16_UE4M3 swizzled scales): Blackwell "
+     "only", NVFP4_BYTES, BENCH_CEIL_BF16, DASHED},
     {"dequant_cublas", BENCH_KIND_DEQUANT_CUBLAS, FP4_BACKEND_AUTO, -1,
      "fp4_dequantize A and B to BF16 + cuBLASLt BF16 GEMM, timed together", NVFP4_BYTES,
      BENCH_CEIL_BF16, DASHED},

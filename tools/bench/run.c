@@ -49,9 +49,12 @@ static int launch(bench_cuda *bc, operands *o, const bench_provider *p, int set,
         return 0;
     }
     case BENCH_KIND_CUBLAS_BF16:
-        return lt_run(bc, &o->plan_bf16, o->alpha, a_bf(o, set), b_bf(o, set), o->d, why);
+        return lt_run(bc, &o->plan_bf16, o->alpha, a_bf(o, set), NULL, b_bf(o, set), NULL, o->d,
+                      why);
     case BENCH_KIND_CUBLAS_FP8:
-        return lt_run(bc, &o->plan_fp8, o->alpha, a_f8(o, set), b_f8(o, set), o->d, why);
+        return lt_run(bc, &o->plan_fp8, o->alpha, a_f8(o, set),
+                      (const float *)(bc->small + SMALL_F8_SCALE), b_f8(o, set),
+                      (const float *)(bc->small + SMALL_F8_SCALE + 16), o->d, why);
     case BENCH_KIND_DEQUANT_CUBLAS: {
         uint16_t *a = o->scratch, *b = o->scratch + o->m * o->k; /* [m,k] and [n,k] BF16 */
         for (int which = 0; which < 2; which++) {
@@ -69,8 +72,11 @@ static int launch(bench_cuda *bc, operands *o, const bench_provider *p, int set,
             dq.stream = bc->stream;
             TRY_FP4(bc->ctx, fp4_dequantize(bc->ctx, &dq), "fp4_dequantize");
         }
-        return lt_run(bc, &o->plan_bf16, o->alpha, a, b, o->d, why);
+        return lt_run(bc, &o->plan_bf16, o->alpha, a, NULL, b, NULL, o->d, why);
     }
+    case BENCH_KIND_CUBLASLT_FP4:
+        return lt_run(bc, &o->plan_fp4, o->alpha, a_q(o, set), a_sf(o, set), b_q(o, set),
+                      b_sf(o, set), o->d, why);
     }
     snprintf(why, WHY, "unknown provider kind %d", (int)p->kind);
     return -1;
@@ -116,16 +122,24 @@ static int provider_ready(bench_cuda *bc, operands *o, const bench_provider *p, 
         plan = &o->plan_bf16;
         made = &o->plan_bf16_made;
         if (*made == -2)
-            *made = lt_plan_make(bc, plan, CUDA_R_16BF, o->m, o->n, o->k, o->out_dtype, NULL,
-                                 NULL, why);
+            *made = lt_plan_make(bc, plan, CUDA_R_16BF, o->m, o->n, o->k, o->out_dtype, why);
         break;
     case BENCH_KIND_CUBLAS_FP8:
         plan = &o->plan_fp8;
         made = &o->plan_fp8_made;
         if (*made == -2)
-            *made = lt_plan_make(bc, plan, CUDA_R_8F_E4M3, o->m, o->n, o->k, o->out_dtype,
-                                 (const float *)(bc->small + SMALL_F8_SCALE),
-                                 (const float *)(bc->small + SMALL_F8_SCALE + 16), why);
+            *made = lt_plan_make(bc, plan, CUDA_R_8F_E4M3, o->m, o->n, o->k, o->out_dtype, why);
+        break;
+    case BENCH_KIND_CUBLASLT_FP4:
+        plan = &o->plan_fp4;
+        made = &o->plan_fp4_made;
+#if FP4_LT_HAVE_NVFP4
+        if (*made == -2)
+            *made = lt_plan_make(bc, plan, CUDA_R_4F_E2M1, o->m, o->n, o->k, o->out_dtype, why);
+#else
+        snprintf(note, note_len, "built with a cuBLASLt older than 12.8: no NVFP4");
+        return 1;
+#endif
         break;
     }
     if (!made) {
@@ -339,7 +353,7 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
     o->k = shape.k;
     o->out_dtype = run->opt->out_dtype;
     o->out_size = fp4_dtype_size(o->out_dtype);
-    o->plan_bf16_made = o->plan_fp8_made = -2;
+    o->plan_bf16_made = o->plan_fp8_made = o->plan_fp4_made = -2;
 
     int rc = 0;
     const int prep = bench_prepare_point(bc, run, o, why);
@@ -397,6 +411,7 @@ done:
     if (rc != 0) bench_copy_why(why_out, why_len, why);
     lt_plan_destroy(&o->plan_bf16);
     lt_plan_destroy(&o->plan_fp8);
+    lt_plan_destroy(&o->plan_fp4);
     free(o);
     return rc;
 }
