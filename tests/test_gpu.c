@@ -562,22 +562,26 @@ typedef struct gemm_shape {
     int64_t m, n, k;
     int64_t ldd_pad;  /* ldd = n + ldd_pad */
     int misalign;     /* A and B start one byte past an allocation: the kernels' scalar loads */
+    int extreme_scales; /* B's scales E4M3 subnormals and the smallest normals (0x01..0x0F),
+                         * E2M1 A's the largest (0x70..0x7E): decoded weights that are FP16
+                         * subnormals, the largest decoded activations */
 } gemm_shape;
 
 static const gemm_shape k_gemm_shapes[] = {
-    {1, 1, 16, 0, 0},      {1, 4096, 4096, 0, 0},  {7, 1, 48, 0, 0},
-    {129, 257, 48, 0, 0},  {33, 65, 4096, 0, 0},   {16, 128, 28672, 0, 0},
-    {2048, 64, 256, 0, 0},
-    {64, 3000, 512, 0, 0}, /* tall-skinny weight */
-    {37, 50, 96, 13, 0},   /* non-contiguous D */
-    {3, 33, 80, 0, 1},   /* misaligned A and B, small-M path */
-    {1, 33, 640, 0, 0},    /* small-M: 40 k-blocks, lanes with one step fewer */
-    {12, 257, 720, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
-    {9, 130, 528, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
-    {40, 33, 80, 0, 1},  /* misaligned A and B, tiled path */
-    {129, 257, 192, 0, 0},  /* k % 64 == 0 with ragged M and N: cuda_mma's token tiles */
-    {70, 200, 1344, 5, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
-    {9, 4100, 3072, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
+    {1, 1, 16, 0, 0, 0},      {1, 4096, 4096, 0, 0, 0},  {7, 1, 48, 0, 0, 0},
+    {129, 257, 48, 0, 0, 0},  {33, 65, 4096, 0, 0, 0},   {16, 128, 28672, 0, 0, 0},
+    {2048, 64, 256, 0, 0, 0},
+    {64, 3000, 512, 0, 0, 0}, /* tall-skinny weight */
+    {37, 50, 96, 13, 0, 0},   /* non-contiguous D */
+    {3, 33, 80, 0, 1, 0},   /* misaligned A and B, small-M path */
+    {1, 33, 640, 0, 0, 0},    /* small-M: 40 k-blocks, lanes with one step fewer */
+    {12, 257, 720, 0, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
+    {9, 130, 528, 0, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
+    {40, 33, 80, 0, 1, 0},  /* misaligned A and B, tiled path */
+    {129, 257, 192, 0, 0, 0},  /* k % 64 == 0 with ragged M and N: cuda_mma's token tiles */
+    {70, 200, 1344, 5, 0, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
+    {9, 4100, 3072, 0, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
+    {37, 200, 256, 0, 0, 1}, /* extreme scales: a flushed subnormal product would fail */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
@@ -767,8 +771,15 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
     uint8_t *a = NULL, *a_sf = NULL, *b = NULL, *b_sf = NULL;
     const int w4a4 = a_dtype == FP4_DTYPE_E2M1;
     make_fp4_operand(n, k, p.b_layout, &b, &b_sf);
+    for (int64_t r = 0; s->extreme_scales && r < n; r++)
+        for (int64_t kb = 0; kb < k / 16; kb++)
+            b_sf[fp4_sf_offset(r, kb, k, p.b_layout)] = (uint8_t)tu_rng_range(&g_rng, 0x01, 0x0F);
     if (w4a4) {
         make_fp4_operand(m, k, p.a_layout, &a, &a_sf);
+        for (int64_t r = 0; s->extreme_scales && r < m; r++)
+            for (int64_t kb = 0; kb < k / 16; kb++)
+                a_sf[fp4_sf_offset(r, kb, k, p.a_layout)] =
+                    (uint8_t)tu_rng_range(&g_rng, 0x70, 0x7E);
     } else {
         float *x = xmalloc(m * k * 4);
         tu_fill_activations(&g_rng, x, m * k, 1.0f);

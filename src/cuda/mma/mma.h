@@ -4,7 +4,7 @@
  *
  * Configs (tactics) are a table of instantiated kernels, each a (tokens per CTA, weight rows
  * per warp) pair; the split-K factor of a launch is chosen per problem from the shape, the SM
- * count and the context's workspace (see fp4_cuda_mma_plan in the .cu).
+ * count and the context's workspace (see make_plan in the .cu).
  */
 #ifndef FP4_CUDA_MMA_H
 #define FP4_CUDA_MMA_H

@@ -21,10 +21,10 @@
  * of the chunk, and feeds them to 8 MMAs (4 elements a row each). The activations are read in the
  * same order. So the weights never need a pre-pack: each lane reads one 16-byte vector per row.
  *
- * Pipeline per 256-k stage: cp.async brings the weight rows (and BF16/F16 activations) of stage
- * s + 3 into a 4-deep shared-memory ring while stage s is computed; E2M1 activations (W4A4) are
- * loaded into registers one stage ahead and decoded once per CTA into shared memory; the weight
- * scales are loaded into registers one stage ahead.
+ * Pipeline per 256-k stage: cp.async brings the weight rows, their scales (and BF16/F16
+ * activations) of stage s + 3 into a 4-deep shared-memory ring while stage s is computed; E2M1
+ * activations (W4A4) are loaded into registers one stage ahead and decoded once per CTA into
+ * shared memory.
  *
  * Decode by bit placement: an E2M1 code s|e1 e0|m put at bits 15|11 10|9 of an FP16 (15|8 7|6
  * of a BF16) is exactly its value times 2^-14 (2^-126): the exponent bits land on the low
@@ -505,12 +505,18 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R))
 #pragma unroll
                 for (int e = 0; e < 4; e++)
                     __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
-        __threadfence();
+        // the CTA's stores, then one GPU-scope fence and the counter (fences are cumulative:
+        // thread 0's covers what the barrier ordered before it); atomicInc wraps the counter
+        // back to 0 on the last arrival, so no reset is needed and a value left over by an
+        // interrupted or (unsupported) concurrent launch cannot outlive the next one
         __syncthreads();
-        if (tid == 0) s_prev = atomicAdd(p.counters + tile, 1u);
+        if (tid == 0) {
+            __threadfence();
+            s_prev = atomicInc(p.counters + tile, (unsigned)p.splits - 1);
+            __threadfence();
+        }
         __syncthreads();
         if (s_prev != (unsigned)p.splits - 1) return;
-        __threadfence();
         // the sums in split order; U splits' loads in flight at a time (at least 16 loads)
         constexpr int U = kAcc >= 16 ? 1 : 16 / kAcc;
         const float *part0 = p.partials + (int64_t)tile * kAcc * kThreads + tid;
@@ -545,11 +551,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R))
 #pragma unroll
                         for (int e = 0; e < 4; e++) acc[r][j][e] += v[u][r][j][e];
         }
-        if (tid == 0) p.counters[tile] = 0; /* ready for the next launch */
     }
 
     // ---- epilogue: c0, c1 = (row g, tokens 2t, 2t+1); c2, c3 = (row g + 8, same tokens) ------
-    const float alpha = (p.alpha_ptr ? *p.alpha_ptr : p.alpha) * kUnscale;
+    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
+    // product overflows (the same bits whenever nothing overflows)
+    const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+    const float alpha = alpha_in * kUnscale;
+    const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
 #pragma unroll
     for (int r = 0; r < R; r++)
 #pragma unroll
@@ -559,7 +568,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R))
                 const int64_t n = n0 + warp * 16 * R + r * 16 + g + 8 * (e / 2);
                 const int64_t m = m0 + j * 8 + 2 * t + (e % 2);
                 if (n >= p.n || m >= p.m) continue;
-                const float y = __fmul_rn(alpha, acc[r][j][e]);
+                const float y = alpha_inf ? __fmul_rn(alpha_in, acc[r][j][e] * kUnscale)
+                                          : __fmul_rn(alpha, acc[r][j][e]);
                 const int64_t idx = m * p.ldd + n;
                 switch (p.d_dtype) {
                 case FP4_DTYPE_F32: store_out<FP4_DTYPE_F32>(p.d, idx, y); break;
