@@ -237,12 +237,13 @@ __device__ __forceinline__ void store_out(void *d, int64_t index, float x) {
  * from occupancy (m8_r1: 96 registers and 5 CTAs instead of 156 and 3 ran 1.48x against
  * 1.24x over cuBLAS BF16 at M = 1..8 on the H200, docs/PERF.md); the larger ones keep their
  * registers. */
-__host__ __device__ constexpr int min_blocks(int bm, int r) {
-    return r != 1 ? 1 : bm == 8 ? 5 : bm == 16 ? 4 : bm == 32 ? 3 : 1;
+__host__ __device__ constexpr int min_blocks(int bm, int r, bool a4) {
+    /* (BF16/F16 A's bigger activation ring leaves room for 4 CTAs of m8_r1 only) */
+    return r != 1 ? 1 : bm == 8 ? (a4 ? 5 : 4) : bm == 16 ? 4 : bm == 32 ? 3 : 1;
 }
 
 template <fp4_dtype AT, int BM, int R>
-__global__ void __launch_bounds__(kThreads, min_blocks(BM, R))
+__global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2M1))
     sm80_mma_gemm_kernel(MmaArgs p) {
     constexpr int BN = 16 * R * kWarps;
     constexpr int N8 = BM / 8;
@@ -685,9 +686,14 @@ extern "C" fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **out) 
         }
     // split-K workspace: zeroed counters, then the partials
     const int64_t bytes = kCounterBytes + kWorkspaceBytes;
+    // zeroed on a stream of its own: creating a context waits for nobody else's work
+    cudaStream_t zero_stream = nullptr;
     cudaError_t err = cudaMalloc(&st->workspace, (size_t)bytes);
-    if (err == cudaSuccess) err = cudaMemset(st->workspace, 0, (size_t)kCounterBytes);
-    if (err == cudaSuccess) err = cudaDeviceSynchronize();
+    if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&zero_stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess)
+        err = cudaMemsetAsync(st->workspace, 0, (size_t)kCounterBytes, zero_stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(zero_stream);
+    if (zero_stream) (void)cudaStreamDestroy(zero_stream);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         cudaFree(st->workspace);
