@@ -45,7 +45,7 @@ endif()
 # library cannot carry them: they go to its link interface (the CMake package's
 # INTERFACE_LINK_LIBRARIES and the pkg-config file's Libs.private), and a C consumer's
 # linker gets the C++ runtime named explicitly.
-set(FP4GEMM_PC_LIBS_PRIVATE "-lm")
+set(FP4GEMM_PC_LIBS_PRIVATE "-lpthread -lm") # pthreads: src/log.c
 if(FP4GEMM_WITH_CUDA AND NOT FP4GEMM_SHARED)
   target_link_libraries(fp4gemm PRIVATE stdc++)
   set(FP4GEMM_PC_LIBS_PRIVATE
