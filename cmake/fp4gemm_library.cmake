@@ -34,7 +34,7 @@ if(FP4GEMM_SHARED AND NOT APPLE AND NOT WIN32)
   set(_fp4_map "${CMAKE_CURRENT_SOURCE_DIR}/cmake/fp4gemm.map")
   target_link_options(fp4gemm PRIVATE "LINKER:--version-script=${_fp4_map}")
   set_property(TARGET fp4gemm APPEND PROPERTY LINK_DEPENDS "${_fp4_map}")
-  if(NOT FP4GEMM_SANITIZE) # sanitizer runtime symbols are resolved by the executable
+  if(NOT FP4GEMM_SANITIZE AND NOT FP4GEMM_TSAN) # sanitizer runtimes: resolved by the executable
     target_link_options(fp4gemm PRIVATE "LINKER:--no-undefined")
   endif()
 endif()
