@@ -154,6 +154,68 @@ static void fill_floats(tu_rng *r, void *host, fp4_dtype dt, int64_t count, floa
     }
 }
 
+/* A GEMM job's host inputs, in this order from the job's data seed: A (E2M1 bytes or
+ * BF16/F16 values), A's scales (E2M1 only), B, B's scales. */
+typedef struct gemm_host {
+    uint8_t *a, *a_sf, *b, *b_sf;
+    int64_t a_bytes, a_sf_bytes, b_bytes, b_sf_bytes, d_bytes;
+} gemm_host;
+
+static int gemm_host_make(const tw_job *j, gemm_host *g) {
+    const int64_t m = j->rows, n = j->n, k = j->k;
+    const int e2m1 = j->x_dtype == FP4_DTYPE_E2M1;
+    memset(g, 0, sizeof *g);
+    g->a_bytes = e2m1 ? m * k / 2 : m * k * 2;
+    g->a_sf_bytes = e2m1 ? fp4_sf_bytes(m, k, j->layout) : 0;
+    g->b_bytes = n * k / 2;
+    g->b_sf_bytes = fp4_sf_bytes(n, k, j->layout_b);
+    g->d_bytes = m * j->ld * fp4_dtype_size(j->d_dtype);
+    g->a = (uint8_t *)malloc((size_t)g->a_bytes);
+    g->a_sf = (uint8_t *)malloc((size_t)(g->a_sf_bytes ? g->a_sf_bytes : 1));
+    g->b = (uint8_t *)malloc((size_t)g->b_bytes);
+    g->b_sf = (uint8_t *)malloc((size_t)g->b_sf_bytes);
+    if (!g->a || !g->a_sf || !g->b || !g->b_sf) return 0;
+    tu_rng r;
+    tu_rng_seed(&r, j->data_seed);
+    if (e2m1) {
+        tu_fill_bytes(&r, g->a, g->a_bytes);
+        tu_fill_scales(&r, g->a_sf, g->a_sf_bytes, -4, 2);
+    } else {
+        fill_floats(&r, g->a, j->x_dtype, m * k, 1.0f);
+    }
+    tu_fill_bytes(&r, g->b, g->b_bytes);
+    tu_fill_scales(&r, g->b_sf, g->b_sf_bytes, -4, 2);
+    return 1;
+}
+
+static void gemm_host_free(gemm_host *g) {
+    free(g->a);
+    free(g->a_sf);
+    free(g->b);
+    free(g->b_sf);
+}
+
+/* The descriptor of a GEMM job over the given buffers. */
+static void gemm_desc(const tw_job *j, void *a, void *a_sf, void *b, void *b_sf, void *d,
+                      fp4_gemm_desc *desc) {
+    fp4_gemm_desc_init(desc);
+    desc->m = j->rows;
+    desc->n = j->n;
+    desc->k = j->k;
+    desc->a_dtype = j->x_dtype;
+    desc->a = a;
+    desc->a_sf = j->x_dtype == FP4_DTYPE_E2M1 ? a_sf : NULL;
+    desc->a_sf_layout = j->layout;
+    desc->b = b;
+    desc->b_sf = b_sf;
+    desc->b_sf_layout = j->layout_b;
+    desc->d_dtype = j->d_dtype;
+    desc->d = d;
+    desc->ldd = j->ld;
+    desc->alpha = j->scale;
+    desc->backend = j->backend;
+}
+
 #define TW_TRY(what, call)                                                                \
     do {                                                                                  \
         st = (call);                                                                      \
@@ -246,51 +308,82 @@ fp4_status tw_job_run(tw_arena *ar, const tw_job *j, struct CUstream_st *stream,
         TW_TRY("download out", fp4_download(ctx, host, ar->out, out_bytes));
         h = tw_hash(h, host, out_bytes);
     } else {
-        const int64_t m = j->rows, n = j->n, k = j->k;
-        const int e2m1 = j->x_dtype == FP4_DTYPE_E2M1;
-        const int64_t a_bytes = e2m1 ? m * k / 2 : m * k * 2;
-        const int64_t a_sf_bytes = fp4_sf_bytes(m, k, j->layout);
-        const int64_t b_sf_bytes = fp4_sf_bytes(n, k, j->layout_b);
-        const int64_t d_bytes = m * j->ld * dtype_bytes(j->d_dtype);
-        if (e2m1) {
-            tu_fill_bytes(&r, host, a_bytes);
-        } else {
-            fill_floats(&r, host, j->x_dtype, m * k, 1.0f);
+        gemm_host gh;
+        if (!gemm_host_make(j, &gh)) {
+            gemm_host_free(&gh);
+            snprintf(err, len, "out of host memory");
+            st = FP4_ERR_OUT_OF_MEMORY;
+            goto done;
         }
-        TW_TRY("upload a", fp4_upload(ctx, ar->a, host, a_bytes));
-        if (e2m1) {
-            tu_fill_scales(&r, host, a_sf_bytes, -4, 2);
-            TW_TRY("upload a_sf", fp4_upload(ctx, ar->a_sf, host, a_sf_bytes));
-        }
-        tu_fill_bytes(&r, host, n * k / 2);
-        TW_TRY("upload b", fp4_upload(ctx, ar->b, host, n * k / 2));
-        tu_fill_scales(&r, host, b_sf_bytes, -4, 2);
-        TW_TRY("upload b_sf", fp4_upload(ctx, ar->b_sf, host, b_sf_bytes));
-        TW_TRY("poison d", fp4_memset(ctx, ar->out, 0xFF, d_bytes));
         fp4_gemm_desc d;
-        fp4_gemm_desc_init(&d);
-        d.m = m;
-        d.n = n;
-        d.k = k;
-        d.a_dtype = j->x_dtype;
-        d.a = ar->a;
-        d.a_sf = e2m1 ? ar->a_sf : NULL;
-        d.a_sf_layout = j->layout;
-        d.b = ar->b;
-        d.b_sf = ar->b_sf;
-        d.b_sf_layout = j->layout_b;
-        d.d_dtype = j->d_dtype;
-        d.d = ar->out;
-        d.ldd = j->ld;
-        d.alpha = j->scale;
-        d.backend = j->backend;
+        gemm_desc(j, ar->a, ar->a_sf, ar->b, ar->b_sf, ar->out, &d);
         d.stream = stream;
+        st = fp4_upload(ctx, ar->a, gh.a, gh.a_bytes);
+        if (st == FP4_OK && gh.a_sf_bytes) st = fp4_upload(ctx, ar->a_sf, gh.a_sf, gh.a_sf_bytes);
+        if (st == FP4_OK) st = fp4_upload(ctx, ar->b, gh.b, gh.b_bytes);
+        if (st == FP4_OK) st = fp4_upload(ctx, ar->b_sf, gh.b_sf, gh.b_sf_bytes);
+        const int64_t d_bytes = gh.d_bytes;
+        gemm_host_free(&gh);
+        TW_TRY("upload a, a_sf, b, b_sf", st);
+        TW_TRY("poison d", fp4_memset(ctx, ar->out, 0xFF, d_bytes));
         TW_TRY("fp4_gemm", fp4_gemm(ctx, &d));
         TW_TRY("fp4_synchronize", fp4_synchronize(ctx, stream));
         TW_TRY("download d", fp4_download(ctx, host, ar->out, d_bytes));
         h = tw_hash(h, host, d_bytes);
     }
     *hash = h;
+done:
+    free(host);
+    return st;
+}
+
+/* ---- GEMMs in buffers of their own ------------------------------------------------------- */
+
+fp4_status tw_gemm_prepare(fp4_ctx *ctx, const tw_job *j, tw_gemm *g, char *err, size_t len) {
+    memset(g, 0, sizeof *g);
+    g->ctx = ctx;
+    gemm_host gh;
+    fp4_status st = FP4_OK;
+    if (!gemm_host_make(j, &gh)) {
+        gemm_host_free(&gh);
+        snprintf(err, len, "out of host memory");
+        return FP4_ERR_OUT_OF_MEMORY;
+    }
+    g->d_bytes = gh.d_bytes;
+    TW_TRY("fp4_malloc a", fp4_malloc(ctx, &g->a, gh.a_bytes));
+    if (gh.a_sf_bytes) TW_TRY("fp4_malloc a_sf", fp4_malloc(ctx, &g->a_sf, gh.a_sf_bytes));
+    TW_TRY("fp4_malloc b", fp4_malloc(ctx, &g->b, gh.b_bytes));
+    TW_TRY("fp4_malloc b_sf", fp4_malloc(ctx, &g->b_sf, gh.b_sf_bytes));
+    TW_TRY("fp4_malloc d", fp4_malloc(ctx, &g->d, gh.d_bytes));
+    TW_TRY("upload a", fp4_upload(ctx, g->a, gh.a, gh.a_bytes));
+    if (gh.a_sf_bytes) TW_TRY("upload a_sf", fp4_upload(ctx, g->a_sf, gh.a_sf, gh.a_sf_bytes));
+    TW_TRY("upload b", fp4_upload(ctx, g->b, gh.b, gh.b_bytes));
+    TW_TRY("upload b_sf", fp4_upload(ctx, g->b_sf, gh.b_sf, gh.b_sf_bytes));
+    TW_TRY("poison d", fp4_memset(ctx, g->d, 0xFF, gh.d_bytes));
+    gemm_desc(j, g->a, g->a_sf, g->b, g->b_sf, g->d, &g->desc);
+done:
+    gemm_host_free(&gh);
+    if (st != FP4_OK) tw_gemm_release(g);
+    return st;
+}
+
+void tw_gemm_release(tw_gemm *g) {
+    if (!g->ctx) return;
+    void *ptrs[] = {g->a, g->a_sf, g->b, g->b_sf, g->d};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) (void)fp4_free(g->ctx, ptrs[i]);
+    memset(g, 0, sizeof *g);
+}
+
+fp4_status tw_gemm_hash(tw_gemm *g, uint64_t *hash, char *err, size_t len) {
+    fp4_ctx *ctx = g->ctx;
+    fp4_status st = FP4_OK;
+    uint8_t *host = (uint8_t *)malloc((size_t)g->d_bytes);
+    if (!host) {
+        snprintf(err, len, "out of host memory");
+        return FP4_ERR_OUT_OF_MEMORY;
+    }
+    TW_TRY("download d", fp4_download(ctx, host, g->d, g->d_bytes));
+    *hash = tw_hash(TW_HASH_INIT, host, g->d_bytes);
 done:
     free(host);
     return st;

@@ -62,6 +62,19 @@ void tw_arena_free(tw_arena *arena); /* accepts a zeroed or half-made arena */
 fp4_status tw_job_run(tw_arena *arena, const tw_job *job, struct CUstream_st *stream,
                       uint64_t *hash, char *err, size_t len);
 
+/* A GEMM job's operands in buffers of its own (for CUDA graphs, which replay fixed pointers):
+ * inputs uploaded, desc filled (desc.stream NULL: set it), D of d_bytes bytes. */
+typedef struct tw_gemm {
+    fp4_ctx *ctx;
+    fp4_gemm_desc desc;
+    void *a, *a_sf, *b, *b_sf, *d;
+    int64_t d_bytes;
+} tw_gemm;
+fp4_status tw_gemm_prepare(fp4_ctx *ctx, const tw_job *job, tw_gemm *g, char *err, size_t len);
+void tw_gemm_release(tw_gemm *g); /* accepts a zeroed or half-made one */
+/* Downloads D and hashes it as tw_job_run does: the same job gives the same hash. */
+fp4_status tw_gemm_hash(tw_gemm *g, uint64_t *hash, char *err, size_t len);
+
 /* FNV-1a over bytes, continuing from h (start with TW_HASH_INIT). */
 #define TW_HASH_INIT 0xcbf29ce484222325ull
 uint64_t tw_hash(uint64_t h, const void *p, int64_t n);
