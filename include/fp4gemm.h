@@ -164,13 +164,14 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
  *     threads may create contexts or log.
  *   - CUDA graph capture: fp4_gemm, fp4_quantize, fp4_dequantize, fp4_global_scale,
  *     fp4_modelopt_global_scale and fp4_sf_convert only enqueue work on their stream (kernels,
- *     cudaMemsetAsync) and may be captured in any capture mode. Calls that
- *     allocate or copy (fp4_create, fp4_destroy, fp4_malloc, fp4_free, fp4_upload,
- *     fp4_download, fp4_memset, fp4_synchronize, fp4_measure, fp4_gemm_verify) are what
- *     cudaStreamCaptureModeGlobal forbids while ANY thread captures in that mode: when other
- *     threads use the library during a capture, capture with cudaStreamCaptureModeThreadLocal,
- *     on a stream created with cudaStreamNonBlocking (fp4_upload and fp4_memset wait for the
- *     legacy default stream, which waits for every blocking stream).
+ *     cudaMemsetAsync): they may be captured in any capture mode. The calls that allocate,
+ *     copy or synchronize (fp4_create, fp4_destroy, fp4_malloc, fp4_free, fp4_upload,
+ *     fp4_download, fp4_memset, fp4_synchronize, fp4_measure, fp4_gemm_verify,
+ *     fp4_count_nonfinite) are what cudaStreamCaptureModeGlobal forbids in every thread while
+ *     ANY thread captures in that mode. When other threads use the library during a capture,
+ *     capture with cudaStreamCaptureModeThreadLocal, on a stream created with
+ *     cudaStreamNonBlocking (fp4_upload and fp4_memset wait for the legacy default stream,
+ *     which waits for every blocking stream).
  * ------------------------------------------------------------------------------------- */
 typedef struct fp4_device_info {
     size_t struct_size;    /* set to sizeof(fp4_device_info) before the call */
