@@ -6,7 +6,8 @@
  *     contexts through the calls the contract lets overlap; every output must hash the same
  *     as the same job run serially, each context's fp4_last_error must be its own, and
  *     fp4_last_error(NULL) the calling thread's;
- *   - the logger's promise: once fp4_set_log_callback returns, the old callback never runs;
+ *   - the logger's promises: once fp4_set_log_callback returns, the old callback never runs;
+ *     a callback may call the library (what that logs is dropped, nothing deadlocks);
  *   - lifecycle: 1000 create / GEMM / destroy cycles serially, then 1000 more spread over 8
  *     threads: the same result every time, no file-descriptor growth (leaks: LeakSanitizer in
  *     `make test-sanitize`);
@@ -297,6 +298,41 @@ static void test_concurrent_jobs(void) {
             phases, a, b, (long)atomic_load(&g_violations));
 }
 
+/* ---- a callback that calls the library ------------------------------------------------------ */
+
+static int g_reentry_calls;
+
+static void log_reentry(fp4_log_level level, const char *message, void *user) {
+    g_reentry_calls++;
+    void *p = NULL;
+    /* fails, and would log at debug level: dropped, not delivered to this callback again */
+    (void)fp4_malloc((fp4_ctx *)user, &p, -2);
+}
+
+static void test_log_reentry(void) {
+    fp4_ctx *outer = NULL, *inner = NULL;
+    if (!tu_ok(fp4_create(&outer, -1), NULL, "fp4_create") ||
+        !tu_ok(fp4_create(&inner, -1), NULL, "fp4_create")) {
+        tu_case(0, "log re-entry: set-up");
+        fp4_destroy(outer);
+        return;
+    }
+    fp4_set_log_callback(log_reentry, inner);
+    fp4_set_log_level(FP4_LOG_DEBUG);
+    void *p = NULL;
+    const fp4_status st = fp4_malloc(outer, &p, -1);
+    fp4_set_log_callback(NULL, NULL);
+    fp4_set_log_level(FP4_LOG_WARN);
+    tu_case(st == FP4_ERR_INVALID_ARGUMENT && g_reentry_calls == 1 &&
+                strstr(fp4_last_error(outer), "bytes = -1 ") &&
+                strstr(fp4_last_error(inner), "bytes = -2 "),
+            "a log callback that calls the library: its call works, its message is dropped "
+            "(%d deliveries), no deadlock",
+            g_reentry_calls);
+    fp4_destroy(inner);
+    fp4_destroy(outer);
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
 static const tw_limits k_cycle_lim = {8, 16, 128, 0};
@@ -449,6 +485,7 @@ int main(void) {
     g_base = tu_seed(0x7417EAD5ull);
     tu_begin("test_threads", g_base);
     test_concurrent_jobs();
+    test_log_reentry();
     test_lifecycle();
     test_faults();
     return tu_finish();
