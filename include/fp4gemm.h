@@ -146,14 +146,15 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
  *     hand-over is synchronized, e.g. by a mutex). fp4_last_error(ctx) belongs to whichever
  *     thread made the last call. Exceptions, callable at any time from any thread while the
  *     context lives: fp4_ctx_device, fp4_ctx_compute_capability, fp4_backend_check and
- *     fp4_measure_sets (they only read what fp4_create set up). fp4_destroy must not overlap
- *     any call on the context.
+ *     fp4_measure_sets (they read what fp4_create set up, and cublaslt's plan cache behind a
+ *     lock). fp4_destroy must not overlap any call on the context.
  *   - GPU work of one context must be ordered on the device too: the cuda_mma backend keeps a
- *     split-K workspace per context, so two fp4_gemm calls of one context whose work may run
- *     at the same time (different streams without an event between them, or two replays of
- *     CUDA graphs that captured them) race. Use one context per stream that runs GEMMs
- *     concurrently. A graph that captured fp4_gemm uses its context's workspace: replay it
- *     only while the context lives, and not concurrently with other GEMM work of that context.
+ *     split-K workspace per context, and cublaslt cuBLASLt's workspace, so two fp4_gemm calls
+ *     of one context whose work may run at the same time (different streams without an event
+ *     between them, or two replays of CUDA graphs that captured them) race. Use one context
+ *     per stream that runs GEMMs concurrently. A graph that captured fp4_gemm uses its
+ *     context's workspace: replay it only while the context lives, and not concurrently with
+ *     other GEMM work of that context.
  *   - Separate contexts are fully independent: any number of threads, each with its own
  *     context (on the same device or not, on its own stream), may call the library at once.
  *   - Process-wide state is safe from any thread at any time: the log level and callback,
@@ -164,9 +165,10 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
  *     threads may create contexts or log.
  *   - CUDA graph capture: fp4_gemm, fp4_quantize, fp4_dequantize, fp4_global_scale,
  *     fp4_modelopt_global_scale and fp4_sf_convert only enqueue work on their stream (kernels,
- *     cudaMemsetAsync): they may be captured in any capture mode. The calls that allocate,
- *     copy or synchronize (fp4_create, fp4_destroy, fp4_malloc, fp4_free, fp4_upload,
- *     fp4_download, fp4_memset, fp4_synchronize, fp4_measure, fp4_gemm_verify,
+ *     cudaMemsetAsync): they may be captured in any capture mode (cublaslt: once the shape
+ *     has run or been checked on the context before the capture; docs/backends.md). The calls
+ *     that allocate, copy or synchronize (fp4_create, fp4_destroy, fp4_malloc, fp4_free,
+ *     fp4_upload, fp4_download, fp4_memset, fp4_synchronize, fp4_measure, fp4_gemm_verify,
  *     fp4_count_nonfinite) are what cudaStreamCaptureModeGlobal forbids in every thread while
  *     ANY thread captures in that mode. When other threads use the library during a capture,
  *     capture with cudaStreamCaptureModeThreadLocal, on a stream created with
