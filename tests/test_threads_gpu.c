@@ -358,7 +358,7 @@ static void test_graphs(void) {
     }
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle ----------------------------------------------------------------------------- */
 
 static const tw_limits k_cycle_lim = {16, 256, 2048, 1};
 
@@ -452,7 +452,7 @@ static void test_lifecycle(void) {
             CYCLERS, cycles / 10, free2, free0, fds2, fds0);
 }
 
-/* ---- faults ------------------------------------------------------------------------------------- */
+/* ---- faults ---------------------------------------------------------------------------------- */
 
 /* The same GEMM again (D poisoned first) on `stream`: 1 if its D hashes to `want`. */
 static int run_again(fp4_ctx *ctx, tw_gemm *g, cudaStream_t stream, uint64_t want) {
