@@ -2,18 +2,20 @@
 #   make run    builds, then runs a GEMM on the best backend here, checked against the reference
 #   make test   builds, then runs the whole test suite (GPU cases run when a GPU is present)
 # More: make test-sanitize (ASan + UBSan, CPU build of the static library, so that the two
-# library kinds and their installed packages are both tested), make clean. CMAKE_ARGS passes
+# library kinds and their installed packages are both tested), make test-tsan (ThreadSanitizer,
+# CPU build, the concurrency tests: docs/threads.md), make clean. CMAKE_ARGS passes
 # options through, e.g. make test CMAKE_ARGS=-DFP4GEMM_CUDA=OFF: the arguments a build folder
 # was configured with are kept in BUILD/fp4gemm-cmake-args, and the folder is configured
 # afresh (cmake --fresh) whenever CMAKE_ARGS differs from them, so they are never ignored.
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 
-.PHONY: all build run test test-sanitize clean
+.PHONY: all build run test test-sanitize test-tsan clean
 
 all: build
 
@@ -45,5 +47,11 @@ test-sanitize:
 	FP4GEMM_TEST_SKIP_LARGE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(BUILD_ASAN) --output-on-failure -j $(JOBS)
 
+# ThreadSanitizer: only the concurrency test (the others are single-threaded); any report fails it.
+test-tsan:
+	$(call configure,$(BUILD_TSAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DFP4GEMM_TSAN=ON -DFP4GEMM_CUDA=OFF -DFP4GEMM_SHARED=OFF)
+	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_threads
+	ctest --test-dir $(BUILD_TSAN) --output-on-failure -R '^test_threads$$'
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)

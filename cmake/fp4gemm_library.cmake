@@ -34,7 +34,7 @@ if(FP4GEMM_SHARED AND NOT APPLE AND NOT WIN32)
   set(_fp4_map "${CMAKE_CURRENT_SOURCE_DIR}/cmake/fp4gemm.map")
   target_link_options(fp4gemm PRIVATE "LINKER:--version-script=${_fp4_map}")
   set_property(TARGET fp4gemm APPEND PROPERTY LINK_DEPENDS "${_fp4_map}")
-  if(NOT FP4GEMM_SANITIZE) # sanitizer runtime symbols are resolved by the executable
+  if(NOT FP4GEMM_SANITIZE AND NOT FP4GEMM_TSAN) # sanitizer runtimes: resolved by the executable
     target_link_options(fp4gemm PRIVATE "LINKER:--no-undefined")
   endif()
 endif()
@@ -45,7 +45,7 @@ endif()
 # library cannot carry them: they go to its link interface (the CMake package's
 # INTERFACE_LINK_LIBRARIES and the pkg-config file's Libs.private), and a C consumer's
 # linker gets the C++ runtime named explicitly.
-set(FP4GEMM_PC_LIBS_PRIVATE "-lm")
+set(FP4GEMM_PC_LIBS_PRIVATE "-lpthread -lm") # pthreads: src/log.c
 if(FP4GEMM_WITH_CUDA AND NOT FP4GEMM_SHARED)
   target_link_libraries(fp4gemm PRIVATE stdc++)
   set(FP4GEMM_PC_LIBS_PRIVATE

@@ -115,8 +115,13 @@ int64_t fp4_dtype_size(fp4_dtype dtype);
  * Logging. Messages at or above the level go to the callback, or to stderr when no
  * callback is set. Initial level: FP4GEMM_LOG_LEVEL (off|error|warn|info|debug, any case),
  * else warn; a value that is not a level is reported once, as a warning naming the valid
- * ones, when the level is first needed. Process-wide; set it before other threads use the
- * library.
+ * ones, when the level is first needed (a level set before that wins over the variable).
+ * Process-wide, and safe from any thread at any time (see "Threads" below).
+ * The callback runs on the thread whose call logged, possibly on several threads at once: it
+ * must be thread-safe itself. It must not call fp4_set_log_callback (ignored there); messages
+ * that library calls made from inside the callback would log are dropped. When
+ * fp4_set_log_callback returns, the previous callback is neither running nor called again, so
+ * its `user` may be freed.
  * ------------------------------------------------------------------------------------- */
 typedef void (*fp4_log_fn)(fp4_log_level level, const char *message, void *user);
 void fp4_set_log_level(fp4_log_level level);
@@ -134,6 +139,41 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
 
 /* ---------------------------------------------------------------------------------------
  * Devices and contexts.
+ *
+ * Threads (docs/threads.md has the whole contract and what was tested). In cuBLAS's terms:
+ *   - A context is externally synchronized: calls that take the same fp4_ctx must not run at
+ *     the same time; one thread at a time (a context may move between threads, as long as the
+ *     hand-over is synchronized, e.g. by a mutex). fp4_last_error(ctx) belongs to whichever
+ *     thread made the last call. Exceptions, callable at any time from any thread while the
+ *     context lives: fp4_ctx_device, fp4_ctx_compute_capability, fp4_backend_check and
+ *     fp4_measure_sets (they read what fp4_create set up, and cublaslt's plan cache behind a
+ *     lock). fp4_destroy must not overlap any call on the context.
+ *   - GPU work of one context must be ordered on the device too: the cuda_mma backend keeps a
+ *     split-K workspace per context, and cublaslt cuBLASLt's workspace, so two fp4_gemm calls
+ *     of one context whose work may run at the same time (different streams without an event
+ *     between them, or two replays of CUDA graphs that captured them) race. Use one context
+ *     per stream that runs GEMMs concurrently. A graph that captured fp4_gemm uses its
+ *     context's workspace: replay it only while the context lives, and not concurrently with
+ *     other GEMM work of that context.
+ *   - Separate contexts are fully independent: any number of threads, each with its own
+ *     context (on the same device or not, on its own stream), may call the library at once.
+ *   - Process-wide state is safe from any thread at any time: the log level and callback,
+ *     fp4_device_count, fp4_device_query, the backend registry and policy, the name and size
+ *     functions, fp4_last_error(NULL) (thread-local: the failures of calls without a context
+ *     on the calling thread). Environment variables are read with getenv: FP4GEMM_LOG_LEVEL
+ *     once, FP4GEMM_BACKEND by each fp4_create; do not change them (setenv) while other
+ *     threads may create contexts or log.
+ *   - CUDA graph capture: fp4_gemm, fp4_quantize, fp4_dequantize, fp4_global_scale,
+ *     fp4_modelopt_global_scale and fp4_sf_convert only enqueue work on their stream (kernels,
+ *     cudaMemsetAsync): they may be captured in any capture mode (cublaslt: once the shape
+ *     has run or been checked on the context before the capture; docs/backends.md). The calls
+ *     that allocate, copy or synchronize (fp4_create, fp4_destroy, fp4_malloc, fp4_free,
+ *     fp4_upload, fp4_download, fp4_memset, fp4_synchronize, fp4_measure, fp4_gemm_verify,
+ *     fp4_count_nonfinite) are what cudaStreamCaptureModeGlobal forbids in every thread while
+ *     ANY thread captures in that mode. When other threads use the library during a capture,
+ *     capture with cudaStreamCaptureModeThreadLocal, on a stream created with
+ *     cudaStreamNonBlocking (fp4_upload and fp4_memset wait for the legacy default stream,
+ *     which waits for every blocking stream).
  * ------------------------------------------------------------------------------------- */
 typedef struct fp4_device_info {
     size_t struct_size;    /* set to sizeof(fp4_device_info) before the call */
