@@ -200,3 +200,16 @@ int ref_recipe_modelopt(const float x[16], float ws2, uint8_t *sf, uint8_t codes
     }
     return nonfinite;
 }
+
+float ref_load_elem(const void *base, fp4_dtype t, int64_t i) {
+    if (t == FP4_DTYPE_F32) return ((const float *)base)[i];
+    const uint16_t h = ((const uint16_t *)base)[i];
+    return (float)(t == FP4_DTYPE_F16 ? ref_f16_value(h) : ref_bf16_value(h));
+}
+
+void ref_store_elem(void *base, fp4_dtype t, int64_t i, float x) {
+    if (t == FP4_DTYPE_F32)
+        ((float *)base)[i] = x;
+    else
+        ((uint16_t *)base)[i] = t == FP4_DTYPE_F16 ? ref_f32_to_f16(x) : ref_f32_to_bf16(x);
+}

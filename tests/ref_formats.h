@@ -44,6 +44,10 @@ uint32_t ref_round_monotone(double a, uint32_t last, double (*val)(uint16_t), do
 /* f32 -> F16 / BF16 by ref_round_monotone: sign kept, Inf -> Inf, overflow rounds to Inf;
  * NaN -> the canonical positive quiet NaN (0x7E00 / 0x7FC0). */
 uint16_t ref_f32_to_f16(float x);
+/* Element i of an F32/F16/BF16 array as float (exact), and x stored into one (rounded to
+ * nearest even by the references above). */
+float ref_load_elem(const void *base, fp4_dtype t, int64_t i);
+void ref_store_elem(void *base, fp4_dtype t, int64_t i, float x);
 uint16_t ref_f32_to_bf16(float x);
 
 /* NVFP4.md's scale-factor offset of (row m, block kb) for a K of k, and the buffer size of

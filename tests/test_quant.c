@@ -23,19 +23,6 @@
 
 static int64_t dtype_bytes(fp4_dtype t) { return t == FP4_DTYPE_F32 ? 4 : 2; }
 
-/* element i of an F32/F16/BF16 array as float (exact) */
-static float ref_load(const void *base, fp4_dtype t, int64_t i) {
-    if (t == FP4_DTYPE_F32) return ((const float *)base)[i];
-    const uint16_t h = ((const uint16_t *)base)[i];
-    return (float)(t == FP4_DTYPE_F16 ? ref_f16_value(h) : ref_bf16_value(h));
-}
-
-static void store_in(void *base, fp4_dtype t, int64_t i, float x) {
-    if (t == FP4_DTYPE_F32)
-        ((float *)base)[i] = x;
-    else
-        ((uint16_t *)base)[i] = t == FP4_DTYPE_F16 ? ref_f32_to_f16(x) : ref_f32_to_bf16(x);
-}
 
 /* One block of 16 floats by the recipe's independent reference (ref_formats.c, written from
  * docs/format.md). Returns 1 if it saw a non-finite element. */
@@ -53,7 +40,7 @@ static int ref_quantize(fp4_quant_recipe recipe, int64_t rows, int64_t k, fp4_dt
     uint8_t codes[16];
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t kb = 0; kb < k / 16; kb++) {
-            for (int i = 0; i < 16; i++) x[i] = ref_load(in, t, r * ld_in + kb * 16 + i);
+            for (int i = 0; i < 16; i++) x[i] = ref_load_elem(in, t, r * ld_in + kb * 16 + i);
             nonfinite |= ref_quantize_block(recipe, x, gs, &sf[r * (k / 16) + kb], codes);
             for (int i = 0; i < 16; i += 2)
                 q[r * (k / 2) + kb * 8 + i / 2] = (uint8_t)(codes[i] | (codes[i + 1] << 4));
@@ -67,7 +54,7 @@ static float ref_amax(int64_t rows, int64_t k, fp4_dtype t, const void *in, int6
     float amax = 0.0f;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < k; i++) {
-            const float v = ref_load(in, t, r * ld_in + i);
+            const float v = ref_load_elem(in, t, r * ld_in + i);
             if (!isnan(v) && fabsf(v) > amax) amax = fabsf(v);
         }
     return amax;
@@ -78,7 +65,7 @@ static float ref_global_scale(int64_t rows, int64_t k, fp4_dtype t, const void *
     float amax = 0.0f;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < k; i++) {
-            const float v = ref_load(in, t, r * ld_in + i);
+            const float v = ref_load_elem(in, t, r * ld_in + i);
             if (!isnan(v) && fabsf(v) > amax) amax = fabsf(v);
         }
     if (amax == 0.0f) return 1.0f;
@@ -100,7 +87,7 @@ static int bytes_all(const uint8_t *p, int64_t n, uint8_t v) {
  * reads the gap sets the non-finite flag and changes the block. */
 static void *alloc_input(int64_t rows, int64_t ld, fp4_dtype t) {
     void *p = malloc((size_t)(rows * ld * dtype_bytes(t)));
-    for (int64_t i = 0; i < rows * ld; i++) store_in(p, t, i, INFINITY);
+    for (int64_t i = 0; i < rows * ld; i++) ref_store_elem(p, t, i, INFINITY);
     return p;
 }
 
@@ -213,7 +200,7 @@ static void fill_blocks(tu_rng *rng, void *in, fp4_dtype t, int64_t rows, int64_
                 if (kind == 0) v = 0.0f;
                 if (kind == 1 && (tu_rng_u64(rng) & 3) == 0) v = -0.0f;
                 if ((tu_rng_u64(rng) & 31) == 0) v *= 16.0f; /* outliers */
-                store_in(in, t, r * ld + kb * 16 + i, v);
+                ref_store_elem(in, t, r * ld + kb * 16 + i, v);
             }
         }
 }
@@ -227,7 +214,7 @@ static int64_t count_old_recipe_scale_diffs(int64_t rows, int64_t k, fp4_dtype t
     uint8_t sf_new, sf_old, codes[16];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t kb = 0; kb < k / 16; kb++) {
-            for (int i = 0; i < 16; i++) x[i] = ref_load(in, t, r * ld + kb * 16 + i);
+            for (int i = 0; i < 16; i++) x[i] = ref_load_elem(in, t, r * ld + kb * 16 + i);
             ref_recipe_flashinfer(x, gs, &sf_new, codes);
             ref_recipe_flashinfer_old(x, gs, &sf_old, codes);
             n += sf_new != sf_old;
@@ -257,7 +244,7 @@ static void test_random_shapes(tu_rng *rng) {
             const int randn = c % 2 == 1;
             if (randn) {
                 for (int64_t r = 0; r < rows; r++)
-                    for (int64_t i = 0; i < k; i++) store_in(in, t, r * ld + i, 3.0f * tu_rng_normal(rng));
+                    for (int64_t i = 0; i < k; i++) ref_store_elem(in, t, r * ld + i, 3.0f * tu_rng_normal(rng));
             } else if (t == FP4_DTYPE_F16) {
                 fill_blocks(rng, in, t, rows, k, ld, -14, 8); /* f16: no overflow to Inf */
             } else {
@@ -458,7 +445,7 @@ static void test_special_blocks(void) {
             {6e-8f, -6e-8f, 1e-6f, -3e-5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1e-7f},
         };
         for (int b = 0; b < 4; b++)
-            for (int i = 0; i < 16; i++) store_in(in, t, b * 16 + i, vals[b][i]);
+            for (int i = 0; i < 16; i++) ref_store_elem(in, t, b * 16 + i, vals[b][i]);
         for (int li = 0; li < 2; li++) {
             const fp4_sf_layout layout = li ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
             const quant_result r = check_quant(FP4_QUANT_RECIPE_FLASHINFER, 1, 64, t, in, 0, 1.0f, 0, layout, 1);
@@ -506,16 +493,16 @@ static void test_global_scale(tu_rng *rng) {
             const float want = ref_global_scale(rows, k, t, in, ld);
             check_gs(rows, k, t, in, ld_arg, want, "random");
             if (c == 0) {
-                store_in(in, t, ld * (rows - 1) + k / 2, NAN); /* NaN ignored */
+                ref_store_elem(in, t, ld * (rows - 1) + k / 2, NAN); /* NaN ignored */
                 check_gs(rows, k, t, in, ld_arg, want, "random with a NaN");
             }
             free(in);
         }
         uint16_t zeros16[64];
         float zeros32[64];
-        for (int i = 0; i < 64; i++) store_in(t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, t, i, (i & 1) ? -0.0f : 0.0f);
+        for (int i = 0; i < 64; i++) ref_store_elem(t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, t, i, (i & 1) ? -0.0f : 0.0f);
         check_gs(2, 32, t, t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, 0, 1.0f, "all zero -> 1");
-        for (int i = 0; i < 64; i++) store_in(t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, t, i, i == 5 ? NAN : 0.0f);
+        for (int i = 0; i < 64; i++) ref_store_elem(t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, t, i, i == 5 ? NAN : 0.0f);
         check_gs(2, 32, t, t == FP4_DTYPE_F32 ? (void *)zeros32 : (void *)zeros16, 0, 1.0f, "zeros and a NaN -> 1");
     }
     float tiny[32];
@@ -697,7 +684,7 @@ static void test_roundtrip_bound(tu_rng *rng) {
             if (!tu_ok(fp4_global_scale(g_ctx, rows, k, t, in, 0, &gs, NULL), g_ctx, "fp4_global_scale")) gs = 1.0f;
         } else {
             gs = ldexpf(1.0f + (float)tu_rng_uniform(rng), (int)tu_rng_range(rng, -8, 8));
-            store_in(in, t, 0, 12.0f / gs); /* a block with a normal scale (about 2), even if tiny */
+            ref_store_elem(in, t, 0, 12.0f / gs); /* a block with a normal scale (about 2), even if tiny */
         }
         const int64_t qn = rows * k / 2, sfn = ref_sf_bytes(rows, k, layout), n = rows * k;
         uint8_t *q = malloc((size_t)qn), *sf = malloc((size_t)sfn);
@@ -735,7 +722,7 @@ static void test_roundtrip_bound(tu_rng *rng) {
                 const uint8_t s_code = sf[ref_sf_offset(r, kb, k, layout)];
                 const double S = ref_e4m3_value(s_code), s = S / (double)gs;
                 float vmax = 0;
-                for (int i = 0; i < 16; i++) vmax = fmaxf(vmax, fabsf(ref_load(in, t, r * ld + kb * 16 + i)));
+                for (int i = 0; i < 16; i++) vmax = fmaxf(vmax, fabsf(ref_load_elem(in, t, r * ld + kb * 16 + i)));
                 const double sf_exact = (double)vmax * (double)gs / 6.0;
                 const int normal = sf_exact >= 0x1p-6 * (1 + 0x1p-20) && sf_exact <= 448.0 * (1 - 0x1p-20);
                 if (s_code == 0) n_zero++;
@@ -743,7 +730,7 @@ static void test_roundtrip_bound(tu_rng *rng) {
                 else n_other++;
                 for (int i = 0; ok && i < 16; i++) {
                     const int64_t idx = r * ld + kb * 16 + i;
-                    const double x = ref_load(in, t, idx), yv = y[r * k + kb * 16 + i];
+                    const double x = ref_load_elem(in, t, idx), yv = y[r * k + kb * 16 + i];
                     const double err = fabs(yv - x);
                     double bound;
                     if (s_code == 0) {

@@ -23,25 +23,13 @@ static fp4_ctx *g_ctx;
 
 /* ---- F32/F16/BF16 by the independent codecs ------------------------------------------- */
 
-static float load_in(const void *base, fp4_dtype t, int64_t i) {
-    if (t == FP4_DTYPE_F32) return ((const float *)base)[i];
-    const uint16_t h = ((const uint16_t *)base)[i];
-    return (float)(t == FP4_DTYPE_F16 ? ref_f16_value(h) : ref_bf16_value(h));
-}
-
-static void store_in(void *base, fp4_dtype t, int64_t i, float x) {
-    if (t == FP4_DTYPE_F32)
-        ((float *)base)[i] = x;
-    else
-        ((uint16_t *)base)[i] = t == FP4_DTYPE_F16 ? ref_f32_to_f16(x) : ref_f32_to_bf16(x);
-}
 
 /* x rounded to the dtype (exact for F32). */
 static float to_dtype(fp4_dtype t, float x) {
     uint16_t h[1];
     if (t == FP4_DTYPE_F32) return x;
-    store_in(h, t, 0, x);
-    return load_in(h, t, 0);
+    ref_store_elem(h, t, 0, x);
+    return ref_load_elem(h, t, 0);
 }
 
 static uint8_t nib(const uint8_t *q, int64_t i) { return (i & 1) ? (uint8_t)(q[i / 2] >> 4) : (uint8_t)(q[i / 2] & 15); }
@@ -101,7 +89,7 @@ static int ref_quantize(fp4_quant_recipe recipe, fp4_dtype t, int64_t rows, int6
     float x[16];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t kb = 0; kb < k / 16; kb++) {
-            for (int i = 0; i < 16; i++) x[i] = load_in(in, t, r * k + kb * 16 + i);
+            for (int i = 0; i < 16; i++) x[i] = ref_load_elem(in, t, r * k + kb * 16 + i);
             uint8_t *c = codes + r * k + kb * 16, *s = sf + r * (k / 16) + kb;
             flag |= recipe == FP4_QUANT_RECIPE_MODELOPT ? ref_recipe_modelopt(x, gs, s, c)
                                                         : ref_recipe_flashinfer(x, gs, s, c);
@@ -123,7 +111,7 @@ static int matches_ref(fp4_quant_recipe recipe, fp4_dtype t, int64_t rows, int64
     for (int64_t i = 0; i < rows * k; i++)
         if (nib(got.q, i) != want_codes[i])
             return snprintf(why, why_len, "element %lld (x=%a): code %u, want %u", (long long)i,
-                            (double)load_in(in, t, i), nib(got.q, i), want_codes[i]),
+                            (double)ref_load_elem(in, t, i), nib(got.q, i), want_codes[i]),
                    0;
     if ((int)got.flag != want_flag) return snprintf(why, why_len, "flag %u, want %d", got.flag, want_flag), 0;
     return 1;
@@ -140,8 +128,8 @@ static void special(fp4_quant_recipe recipe, const char *name, const float *x16,
         uint8_t in[64];
         int exact = 1;
         for (int i = 0; i < 16; i++) {
-            store_in(in, t, i, x16[i]);
-            const float back = load_in(in, t, i);
+            ref_store_elem(in, t, i, x16[i]);
+            const float back = ref_load_elem(in, t, i);
             exact &= (isnan(back) && isnan(x16[i])) || memcmp(&back, &x16[i], 4) == 0;
         }
         if (!exact) continue; /* the values need a wider type */
@@ -328,10 +316,10 @@ static void test_flashinfer_ties(tu_rng *rng) {
                 float v = to_dtype(t, (float)(2.0 * tu_rng_uniform(rng) - 1.0) * vmax);
                 if (i % 5 == 1) v = 0.0f;
                 if (i % 7 == 2) v = -0.0f;
-                store_in(in, t, i, v);
+                ref_store_elem(in, t, i, v);
             }
-            store_in(in, t, p % 16, (p & 1) ? -vmax : vmax);
-            for (int i = 16; i < 32; i++) store_in(in, t, i, to_dtype(t, tu_rng_normal(rng) * vmax));
+            ref_store_elem(in, t, p % 16, (p & 1) ? -vmax : vmax);
+            for (int i = 16; i < 32; i++) ref_store_elem(in, t, i, to_dtype(t, tu_rng_normal(rng) * vmax));
             char why[200];
             const int ok = matches_ref(FP4_QUANT_RECIPE_FLASHINFER, t, 1, 32, in, pairs[p].gs, p % 3 == 0,
                                        (p & 2) ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR, why, sizeof why);
@@ -340,7 +328,7 @@ static void test_flashinfer_ties(tu_rng *rng) {
             /* the block's old-recipe scale byte differs from what the library must write */
             float x[16];
             uint8_t s_new, s_old, codes[16];
-            for (int i = 0; i < 16; i++) x[i] = load_in(in, t, i);
+            for (int i = 0; i < 16; i++) x[i] = ref_load_elem(in, t, i);
             ref_recipe_flashinfer(x, pairs[p].gs, &s_new, codes);
             ref_recipe_flashinfer_old(x, pairs[p].gs, &s_old, codes);
             n_old_differs += s_new != s_old && s_new == pairs[p].sf_new;
@@ -457,7 +445,7 @@ static void test_modelopt_global_scale(tu_rng *rng) {
     for (int t = 0; t < 3; t++)
         for (int64_t r = 0; r < g[t].rows; r++)
             for (int64_t i = 0; i < g[t].k; i++) {
-                const float v = fabsf(load_in(g[t].data, g[t].dtype, r * (g[t].ld ? g[t].ld : g[t].k) + i));
+                const float v = fabsf(ref_load_elem(g[t].data, g[t].dtype, r * (g[t].ld ? g[t].ld : g[t].k) + i));
                 if (v > amax[t]) amax[t] = v;
             }
     for (int count = 1; count <= 3; count++) {
