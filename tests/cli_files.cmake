@@ -184,6 +184,24 @@ if(NOT kept STREQUAL "mine")
 endif()
 fp4_expect(0 quantize ${Q} --out-q /dev/null --out-sf /dev/null)
 
+# ---- an output that is an input is refused before anything runs (the input would be lost) ---
+file(SHA256 "${WORK}/x.bin" x_before)
+fp4_expect(2 quantize ${Q} --out-q ./x.bin --out-sf sf_in.bin)
+fp4_require("${ERR}" "^fp4gemm quantize: --out-q ./x.bin is the input --in x.bin[^\n]*\n$"
+            "one line naming the output and the input")
+file(CREATE_LINK "x.bin" "${WORK}/x_link.bin" SYMBOLIC)
+fp4_expect(2 quantize ${Q} --out-q q_in.bin --out-sf x_link.bin)
+file(SHA256 "${WORK}/x.bin" x_after)
+if(NOT x_before STREQUAL x_after OR EXISTS "${WORK}/sf_in.bin" OR EXISTS "${WORK}/q_in.bin")
+  message(FATAL_ERROR "${LAST}: a refused command changed x.bin or wrote an output")
+endif()
+fp4_expect(2 dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --global-scale ${gs}
+           --out sf.bin)
+fp4_require("${ERR}" "--out sf.bin is the input --in-sf sf.bin" "dequantize names the input")
+fp4_expect(2 gemm -m 5 -n 5 -k 64 --device cpu --a q.bin --a-sf sf.bin --a-gs ${gs} --out q.bin)
+fp4_require("${ERR}" "--out q.bin is the input --a q.bin" "gemm names the input")
+fp4_same_file(q.bin q_bits.bin "a refused gemm --out must leave its input as it was")
+
 # ---- a fixed-name PATH.tmp is not used: a stale one can't block or be clobbered ---------------
 file(MAKE_DIRECTORY "${WORK}/out.bin.tmp")
 fp4_expect(0 dequantize --rows 5 -k 64 --in-q q.bin --in-sf sf.bin --global-scale ${gs}

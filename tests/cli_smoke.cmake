@@ -57,7 +57,7 @@ endfunction()
 
 # ---- top level ------------------------------------------------------------------------------
 fp4_expect(0 --help)
-fp4_require("${OUT}" "environment" "--help must say that the library reads an override from the environment")
+fp4_require("${OUT}" "FP4GEMM_BACKEND=NAME +read by the library" "--help must name the library's backend override")
 fp4_require("${OUT}" "sm_90[^\n]*cuda_wgmma" "--help must list the Hopper policy")
 fp4_require("${OUT}" "CPU[^\n]*cpu_ref" "--help must list the CPU policy")
 fp4_expect(0 --version)
@@ -121,9 +121,17 @@ fp4_expect(0 bench --providers cuda_simt/gemv_mr8,auto --list-providers)
 fp4_require("${OUT}" "cuda_simt/gemv_mr8" "bench --providers takes a tactic")
 fp4_expect(0 info)
 fp4_require("${OUT}" "tactics +cpu_ref/default" "info must list the tactics that can run")
+# a FP4GEMM_LOG_LEVEL that is no level is reported even when nothing else is logged
+execute_process(COMMAND ${CMAKE_COMMAND} -E env FP4GEMM_LOG_LEVEL=verbose "${FP4}" info
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+set(LAST "FP4GEMM_LOG_LEVEL=verbose fp4gemm info")
+fp4_require("${rc}" "^0$" "exit code")
+fp4_require("${err}" "FP4GEMM_LOG_LEVEL=verbose is not a log level" "the bad level must be reported")
 # a valid request that can't run here: the reason, exit 1
 fp4_expect(1 gemm -m 4 -n 4 -k 16 --device cpu --backend cuda_simt)
 fp4_one_error_line("backend cuda_simt can't run")
+fp4_require("${ERR}" "^fp4gemm gemm: on CPU: backend cuda_simt can't run this problem: [^\n]*\n$"
+            "the reason once, with the device")
 
 # ---- files: gen-input -> quantize (twice) -> dequantize --------------------------------------
 fp4_expect(0 gen-input --rows 5 -k 64 --seed 7 --out x.bin)

@@ -8,7 +8,8 @@
  *   - a symlink is followed deliberately: the file it points to is replaced, the link stays
  *     (a link to a missing file is refused: where to create it is ambiguous);
  *   - "-" is stdout (the command's messages then go to stderr);
- *   - two outputs of one command naming the same file are refused before anything runs.
+ *   - two outputs of one command naming the same file are refused before anything runs, and
+ *     so is an output that is one of the command's inputs (quantize --in x --out-q x).
  */
 #define _XOPEN_SOURCE 700 /* realpath, mkstemp, fchmod */
 
@@ -273,6 +274,25 @@ int cli_check_outputs(const char *cmd, const char *const *paths, const char *con
             if (same && !discard)
                 return cli_fail(cmd, CLI_USAGE, "%s %s and %s %s are the same file: give each "
                                 "output its own path", opts[j], paths[j], opts[i], paths[i]);
+        }
+    }
+    return CLI_OK;
+}
+
+int cli_check_inputs(const char *cmd, const char *const *outs, const char *const *out_opts,
+                     int n_out, const char *const *ins, const char *const *in_opts, int n_in) {
+    for (int i = 0; i < n_out; i++) {
+        struct stat so;
+        /* a new file, "-", /dev/null or a FIFO can't be a regular input */
+        if (!outs[i] || strcmp(outs[i], "-") == 0 || stat(outs[i], &so) != 0 ||
+            !S_ISREG(so.st_mode))
+            continue;
+        for (int j = 0; j < n_in; j++) {
+            struct stat si;
+            if (ins[j] && stat(ins[j], &si) == 0 && si.st_dev == so.st_dev &&
+                si.st_ino == so.st_ino)
+                return cli_fail(cmd, CLI_USAGE, "%s %s is the input %s %s: give the output "
+                                "its own path", out_opts[i], outs[i], in_opts[j], ins[j]);
         }
     }
     return CLI_OK;

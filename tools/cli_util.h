@@ -124,6 +124,11 @@ int cli_write_files(const char *cmd, const cli_output *outs, int n);
  * An output "-" (or another name of stdout, /dev/stdout) sends the command's messages to
  * stderr from now on (see cli_msg). */
 int cli_check_outputs(const char *cmd, const char *const *paths, const char *const *opts, int n);
+/* Up front too: refuses (CLI_USAGE, one line naming both options) an output that is the same
+ * file as one of the command's inputs (any spelling, a symlink or hard link to it), which
+ * would be replaced by the command's result. NULL paths are skipped. */
+int cli_check_inputs(const char *cmd, const char *const *outs, const char *const *out_opts,
+                     int n_out, const char *const *ins, const char *const *in_opts, int n_in);
 
 /* Where a command's messages go: stdout, or stderr when an output is stdout ("-"). */
 FILE *cli_msg(void);

@@ -327,11 +327,10 @@ static int run_gemm(const gemm_opts *o) {
     fp4_tactic chosen;
     if ((st = cli_select(run, desc, &chosen, tactic_name, sizeof tactic_name, why,
                          sizeof why)) != FP4_OK) {
-        char asked[96] = "auto";
-        (void)fp4_tactic_name(o->tactic, asked, sizeof asked);
+        /* why names the backend or tactic asked for: "backend cuda_simt can't run this
+         * problem: needs a CUDA device; ..." */
         if (o->tactic.backend != FP4_BACKEND_AUTO && st == FP4_ERR_NOT_SUPPORTED)
-            rc = cli_fail(CMD, CLI_FAIL, "backend %s can't run this on %s: %s", asked,
-                          device_name, why);
+            rc = cli_fail(CMD, CLI_FAIL, "on %s: %s", device_name, why);
         else
             rc = cli_lib_fail(CMD, "choosing the backend", st, run);
         goto done;
@@ -432,14 +431,16 @@ int cmd_gemm(int argc, char **argv) {
         {.name = "--a-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.a_sf_path,
          .help = "A's E4M3 scales, in the layout of --layout"},
         {.name = "--a-gs", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.a_gs,
-         .help = "A's global scale, as 'fp4gemm quantize' printed it\n"
-                 "(the decimal or the f32 bits 0x...)"},
+         .help = "A's encode global scale, as 'fp4gemm quantize'\n"
+                 "printed it (the decimal or the f32 bits 0x...);\n"
+                 "for --recipe modelopt files, 1/ws2 (the value it\n"
+                 "prints for dequantize), not ws2"},
         {.name = "--b", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.b_path,
          .help = "B from a file: the packed E2M1 [N, K/2] (with --b-sf,\n--b-gs)"},
         {.name = "--b-sf", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.b_sf_path,
          .help = "B's E4M3 scales, in the layout of --layout"},
         {.name = "--b-gs", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.b_gs,
-         .help = "B's global scale, as 'fp4gemm quantize' printed it"},
+         .help = "B's encode global scale, as for --a-gs"},
         {.name = "--out", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.out_path,
          .help = "write D, raw [M, N] of --out-dtype ('-': stdout)"},
         {.name = "--check", .kind = CLI_FLAG, .dest = &o.check,
@@ -503,6 +504,10 @@ int cmd_gemm(int argc, char **argv) {
     if (no_time) o.max_seconds = 0.0f;
     const char *paths[1] = {o.out_path}, *names[1] = {"--out"};
     if (cli_check_outputs(CMD, paths, names, 1) != CLI_OK) return CLI_USAGE;
+    const char *in_paths[4] = {o.a_path, o.a_sf_path, o.b_path, o.b_sf_path};
+    const char *in_names[4] = {"--a", "--a-sf", "--b", "--b-sf"};
+    if (cli_check_inputs(CMD, paths, names, 1, in_paths, in_names, 4) != CLI_OK)
+        return CLI_USAGE;
     if (o.device == -2) o.device = cli_default_device();
     return run_gemm(&o);
 }

@@ -57,8 +57,8 @@ int cmd_info(int argc, char **argv) {
                  "the automatic-selection order and what auto picks.",
         .opts = NULL,
         .n_opts = 0,
-        .notes = "auto picks the first backend of the order that can run; the library's\n"
-                 "environment override replaces the order (see 'fp4gemm --help').",
+        .notes = "auto picks the first backend of the order that can run; FP4GEMM_BACKEND,\n"
+                 "read by the library, replaces the order (see 'fp4gemm --help').",
     };
     const int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;

@@ -18,7 +18,8 @@
     "over PATH once complete: a failure leaves an older PATH as it was. /dev/null, a\n"    \
     "FIFO or another special file is written in place; a symlink is followed (the file\n"  \
     "it points to is replaced); '-' is stdout (messages then go to stderr). Two outputs\n"  \
-    "naming one file are refused. GS may be given as its f32 bits: 0x43066666."
+    "naming one file, or an output naming an input, are refused. GS may be given as\n"   \
+    "its f32 bits: 0x43066666."
 
 /* "[4, 64] f32": the shape of a file, for messages. */
 static void describe(char *buf, size_t len, int64_t rows, int64_t cols, const char *what) {
@@ -171,7 +172,7 @@ static int run_quantize(const char *cmd, const quant_opts *o, cli_command *parse
     if ((rc = cli_write_files(cmd, outs, 2)) != CLI_OK) goto done;
     if (modelopt)
         cli_say("recipe modelopt: decode global scale ws2 %.9g (f32 bits 0x%08X)%s; dequantize "
-                "with --global-scale %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
+                "(or gemm --a-gs/--b-gs) with %.9g (1/ws2)\n", (double)gs, (unsigned)cli_f32_bits(gs),
                 from_amax ? ", from the input's amax: amax / (6 * 448)" : "", 1.0 / (double)gs);
     else
         cli_say("global scale %.9g (f32 bits 0x%08X)%s\n", (double)gs, (unsigned)cli_f32_bits(gs),
@@ -241,6 +242,9 @@ int cmd_quantize(int argc, char **argv) {
                         "each other");
     const char *paths[2] = {o.out_q, o.out_sf}, *names[2] = {"--out-q", "--out-sf"};
     if (cli_check_outputs(cmd_name, paths, names, 2) != CLI_OK) return CLI_USAGE;
+    const char *in_paths[1] = {o.in}, *in_names[1] = {"--in"};
+    if (cli_check_inputs(cmd_name, paths, names, 2, in_paths, in_names, 1) != CLI_OK)
+        return CLI_USAGE;
     return run_quantize(cmd_name, &o, &cmd);
 }
 
@@ -338,6 +342,9 @@ int cmd_dequantize(int argc, char **argv) {
     if (rc != CLI_RUN) return rc;
     const char *paths[1] = {o.out}, *names[1] = {"--out"};
     if (cli_check_outputs(cmd_name, paths, names, 1) != CLI_OK) return CLI_USAGE;
+    const char *in_paths[2] = {o.in_q, o.in_sf}, *in_names[2] = {"--in-q", "--in-sf"};
+    if (cli_check_inputs(cmd_name, paths, names, 1, in_paths, in_names, 2) != CLI_OK)
+        return CLI_USAGE;
     return run_dequantize(cmd_name, &o);
 }
 

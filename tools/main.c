@@ -67,12 +67,14 @@ static void print_help(FILE *out) {
             "\n"
             "overrides:\n"
             "  --backend NAME          run exactly NAME; if it can't run, fail with the reason\n"
-            "  the environment         the library reads a backend override, used instead of\n"
-            "                          the list when the request is auto (its name and rules:\n"
-            "                          docs/backends.md); 'fp4gemm info' and 'fp4gemm gemm'\n"
-            "                          print what the library selected and why\n"
-            "  FP4GEMM_LOG_LEVEL=L     error, warn (default), info (says why auto skipped a\n"
-            "                          backend), debug or off\n"
+            "  FP4GEMM_BACKEND=NAME    read by the library (not by this tool) when a context\n"
+            "                          is created: a backend or tactic name used instead of\n"
+            "                          the list when the request is auto; one that can't run\n"
+            "                          fails with the reason (docs/backends.md); 'fp4gemm\n"
+            "                          info' and 'fp4gemm gemm' say what was selected, why\n"
+            "  FP4GEMM_LOG_LEVEL=L     the library's log level: error, warn (default), info\n"
+            "                          (contexts made, GPU images missing), debug (every\n"
+            "                          failure's detail) or off; any case\n"
             "\n"
             "exit codes: 0 ok, 1 failure (including a failed --check), 2 bad usage\n");
 }
@@ -91,8 +93,14 @@ int main(int argc, char **argv) {
         printf("fp4gemm %s\n", fp4_version());
         return CLI_OK;
     }
-    for (int i = 0; i < N_COMMANDS; i++)
-        if (strcmp(name, k_commands[i].name) == 0) return k_commands[i].run(argc - 1, argv + 1);
+    for (int i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(name, k_commands[i].name) != 0) continue;
+        /* the library reports a FP4GEMM_LOG_LEVEL that is no level only when the level is
+         * first needed, which a run that logs nothing never does: ask for it now, so that a
+         * typo (FP4GEMM_LOG_LEVEL=verbose) is reported on every command */
+        (void)fp4_get_log_level();
+        return k_commands[i].run(argc - 1, argv + 1);
+    }
     fprintf(stderr, "fp4gemm: %s '%s' (see 'fp4gemm --help')\n",
             name[0] == '-' ? "unknown option" : "unknown command", name);
     return CLI_USAGE;
