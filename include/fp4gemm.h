@@ -64,7 +64,9 @@ const char *fp4_built_cuda_archs(void);
 /* ---------------------------------------------------------------------------------------
  * Enumerations, each with name <-> string conversion. *_name gives the lower-case name, or
  * "?" for a bad value. *_from_name ignores case ("CPU_REF", "Info") and returns
- * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), leaving *out unchanged.
+ * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), leaving *out unchanged
+ * and fp4_last_error(NULL) as it was (fp4_tactic_from_name, below, sets it to the list of
+ * valid names). Exception: fp4_quant_recipe_from_name is case-sensitive (see there).
  * ------------------------------------------------------------------------------------- */
 typedef enum fp4_dtype {
     FP4_DTYPE_F32 = 0,  /* "f32"  */
@@ -84,7 +86,8 @@ typedef enum fp4_sf_layout {
 typedef enum fp4_backend {
     FP4_BACKEND_AUTO = 0,       /* "auto": first in the policy for the device that can run */
     FP4_BACKEND_CPU_REF = 1,    /* "cpu_ref": the reference, double accumulation */
-    FP4_BACKEND_CUDA_SIMT = 2,  /* "cuda_simt": CUDA cores, any GPU from sm_70 */
+    FP4_BACKEND_CUDA_SIMT = 2,  /* "cuda_simt": CUDA cores, any GPU the build has an image
+                                 * for (the source is sm_70-clean; CUDA 13 builds sm_75+) */
     FP4_BACKEND_CUDA_MMA = 3,   /* "cuda_mma": mma.sync tensor cores, sm_80+ */
     FP4_BACKEND_CUDA_WGMMA = 4, /* "cuda_wgmma": Hopper warpgroup MMA, sm_90a */
     FP4_BACKEND_CUBLASLT = 5    /* "cublaslt": native FP4 through cuBLASLt, sm_100+ */
@@ -129,8 +132,9 @@ fp4_log_level fp4_get_log_level(void);
 void fp4_set_log_callback(fp4_log_fn fn, void *user); /* NULL restores stderr */
 
 /* ---------------------------------------------------------------------------------------
- * Sizes and scale-factor offsets. All return -1 for invalid arguments (rows < 1, k < 16,
- * k not a multiple of 16, overflow).
+ * Sizes and scale-factor offsets, in bytes. All return -1 for invalid arguments (rows < 1,
+ * k < 16, k not a multiple of 16, a bad layout, overflow). fp4_sf_bytes of SWIZZLED_128x4
+ * pads rows up to a multiple of 128 and k/16 up to a multiple of 4 (the layout's tiles).
  * ------------------------------------------------------------------------------------- */
 int64_t fp4_packed_bytes(int64_t rows, int64_t k);                      /* rows * k/2 */
 int64_t fp4_sf_bytes(int64_t rows, int64_t k, fp4_sf_layout layout);    /* padded for swizzled */
@@ -186,14 +190,27 @@ typedef struct fp4_device_info {
     double memory_bandwidth_gbs; /* from the memory clock and bus width; 0 if unknown */
 } fp4_device_info;
 
-/* Number of CUDA devices; 0 (and FP4_OK) without CUDA or without a driver. */
+/* Number of CUDA devices; 0 (and FP4_OK) without CUDA or without a driver, and when the
+ * runtime fails (logged). FP4_ERR_INVALID_ARGUMENT for a NULL count. */
 fp4_status fp4_device_count(int *count);
+/* Fills *info for CUDA device `device` (0 .. count-1). info->struct_size must be exactly
+ * sizeof(fp4_device_info) (unlike the descriptors below, this struct is not versioned yet).
+ * Errors (detail in fp4_last_error(NULL)): FP4_ERR_INVALID_ARGUMENT for NULL info, a wrong
+ * struct_size or device < 0; FP4_ERR_NO_DEVICE for no such device or a build without CUDA;
+ * FP4_ERR_CUDA. Does not create a context. */
 fp4_status fp4_device_query(int device, fp4_device_info *info);
 
 typedef struct fp4_ctx fp4_ctx;
 
 /* device -1: the CPU. device >= 0: that CUDA device, made current on the calling thread by
- * every call that takes the context. */
+ * every call that takes the context. Reads FP4GEMM_BACKEND (a value that names nothing is
+ * logged as a warning and fails only GEMMs left to auto; docs/backends.md). Allocates: the
+ * context, and on a GPU each backend's state (cuda_mma's split-K workspace, 32 MiB + 64 KiB of
+ * device memory on sm_80+; cublaslt's handle and 32 MiB workspace on sm_100+); a backend
+ * whose set-up fails is reported as unable to run, it does not fail fp4_create. On failure
+ * *ctx is NULL and fp4_last_error(NULL) has the detail: FP4_ERR_INVALID_ARGUMENT (NULL ctx,
+ * device < -1), FP4_ERR_NO_DEVICE (no such device, or a build without CUDA), FP4_ERR_CUDA,
+ * FP4_ERR_OUT_OF_MEMORY. */
 fp4_status fp4_create(fp4_ctx **ctx, int device);
 void fp4_destroy(fp4_ctx *ctx); /* accepts NULL */
 int fp4_ctx_device(const fp4_ctx *ctx);
@@ -203,7 +220,13 @@ int fp4_ctx_compute_capability(const fp4_ctx *ctx);
  * or "" after success. Valid until the next call on the context. Accepts NULL. */
 const char *fp4_last_error(const fp4_ctx *ctx);
 
-/* Memory on the context's device (plain malloc/free for the CPU). Copies are synchronous. */
+/* Memory on the context's device (plain malloc/free for the CPU; cudaMalloc/cudaFree on a GPU),
+ * aligned as malloc and cudaMalloc align (16 bytes or more: what the backends' alignment rules
+ * ask). fp4_malloc of 0 bytes is FP4_ERR_INVALID_ARGUMENT; copies and fp4_memset of 0 bytes do
+ * nothing. Copies and fp4_memset are synchronous (they wait for the legacy default stream:
+ * see "Threads" above); fp4_synchronize waits for `stream` (NULL: the legacy default stream)
+ * and does nothing on the CPU. Errors: FP4_ERR_INVALID_ARGUMENT (NULL ctx or pointer,
+ * bytes < 0), FP4_ERR_OUT_OF_MEMORY, FP4_ERR_CUDA. */
 fp4_status fp4_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
 fp4_status fp4_free(fp4_ctx *ctx, void *ptr); /* accepts NULL */
 fp4_status fp4_upload(fp4_ctx *ctx, void *dst, const void *host_src, int64_t bytes);
@@ -288,15 +311,24 @@ typedef struct fp4_dequant_desc {
 
 /* zeroes, sets struct_size, gs = 1, F32 input, linear scales, recipe FLASHINFER */
 void fp4_quant_desc_init(fp4_quant_desc *desc);
-void fp4_dequant_desc_init(fp4_dequant_desc *desc); /* zeroes, sets struct_size, gs = 1 */
+/* zeroes, sets struct_size, gs = 1, F32 output, linear scales */
+void fp4_dequant_desc_init(fp4_dequant_desc *desc);
 /* Quantizes desc->in with desc->recipe. FP4_ERR_INVALID_ARGUMENT (detail in fp4_last_error)
  * for a bad descriptor: struct_size neither sizeof(fp4_quant_desc) nor 0.1.0's, an unknown
  * recipe, a global scale by value that is not positive and finite, bad sizes, NULL or
  * misaligned pointers. Asynchronous on a GPU. */
 fp4_status fp4_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc);
+/* Decodes desc->q with desc->sf (as fp4_quantize writes them, scales in desc->sf_layout) into
+ * desc->out: out[r, c] = fp32(e2m1 * e4m3 / global_scale) (the product is exact; a NaN scale
+ * gives NaN; docs/format.md), then rounded to nearest even into out_dtype. The same bits on
+ * every backend. FP4_ERR_INVALID_ARGUMENT (detail in fp4_last_error) for a bad descriptor:
+ * struct_size, rows < 1, k not a positive multiple of 16, ld_out < k, a dtype or layout out of
+ * range, a global scale by value that is not positive and finite, NULL or misaligned
+ * pointers. Asynchronous on a GPU. */
 fp4_status fp4_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *desc);
 
-/* The encode global scale of a tensor: gs = 448*6 / amax (NaN ignored; 1 if amax == 0;
+/* The encode global scale of a [rows, k] tensor `in` (ld_in elements between row starts; 0
+ * means k): gs = 448*6 / amax (NaN ignored; 1 if amax == 0;
  * FLT_MAX if the quotient overflows), written to *gs_out (context memory, stream-ordered on a
  * GPU). A tensor with an Inf has amax = Inf and so gs = 0, as the formula gives: fp4_quantize
  * rejects gs = 0 given by value; given through global_scale_ptr it makes the whole tensor
@@ -390,8 +422,11 @@ fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
 fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
                              char *why, size_t why_len);
 
-/* What AUTO would run for desc (NULL: for a generic problem): the first backend of the
- * context's policy (fp4_backend_policy) that can run it. FP4_ERR_NOT_SUPPORTED if none. */
+/* What AUTO would run for desc (NULL: for a generic problem), whatever desc->backend says:
+ * the backend FP4GEMM_BACKEND names (read at fp4_create) if it is set, else the first backend
+ * of the context's policy (fp4_backend_policy) that can run it. FP4_ERR_NOT_SUPPORTED if none
+ * can (or the variable's backend can't); FP4_ERR_INVALID_ARGUMENT for a bad desc or a
+ * FP4GEMM_BACKEND that names nothing. fp4_gemm_select also gives the config and why. */
 fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out);
 
 /* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`
@@ -464,6 +499,8 @@ typedef fp4_status (*fp4_launch_fn)(void *user, int set, struct CUstream_st *str
 #define FP4_MEASURE_MAX_SETS 1024   /* rotated input sets, at most */
 #define FP4_MEASURE_L2_FACTOR 5.0   /* the sets of one replay span >= this many L2 sizes */
 
+/* fp4_measure_desc, fp4_measure_result and fp4_verify_result are not versioned yet: their
+ * struct_size must be exactly this header's sizeof (any other is FP4_ERR_INVALID_ARGUMENT). */
 typedef struct fp4_measure_desc {
     size_t struct_size;     /* sizeof(fp4_measure_desc); fp4_measure_desc_init sets it */
     fp4_launch_fn launch;   /* required */
