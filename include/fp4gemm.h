@@ -13,8 +13,11 @@
  *   - a context lives on one device: device -1 is the CPU, 0.. a CUDA device. Every pointer
  *     given to a context-taking call lives where the context's device is (host memory for
  *     the CPU, device memory for a GPU), unless its comment says otherwise;
- *   - GPU calls are asynchronous on the given stream (NULL = the legacy default stream),
- *     allocate nothing and never synchronize, so they can be captured in a CUDA graph;
+ *   - the GPU compute calls (fp4_gemm, fp4_quantize, fp4_dequantize, the global scales,
+ *     fp4_sf_convert) are asynchronous on the given stream (NULL = the legacy default
+ *     stream), allocate nothing and never synchronize, so they can be captured in a CUDA
+ *     graph; the context, memory, measuring and checking calls allocate or synchronize
+ *     (listed under "Threads" below);
  *   - the library never prints except through the logger (see fp4_set_log_level) and never
  *     exits; the detail of the last failure is kept in the context (fp4_last_error).
  */
