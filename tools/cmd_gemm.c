@@ -350,8 +350,11 @@ static int run_gemm(const gemm_opts *o) {
     if (o->b_path) cli_say("B from %s", o->b_path);
     if (!o->a_path || !o->b_path) cli_say("%sseed %lld", o->a_path || o->b_path ? ", random " : "",
                                           (long long)o->seed);
-    cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a, (double)op->gs_b,
-            (double)op->alpha);
+    if (o->w4a16) /* A is not quantized: it has no global scale */
+        cli_say("\nscales    gs_b %.9g, alpha %.9g\n", (double)op->gs_b, (double)op->alpha);
+    else
+        cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a,
+                (double)op->gs_b, (double)op->alpha);
     cli_say("backend   %s (%s)\n", tactic_name, why);
     cli_say("device    %s\n", device_name);
     fflush(cli_msg());
