@@ -13,13 +13,13 @@
 #define LAYOUT_HELP \
     "scale layout: swizzled (128x4 tiles, as cuBLASLt) or\nlinear (default swizzled)"
 
-#define OUTPUT_NOTES                                                                        \
+#define OUTPUT_FILE_NOTES                                                                   \
     "Output files are written to a unique temporary in the same folder, then renamed\n"    \
     "over PATH once complete: a failure leaves an older PATH as it was. /dev/null, a\n"    \
-    "FIFO or another special file is written in place; a symlink is followed (the file\n"  \
-    "it points to is replaced); '-' is stdout (messages then go to stderr). Two outputs\n"  \
-    "naming one file, or an output naming an input, are refused. GS may be given as\n"   \
-    "its f32 bits: 0x43066666."
+    "FIFO or another special file is written in place; a symlink is followed (the\n"      \
+    "file it points to is replaced); '-' is stdout (messages then go to stderr). Two\n"   \
+    "outputs naming one file, or an output naming an input, are refused."
+#define OUTPUT_NOTES OUTPUT_FILE_NOTES "\nGS may be given as its f32 bits: 0x43066666."
 
 /* "[4, 64] f32": the shape of a file, for messages. */
 static void describe(char *buf, size_t len, int64_t rows, int64_t cols, const char *what) {
@@ -379,7 +379,7 @@ int cmd_gen_input(int argc, char **argv) {
                  "the same file on every machine.",
         .opts = opts,
         .n_opts = (int)(sizeof opts / sizeof opts[0]),
-        .notes = NULL,
+        .notes = OUTPUT_FILE_NOTES,
     };
     int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;
