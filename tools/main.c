@@ -66,7 +66,7 @@ static void print_help(FILE *out) {
             "'fp4gemm info' shows why each backend can or can't run on this machine.\n"
             "\n"
             "overrides:\n"
-            "  --backend NAME          run exactly NAME; if it can't run, fail with the reason\n"
+            "  --backend NAME          run exactly NAME; if it can't run, fail saying why\n"
             "  FP4GEMM_BACKEND=NAME    read by the library (not by this tool) when a context\n"
             "                          is created: a backend or tactic name used instead of\n"
             "                          the list when the request is auto; one that can't run\n"
