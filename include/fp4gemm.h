@@ -69,7 +69,7 @@ const char *fp4_built_cuda_archs(void);
  * "?" for a bad value. *_from_name ignores case ("CPU_REF", "Info") and returns
  * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), leaving *out unchanged
  * and fp4_last_error(NULL) as it was (fp4_tactic_from_name, below, sets it to the list of
- * valid names). Exception: fp4_quant_recipe_from_name is case-sensitive (see there).
+ * valid names).
  * ------------------------------------------------------------------------------------- */
 typedef enum fp4_dtype {
     FP4_DTYPE_F32 = 0,  /* "f32"  */
@@ -258,7 +258,7 @@ typedef enum fp4_quant_recipe {
 } fp4_quant_recipe;
 #define FP4_QUANT_RECIPE_COUNT 2
 
-/* "flashinfer", "modelopt"; "?" for a bad value. from_name is case-sensitive and returns
+/* "flashinfer", "modelopt"; "?" for a bad value. from_name ignores case and returns
  * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument). */
 const char *fp4_quant_recipe_name(fp4_quant_recipe recipe);
 fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out);

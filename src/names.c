@@ -216,6 +216,9 @@ fp4_status fp4_parse_tactic(const char *name, fp4_tactic *out, char *why, size_t
                                ops->name, ops->config_name(c));
         if (n > 0) used += (size_t)n;
     }
+    if (fp4_config_count(ops) == 0 && !fp4_built_with_cuda() && ops->id != FP4_BACKEND_CPU_REF)
+        return PARSE_FAIL("\"%.60s\": %s's configs are not in this build (built without CUDA)",
+                          name, ops->name);
     return PARSE_FAIL("\"%.60s\": %s has no config \"%.40s\"; %s%s", name, ops->name, slash + 1,
                       fp4_config_count(ops) ? "its tactics: " : "it has no configs yet: use ",
                       fp4_config_count(ops) ? valid : ops->name);

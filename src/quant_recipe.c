@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const k_recipe_names[FP4_QUANT_RECIPE_COUNT] = {"flashinfer", "modelopt"};
 
@@ -18,7 +19,7 @@ const char *fp4_quant_recipe_name(fp4_quant_recipe recipe) {
 fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out) {
     if (!name || !out) return FP4_ERR_INVALID_ARGUMENT;
     for (int i = 0; i < FP4_QUANT_RECIPE_COUNT; i++) {
-        if (strcmp(k_recipe_names[i], name) == 0) {
+        if (strcasecmp(k_recipe_names[i], name) == 0) { /* like every *_from_name */
             *out = (fp4_quant_recipe)i;
             return FP4_OK;
         }

@@ -165,7 +165,10 @@ static void test_names_and_versions(void) {
         ok &= fp4_quant_recipe_from_name(fp4_quant_recipe_name((fp4_quant_recipe)i), &r) == FP4_OK && (int)r == i;
     tu_case(ok, "recipe from_name(name(i)) == i for every recipe");
     r = (fp4_quant_recipe)99;
-    tu_case(fp4_quant_recipe_from_name("FlashInfer", &r) == FP4_ERR_INVALID_ARGUMENT &&
+    tu_case(fp4_quant_recipe_from_name("ModelOpt", &r) == FP4_OK && r == FP4_QUANT_RECIPE_MODELOPT,
+            "recipe from_name ignores case: ModelOpt");
+    r = (fp4_quant_recipe)99;
+    tu_case(fp4_quant_recipe_from_name("flash-infer", &r) == FP4_ERR_INVALID_ARGUMENT &&
                 fp4_quant_recipe_from_name("trtllm", &r) == FP4_ERR_INVALID_ARGUMENT &&
                 fp4_quant_recipe_from_name(NULL, &r) == FP4_ERR_INVALID_ARGUMENT &&
                 fp4_quant_recipe_from_name("modelopt", NULL) == FP4_ERR_INVALID_ARGUMENT && (int)r == 99,
