@@ -614,6 +614,139 @@ fp4_status fp4_count_nonfinite(fp4_ctx *ctx, const void *x, fp4_dtype dtype, int
                                int64_t cols, int64_t ld, struct CUstream_st *stream,
                                int64_t *count);
 
+/* ---------------------------------------------------------------------------------------
+ * Autotuning and the tuning cache (src/tune/, docs/tuning.md). A context keeps a table of
+ * tuned tactics, one per problem bucket; fp4_gemm with AUTO (no FP4GEMM_BACKEND) runs the
+ * bucket's tuned tactic when there is one that can run the problem, else the policy and the
+ * heuristic, and fp4_gemm_select's reason then begins with "tuned". The lookup allocates,
+ * logs and formats nothing. A bucket is the problem with M rounded up (fp4_tuning_bucket_m),
+ * N and K exact, A's dtype, both scale layouts and D's dtype. The table belongs to the
+ * context's device: its key is the device name, compute capability, SM count and this
+ * library's version; a cache file's entries for another key are ignored (one warning).
+ * NOTE: fp4_tune, and fp4_gemm in FP4_AUTOTUNE_ON_FIRST_USE mode on a bucket it has not seen,
+ * allocate and synchronize (like fp4_measure): never inside a CUDA graph capture. The table
+ * is not locked: tune, load or clear while no other thread uses the context.
+ * ------------------------------------------------------------------------------------- */
+
+/* The bucket of M: powers of two up to 256 (1, 2, 4, ..., 256), then multiples of 256 up to
+ * 4096, then powers of two (8192, 16384, ...): the smallest of those >= m. -1 for m < 1 or an
+ * m whose bucket overflows int64. */
+int64_t fp4_tuning_bucket_m(int64_t m);
+
+/* The progress of fp4_tune, given to its callback after each tactic is judged. */
+typedef struct fp4_tune_progress {
+    int problem, problems;   /* 0-based index of the problem being tuned, and how many */
+    fp4_tactic tactic;       /* the tactic just judged */
+    int tactic_index, tactics; /* its index among the problem's candidates, and how many */
+    double tactic_us;        /* its median (microseconds per launch); 0 if skipped */
+    const char *skipped;     /* NULL, or why it was skipped ("wrong result: ...", "too slow") */
+    fp4_tactic best;         /* the problem's fastest so far ({AUTO, -1} if none yet) */
+    double best_us;          /* its median; 0 if none yet */
+    double elapsed_s;        /* since fp4_tune began */
+    double left_s;           /* estimated time left (from the time per problem so far) */
+} fp4_tune_progress;
+typedef void (*fp4_tune_progress_fn)(void *user, const fp4_tune_progress *progress);
+
+typedef struct fp4_tune_options {
+    size_t struct_size;        /* sizeof(fp4_tune_options); fp4_tune_options_init sets it */
+    double budget_seconds;     /* the whole call; problems not reached are left untuned
+                                * (result->tuned = 0). <= 0: no limit. Default 0 */
+    double tactic_budget_seconds; /* the most one tactic's measurement may take (fp4_measure's
+                                * budget); a tactic is also cut when it would take over 3x the
+                                * best one's measurement (at least 0.25 s). Default 2 */
+    int verify_samples;        /* fp4_gemm_verify's samples; <= 0: its default (68) */
+    uint64_t seed;             /* the random operands and the samples. Default 1 */
+    fp4_tune_progress_fn progress; /* may be NULL */
+    void *user;
+    struct CUstream_st *stream; /* GPU: the stream the GEMMs run on (NULL: fp4_measure's own) */
+} fp4_tune_options;
+
+/* The outcome of one problem. */
+typedef struct fp4_tune_result {
+    size_t struct_size;        /* set to sizeof(fp4_tune_result) before the call */
+    int tuned;                 /* 1: best is in the table now */
+    fp4_tactic best;           /* the fastest verified tactic */
+    double best_us;            /* its median, microseconds per launch */
+    fp4_tactic heuristic;      /* what untuned auto runs, and its median (0 if not timed) */
+    double heuristic_us;
+    int candidates;            /* tactics that can run the problem */
+    int failed;                /* of which failed to run or failed verification */
+    int too_slow;              /* of which were cut by the budget */
+    char message[512];         /* one line: the winner, or why nothing was tuned, and every
+                                * failed tactic with its reason */
+} fp4_tune_result;
+
+void fp4_tune_options_init(fp4_tune_options *options);
+
+/* Tunes `count` problems: for each, every tactic fp4_gemm_list_tactics gives is run once on
+ * seeded random operands, checked with fp4_gemm_verify (a tactic that fails or is wrong is
+ * skipped and reported in the result), then timed with fp4_measure (docs/PERF.md: the input
+ * sets rotated to be cold in L2, median over replays); the fastest median wins and goes into
+ * the context's table under the problem's bucket, replacing what was there. Only m, n, k,
+ * a_dtype, a_sf_layout, b_sf_layout and d_dtype of each problem are read (its pointers,
+ * backend, config and stream are ignored, so they may be NULL); the problem is timed at its
+ * own m, which stands for its bucket. options may be NULL (the defaults). results may be NULL,
+ * else holds count results, each with struct_size set. Allocates the operands on the
+ * context's device (for the largest problem's sizes, times the input sets) and synchronizes.
+ * Errors: INVALID_ARGUMENT (NULL ctx or problems, count < 1, a bad problem: its index is in
+ * fp4_last_error), OUT_OF_MEMORY, CUDA. A problem that no tactic can run, or that all fail,
+ * is not an error: its result says so (tuned = 0). */
+fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
+                    const fp4_tune_options *options, fp4_tune_result *results);
+
+/* Modes of fp4_set_autotune. */
+typedef enum fp4_autotune_mode {
+    FP4_AUTOTUNE_OFF = 0,          /* the default: fp4_gemm never tunes */
+    FP4_AUTOTUNE_ON_FIRST_USE = 1  /* an AUTO fp4_gemm whose bucket has no entry tunes it first
+                                    * (fp4_tune with default options on the descriptor's
+                                    * stream), as FlashInfer's `with autotune():` does. That
+                                    * call allocates and synchronizes: NOT graph-capturable
+                                    * (warm every bucket up before capturing). A bucket whose
+                                    * tuning fails gets the heuristic's tactic, so it is not
+                                    * retried. */
+} fp4_autotune_mode;
+
+/* Sets the context's mode. FP4_ERR_INVALID_ARGUMENT for a NULL ctx or an unknown mode. */
+fp4_status fp4_set_autotune(fp4_ctx *ctx, fp4_autotune_mode mode);
+
+/* Loads a tuning cache file (docs/tuning.md) into the context's table: its entries for this
+ * context's device and library version are added (replacing entries of the same bucket);
+ * the others are counted and ignored, with one warning through the logger. A file that is
+ * not a tuning file, has another format version, is truncated (no matching "end" line),
+ * longer than 16 MiB, or has any malformed line is rejected whole: FP4_ERR_INVALID_ARGUMENT
+ * with the path, the line number and what is wrong in fp4_last_error, and the table is left
+ * as it was. Other errors: INVALID_ARGUMENT (NULL ctx or path, file can't be opened: the
+ * system's reason), OUT_OF_MEMORY. fp4_create loads FP4GEMM_TUNING_FILE when that is set and
+ * not empty; there a failure is a warning through the logger, never a failed fp4_create. */
+fp4_status fp4_tuning_load(fp4_ctx *ctx, const char *path);
+
+/* fp4_tuning_load on the `len` bytes at `text` (need not be NUL-terminated); `origin` (may be
+ * NULL) names them in messages. */
+fp4_status fp4_tuning_load_buffer(fp4_ctx *ctx, const char *text, size_t len,
+                                  const char *origin);
+
+/* Writes the context's table (its entries only) to `path` atomically: a temporary file in the
+ * same folder, flushed to disk, then renamed over path, so that a reader sees the old file or
+ * the new one, never a part; on failure the temporary file is removed and path is untouched.
+ * Errors: INVALID_ARGUMENT (NULL), and FP4_ERR_INTERNAL is never used for I/O: a file that
+ * can't be written is FP4_ERR_INVALID_ARGUMENT with the system's reason. */
+fp4_status fp4_tuning_save(fp4_ctx *ctx, const char *path);
+
+/* Empties the context's table. FP4_ERR_INVALID_ARGUMENT for a NULL ctx. */
+fp4_status fp4_tuning_clear(fp4_ctx *ctx);
+
+typedef struct fp4_tuning_info {
+    size_t struct_size;    /* set to sizeof(fp4_tuning_info) before the call */
+    int64_t entries;       /* in the table */
+    int64_t ignored;       /* entries of other devices or versions skipped by the last load */
+    char file[1024];       /* the last file loaded into the table, or "" */
+    char device_key[384];  /* the key its entries carry: "NVIDIA H200" sm_90 132 SMs 0.1.0 */
+    fp4_autotune_mode mode;
+} fp4_tuning_info;
+
+/* What the context's table holds. FP4_ERR_INVALID_ARGUMENT for NULL or a bad struct_size. */
+fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif

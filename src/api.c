@@ -3,6 +3,7 @@
  * the GEMM backend that src/dispatch.c resolves. */
 #include "backend.h"
 #include "format.h"
+#include "tune/tuning.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -349,6 +350,11 @@ fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc) {
     if (fp4_gemm_desc_prepare(desc, &d, why, sizeof why))
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s", why);
 
+    // opt-in (FP4_AUTOTUNE_ON_FIRST_USE): an unseen bucket is tuned first (src/tune/)
+    if (ctx->tuning.mode != FP4_AUTOTUNE_OFF && d.backend == FP4_BACKEND_AUTO) {
+        const fp4_status ts = fp4_tuning_first_use(ctx, &d);
+        if (ts != FP4_OK) return ts;
+    }
     // the tactic: no message formatting unless nothing can run
     fp4_tactic t;
     const fp4_status st = fp4_resolve_tactic(ctx, &d, &t, NULL, 0);

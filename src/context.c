@@ -1,5 +1,6 @@
 /* context.c - contexts, error detail, devices and memory. */
 #include "backend.h"
+#include "tune/tuning.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ fp4_status fp4_create(fp4_ctx **out, int device) {
         snprintf(ctx->info.name, sizeof ctx->info.name, "CPU");
     }
     fp4_registry_init(ctx); /* each backend's per-context state */
+    fp4_tuning_load_env(ctx); /* FP4GEMM_TUNING_FILE: a failure is a warning */
     *out = ctx;
     return FP4_OK;
 }
@@ -98,6 +100,7 @@ fp4_status fp4_create(fp4_ctx **out, int device) {
 void fp4_destroy(fp4_ctx *ctx) {
     if (!ctx) return;
     fp4_registry_fini(ctx);
+    fp4_tuning_free(&ctx->tuning);
     free(ctx);
 }
 

@@ -2,6 +2,7 @@
  * capability, the FP4GEMM_BACKEND override, and the public calls that check, list and select
  * tactics. The backends themselves are reached through their ops (src/registry.c). */
 #include "backend.h"
+#include "tune/tuning.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +141,39 @@ static void say(char *why, size_t len, size_t *used, const char *fmt, ...) {
         return st_;                                                               \
     } while (0)
 
+/* The tuned table's tactic for d's bucket, if there is one and it can run d: 1 with *ops and
+ * *config set. No allocation, no logging; formatting only with why. */
+static int tuned_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, const fp4_backend_ops **ops,
+                        int *config, char *why, size_t why_len, size_t *used) {
+    fp4_tuning_key key;
+    fp4_tuning_key_of(d, &key);
+    const fp4_tuning_slot *slot = fp4_tuning_find(&ctx->tuning, &key);
+    if (!slot) return 0;
+    if (slot->tactic.backend == FP4_BACKEND_AUTO) { /* first-use tuning found nothing */
+        if (why)
+            say(why, why_len, used, "tuned entry for bucket m <= %lld: none (tuning found no "
+                "verified tactic); ", (long long)key.m_bucket);
+        return 0;
+    }
+    const fp4_backend_ops *o = fp4_registry_find(slot->tactic.backend);
+    char buf[256];
+    const char *reason = o ? fp4_tactic_why_not(ctx, o, d, slot->tactic.config, buf, sizeof buf)
+                           : "no such backend";
+    if (reason) { /* e.g. a config limited to smaller m than the bucket's top */
+        if (why && o && slot->tactic.config >= 0)
+            say(why, why_len, used, "tuned entry for bucket m <= %lld: %s/%s can't run it (%s); ",
+                (long long)key.m_bucket, o->name, o->config_name(slot->tactic.config), reason);
+        return 0;
+    }
+    *ops = o;
+    *config = slot->tactic.config;
+    if (why)
+        say(why, why_len, used, "tuned: bucket m <= %lld, n = %lld, k = %lld: %s%s%s (%.2f us)",
+            (long long)key.m_bucket, (long long)d->n, (long long)d->k, o->name,
+            *config >= 0 ? "/" : "", *config >= 0 ? o->config_name(*config) : "", slot->us);
+    return 1;
+}
+
 fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, fp4_tactic *out, char *why,
                               size_t why_len) {
     char buf[256];
@@ -179,8 +213,10 @@ fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, fp4_tactic *
                          reason);
         say(why, why_len, &used, "FP4GEMM_BACKEND=%s%s%s", ops->name, config >= 0 ? "/" : "",
             config >= 0 ? ops->config_name(config) : "");
+    } else if (d && ctx->tuning.count && tuned_tactic(ctx, d, &ops, &config, why, why_len, &used)) {
+        // 3. auto, and the tuned table has an entry for this bucket that can run the problem
     } else {
-        // 3. auto: the first backend of the policy that can run the problem
+        // 4. auto: the first backend of the policy that can run the problem
         const fp4_backend_ops *order[MAX_OPS];
         const int count = policy_ops(ctx, order);
         int i = 0;

@@ -28,6 +28,27 @@ enum {
     FP4_CC_BLACKWELL_GEFORCE = 120 /* sm_120, sm_121 */
 };
 
+/* The tuned table of a context (src/tune/tuning_table.c): open addressing, linear probing,
+ * capacity a power of two kept at most half full. Lookups never allocate. */
+typedef struct fp4_tuning_key {
+    int64_t m_bucket, n, k;
+    int32_t a_dtype, a_sf_layout, b_sf_layout, d_dtype;
+} fp4_tuning_key;
+typedef struct fp4_tuning_slot {
+    fp4_tuning_key key;
+    fp4_tactic tactic;
+    double us;  /* the tuned median (microseconds) */
+    int used;
+} fp4_tuning_slot;
+typedef struct fp4_tuning_table {
+    fp4_tuning_slot *slots; /* NULL while empty */
+    int64_t cap, count;
+    int64_t ignored;        /* other devices' entries in the last load */
+    char file[1024];        /* the last file loaded, or "" */
+    fp4_autotune_mode mode;
+    int tuning;             /* 1 while fp4_tune runs on this context (no nested first use) */
+} fp4_tuning_table;
+
 struct fp4_ctx {
     int device;              /* -1: CPU */
     fp4_device_info info;    /* zeroed for the CPU */
@@ -36,6 +57,7 @@ struct fp4_ctx {
     void *backend_state[FP4_BACKEND_COUNT];           /* made by each backend's init */
     char backend_init_error[FP4_BACKEND_COUNT][192]; /* "" unless its init failed */
     char last_error[1024];
+    fp4_tuning_table tuning; /* src/tune/: the tuned tactics, consulted by auto */
 };
 
 /* Records a failure in ctx (which may be NULL) and returns `status`. The message gets
