@@ -333,8 +333,8 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         res->best_us = best_us;
         char name[96];
         fp4_tactic_name(best, name, sizeof name);
-        append(msg, mlen, &mu, "%s: %.3f us (bucket m <= %lld; %d candidates", name, best_us,
-               (long long)key.m_bucket, count);
+        append(msg, mlen, &mu, "%s: %.3f us (bucket m <= %lld; %d candidate%s", name, best_us,
+               (long long)key.m_bucket, count, count == 1 ? "" : "s");
         if (res->too_slow) append(msg, mlen, &mu, ", %d cut as too slow", res->too_slow);
         append(msg, mlen, &mu, ")");
     } else {
