@@ -44,6 +44,21 @@ static int print_backends(int device) {
         printf("  %-12s %s (%s)\n", "auto picks", name, why);
     else
         printf("  %-12s nothing: %s\n", "auto picks", fp4_last_error(ctx));
+    fp4_tuning_info tuning;
+    tuning.struct_size = sizeof tuning;
+    if (fp4_tuning_get_info(ctx, &tuning) == FP4_OK) {
+        if (tuning.file[0])
+            printf("  %-12s %s: %lld entries for %s%s", "tuning", tuning.file,
+                   (long long)tuning.entries, tuning.device_key,
+                   tuning.ignored ? "" : "\n");
+        else
+            printf("  %-12s none loaded (entries for %s; 'fp4gemm tune', then\n"
+                   "  %-12s FP4GEMM_TUNING_FILE=FILE)\n",
+                   "tuning", tuning.device_key, "");
+        if (tuning.file[0] && tuning.ignored)
+            printf("; %lld entries for another device or version ignored\n",
+                   (long long)tuning.ignored);
+    }
     fp4_destroy(ctx);
     return CLI_OK;
 }
@@ -58,7 +73,8 @@ int cmd_info(int argc, char **argv) {
         .opts = NULL,
         .n_opts = 0,
         .notes = "auto picks the first backend of the order that can run; FP4GEMM_BACKEND,\n"
-                 "read by the library, replaces the order (see 'fp4gemm --help').",
+                 "read by the library, replaces the order (see 'fp4gemm --help'). 'tuning' says\n"
+                 "whether FP4GEMM_TUNING_FILE loaded a tuning cache, and for which device.",
     };
     const int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;

@@ -11,6 +11,7 @@ int cmd_gemm(int argc, char **argv);       /* cmd_gemm.c */
 int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_dequantize(int argc, char **argv); /* cmd_quantize.c */
 int cmd_gen_input(int argc, char **argv);  /* cmd_quantize.c */
+int cmd_tune(int argc, char **argv);       /* cmd_tune.c */
 
 typedef struct command {
     const char *name;
@@ -24,6 +25,7 @@ static const command k_commands[] = {
     {"quantize", cmd_quantize, "F32/F16/BF16 file -> packed E2M1 file + E4M3 scale file"},
     {"dequantize", cmd_dequantize, "packed E2M1 file + E4M3 scale file -> F32/F16/BF16 file"},
     {"bench", cmd_bench, "benchmark every backend against the baselines"},
+    {"tune", cmd_tune, "autotune: the fastest verified tactic per problem, into a cache file"},
     {"gen-input", cmd_gen_input, "write a seeded random F32/F16/BF16 file (tests, examples)"},
 };
 #define N_COMMANDS ((int)(sizeof k_commands / sizeof k_commands[0]))
@@ -72,6 +74,9 @@ static void print_help(FILE *out) {
             "                          the list when the request is auto; one that can't run\n"
             "                          fails with the reason (docs/backends.md); 'fp4gemm\n"
             "                          info' and 'fp4gemm gemm' say what was selected, why\n"
+            "  FP4GEMM_TUNING_FILE=F   a tuning cache ('fp4gemm tune'), read by the library:\n"
+            "                          auto runs its tactic for each problem it has\n"
+            "                          (docs/tuning.md); 'fp4gemm info' says if one is loaded\n"
             "  FP4GEMM_LOG_LEVEL=L     the library's log level: error, warn (default), info\n"
             "                          (contexts made, GPU images missing), debug (every\n"
             "                          failure's detail) or off; any case\n"

@@ -13,6 +13,11 @@
 #include <time.h>
 
 #define MAX_TACTICS 64
+/* Launches estimated under this (microseconds) are all timed: a few plain launches of short
+ * work measure the launch overhead more than the kernel. */
+#define FP4_TUNE_SHORT_US 50.0
+/* Above it, a tactic whose estimate is over this times the best estimate is cut untimed. */
+#define FP4_TUNE_CONTENDER 1.3
 #define MAX_SET_BYTES_TOTAL ((double)(2LL << 30)) /* input sets of one problem, at most */
 
 void fp4_tune_options_init(fp4_tune_options *o) {
@@ -151,10 +156,14 @@ typedef struct tune_run {
     double start, deadline; /* deadline 0: none */
     int problem, problems;
     int done;               /* problems finished, for the time left */
+    int judged;             /* tactics of this problem reported so far */
 } tune_run;
 
-static void report(const tune_run *r, fp4_tactic t, int index, int count, double us,
+/* Each candidate is reported once, in the order judged (index says which, 0..count-1). */
+static void report(tune_run *r, fp4_tactic t, int candidate, int count, double us,
                    const char *skipped, fp4_tactic best, double best_us) {
+    (void)candidate;
+    const int index = r->judged++;
     if (!r->opt->progress) return;
     fp4_tune_progress p;
     memset(&p, 0, sizeof p);
@@ -195,7 +204,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     if (st != FP4_OK) return st;
     if (count > MAX_TACTICS) count = MAX_TACTICS;
     res->candidates = count;
-    /* what untuned auto runs: timed first, so that slow tactics are cut against it */
+    /* what untuned auto runs: always timed, for the comparison */
     res->heuristic.backend = FP4_BACKEND_AUTO;
     res->heuristic.config = -1;
     {
@@ -206,12 +215,6 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         ctx->tuning.count = saved;
         ctx->last_error[0] = 0;
     }
-    for (int i = 1; i < count; i++)
-        if (cand[i].backend == res->heuristic.backend && cand[i].config == res->heuristic.config) {
-            const fp4_tactic t = cand[i];
-            memmove(cand + 1, cand, (size_t)i * sizeof *cand);
-            cand[0] = t;
-        }
     if (count == 0) {
         append(msg, mlen, &mu, "no tactic can run this problem here");
         return FP4_OK;
@@ -225,24 +228,30 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     double best_us = 0, best_measure_s = 0;
     char failures[400] = "";
     size_t fu = 0;
-    for (int i = 0; i < count; i++) {
+    char why[300];
+    double est[MAX_TACTICS];
+    int alive[MAX_TACTICS];
+    double min_est = 0;
+    launch_ctx l = {ctx, d, &o};
+
+    /* 1. every candidate: run once on poisoned D, verify, and estimate one launch (fp4_measure
+     *    with no budget to spend: it times a few launches and stops) */
+    for (int i = 0; i < count && st == FP4_OK; i++) {
+        alive[i] = 0;
         char name[96];
         fp4_tactic_name(cand[i], name, sizeof name);
         if (r->deadline > 0 && now_s() > r->deadline) {
-            append(failures, sizeof failures, &fu, "%s%s: the time budget ran out", fu ? "; " : "",
-                   name);
             res->too_slow++;
+            append(failures, sizeof failures, &fu, "%s%s: the time budget ran out",
+                   fu ? "; " : "", name);
             report(r, cand[i], i, count, 0, "the time budget ran out", best, best_us);
             continue;
         }
-        launch_ctx l = {ctx, d, &o};
         l.desc.backend = cand[i].backend;
         l.desc.config = cand[i].config;
-        /* 1. run once on poisoned D, then verify */
         fp4_gemm_desc run = l.desc;
         point_at_set(&run, &o, 0);
         const char *skipped = NULL;
-        char why[300];
         st = fp4_memset(ctx, o.d, 0xFF, d.m * d.ldd * fp4_dtype_size(d.d_dtype));
         if (st != FP4_OK) break;
         fp4_status gs = fp4_gemm(ctx, &run);
@@ -255,6 +264,20 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
                 snprintf(why, sizeof why, "wrong result: %.250s", v.message);
                 skipped = why;
             }
+        }
+        fp4_measure_result mr;
+        if (gs == FP4_OK && !skipped) {
+            fp4_measure_desc md;
+            fp4_measure_desc_init(&md);
+            md.launch = launch_gemm;
+            md.user = &l;
+            md.sets = o.sets;
+            md.set_bytes = o.set_bytes;
+            md.stream = opt->stream;
+            md.budget_seconds = 1e-9; /* the estimate only */
+            memset(&mr, 0, sizeof mr);
+            mr.struct_size = sizeof mr;
+            gs = fp4_measure(ctx, &md, &mr);
         }
         if (gs != FP4_OK) {
             if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) { /* not the tactic's fault */
@@ -271,7 +294,46 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             report(r, cand[i], i, count, 0, skipped, best, best_us);
             continue;
         }
-        /* 2. time it: cut when it would take much longer than the best one did */
+        alive[i] = 1;
+        est[i] = mr.estimate_us > 0 ? mr.estimate_us : 1e-3;
+        if (min_est == 0 || est[i] < min_est) min_est = est[i];
+    }
+
+    /* 2. time the contenders, fastest estimate first: every tactic while launches are short
+     *    (there a few plain launches say little), else those within FP4_TUNE_CONTENDER of the
+     *    best estimate, and always the heuristic (for the comparison with untuned auto) */
+    int order[MAX_TACTICS], norder = 0;
+    for (int i = 0; i < count; i++)
+        if (alive[i]) order[norder++] = i;
+    for (int x = 1; x < norder; x++) /* insertion sort by estimate */
+        for (int y = x; y > 0 && est[order[y]] < est[order[y - 1]]; y--) {
+            const int t = order[y];
+            order[y] = order[y - 1];
+            order[y - 1] = t;
+        }
+    for (int j = 0; j < norder && st == FP4_OK; j++) {
+        const int i = order[j];
+        char name[96];
+        fp4_tactic_name(cand[i], name, sizeof name);
+        const int is_heuristic = cand[i].backend == res->heuristic.backend &&
+                                 cand[i].config == res->heuristic.config;
+        if (!is_heuristic && min_est >= FP4_TUNE_SHORT_US && est[i] > FP4_TUNE_CONTENDER * min_est) {
+            res->too_slow++;
+            snprintf(why, sizeof why, "cut: estimated %.1f us a launch, over %.2fx the best "
+                     "estimate (%.1f us)", est[i], FP4_TUNE_CONTENDER, min_est);
+            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
+            report(r, cand[i], i, count, 0, why, best, best_us);
+            continue;
+        }
+        if (r->deadline > 0 && now_s() > r->deadline) {
+            res->too_slow++;
+            append(failures, sizeof failures, &fu, "%s%s: the time budget ran out",
+                   fu ? "; " : "", name);
+            report(r, cand[i], i, count, 0, "the time budget ran out", best, best_us);
+            continue;
+        }
+        l.desc.backend = cand[i].backend;
+        l.desc.config = cand[i].config;
         fp4_measure_desc md;
         fp4_measure_desc_init(&md);
         md.launch = launch_gemm;
@@ -280,7 +342,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         md.set_bytes = o.set_bytes;
         md.stream = opt->stream;
         double budget = opt->tactic_budget_seconds > 0 ? opt->tactic_budget_seconds : 2.0;
-        if (best_us > 0) {
+        if (best_us > 0 && !is_heuristic) { /* cut when it would take much longer than the best */
             const double cut = 3.0 * best_measure_s > 0.25 ? 3.0 * best_measure_s : 0.25;
             if (cut < budget) budget = cut;
         }
@@ -290,7 +352,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         memset(&mr, 0, sizeof mr);
         mr.struct_size = sizeof mr;
         const double t0 = now_s();
-        gs = fp4_measure(ctx, &md, &mr);
+        const fp4_status gs = fp4_measure(ctx, &md, &mr);
         const double took = now_s() - t0;
         if (gs != FP4_OK) {
             if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) {
@@ -306,13 +368,13 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         }
         if (mr.too_slow) {
             res->too_slow++;
-            snprintf(why, sizeof why, "too slow (about %.1f us a launch, over a %.2f s budget)",
-                     mr.estimate_us, md.budget_seconds);
+            snprintf(why, sizeof why, "too slow (about %.1f us a launch: its timing would take "
+                     "over the %.2f s budget)", mr.estimate_us, md.budget_seconds);
+            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
             report(r, cand[i], i, count, 0, why, best, best_us);
             continue;
         }
-        if (cand[i].backend == res->heuristic.backend && cand[i].config == res->heuristic.config)
-            res->heuristic_us = mr.median_us;
+        if (is_heuristic) res->heuristic_us = mr.median_us;
         if (best_us == 0 || mr.median_us < best_us) {
             best = cand[i];
             best_us = mr.median_us;
@@ -338,9 +400,10 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         if (res->too_slow) append(msg, mlen, &mu, ", %d cut as too slow", res->too_slow);
         append(msg, mlen, &mu, ")");
     } else {
-        append(msg, mlen, &mu, "not tuned: no tactic passed (%d candidates)", count);
+        append(msg, mlen, &mu, "not tuned: no tactic passed (%d candidate%s: %d failed, %d too "
+               "slow)", count, count == 1 ? "" : "s", res->failed, res->too_slow);
     }
-    if (fu) append(msg, mlen, &mu, "; skipped: %s", failures);
+    if (fu) append(msg, mlen, &mu, "; %s", failures);
     return FP4_OK;
 }
 
@@ -404,6 +467,7 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
                      "not tuned: the budget of %.1f s ran out first", opt.budget_seconds);
             continue;
         }
+        r.judged = 0;
         st = tune_one(&r, &d, res);
         r.done++;
     }

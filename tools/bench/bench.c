@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "bench_internal.h"
 #include "cli_util.h"
+#include "tune_shapes.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -33,6 +34,10 @@ int bench_cuda_open(int device, bench_device *dev, bench_cuda **out, char *why, 
     return -1;
 }
 void bench_cuda_close(bench_cuda *bc) { (void)bc; }
+fp4_ctx *bench_cuda_context(bench_cuda *bc) {
+    (void)bc;
+    return NULL;
+}
 int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why, size_t len) {
     (void)bc;
     (void)p;
@@ -128,7 +133,12 @@ static const char k_notes[] =
     "would exceed --max-point-seconds at a point is SKIPPED there, and at larger M.\n"
     "\n"
     "exit status: 0 every provider that ran was correct; 1 a provider FAILED, no CUDA device,\n"
-    "or a CUDA error; 2 bad usage (and --autotune, until the autotuner exists).";
+    "or a CUDA error; 2 bad usage.\n"
+    "\n"
+    "--autotune: before timing, the library's autotuner (fp4_tune, as 'fp4gemm tune') tunes\n"
+    "every point on the session's context, so that auto runs the tuned tactic of each point\n"
+    "(the seed's benchmark wraps its providers in FlashInfer's autotune() the same way). A\n"
+    "table loaded from FP4GEMM_TUNING_FILE is used without --autotune.";
 
 int cmd_bench(int argc, char **argv) {
     const char *preset_name = NULL, *m_list = NULL, *shapes_arg = NULL, *providers_arg = NULL;
@@ -168,15 +178,12 @@ int cmd_bench(int argc, char **argv) {
         {.name = "--svg", .metavar = "FILE", .kind = CLI_STRING, .dest = &svg,
          .help = "also draw speedup over cublas_bf16 vs M, one panel\nper (N, K), as SVG"},
         {.name = "--autotune", .kind = CLI_FLAG, .dest = &autotune,
-         .help = "run the autotuner before timing (not available\nyet: exits 2)"},
+         .help = "tune every point first, so that auto runs the\nfastest verified tactic (see below)"},
     };
     cli_command command = {CMD, "[options]", k_about, opts, (int)(sizeof opts / sizeof opts[0]),
                            k_notes};
     const int parsed = cli_parse(&command, argc, argv);
     if (parsed != CLI_RUN) return parsed;
-    if (autotune)
-        return cli_fail(CMD, CLI_USAGE,
-                        "--autotune: the autotuner is not available yet (run without it)");
 
     /* shapes */
     bench_options opt;
@@ -265,6 +272,20 @@ int cmd_bench(int argc, char **argv) {
     run.roof_bf16_tflops = run.dev.bf16_tflops;
     run.roof_fp8_tflops = run.dev.fp8_tflops;
     run.roof_copy_gbs = run.dev.copy_gbs;
+    if (autotune) {
+        tune_setup setup = {FP4_DTYPE_E2M1, opt.out_dtype, FP4_SF_LINEAR, 0,
+                            opt.max_point_seconds, opt.seed, 1};
+        int tuned = 0;
+        fp4_ctx *tctx = bench_cuda_context(bc);
+        cli_say("autotune: %d points on %s\n", opt.nshapes, run.dev.name);
+        const double ts = cli_seconds();
+        if (tune_shapes(CMD, tctx, opt.shapes, opt.nshapes, &setup, &tuned) != CLI_OK) {
+            rc = CLI_FAIL;
+            goto out;
+        }
+        cli_say("autotune: %d of %d points tuned in %.1f s\n", tuned, opt.nshapes,
+                cli_seconds() - ts);
+    }
     bench_print_header(&run, shapes_text);
 
     /* the points */

@@ -193,6 +193,7 @@ void bench_fill_roofline(bench_run *run, bench_result *r);
 const char *bench_status_name(bench_status s);
 
 /* ---- options.c ---------------------------------------------------------------------------- */
+extern const char *bench_cmd_name; /* the command its messages name: "bench" (default), "tune" */
 /* Fills opt->shapes from --shapes, or from the preset (default llama3.1-8b) x --m-list, and
  * describes them in shapes_text. CLI_OK, or CLI_USAGE/CLI_FAIL after the message. */
 int bench_make_shapes(const char *shapes_arg, const char *preset_name, const char *m_list,
@@ -214,6 +215,8 @@ typedef struct bench_cuda bench_cuda;
  * Returns 0, or -1 with the reason in why. */
 int bench_cuda_open(int device, bench_device *dev, bench_cuda **out, char *why, size_t why_len);
 void bench_cuda_close(bench_cuda *bc); /* accepts NULL */
+/* The fp4gemm context the session's fp4 providers run on (its tuned table: --autotune). */
+fp4_ctx *bench_cuda_context(bench_cuda *bc);
 /* Can `p` run on this device at all? 0 if so, else -1 and why. */
 int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why, size_t why_len);
 /* Measures the copy bandwidth and the cuBLASLt BF16 and FP8 rates into dev. Returns 0, or -1 if the

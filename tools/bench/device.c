@@ -46,6 +46,8 @@ static int device_attribute(enum cudaDeviceAttr attr, int device) {
     return value;
 }
 
+fp4_ctx *bench_cuda_context(bench_cuda *bc) { return bc ? bc->ctx : NULL; }
+
 static int open_session(bench_cuda *bc, int device, bench_device *dev, char *why) {
     fp4_status st = fp4_create(&bc->ctx, device);
     if (st != FP4_OK) return bench_fail_fp4(why, NULL, st, "fp4_create");

@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CMD "bench"
+#define CMD bench_cmd_name
+
+/* The command in messages: "bench", or "tune" when `fp4gemm tune` reads shapes with these. */
+const char *bench_cmd_name = "bench";
 
 /* ---- shapes ---------------------------------------------------------------------------------- */
 
