@@ -1,0 +1,113 @@
+# cli_tune.cmake - `fp4gemm tune` end to end on the CPU: the cache it writes (docs/tuning.md),
+# its progress line, --merge, bad usage; `fp4gemm info` and `fp4gemm gemm` reading the cache
+# through FP4GEMM_TUNING_FILE; a corrupt cache reported and ignored.
+#
+# Run by ctest:  cmake -DFP4=<path of fp4gemm> -DWORK=<scratch dir> -P tests/cli_tune.cmake
+if(NOT FP4 OR NOT WORK)
+  message(FATAL_ERROR "usage: cmake -DFP4=<fp4gemm binary> -DWORK=<scratch dir> -P cli_tune.cmake")
+endif()
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+
+# fp4_expect(<exit code> [ENV NAME=VALUE] args...): runs fp4gemm in WORK (with the variable
+# set, if given), requires that exit code, leaves the output in OUT and ERR.
+function(fp4_expect code)
+  set(args ${ARGN})
+  set(prefix "${CMAKE_COMMAND}" -E env --unset=FP4GEMM_TUNING_FILE --unset=FP4GEMM_BACKEND)
+  list(GET args 0 first)
+  if(first STREQUAL "ENV")
+    list(GET args 1 assignment)
+    list(REMOVE_AT args 0 1)
+    list(APPEND prefix "${assignment}")
+  endif()
+  execute_process(COMMAND ${prefix} "${FP4}" ${args} WORKING_DIRECTORY "${WORK}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  list(JOIN args " " cmdline)
+  if(NOT rc STREQUAL "${code}")
+    message(FATAL_ERROR "fp4gemm ${cmdline}: exit code ${rc}, expected ${code}\n"
+                        "--- stdout:\n${out}--- stderr:\n${err}")
+  endif()
+  message(STATUS "exit ${rc} as expected: fp4gemm ${cmdline}")
+  set(OUT "${out}" PARENT_SCOPE)
+  set(ERR "${err}" PARENT_SCOPE)
+  set(LAST "fp4gemm ${cmdline}" PARENT_SCOPE)
+endfunction()
+
+function(fp4_require text regex what)
+  if(NOT text MATCHES "${regex}")
+    message(FATAL_ERROR "${LAST}: ${what} (no match for '${regex}') in:\n${text}")
+  endif()
+endfunction()
+
+# the entry lines of a cache file
+function(fp4_entries file count)
+  file(STRINGS "${WORK}/${file}" lines REGEX "^entry ")
+  list(LENGTH lines n)
+  if(NOT n EQUAL count)
+    message(FATAL_ERROR "${file}: ${n} entry lines, expected ${count}:\n${lines}")
+  endif()
+endfunction()
+
+# ---- help and usage ---------------------------------------------------------------------------
+fp4_expect(0 tune --help)
+fp4_require("${OUT}" "FP4GEMM_TUNING_FILE" "tune --help must say how the cache is used")
+fp4_require("${OUT}" "--m-list" "tune --help lists --m-list")
+fp4_expect(0 --help)
+fp4_require("${OUT}" "tune +autotune" "the top-level help lists tune")
+fp4_expect(0 bench --help)
+fp4_require("${OUT}" "--autotune +tune every point first" "bench --help describes --autotune")
+fp4_expect(2 tune --shapes 3,32,64)
+fp4_require("${ERR}" "^fp4gemm tune:[^\n]*--out" "a missing --out is one usage line")
+fp4_expect(2 tune --preset nosuch --out x.txt)
+fp4_require("${ERR}" "^fp4gemm tune: --preset nosuch: unknown" "an unknown preset names tune")
+fp4_expect(2 tune --shapes 3,32,64 --out -)
+fp4_expect(1 tune --device cpu --shapes 3,32,64 --out no/such/dir/cache.txt)
+fp4_require("${ERR}" "fp4gemm tune: writing the cache:[^\n]*no/such/dir" "an unwritable --out")
+
+# ---- tune two tiny problems on the CPU ---------------------------------------------------------
+# (two shapes: "3,32,64;16,32,64" through a shell, as a CMake list can't hold the ';')
+execute_process(COMMAND sh -c "unset FP4GEMM_TUNING_FILE FP4GEMM_BACKEND; \"$1\" tune --device cpu --shapes '3,32,64;16,32,64' --out cache.txt" sh "${FP4}"
+                WORKING_DIRECTORY "${WORK}" RESULT_VARIABLE rc OUTPUT_VARIABLE OUT ERROR_VARIABLE ERR)
+set(LAST "fp4gemm tune --device cpu --shapes '3,32,64;16,32,64' --out cache.txt")
+if(NOT rc STREQUAL "0")
+  message(FATAL_ERROR "${LAST}: exit code ${rc}\n--- stdout:\n${OUT}--- stderr:\n${ERR}")
+endif()
+fp4_require("${ERR}" "problem 1 of 2 \\(M=3 N=32 K=64\\), tactic 1 of 1, best cpu_ref/default [0-9.]+ us; [0-9]+ s elapsed, ~[0-9]+ s left"
+            "the progress line: problem i of n, best so far, time left")
+fp4_require("${ERR}" "problem 2 of 2" "progress of the second problem")
+fp4_require("${OUT}" "2 of 2 problems tuned" "the summary")
+fp4_require("${OUT}" "wrote cache.txt: 2 entries for \"CPU\"" "the file and its device")
+file(READ "${WORK}/cache.txt" cache)
+fp4_require("${cache}" "^fp4gemm-tuning 1\n" "the header line")
+fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 4 32 64 e2m1 linear linear bf16 cpu_ref/default [0-9.e+-]+\n"
+            "the bucket of M = 3 is 4")
+fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 16 32 64 e2m1 " "the bucket of M = 16")
+fp4_require("${cache}" "\nend 2\n$" "the end line counts the entries")
+file(GLOB leftovers "${WORK}/*tmp*")
+if(leftovers)
+  message(FATAL_ERROR "temporary files left behind: ${leftovers}")
+endif()
+
+# ---- the cache in use ---------------------------------------------------------------------------
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt info)
+fp4_require("${OUT}" "tuning +cache.txt: 2 entries for \"CPU\" sm_0" "info names the loaded file and device")
+fp4_expect(0 info)
+fp4_require("${OUT}" "tuning +none loaded" "info without a cache")
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 3 -n 32 -k 64 --layout linear --device cpu --check)
+fp4_require("${OUT}" "backend +cpu_ref/default \\(tuned: bucket m <= 4" "auto takes the tuned tactic")
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 5 -n 32 -k 64 --layout linear --device cpu)
+fp4_require("${OUT}" "backend +[^\n]*\\(auto: policy" "an untuned bucket: the policy")
+
+# ---- --merge keeps the other entries; without it the file is replaced ---------------------------
+fp4_expect(0 tune --device cpu --shapes 1,16,32 --out cache.txt --merge)
+fp4_entries(cache.txt 3)
+fp4_expect(0 tune --device cpu --shapes 1,16,32 --out cache.txt)
+fp4_entries(cache.txt 1)
+
+# ---- a corrupt cache: reported, ignored, nothing fails ---------------------------------------------
+file(WRITE "${WORK}/corrupt.txt" "fp4gemm-tuning 1\nentry \"CPU\" 0 0 0.1.0 16 32 64 e2m1 linear\n")
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=corrupt.txt info)
+fp4_require("${ERR}" "corrupt.txt:2: [^\n]*the tuning file is ignored" "the warning names file and line")
+fp4_require("${OUT}" "tuning +none loaded" "nothing loaded from a corrupt file")
+fp4_expect(1 tune --device cpu --shapes 1,16,32 --out corrupt.txt --merge)
+fp4_require("${ERR}" "--merge: loading the existing file" "--merge refuses a corrupt file")
