@@ -1,7 +1,7 @@
 # Thin wrapper over CMake so that a fresh machine needs two commands:
 #   make run    builds, then runs a GEMM on the best backend here, checked against the reference
 #   make test   builds, then runs the whole test suite (GPU cases run when a GPU is present)
-# More: make test-sanitize (ASan + UBSan, CPU build of the static library, so that the two
+# More: make fuzz (the tuning-file loader under libFuzzer), make test-sanitize (ASan + UBSan, CPU build of the static library, so that the two
 # library kinds and their installed packages are both tested), make test-tsan (ThreadSanitizer,
 # CPU build, the concurrency tests: docs/threads.md), make clean. CMAKE_ARGS passes
 # options through, e.g. make test CMAKE_ARGS=-DFP4GEMM_CUDA=OFF: the arguments a build folder
@@ -15,7 +15,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 GENERATOR := $(if $(shell command -v ninja 2>/dev/null),-G Ninja,)
 CMAKE_ARGS ?=
 
-.PHONY: all build run test test-sanitize test-tsan clean
+.PHONY: all build run test test-sanitize test-tsan fuzz clean
 
 all: build
 
@@ -53,5 +53,10 @@ test-tsan:
 	cmake --build $(BUILD_TSAN) -j $(JOBS) --target test_threads
 	ctest --test-dir $(BUILD_TSAN) --output-on-failure -R '^test_threads$$'
 
+# The tuning-file loader under libFuzzer (clang; ASan + UBSan): FUZZ_ARGS, e.g. -runs=10000000.
+FUZZ_ARGS ?= -runs=200000
+fuzz:
+	tests/fuzz/run.sh $(FUZZ_ARGS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) build-fuzz
