@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the tuning-file fuzz target with clang's libFuzzer (ASan + UBSan) from the library's
-# CPU sources, and runs it on a copy of the seed corpus.
+# Builds the tuning-file fuzz target with clang's libFuzzer (ASan + UBSan) against the library
+# (CPU-only static build, instrumented), and runs it on a copy of the seed corpus.
 #   tests/fuzz/run.sh [libFuzzer options...]     e.g. -runs=200000, -max_total_time=60
 # Exits 0 with "SKIP: ..." when clang or its libFuzzer runtime is missing.
 set -euo pipefail
@@ -14,10 +14,14 @@ printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(con
 if ! "$cc" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null; then
   echo "SKIP: fuzz: $cc has no libFuzzer runtime (-fsanitize=fuzzer)"; exit 0
 fi
-srcs=$(cd "$root" && ls src/*.c src/cpu/*.c src/cuda/simt/simt_backend.c src/cuda/mma/mma_backend.c src/tune/*.c)
-flags=(-std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-       -I"$root/include" -I"$root/src" '-DFP4GEMM_CUDA_ARCHS=""')
-( cd "$root" && "$cc" "${flags[@]}" $srcs tests/fuzz/fuzz_tuning.c -lm -o "$out/fuzz_tuning" )
+# the library as CMake builds it (CPU only, static), instrumented for libFuzzer
+san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
+cmake -S "$root" -B "$out/lib" -DCMAKE_C_COMPILER="$cc" -DFP4GEMM_CUDA=OFF -DFP4GEMM_SHARED=OFF \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$san" >/dev/null
+cmake --build "$out/lib" --target fp4gemm -j "${JOBS:-2}" >/dev/null
+"$cc" -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+      -I"$root/include" "$root/tests/fuzz/fuzz_tuning.c" "$out/lib/libfp4gemm.a" -lm -lpthread \
+      -o "$out/fuzz_tuning"
 corpus="$out/corpus"
 mkdir -p "$corpus"
 cp "$root"/tests/fuzz/corpus/* "$corpus"/
