@@ -680,9 +680,12 @@ void fp4_tune_options_init(fp4_tune_options *options);
 
 /* Tunes `count` problems: for each, every tactic fp4_gemm_list_tactics gives is run once on
  * seeded random operands, checked with fp4_gemm_verify (a tactic that fails or is wrong is
- * skipped and reported in the result), then timed with fp4_measure (docs/PERF.md: the input
- * sets rotated to be cold in L2, median over replays); the fastest median wins and goes into
- * the context's table under the problem's bucket, replacing what was there. Only m, n, k,
+ * skipped and reported in the result) and its launch time estimated; the contenders are then
+ * timed with fp4_measure (docs/PERF.md: the input sets rotated to be cold in L2, median over
+ * replays): all of them while launches are short (< 50 us), else those estimated within 1.3x
+ * of the best, and always the heuristic's tactic; slower ones are cut untimed (too_slow). The
+ * fastest median wins and goes into the context's table under the problem's bucket, replacing
+ * what was there (docs/tuning.md). Only m, n, k,
  * a_dtype, a_sf_layout, b_sf_layout and d_dtype of each problem are read (its pointers,
  * backend, config and stream are ignored, so they may be NULL); the problem is timed at its
  * own m, which stands for its bucket. options may be NULL (the defaults). results may be NULL,

@@ -41,6 +41,16 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* Random bytes, eight per draw (the operands of a large problem are hundreds of MB). */
+static void fill_bytes(uint8_t *p, int64_t n, uint64_t *s) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const uint64_t v = splitmix(s);
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < n; i++) p[i] = (uint8_t)splitmix(s);
+}
+
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 /* The operands of one problem: `sets` copies of [A | A scales | B | B scales], and one D. */
@@ -112,7 +122,7 @@ static fp4_status make_operands(fp4_ctx *ctx, const fp4_gemm_desc *d, uint64_t s
     /* E2M1 bytes: any byte is two valid elements. E4M3 scales: 2^-2 .. 2^2 with random
      * mantissas (exponent field 5..9), so that D stays far from overflow at any K. */
     if (w4a4) {
-        for (int64_t i = 0; i < a_bytes; i++) host[o->a_off + i] = (uint8_t)splitmix(&s);
+        fill_bytes(host + o->a_off, a_bytes, &s);
         for (int64_t i = 0; i < asf_bytes; i++)
             host[o->asf_off + i] = (uint8_t)((5 + splitmix(&s) % 5) << 3 | (splitmix(&s) & 7));
     } else {
@@ -121,7 +131,7 @@ static fp4_status make_operands(fp4_ctx *ctx, const fp4_gemm_desc *d, uint64_t s
             fp4_store_from_f32(host + o->a_off, d->a_dtype, i, x);
         }
     }
-    for (int64_t i = 0; i < b_bytes; i++) host[o->b_off + i] = (uint8_t)splitmix(&s);
+    fill_bytes(host + o->b_off, b_bytes, &s);
     for (int64_t i = 0; i < bsf_bytes; i++)
         host[o->bsf_off + i] = (uint8_t)((5 + splitmix(&s) % 5) << 3 | (splitmix(&s) & 7));
 
