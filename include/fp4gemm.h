@@ -705,8 +705,9 @@ typedef enum fp4_autotune_mode {
                                     * stream), as FlashInfer's `with autotune():` does. That
                                     * call allocates and synchronizes: NOT graph-capturable
                                     * (warm every bucket up before capturing). A bucket whose
-                                    * tuning fails gets the heuristic's tactic, so it is not
-                                    * retried. */
+                                    * tuning finds nothing (or runs out of memory: a warning)
+                                    * runs the heuristic's tactic and is not tuned again; a CUDA
+                                    * error while tuning is fp4_gemm's error. */
 } fp4_autotune_mode;
 
 /* Sets the context's mode. FP4_ERR_INVALID_ARGUMENT for a NULL ctx or an unknown mode. */

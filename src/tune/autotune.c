@@ -504,8 +504,17 @@ fp4_status fp4_tuning_first_use(fp4_ctx *ctx, const fp4_gemm_desc *d) {
         const fp4_status ps = fp4_tuning_put(ctx, &key, none, 0);
         if (st == FP4_OK && ps != FP4_OK) return ps;
     }
-    if (st == FP4_OK)
+    if (st == FP4_OK) {
         fp4_log(FP4_LOG_INFO, "autotune on first use: m = %lld, n = %lld, k = %lld: %s",
                 (long long)d->m, (long long)d->n, (long long)d->k, res.message);
-    return st;
+        return FP4_OK;
+    }
+    if (st == FP4_ERR_OUT_OF_MEMORY) { /* the GEMM itself needs nothing: run the heuristic */
+        fp4_log(FP4_LOG_WARN, "autotune on first use: m = %lld, n = %lld, k = %lld: %s; the "
+                "heuristic runs instead", (long long)d->m, (long long)d->n, (long long)d->k,
+                ctx->last_error);
+        ctx->last_error[0] = 0;
+        return FP4_OK;
+    }
+    return st; /* a CUDA error: the context's device is in trouble, say so */
 }
