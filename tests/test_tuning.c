@@ -323,6 +323,20 @@ static void test_corrupt(fp4_ctx *ctx) {
         if (!ok) all = 0;
         tu_case(ok, "corrupt file rejected whole, table kept: %s: %s", cases[i].what, err);
     }
+    /* too large: rejected before parsing */
+    const size_t big = (size_t)(16 << 20) + 1;
+    char *huge = malloc(big);
+    if (huge) {
+        memset(huge, '#', big);
+        const fp4_status hs = fp4_tuning_load_buffer(ctx, huge, big, "huge");
+        tu_case(hs == FP4_ERR_INVALID_ARGUMENT && strstr(fp4_last_error(ctx), "limit"),
+                "a file over 16 MiB is rejected: %s", fp4_last_error(ctx));
+        free(huge);
+    }
+    fp4_tuning_info bad_info;
+    bad_info.struct_size = 8;
+    tu_case(fp4_tuning_get_info(ctx, &bad_info) == FP4_ERR_INVALID_ARGUMENT,
+            "fp4_tuning_get_info: a bad struct_size -> INVALID_ARGUMENT");
     /* paths that are not files */
     fp4_status st = fp4_tuning_load(ctx, "/nonexistent/fp4gemm/tuning.txt");
     tu_case(st == FP4_ERR_INVALID_ARGUMENT && strstr(fp4_last_error(ctx), "No such file"),
