@@ -652,8 +652,10 @@ typedef struct fp4_tune_options {
     double budget_seconds;     /* the whole call; problems not reached are left untuned
                                 * (result->tuned = 0). <= 0: no limit. Default 0 */
     double tactic_budget_seconds; /* the most one tactic's measurement may take (fp4_measure's
-                                * budget); a tactic is also cut when it would take over 3x the
-                                * best one's measurement (at least 0.25 s). Default 2 */
+                                * budget), except the first timed (the best estimate), which is
+                                * bounded by budget_seconds only; a tactic other than the
+                                * heuristic's is also cut when it would take over 3x the best
+                                * one's measurement (at least 0.25 s). Default 2 */
     int verify_samples;        /* fp4_gemm_verify's samples; <= 0: its default (68) */
     uint64_t seed;             /* the random operands and the samples. Default 1 */
     fp4_tune_progress_fn progress; /* may be NULL */

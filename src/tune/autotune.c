@@ -351,13 +351,17 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         md.sets = o.sets;
         md.set_bytes = o.set_bytes;
         md.stream = opt->stream;
-        double budget = opt->tactic_budget_seconds > 0 ? opt->tactic_budget_seconds : 2.0;
-        if (best_us > 0 && !is_heuristic) { /* cut when it would take much longer than the best */
+        /* the first (the best estimate) is always timed: without it there is no result; the
+         * others within the tactic budget, and at most 3x what the best one's timing took */
+        double budget = 0; /* none */
+        if (best_us > 0) {
+            budget = opt->tactic_budget_seconds > 0 ? opt->tactic_budget_seconds : 2.0;
             const double cut = 3.0 * best_measure_s > 0.25 ? 3.0 * best_measure_s : 0.25;
-            if (cut < budget) budget = cut;
+            if (!is_heuristic && cut < budget) budget = cut;
         }
-        if (r->deadline > 0 && r->deadline - now_s() < budget) budget = r->deadline - now_s();
-        md.budget_seconds = budget > 0.001 ? budget : 0.001;
+        if (r->deadline > 0 && (budget == 0 || r->deadline - now_s() < budget))
+            budget = r->deadline - now_s() > 0.001 ? r->deadline - now_s() : 0.001;
+        md.budget_seconds = budget;
         fp4_measure_result mr;
         memset(&mr, 0, sizeof mr);
         mr.struct_size = sizeof mr;
