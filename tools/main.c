@@ -25,7 +25,7 @@ static const command k_commands[] = {
     {"quantize", cmd_quantize, "F32/F16/BF16 file -> packed E2M1 file + E4M3 scale file"},
     {"dequantize", cmd_dequantize, "packed E2M1 file + E4M3 scale file -> F32/F16/BF16 file"},
     {"bench", cmd_bench, "benchmark every backend against the baselines"},
-    {"tune", cmd_tune, "autotune: the fastest verified tactic per problem, into a cache file"},
+    {"tune", cmd_tune, "autotune: the fastest checked tactic per problem, to a cache file"},
     {"gen-input", cmd_gen_input, "write a seeded random F32/F16/BF16 file (tests, examples)"},
 };
 #define N_COMMANDS ((int)(sizeof k_commands / sizeof k_commands[0]))
