@@ -1,64 +1,94 @@
 /* cpu_avx512.c - the AVX-512F kernels of the `cpu` backend (compiled with -mavx512f; run only
- * where the CPU has it, cpu_simd.c). One k-block of 16 is one zmm register: E2M1 codes
- * decode through a 16-float table in a register (vpermps), times the block scale. Same bits
- * as cpu_generic.c (cpu_kernels.h). */
+ * where the CPU has it, cpu_simd.c). One k-block of 16 is one zmm register: the block's 8
+ * bytes broadcast, a per-lane shift (vpsrlvd) and the 16-float E2M1 table in a register
+ * (vpermps), times the block scale: four instructions. Same bits as cpu_generic.c
+ * (cpu_kernels.h). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include "cpu_kernels.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* The 16 E2M1 codes of block kb (8 bytes) as lane indices, in nibble order. */
-ALWAYS_INLINE __m512i codes(const uint8_t *row, int64_t kb) {
-    const __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)(row + kb * 8));
-    const __m128i m = _mm_set1_epi8(0x0F);
-    const __m128i lo = _mm_and_si128(x, m);
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
-    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(lo, hi));
-}
 
 ALWAYS_INLINE __m512 e2m1_table(void) {
     return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f,
                           -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
 }
 
-ALWAYS_INLINE __m512 decode_block(const __m512 tab, const uint8_t *row, const uint8_t *sf,
-                                  int swz, int64_t kb) {
-    const __m512 s = _mm512_set1_ps(cpu_e4m3_value[sf[cpu_sf_kb(swz, kb)]]);
-    return _mm512_mul_ps(_mm512_permutexvar_ps(codes(row, kb), tab), s);
+/* Per-lane shifts: lane j takes nibble j / 2 of 32-bit word j % 2 (CPU_LANE_ELEMENT). */
+ALWAYS_INLINE __m512i lane_shifts(void) {
+    return _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
 }
 
-ALWAYS_INLINE void gemv_mr(const cpu_problem *p, int64_t m0, const int mr, int64_t n,
-                           float *sums) {
-    const uint8_t *row = p->b + n * (p->k / 2);
-    const uint8_t *sf = p->b_sf + cpu_sf_row(p, n);
+/* Block kb: its 8 bytes broadcast, each lane's nibble shifted down (vpermps reads the low 4
+ * bits of each index), looked up in the table, times the block scale. */
+ALWAYS_INLINE __m512 decode_block(const __m512 tab, const __m512i sh, const uint8_t *row,
+                                  const uint8_t *sf, int swz, int64_t kb) {
+    int64_t q;
+    memcpy(&q, row + kb * 8, 8);
+    const __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi64(q), sh);
+    const __m512 s = _mm512_set1_ps(cpu_e4m3_value[sf[cpu_sf_kb(swz, kb)]]);
+    return _mm512_mul_ps(_mm512_permutexvar_ps(idx, tab), s);
+}
+
+/* mr rows of A by nn rows of B: mr * nn independent accumulators. */
+ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_t n, const int nn,
+                          int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first) {
+    const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN];
+    for (int i = 0; i < nn; i++) {
+        row[i] = p->b + (n + i) * (p->k / 2);
+        sf[i] = p->b_sf + cpu_sf_row(p, n + i);
+    }
     const int swz = p->b_swizzled;
     const __m512 tab = e2m1_table();
+    const __m512i sh = lane_shifts();
     const float *a = p->a + m0 * p->lda;
     const int64_t lda = p->lda;
-    __m512 acc[CPU_GEMV_MR];
-    for (int r = 0; r < mr; r++) acc[r] = _mm512_setzero_ps();
-    for (int64_t kb = 0; kb < p->kblocks; kb++) {
-        const __m512 w = decode_block(tab, row, sf, swz, kb);
+    __m512 acc[CPU_GEMV_NN][CPU_GEMV_MR];
+    for (int i = 0; i < nn; i++)
         for (int r = 0; r < mr; r++)
-            acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(a + r * lda + kb * 16), w, acc[r]);
+            acc[i][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sums + i * ld + r * 16);
+    for (int64_t kb = kb0; kb < kb0 + kbs; kb++) {
+        __m512 x[CPU_GEMV_MR];
+        for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + kb * 16);
+        if ((kb & 7) == 0) /* PF */
+            for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(row[i] + kb * 8 + 2048), _MM_HINT_T0);
+        for (int i = 0; i < nn; i++) {
+            const __m512 w = decode_block(tab, sh, row[i], sf[i], swz, kb);
+            for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);
+        }
     }
-    for (int r = 0; r < mr; r++) _mm512_storeu_ps(sums + r * 16, acc[r]);
+    for (int i = 0; i < nn; i++)
+        for (int r = 0; r < mr; r++) _mm512_storeu_ps(sums + i * ld + r * 16, acc[i][r]);
 }
 
-static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, float *sums) {
-    switch (mr) {
-    case 1: gemv_mr(p, m0, 1, n, sums); break;
-    case 2: gemv_mr(p, m0, 2, n, sums); break;
-    case 3: gemv_mr(p, m0, 3, n, sums); break;
-    default: gemv_mr(p, m0, 4, n, sums); break;
+static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
+                 int64_t kbs, float *sums, int64_t ld, int first) {
+    if (nn == 4 && mr == 1) {
+        gemv_t(p, m0, 1, n, 4, kb0, kbs, sums, ld, first);
+        return;
+    }
+    if (nn >= 2 && mr == 2) {
+        for (int i = 0; i + 1 < nn; i += 2) gemv_t(p, m0, 2, n + i, 2, kb0, kbs, sums + i * ld, ld, first);
+        if (nn & 1) gemv_t(p, m0, 2, n + nn - 1, 1, kb0, kbs, sums + (nn - 1) * ld, ld, first);
+        return;
+    }
+    for (int i = 0; i < nn; i++) {
+        float *s = sums + i * ld;
+        switch (mr) {
+        case 1: gemv_t(p, m0, 1, n + i, 1, kb0, kbs, s, ld, first); break;
+        case 2: gemv_t(p, m0, 2, n + i, 1, kb0, kbs, s, ld, first); break;
+        case 3: gemv_t(p, m0, 3, n + i, 1, kb0, kbs, s, ld, first); break;
+        default: gemv_t(p, m0, 4, n + i, 1, kb0, kbs, s, ld, first); break;
+        }
     }
 }
 
 static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_t kbs,
                    float *panel, int64_t ldp) {
     const __m512 tab = e2m1_table();
+    const __m512i sh = lane_shifts();
     for (int r = 0; r < nr; r++) {
         float *dst = panel + r * ldp;
         const int64_t n = n0 + r;
@@ -69,7 +99,7 @@ static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_
         const uint8_t *row = p->b + n * (p->k / 2);
         const uint8_t *sf = p->b_sf + cpu_sf_row(p, n);
         for (int64_t kb = kb0; kb < kb0 + kbs; kb++)
-            _mm512_storeu_ps(dst + (kb - kb0) * 16, decode_block(tab, row, sf, p->b_swizzled, kb));
+            _mm512_storeu_ps(dst + (kb - kb0) * 16, decode_block(tab, sh, row, sf, p->b_swizzled, kb));
     }
 }
 

@@ -41,10 +41,11 @@ enum {
     CONFIG_COUNT = 2,
     GEMV_MAX_M = 16,   /* gemv's limit */
     GEMV_CHUNK = 16,   /* rows of B per gemv work item */
-    BLK_MC = 64,       /* blocked tile: rows of A ... */
-    BLK_NC = 64,       /* ... by rows of B */
-    BLK_KCB = 32,      /* k-blocks per decoded slice (512 elements) */
-    HEUR_GEMV_M = 4    /* the heuristic runs gemv up to this m */
+    GEMV_KCB = 64,     /* k-blocks per gemv slice (1024 elements: 4 rows of A = 16 KiB) */
+    BLK_MC = 128,       /* blocked tile: rows of A ... */
+    BLK_NC = 32,       /* ... by rows of B */
+    BLK_KCB = 64,      /* k-blocks per decoded slice (512 elements) */
+    HEUR_GEMV_M = 7    /* the heuristic runs gemv up to this m */
 };
 static const char *const k_config_names[CONFIG_COUNT] = {"gemv", "blocked"};
 
@@ -113,27 +114,21 @@ int fp4_built_with_openmp(void) {
 
 /* ---- the pieces of a run ------------------------------------------------------------------ */
 
-/* Row m of A into dst[k] as F32 in nibble order (cpu_kernels.h), the block scale folded in. */
-static void pack_a_row(const fp4_gemm_desc *d, int64_t m, float *dst) {
+/* Row m of A into dst[k] as F32 in nibble order (cpu_kernels.h), the block scale folded in:
+ * W4A4's A decodes exactly like B, with the SIMD kernel's decode. */
+static void pack_a_row(const cpu_kernels *kr, const fp4_gemm_desc *d, int64_t m, float *dst) {
     const int64_t kblocks = d->k / 16;
     if (d->a_dtype == FP4_DTYPE_E2M1) {
-        const uint8_t *row = (const uint8_t *)d->a + m * (d->k / 2);
-        const int swz = d->a_sf_layout == FP4_SF_SWIZZLED_128x4;
-        for (int64_t kb = 0; kb < kblocks; kb++) {
-            const float s = cpu_e4m3_value[((const uint8_t *)d->a_sf)[fp4_sf_offset_at(swz, m, kb, d->k)]];
-            for (int i = 0; i < 8; i++) {
-                const uint8_t x = row[kb * 8 + i];
-                dst[kb * 16 + i] = fp4_e2m1_decode(x & 15) * s;
-                dst[kb * 16 + 8 + i] = fp4_e2m1_decode(x >> 4) * s;
-            }
-        }
+        const cpu_problem as_b = {d->m, d->m, d->k, kblocks, d->a, d->a_sf,
+                                  d->a_sf_layout == FP4_SF_SWIZZLED_128x4, NULL, 0};
+        kr->decode(&as_b, m, 1, 0, kblocks, dst, d->k);
         return;
     }
     const uint16_t *row = (const uint16_t *)d->a + m * d->k;
     const int bf16 = d->a_dtype == FP4_DTYPE_BF16;
     for (int64_t kb = 0; kb < kblocks; kb++)
         for (int i = 0; i < 16; i++) {
-            const uint16_t h = row[kb * 16 + (i < 8 ? 2 * i : 2 * (i - 8) + 1)];
+            const uint16_t h = row[kb * 16 + CPU_LANE_ELEMENT(i)];
             dst[kb * 16 + i] = bf16 ? fp4_bf16_to_f32(h) : fp4_f16_to_f32(h);
         }
 }
@@ -142,17 +137,27 @@ static void store_out(const fp4_gemm_desc *d, float alpha, int64_t m, int64_t n,
     fp4_store_from_f32(d->d, d->d_dtype, m * d->ldd + n, (float)((double)alpha * (double)sum));
 }
 
-/* gemv work item: B rows [n0, n1). */
+/* gemv work item: B rows [n0, n1) (at most GEMV_CHUNK), in k slices of GEMV_KCB blocks so
+ * that the slice of A (4 rows) stays in L1 while the chunk's rows stream past it. */
 static void gemv_item(const cpu_kernels *kr, const cpu_problem *p, const fp4_gemm_desc *d,
                       float alpha, int64_t n0, int64_t n1) {
-    float sums[CPU_GEMV_MR * 16];
-    for (int64_t m0 = 0; m0 < p->m; m0 += CPU_GEMV_MR) {
-        const int mr = (int)(p->m - m0 < CPU_GEMV_MR ? p->m - m0 : CPU_GEMV_MR);
-        for (int64_t n = n0; n < n1; n++) {
-            kr->gemv(p, m0, mr, n, sums);
-            for (int r = 0; r < mr; r++) store_out(d, alpha, m0 + r, n, cpu_reduce16(sums + r * 16));
+    float sums[GEMV_MAX_M * GEMV_CHUNK * 16]; /* 16 KiB: (row, n) lane sums */
+    /* one or two rows of A stay in L1 whole (K <= 4096): no slices, whole rows of B stream */
+    const int64_t slice = p->m <= 2 && p->kblocks <= 256 ? p->kblocks : GEMV_KCB;
+    for (int64_t kb0 = 0; kb0 < p->kblocks; kb0 += slice) {
+        const int64_t kbs = p->kblocks - kb0 < slice ? p->kblocks - kb0 : slice;
+        for (int64_t m0 = 0; m0 < p->m; m0 += CPU_GEMV_MR) {
+            const int mr = (int)(p->m - m0 < CPU_GEMV_MR ? p->m - m0 : CPU_GEMV_MR);
+            for (int64_t n = n0; n < n1; n += CPU_GEMV_NN) {
+                const int nn = (int)(n1 - n < CPU_GEMV_NN ? n1 - n : CPU_GEMV_NN);
+                kr->gemv(p, m0, mr, n, nn, kb0, kbs, sums + ((n - n0) * GEMV_MAX_M + m0) * 16,
+                         GEMV_MAX_M * 16, kb0 == 0);
+            }
         }
     }
+    for (int64_t n = n0; n < n1; n++)
+        for (int64_t m = 0; m < p->m; m++)
+            store_out(d, alpha, m, n, cpu_reduce16(sums + ((n - n0) * GEMV_MAX_M + m) * 16));
 }
 
 /* blocked work item: the tile of rows [m0, m0 + BLK_MC) x [n0, n0 + BLK_NC), clipped. */
@@ -255,19 +260,19 @@ static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {
     {
 #ifdef _OPENMP
         const int tid = omp_get_thread_num();
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
 #else
         const int tid = 0;
 #endif
         for (int64_t m = 0; m < m4; m++) {
             if (m < d->m)
-                pack_a_row(d, m, a + m * d->k);
+                pack_a_row(kr, d, m, a + m * d->k);
             else
                 memset(a + m * d->k, 0, (size_t)d->k * sizeof(float));
         }
         if (config == CONFIG_GEMV) {
 #ifdef _OPENMP
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
 #endif
             for (int64_t it = 0; it < gemv_items; it++) {
                 const int64_t n0 = it * GEMV_CHUNK;

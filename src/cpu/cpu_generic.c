@@ -6,20 +6,23 @@
 static const float k_e2m1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 
-/* Block kb of row `row` (8 bytes) decoded into w[16] in nibble order, times scale s. */
+/* Block kb of row `row` (8 bytes) decoded into w[16] in lane order, times scale s. */
 static void decode_block(const uint8_t *row, int64_t kb, float s, float *w) {
     const uint8_t *x = row + kb * 8;
-    for (int i = 0; i < 8; i++) {
-        w[i] = k_e2m1[x[i] & 15] * s;
-        w[i + 8] = k_e2m1[x[i] >> 4] * s;
+    for (int j = 0; j < 16; j++) {
+        const int e = CPU_LANE_ELEMENT(j);
+        w[j] = k_e2m1[(x[e / 2] >> (4 * (e % 2))) & 15] * s;
     }
 }
 
-static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, float *sums) {
+static void gemv_row(const cpu_problem *p, int64_t m0, int mr, int64_t n, int64_t kb0, int64_t kbs,
+                     float *sums, int first) {
     const uint8_t *row = p->b + n * (p->k / 2);
     const uint8_t *sf = p->b_sf + cpu_sf_row(p, n);
     float acc[CPU_GEMV_MR][16] = {{0}};
-    for (int64_t kb = 0; kb < p->kblocks; kb++) {
+    for (int r = 0; r < mr && !first; r++)
+        for (int j = 0; j < 16; j++) acc[r][j] = sums[r * 16 + j];
+    for (int64_t kb = kb0; kb < kb0 + kbs; kb++) {
         float w[16];
         decode_block(row, kb, cpu_e4m3_value[sf[cpu_sf_kb(p->b_swizzled, kb)]], w);
         for (int r = 0; r < mr; r++) {
@@ -29,6 +32,11 @@ static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, float *sum
     }
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < 16; j++) sums[r * 16 + j] = acc[r][j];
+}
+
+static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
+                 int64_t kbs, float *sums, int64_t ld, int first) {
+    for (int i = 0; i < nn; i++) gemv_row(p, m0, mr, n + i, kb0, kbs, sums + i * ld, first);
 }
 
 static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_t kbs,

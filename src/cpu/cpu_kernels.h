@@ -5,12 +5,14 @@
  *
  * The arithmetic, common to every set (so that every set, every config and every thread
  * count give the same bits):
- *  - A is first converted to F32 (cpu_pack_a): W4A4's E2M1 values times their E4M3 block
- *    scale, W4A16's BF16/F16 values as they are. Within each 16-element k-block the elements
- *    are stored in "nibble order": the 8 even elements (the low nibbles of B's 8 bytes), then
- *    the 8 odd ones (the high nibbles), so that B decodes without an interleave.
+ *  - A is first converted to F32 (pack_a_row in cpu_backend.c): W4A4's E2M1 values times
+ *    their E4M3 block scale, W4A16's BF16/F16 values as they are. Within each 16-element
+ *    k-block the elements are stored in "lane order": lane j holds element
+ *    CPU_LANE_ELEMENT(j) = (j % 2) * 8 + j / 2 (0, 8, 1, 9, ..., 7, 15), which is where the
+ *    nibbles land when the block's 8 bytes are broadcast as two 32-bit words and each lane
+ *    shifts its own nibble down (no byte interleave, no widening).
  *  - B is decoded block by block: the 16 E2M1 codes through a 16-entry table held in a vector
- *    register (a byte or float shuffle), times the block's E4M3 scale.
+ *    register (a float or byte shuffle), times the block's E4M3 scale.
  *  - Every product a * w is exact in FP32 (W4A4: 6 by 6 significant bits; W4A16: BF16 8 or F16
  *    11 bits by 6), so an FMA and a multiply-add give the same result. Output (m, n) sums its
  *    products in 16 lanes, lane j taking position j of every k-block in k order; the 16 lane
@@ -21,6 +23,9 @@
 #define FP4_CPU_KERNELS_H
 
 #include <stdint.h>
+
+/* The element of a k-block that lane j (0..15) holds. */
+#define CPU_LANE_ELEMENT(j) (((j) % 2) * 8 + (j) / 2)
 
 /* What the kernels read. */
 typedef struct cpu_problem {
@@ -55,13 +60,16 @@ static inline float cpu_reduce16(const float *v) {
 }
 
 /* Register tile of the blocked micro-kernel: CPU_MR rows of A by CPU_NR rows of B. */
-enum { CPU_MR = 4, CPU_NR = 4, CPU_GEMV_MR = 4 };
+enum { CPU_MR = 4, CPU_NR = 4, CPU_GEMV_MR = 4, CPU_GEMV_NN = 4 };
 
 typedef struct cpu_kernels {
     const char *name; /* "avx512", "avx2", "neon", "generic" */
-    /* GEMV: the 16 lane sums of outputs (m0 + r, n) for r < mr (1..CPU_GEMV_MR), decoding B's
-     * row n on the fly; sums[r * 16 + j]. */
-    void (*gemv)(const cpu_problem *p, int64_t m0, int mr, int64_t n, float *sums);
+    /* GEMV: the 16 lane sums sums[i * ld + r * 16 + j] of outputs (m0 + r, n + i) for r < mr
+     * (1..CPU_GEMV_MR) and i < nn (1..CPU_GEMV_NN) over k-blocks [kb0, kb0 + kbs), decoding
+     * B's rows on the fly; starts from zero if `first`, else from sums. Several rows of B at
+     * once give the FMA chains (one per output and lane: the fixed order) room to overlap. */
+    void (*gemv)(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
+                 int64_t kbs, float *sums, int64_t ld, int first);
     /* Decodes k-blocks [kb0, kb0 + kbs) of B's rows n0 .. n0 + nr - 1 into panel[r * ldp + ...]
      * (F32, nibble order, scale folded); rows at or past p->n are written as zeros. */
     void (*decode)(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_t kbs,
