@@ -254,21 +254,35 @@ static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {
     const int64_t gemv_items = (d->n + GEMV_CHUNK - 1) / GEMV_CHUNK;
     (void)threads;
 
+    /* gemv's few rows of A are converted here, which saves the threads a barrier */
+    const int pack_first = config == CONFIG_GEMV || threads == 1;
+    if (pack_first)
+        for (int64_t m = 0; m < m4; m++) {
+            if (m < d->m)
+                pack_a_row(kr, d, m, a + m * d->k);
+            else
+                memset(a + m * d->k, 0, (size_t)d->k * sizeof(float));
+        }
+
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads) if (threads > 1)
 #endif
     {
 #ifdef _OPENMP
         const int tid = omp_get_thread_num();
-#pragma omp for schedule(dynamic)
 #else
         const int tid = 0;
 #endif
-        for (int64_t m = 0; m < m4; m++) {
-            if (m < d->m)
-                pack_a_row(kr, d, m, a + m * d->k);
-            else
-                memset(a + m * d->k, 0, (size_t)d->k * sizeof(float));
+        if (!pack_first) {
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+            for (int64_t m = 0; m < m4; m++) {
+                if (m < d->m)
+                    pack_a_row(kr, d, m, a + m * d->k);
+                else
+                    memset(a + m * d->k, 0, (size_t)d->k * sizeof(float));
+            }
         }
         if (config == CONFIG_GEMV) {
 #ifdef _OPENMP

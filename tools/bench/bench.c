@@ -152,7 +152,7 @@ static const char k_notes[] =
     "  OpenBLAS). --list-providers says which run here.\n"
     "\n"
     "on the CPU, by default the shapes 1, 16, 64, 256 x (4096, 4096) and 1, 16, 64 x\n"
-    "(14336, 4096) and --max-point-seconds 15; input sets span >= 2x the last-level cache.\n"
+    "(14336, 4096) and --max-point-seconds 30; input sets span >= 2x the last-level cache.\n"
     "\n"
     "method (docs/PERF.md): ceilings measured first (device-to-device copy, cuBLASLt BF16 and\n"
     "FP8 8192^3); per point, each provider runs once on a NaN-poisoned D and is checked with\n"
@@ -277,7 +277,7 @@ int cmd_bench(int argc, char **argv) {
     const char *csv = NULL, *json = NULL, *svg = NULL;
     fp4_dtype out_dtype = FP4_DTYPE_BF16;
     int list = 0, autotune = 0;
-    float max_seconds = -1.0f; /* 2 on a GPU, 15 on the CPU */
+    float max_seconds = -1.0f; /* 2 on a GPU, 30 on the CPU */
     int device = -2;            /* device 0 if there is a GPU, else the CPU */
     int64_t replays = BENCH_MIN_REPLAYS, seed = 1;
     cli_opt opts[] = {
@@ -296,7 +296,7 @@ int cmd_bench(int argc, char **argv) {
         {.name = "--list-providers", .kind = CLI_FLAG, .dest = &list,
          .help = "list the providers, which can run here and why\nnot; then exit"},
         {.name = "--max-point-seconds", .metavar = "S", .kind = CLI_FLOAT, .dest = &max_seconds,
-         .help = "skip a provider at a point when its timing would\ntake longer (default 2; 15 on the CPU)"},
+         .help = "skip a provider at a point when its timing would\ntake longer (default 2; 30 on the CPU)"},
         {.name = "--replays", .metavar = "N", .kind = CLI_INT, .dest = &replays,
          .help = "timed graph replays per point, at least\n(default 20; cheap points get up to 100)",
          .min = BENCH_MIN_REPLAYS, .max = 100000},
@@ -323,7 +323,7 @@ int cmd_bench(int argc, char **argv) {
 
     if (device == -2) device = cli_default_device();
     const int on_cpu = device < 0;
-    if (max_seconds < 0) max_seconds = on_cpu ? 15.0f : 2.0f;
+    if (max_seconds < 0) max_seconds = on_cpu ? 30.0f : 2.0f;
     if (on_cpu && !shapes_arg && !preset_name && !m_list)
         shapes_arg = "1,4096,4096;16,4096,4096;64,4096,4096;256,4096,4096;1,14336,4096;"
                      "16,14336,4096;64,14336,4096";
