@@ -35,10 +35,13 @@ ALWAYS_INLINE __m512 decode_block(const __m512 tab, const __m512i sh, const uint
 /* mr rows of A by nn rows of B: mr * nn independent accumulators. */
 ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_t n, const int nn,
                           int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first) {
-    const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN];
+    const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN], *ahead[CPU_GEMV_NN];
     for (int i = 0; i < nn; i++) {
         row[i] = p->b + (n + i) * (p->k / 2);
         sf[i] = p->b_sf + cpu_sf_row(p, n + i);
+        /* the row CPU_GEMV_NN further on, which the next call reads: prefetched at the same k
+         * as this one, one pass of the rows ahead (more DRAM reads in flight) */
+        ahead[i] = n + i + CPU_GEMV_NN < p->n ? row[i] + CPU_GEMV_NN * (p->k / 2) : row[i];
     }
     const int swz = p->b_swizzled;
     const __m512 tab = e2m1_table();
@@ -52,8 +55,8 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
     for (int64_t kb = kb0; kb < kb0 + kbs; kb++) {
         __m512 x[CPU_GEMV_MR];
         for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + kb * 16);
-        if ((kb & 7) == 0) /* PF */
-            for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(row[i] + kb * 8 + 2048), _MM_HINT_T0);
+        if ((kb & 7) == 0) /* one 64-byte line per row every 8 blocks */
+            for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(ahead[i] + kb * 8), _MM_HINT_T0);
         for (int i = 0; i < nn; i++) {
             const __m512 w = decode_block(tab, sh, row[i], sf[i], swz, kb);
             for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);

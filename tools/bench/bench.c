@@ -152,7 +152,7 @@ static const char k_notes[] =
     "  OpenBLAS). --list-providers says which run here.\n"
     "\n"
     "on the CPU, by default the shapes 1, 16, 64, 256 x (4096, 4096) and 1, 16, 64 x\n"
-    "(14336, 4096) and --max-point-seconds 30; input sets span >= 2x the last-level cache.\n"
+    "(14336, 4096) and --max-point-seconds 30; input sets span >= 4x the last-level cache.\n"
     "\n"
     "method (docs/PERF.md): ceilings measured first (device-to-device copy, cuBLASLt BF16 and\n"
     "FP8 8192^3); per point, each provider runs once on a NaN-poisoned D and is checked with\n"

@@ -8,7 +8,7 @@
  * Ceilings, measured at the start: DRAM read bandwidth (every thread sums its share of a
  * 256 MiB buffer, 8x the last-level cache or more; best of 5) and the FP32 FMA peak (every
  * thread runs 12 independent chains of the widest FMA the CPU has; best of 5).
- * Cold inputs: each provider rotates over enough input sets to span 2x the last-level cache.
+ * Cold inputs: each provider rotates over enough input sets to span 4x the last-level cache.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_internal.h"
@@ -31,7 +31,7 @@
 #endif
 
 #define WHY 512
-#define LLC_FACTOR 2.0 /* the input sets of one replay span at least this many LLC sizes */
+#define LLC_FACTOR 4.0 /* the input sets of one replay span at least this many LLC sizes */
 
 struct bench_cpu {
     fp4_ctx *ctx;

@@ -195,7 +195,7 @@ static void print_cpu_header(const bench_run *run, const char *shapes_text) {
             "processes' load shows as noise\n");
     cli_say("  method: each provider checked before timing (all outputs finite, %d sampled "
             "outputs vs a double reference); >= %d launches per replay, each on the next input "
-            "set, sets spanning >= 2x the last-level cache (cold weights); median, p20, p80 of "
+            "set, sets spanning >= 4x the last-level cache (cold weights); median, p20, p80 of "
             ">= %d replays on the host clock; time per GEMM = replay / launches\n",
             BENCH_SAMPLES, BENCH_MIN_LAUNCHES, run->opt->min_replays);
     cli_say("  shapes: %s; D in %s (openblas_f32: F32); every provider computes D = A B^T / "
