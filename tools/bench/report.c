@@ -528,16 +528,17 @@ void bench_fill_roofline(bench_run *run, bench_result *r) {
     if (*compute > 0 && r->tflops > *compute) {
         const size_t used = strlen(run->roof_note);
         snprintf(run->roof_note + used, sizeof run->roof_note - used,
-                 "%s%s ceiling raised to %.0f TFLOP/s by %s at %lldx%lldx%lld", used ? "; " : "",
-                 cname, r->tflops, p->name, (long long)r->shape.m, (long long)r->shape.n,
-                 (long long)r->shape.k);
+                 "%s%s ceiling raised to %.0f %s by %s at %lldx%lldx%lld", used ? "; " : "",
+                 cname, run->on_cpu ? r->tflops * 1e3 : r->tflops,
+                 run->on_cpu ? "GFLOP/s" : "TFLOP/s", p->name, (long long)r->shape.m,
+                 (long long)r->shape.n, (long long)r->shape.k);
         *compute = r->tflops;
     }
     if (run->roof_copy_gbs > 0 && r->gbs > run->roof_copy_gbs) {
         const size_t used = strlen(run->roof_note);
         snprintf(run->roof_note + used, sizeof run->roof_note - used,
-                 "%scopy ceiling raised to %.0f GB/s by %s at %lldx%lldx%lld", used ? "; " : "",
-                 r->gbs, p->name, (long long)r->shape.m, (long long)r->shape.n,
+                 "%s%s ceiling raised to %.0f GB/s by %s at %lldx%lldx%lld", used ? "; " : "",
+                 run->on_cpu ? "DRAM read" : "copy", r->gbs, p->name, (long long)r->shape.m, (long long)r->shape.n,
                  (long long)r->shape.k);
         run->roof_copy_gbs = r->gbs;
     }
