@@ -259,11 +259,18 @@ void bench_svg(const bench_run *run, bench_text *t) {
                              "BF16 %.0f TFLOP/s.</text>\n",
                           fp4_dtype_name(run->opt->out_dtype), run->date, run->dev.cc,
                           run->dev.sm_count, run->dev.copy_gbs, run->dev.bf16_tflops);
-    bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
-                         "median of CUDA-graph replays, inputs rotated over &#8805; %.0fx L2 "
-                         "(cold weights); every provider checked before timing. Hover a point "
-                         "for its numbers.</text>\n",
-                      MARGIN, BENCH_L2_FACTOR);
+    if (run->on_cpu)
+        bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
+                             "median of replays on the host clock, inputs rotated over &#8805; 4x "
+                             "the last-level cache (cold weights); every provider checked before "
+                             "timing. Hover a point for its numbers.</text>\n",
+                          MARGIN);
+    else
+        bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
+                             "median of CUDA-graph replays, inputs rotated over &#8805; %.0fx L2 "
+                             "(cold weights); every provider checked before timing. Hover a point "
+                             "for its numbers.</text>\n",
+                          MARGIN, BENCH_L2_FACTOR);
 
     /* legend */
     int item = 0;
