@@ -3,22 +3,22 @@
  * the reference.
  *
  * Two configs (docs/backends.md):
- *   gemv     streaming, for small m: each thread takes 16-row chunks of B and, for each group
- *            of up to 4 rows of A, decodes each weight block in registers and multiplies it
- *            into the group's accumulators; the weight is read once from memory (a second
- *            group finds the chunk in cache). Limit: m <= 16.
- *   blocked  for large m: tiles of 64 x 64 outputs; per tile, 512-deep slices of B's 64 rows
- *            are decoded into an F32 panel (128 KiB, L2) and a 4 x 4 register-blocked
+ *   gemv     streaming, for small m: threads take 16-row chunks of B and, for each group of up
+ *            to 4 rows of A, decode 4 rows of B at a time in registers and multiply them into
+ *            the group's accumulators; the weight is read once from memory (a second group
+ *            finds the chunk in cache), A in 1024-deep slices that stay in L1. Limit: m <= 16.
+ *   blocked  for large m: tiles of 128 x 32 outputs; per tile, 1024-deep slices of B's 32
+ *            rows are decoded into an F32 panel (128 KiB, L2) and a 4 x 4 register-blocked
  *            micro-kernel runs over it. Any shape.
- * Both first convert A to F32 (W4A4: E2M1 times its block scale; exact), in parallel.
+ * Both first convert A to F32 (W4A4: E2M1 times its block scale, exact; the SIMD decoder).
  *
  * Bits: every config, every kernel set (AVX-512, AVX2, NEON, C) and every thread count gives
  * the same result: work is split by output tiles only, never along k, and each output sums
  * its products in one fixed order (src/cpu/cpu_kernels.h).
  *
  * Threads: the context's setting (fp4_ctx_set_num_threads), else OpenMP's default
- * (OMP_NUM_THREADS, else one per core); problems under ~2 MFLOP run on the calling thread.
- * Without OpenMP at build time, one thread.
+ * (OMP_NUM_THREADS, else one per core); problems under 1e6 multiply-adds run on the calling
+ * thread. Work items are handed out dynamically. Without OpenMP at build time, one thread.
  *
  * Memory: unlike the GPU backends, a run allocates host scratch (A as F32, and per thread a
  * 128 KiB panel and 256 KiB of partial sums for `blocked`) and frees it before returning;
@@ -42,9 +42,9 @@ enum {
     GEMV_MAX_M = 16,   /* gemv's limit */
     GEMV_CHUNK = 16,   /* rows of B per gemv work item */
     GEMV_KCB = 64,     /* k-blocks per gemv slice (1024 elements: 4 rows of A = 16 KiB) */
-    BLK_MC = 128,       /* blocked tile: rows of A ... */
+    BLK_MC = 128,      /* blocked tile: rows of A ... */
     BLK_NC = 32,       /* ... by rows of B */
-    BLK_KCB = 64,      /* k-blocks per decoded slice (512 elements) */
+    BLK_KCB = 64,      /* k-blocks per decoded slice (1024 elements) */
     HEUR_GEMV_M = 7    /* the heuristic runs gemv up to this m */
 };
 static const char *const k_config_names[CONFIG_COUNT] = {"gemv", "blocked"};
