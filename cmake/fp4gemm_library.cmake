@@ -51,6 +51,9 @@ if(FP4GEMM_WITH_CUDA AND NOT FP4GEMM_SHARED)
   set(FP4GEMM_PC_LIBS_PRIVATE
       "-L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcudart_static -lrt -lpthread -ldl -lstdc++ -lm")
 endif()
+if(FP4GEMM_WITH_OPENMP AND NOT FP4GEMM_SHARED) # the cpu backend's OpenMP runtime (libgomp)
+  string(APPEND FP4GEMM_PC_LIBS_PRIVATE " ${OpenMP_C_FLAGS}")
+endif()
 
 # A sanitized library needs the sanitizer runtime in whatever links it.
 set(FP4GEMM_PC_LIBS_EXTRA "")

@@ -93,9 +93,10 @@ typedef enum fp4_backend {
                                  * for (the source is sm_70-clean; CUDA 13 builds sm_75+) */
     FP4_BACKEND_CUDA_MMA = 3,   /* "cuda_mma": mma.sync tensor cores, sm_80+ */
     FP4_BACKEND_CUDA_WGMMA = 4, /* "cuda_wgmma": Hopper warpgroup MMA, sm_90a */
-    FP4_BACKEND_CUBLASLT = 5    /* "cublaslt": native FP4 through cuBLASLt, sm_100+ */
+    FP4_BACKEND_CUBLASLT = 5,   /* "cublaslt": native FP4 through cuBLASLt, sm_100+ */
+    FP4_BACKEND_CPU = 6         /* "cpu": SIMD + OpenMP on the CPU, auto's choice there */
 } fp4_backend;
-#define FP4_BACKEND_COUNT 6
+#define FP4_BACKEND_COUNT 7
 
 typedef enum fp4_log_level {
     FP4_LOG_OFF = -1,
@@ -222,6 +223,25 @@ int fp4_ctx_compute_capability(const fp4_ctx *ctx);
 /* The last failure on this context: "fp4_gemm: k = 24 is not a multiple of 16 (src/api.c:120)"
  * or "" after success. Valid until the next call on the context. Accepts NULL. */
 const char *fp4_last_error(const fp4_ctx *ctx);
+
+/* Threads of the `cpu` backend's GEMMs on this context (cpu_ref and the GPU backends use
+ * one host thread). threads 0 (the default) = OpenMP's default: OMP_NUM_THREADS, else one per
+ * core; n > 0 = n threads. The result's bits do not depend on it (work is split by output
+ * tiles, never along k). Like every call on a context, one at a time (docs/threads.md). In a
+ * build without OpenMP (fp4_built_with_openmp() == 0) the setting is kept but one thread runs.
+ * Errors: FP4_ERR_INVALID_ARGUMENT for a NULL ctx or threads < 0. */
+fp4_status fp4_ctx_set_num_threads(fp4_ctx *ctx, int threads);
+/* The number of threads the next `cpu` GEMM on ctx may use (the setting, else OpenMP's
+ * default; 1 without OpenMP); ctx may be NULL (OpenMP's default). Problems under about 1e6
+ * multiply-adds run on the calling thread. */
+int fp4_ctx_num_threads(const fp4_ctx *ctx);
+/* The kernel set the `cpu` backend runs on ctx (NULL: on a new context): "avx512",
+ * "avx2" (with FMA), "neon" or "generic" (portable C): the widest this CPU has, chosen at run
+ * time, or the one the environment variable FP4GEMM_CPU_SIMD (auto, avx512, avx2, neon,
+ * generic; read at fp4_create) names if the CPU has it. Every set computes the same bits. */
+const char *fp4_ctx_cpu_simd(const fp4_ctx *ctx);
+/* 1 when the library was compiled with OpenMP (the `cpu` backend's threads). */
+int fp4_built_with_openmp(void);
 
 /* Memory on the context's device (plain malloc/free for the CPU; cudaMalloc/cudaFree on a GPU),
  * aligned as malloc and cudaMalloc align (16 bytes or more: what the backends' alignment rules

@@ -19,7 +19,7 @@ typedef struct policy_row {
 } policy_row;
 
 static const policy_row k_policy[] = {
-    {0, 0, {FP4_BACKEND_CPU_REF}, 1},
+    {0, 0, {FP4_BACKEND_CPU, FP4_BACKEND_CPU_REF}, 2},
     {FP4_CC_BLACKWELL_GEFORCE, 129,
      {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3},
     {FP4_CC_BLACKWELL, 1000, {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3},

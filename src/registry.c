@@ -40,6 +40,7 @@ extern const fp4_backend_ops fp4_cpu_ref_ops;   /* src/cpu/cpu_ref.c */
 extern const fp4_backend_ops fp4_cuda_simt_ops; /* src/cuda/simt/simt_backend.c */
 extern const fp4_backend_ops fp4_cuda_mma_ops;  /* src/cuda/mma/mma_backend.c */
 extern const fp4_backend_ops fp4_cublaslt_ops;  /* src/cuda/cublaslt/cublaslt_backend.c */
+extern const fp4_backend_ops fp4_cpu_ops;       /* src/cpu/cpu_backend.c */
 
 static const fp4_backend_ops *const k_registry[] = {
     &fp4_cpu_ref_ops,
@@ -47,6 +48,7 @@ static const fp4_backend_ops *const k_registry[] = {
     &fp4_cuda_mma_ops,
     &k_cuda_wgmma_todo,
     &fp4_cublaslt_ops,
+    &fp4_cpu_ops,
 };
 enum { REGISTRY_COUNT = (int)(sizeof k_registry / sizeof k_registry[0]) };
 _Static_assert(REGISTRY_COUNT == FP4_BACKEND_COUNT - 1, "one registry line per concrete backend");

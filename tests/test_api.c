@@ -481,12 +481,12 @@ static void test_gemm_bad(void) {
     /* fp4_gemm_select_backend */
     fp4_backend chosen = (fp4_backend)77;
     valid_gemm(&d, &out);
-    tu_case(fp4_gemm_select_backend(g_ctx, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF &&
+    tu_case(fp4_gemm_select_backend(g_ctx, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU &&
                 fp4_last_error(g_ctx)[0] == 0,
-            "select_backend on a CPU context -> cpu_ref, fp4_last_error \"\"");
+            "select_backend on a CPU context -> cpu, fp4_last_error \"\"");
     chosen = (fp4_backend)77;
-    tu_case(fp4_gemm_select_backend(g_ctx, NULL, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU_REF,
-            "select_backend desc=NULL (generic problem) -> cpu_ref");
+    tu_case(fp4_gemm_select_backend(g_ctx, NULL, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU,
+            "select_backend desc=NULL (generic problem) -> cpu");
     chosen = (fp4_backend)77;
     expect(fp4_gemm_select_backend(NULL, &d, &chosen), FP4_ERR_INVALID_ARGUMENT, NULL, "ctx", chosen == 77,
            "select_backend ctx=NULL");
@@ -629,7 +629,7 @@ static void test_names(void) {
     /* dtypes, layouts, backends, log levels: name <-> enum both ways */
     static const char *dtype_names[] = {"f32", "f16", "bf16", "e2m1", "e4m3"};
     static const char *layout_names[] = {"linear", "swizzled"};
-    static const char *backend_names[] = {"auto", "cpu_ref", "cuda_simt", "cuda_mma", "cuda_wgmma", "cublaslt"};
+    static const char *backend_names[] = {"auto", "cpu_ref", "cuda_simt", "cuda_mma", "cuda_wgmma", "cublaslt", "cpu"};
     static const char *level_names[] = {"off", "error", "warn", "info", "debug"}; /* -1..3 */
     ok = 1;
     for (int i = 0; i < FP4_DTYPE_COUNT; i++) {
@@ -651,7 +651,7 @@ static void test_names(void) {
         ok &= strcmp(fp4_backend_name((fp4_backend)i), backend_names[i]) == 0 &&
               fp4_backend_from_name(backend_names[i], &back) == FP4_OK && back == (fp4_backend)i;
     }
-    tu_case(ok && FP4_BACKEND_COUNT == 6, "backend names auto cpu_ref cuda_simt cuda_mma cuda_wgmma cublaslt round trip");
+    tu_case(ok && FP4_BACKEND_COUNT == 7, "backend names auto cpu_ref cuda_simt cuda_mma cuda_wgmma cublaslt cpu round trip");
     ok = 1;
     for (int i = -1; i <= 3; i++) {
         fp4_log_level back = (fp4_log_level)77;
@@ -663,12 +663,12 @@ static void test_names(void) {
     /* bad values -> "?", bad names -> INVALID_ARGUMENT with the output untouched */
     tu_case(strcmp(fp4_dtype_name((fp4_dtype)5), "?") == 0 && strcmp(fp4_dtype_name((fp4_dtype)-1), "?") == 0 &&
                 strcmp(fp4_sf_layout_name((fp4_sf_layout)2), "?") == 0 &&
-                strcmp(fp4_backend_name((fp4_backend)6), "?") == 0 &&
+                strcmp(fp4_backend_name((fp4_backend)7), "?") == 0 &&
                 strcmp(fp4_backend_name((fp4_backend)-1), "?") == 0 &&
                 strcmp(fp4_log_level_name((fp4_log_level)4), "?") == 0 &&
                 strcmp(fp4_log_level_name((fp4_log_level)-2), "?") == 0,
             "enum names of bad values are \"?\"");
-    static const char *bad_names[] = {"", "fp32", "bf16 ", " f16", "swizzle", "cpu", "cpu_ref ", "Debugg", "?", "auto/"};
+    static const char *bad_names[] = {"", "fp32", "bf16 ", " f16", "swizzle", "cpux", "cpu_ref ", "Debugg", "?", "auto/"};
     ok = 1;
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         fp4_dtype dt = (fp4_dtype)77;
@@ -735,7 +735,7 @@ static void test_policy(void) {
         int n;
         fp4_backend order[4];
     } exact[] = {
-        {0, 1, {FP4_BACKEND_CPU_REF}},
+        {0, 2, {FP4_BACKEND_CPU, FP4_BACKEND_CPU_REF}},
         {70, 1, {FP4_BACKEND_CUDA_SIMT}},
         {75, 1, {FP4_BACKEND_CUDA_SIMT}},
         {80, 2, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}},
@@ -1047,23 +1047,25 @@ static void test_tactics(void) {
                 "tactic_name into 8 bytes (\"cpu_ref/default\" needs 16) -> INVALID_ARGUMENT, buf \"\", nothing past 8");
     }
 
-    /* listing: on a CPU context only cpu_ref/default can run */
+    /* listing: on a CPU context cpu/gemv, cpu/blocked (the policy's first), then cpu_ref/default */
     region out = region_new(M * N * 4);
     fp4_gemm_desc d;
     valid_gemm(&d, &out);
     fp4_tactic list[8];
     memset(list, POISON, sizeof list);
     int count = -1;
-    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 1 &&
-                list[0].backend == FP4_BACKEND_CPU_REF && list[0].config == 0 && ((uint8_t *)&list[1])[0] == POISON,
-            "list_tactics on a CPU context -> 1: cpu_ref/default");
+    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 3 &&
+                list[0].backend == FP4_BACKEND_CPU && list[0].config == 0 && list[1].backend == FP4_BACKEND_CPU &&
+                list[1].config == 1 && list[2].backend == FP4_BACKEND_CPU_REF && list[2].config == 0 &&
+                ((uint8_t *)&list[3])[0] == POISON,
+            "list_tactics on a CPU context -> 3: cpu/gemv, cpu/blocked, cpu_ref/default");
     count = -1;
-    tu_case(fp4_gemm_list_tactics(g_ctx, NULL, NULL, 0, &count) == FP4_OK && count == 1,
-            "list_tactics desc=NULL, out=NULL, cap=0 -> count 1");
+    tu_case(fp4_gemm_list_tactics(g_ctx, NULL, NULL, 0, &count) == FP4_OK && count == 3,
+            "list_tactics desc=NULL, out=NULL, cap=0 -> count 3");
     d.backend = FP4_BACKEND_CUDA_SIMT; /* ignored by the list */
     d.config = 3;
     count = -1;
-    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 1,
+    tu_case(fp4_gemm_list_tactics(g_ctx, &d, list, 8, &count) == FP4_OK && count == 3,
             "list_tactics ignores desc->backend and desc->config");
     valid_gemm(&d, &out);
     d.k = 24;
@@ -1086,14 +1088,14 @@ static void test_tactics(void) {
     valid_gemm(&d, &out);
     d.backend = FP4_BACKEND_AUTO;
     fp4_status st = fp4_gemm_select(g_ctx, &d, &t, why, 512);
-    if (!tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU_REF && t.config == 0 && names_word(why, "auto") &&
-                     names_word(why, "cpu_ref") && names_word(why, "default") && fp4_last_error(g_ctx)[0] == 0,
-                 "select auto on a CPU context -> cpu_ref/default, why: \"%s\"", why))
+    if (!tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU && t.config == 0 && names_word(why, "auto") &&
+                     names_word(why, "cpu") && names_word(why, "gemv") && fp4_last_error(g_ctx)[0] == 0,
+                 "select auto on a CPU context (m = 4) -> cpu/gemv, why: \"%s\"", why))
         printf("  %s\n", fp4_status_name(st));
     t.backend = (fp4_backend)77;
     st = fp4_gemm_select(g_ctx, NULL, &t, why, 512);
-    tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU_REF && t.config == -1 && why[0],
-            "select desc=NULL -> cpu_ref with config -1 (chosen per problem): \"%s\"", why);
+    tu_case(st == FP4_OK && t.backend == FP4_BACKEND_CPU && t.config == -1 && why[0],
+            "select desc=NULL -> cpu with config -1 (chosen per problem): \"%s\"", why);
     valid_gemm(&d, &out); /* explicit cpu_ref */
     d.config = 0;
     st = fp4_gemm_select(g_ctx, &d, &t, why, 512);

@@ -123,7 +123,7 @@ static void check_own_errors(worker *w, int i) {
     char why[256], name[64];
     int count = -1;
     if (fp4_gemm_select(w->ctx, NULL, &tac, why, sizeof why) != FP4_OK ||
-        tac.backend != FP4_BACKEND_CPU_REF || fp4_tactic_name(tac, name, sizeof name) != FP4_OK ||
+        tac.backend != FP4_BACKEND_CPU || fp4_tactic_name(tac, name, sizeof name) != FP4_OK ||
         fp4_tactic_from_name("CPU_REF/default", &tac) != FP4_OK || tac.config != 0 ||
         fp4_device_count(&count) != FP4_OK || count < 0) {
         w->error_mixups++;

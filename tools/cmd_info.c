@@ -21,6 +21,10 @@ static int print_backends(int device) {
     char order[256];
     cli_policy_string(fp4_ctx_compute_capability(ctx), order, sizeof order);
     printf("  %-12s %s\n", "auto order", order);
+    if (device < 0)
+        printf("  %-12s %s kernels, %d thread%s%s\n", "cpu backend", fp4_ctx_cpu_simd(ctx),
+               fp4_ctx_num_threads(ctx), fp4_ctx_num_threads(ctx) == 1 ? "" : "s",
+               fp4_built_with_openmp() ? " (OpenMP: OMP_NUM_THREADS)" : " (built without OpenMP)");
     for (int b = FP4_BACKEND_AUTO + 1; b < FP4_BACKEND_COUNT; b++) {
         char why[512];
         const fp4_status can = fp4_backend_check(ctx, (fp4_backend)b, NULL, why, sizeof why);

@@ -2,7 +2,8 @@
  * bench.c - `fp4gemm bench`: the command. Parses the options (options.c), opens the device and
  * measures the ceilings (device.c), runs one point at a time (run.c), prints each point's
  * rows and the summary (report.c), and writes the CSV, JSON and SVG files. The method is in
- * docs/PERF.md.
+ * docs/PERF.md. With --device cpu (the default without a GPU) the session and the points are
+ * cpu.c's: the CPU providers, OpenBLAS as the baseline, the CPU's ceilings.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "bench.h"
@@ -80,7 +81,33 @@ static int write_text(const char *path, bench_text *t) {
 
 /* ---- the command ---------------------------------------------------------------------------------- */
 
+/* Does provider p belong to a run on the CPU (on_cpu) or on a GPU? */
+static int provider_here(const bench_provider *p, int on_cpu) {
+    return p->where == BENCH_WHERE_BOTH || (p->where == BENCH_WHERE_CPU) == (on_cpu != 0);
+}
+
+static int list_cpu_providers(const bench_provider *cat, int ncat) {
+    bench_device dev;
+    bench_cpu *bc = NULL;
+    char why[512] = "";
+    if (bench_cpu_open(&dev, &bc, why, sizeof why) != 0)
+        return cli_fail(CMD, CLI_FAIL, "the CPU: %s", why);
+    char facts[512];
+    cli_say("fp4gemm bench providers on the CPU, %s (%s):\n", dev.name,
+            bench_cpu_facts(bc, facts, sizeof facts));
+    cli_say("  %-15s %-5s %s\n", "provider", "here", "what it runs / why it can't run here");
+    for (int i = 0; i < ncat; i++) {
+        why[0] = 0;
+        const int ok = bench_cpu_provider_check(bc, &cat[i], why, sizeof why) == 0;
+        cli_say("  %-15s %-5s %s\n", cat[i].name, ok ? "yes" : "no", cat[i].about);
+        if (!ok) cli_say("  %-15s %-5s why not: %s\n", "", "", why);
+    }
+    bench_cpu_close(bc);
+    return CLI_OK;
+}
+
 static int list_providers(const bench_provider *cat, int ncat, int device) {
+    if (device < 0) return list_cpu_providers(cat, ncat);
     char buf[512];
     const char *no_dev = no_device_reason(device, buf, sizeof buf);
     bench_cuda *bc = NULL;
@@ -97,7 +124,9 @@ static int list_providers(const bench_provider *cat, int ncat, int device) {
     for (int i = 0; i < ncat; i++) {
         char why[512] = "";
         int ok = 0;
-        if (no_dev)
+        if (!provider_here(&cat[i], 0))
+            snprintf(why, sizeof why, "a CPU provider (--device cpu)");
+        else if (no_dev)
             snprintf(why, sizeof why, "needs a CUDA device");
         else
             ok = bench_cuda_provider_check(bc, &cat[i], why, sizeof why) == 0;
@@ -114,14 +143,21 @@ static const char k_about[] =
     "Hopper user would pick instead (cuBLASLt BF16 and FP8, dequantize + BF16 GEMM), on the\n"
     "same NVFP4 data, checking every provider against a double-precision reference first.\n"
     "Prints an aligned table (time per GEMM, TFLOP/s, GB/s, % of the measured roofline,\n"
-    "speedup over cublas_bf16) and a summary on stdout; needs a CUDA device.";
+    "speedup over cublas_bf16) and a summary on stdout.\n"
+    "On the CPU (--device cpu, the default without a GPU): the cpu backend, cpu_ref and auto\n"
+    "against OpenBLAS sgemm (sgemv at M = 1) on the dequantized F32 operands, with the measured\n"
+    "DRAM read bandwidth and FP32 FMA peak as the ceilings.";
 
 static const char k_notes[] =
     "providers: cuda_simt, cuda_mma, cuda_wgmma, cublaslt (fp4_gemm on that backend, where it\n"
     "  can run), auto (fp4_gemm's own choice), cublas_bf16 (cuBLASLt BF16 on the dequantized\n"
     "  operands), cublas_fp8 (cuBLASLt FP8 E4M3, per-tensor scales), cublaslt_fp4 (cuBLASLt's\n"
     "  NVFP4 GEMM called directly; sm_100+), dequant_cublas (fp4_dequantize + cuBLASLt BF16,\n"
-    "  timed together). --list-providers says which run here.\n"
+    "  timed together). On the CPU: cpu, cpu_ref, auto and openblas_f32 (when built with\n"
+    "  OpenBLAS). --list-providers says which run here.\n"
+    "\n"
+    "on the CPU, by default the shapes 1, 16, 64, 256 x (4096, 4096) and 1, 16, 64 x\n"
+    "(14336, 4096) and --max-point-seconds 30; input sets span >= 4x the last-level cache.\n"
     "\n"
     "method (docs/PERF.md): ceilings measured first (device-to-device copy, cuBLASLt BF16 and\n"
     "FP8 8192^3); per point, each provider runs once on a NaN-poisoned D and is checked with\n"
@@ -140,13 +176,120 @@ static const char k_notes[] =
     "(the seed's benchmark wraps its providers in FlashInfer's autotune() the same way). A\n"
     "table loaded from FP4GEMM_TUNING_FILE is used without --autotune.";
 
+/* The end of a run: the summary, the verdict line, the files. CLI_OK, or CLI_FAIL when a
+ * provider FAILED, the run stopped early or a file could not be written. */
+static int finish_run(bench_run *run, const char *shapes_text) {
+    const char *csv = run->opt->csv_path, *json = run->opt->json_path, *svg = run->opt->svg_path;
+    int rc = CLI_OK;
+    bench_print_summary(run);
+    if (run->roof_note[0]) cli_say("roofline: %s\n", run->roof_note);
+
+    int ok = 0, failed = 0, skipped = 0;
+    for (int i = 0; i < run->nresults; i++) {
+        ok += run->results[i].status == BENCH_OK;
+        failed += run->results[i].status == BENCH_FAILED;
+        skipped += run->results[i].status == BENCH_SKIPPED;
+    }
+    if (run->aborted) cli_say("\nbench: STOPPED EARLY %s\n", run->abort_reason);
+    cli_say("\nbench: %d rows in %.1f s on %s: %d OK, %d FAILED, %d SKIPPED\n", run->nresults,
+            run->wall_seconds, run->dev.name, ok, failed, skipped);
+    fflush(cli_msg());
+    if (failed || run->aborted) rc = CLI_FAIL;
+
+    /* the files */
+    if (csv) {
+        bench_text t = {0};
+        bench_write_csv(run, &t);
+        if (write_text(csv, &t) != CLI_OK) rc = CLI_FAIL;
+        bench_text_free(&t);
+    }
+    if (json) {
+        bench_text t = {0};
+        bench_write_json(run, shapes_text, &t);
+        if (write_text(json, &t) != CLI_OK) rc = CLI_FAIL;
+        bench_text_free(&t);
+    }
+    if (svg) {
+        bench_text t = {0};
+        bench_svg(run, &t);
+        if (write_text(svg, &t) != CLI_OK) rc = CLI_FAIL;
+        bench_text_free(&t);
+    }
+    if (failed) fprintf(stderr, "fp4gemm bench: %d FAILED rows (see the table)\n", failed);
+    return rc;
+}
+
+/* `fp4gemm bench` on the CPU (cpu.c): the same flow as on a GPU. */
+static int bench_on_cpu(bench_options *opt, const bench_provider *cat, const int *chosen,
+                        int nchosen, const char *shapes_text) {
+    bench_run run;
+    memset(&run, 0, sizeof run);
+    run.opt = opt;
+    run.on_cpu = 1;
+    bench_cpu *bc = NULL;
+    char why[512] = "";
+    if (bench_cpu_open(&run.dev, &bc, why, sizeof why) != 0)
+        return cli_fail(CMD, CLI_FAIL, "the CPU: %s", why);
+    bench_cpu_facts(bc, run.cpu_facts, sizeof run.cpu_facts);
+    for (int i = 0; i < nchosen; i++) {
+        const bench_provider *p = &cat[chosen[i]];
+        if (bench_cpu_provider_check(bc, p, why, sizeof why) == 0)
+            run.providers[run.nproviders++] = *p;
+        else
+            snprintf(run.unavailable[run.nunavailable++], sizeof run.unavailable[0], "%.30s (%.280s)",
+                     p->name, why);
+    }
+    int rc = CLI_OK;
+    if (run.nproviders == 0) {
+        rc = cli_fail(CMD, CLI_FAIL, "none of the providers can run on the CPU (see --list-providers)");
+        goto out;
+    }
+    const double t0 = cli_seconds();
+    {
+        const time_t now = time(NULL);
+        struct tm utc;
+        if (gmtime_r(&now, &utc)) strftime(run.date, sizeof run.date, "%Y-%m-%d %H:%M:%S UTC", &utc);
+    }
+    bench_cpu_ceilings(bc, &run.dev, why, sizeof why);
+    run.roof_bf16_tflops = run.dev.bf16_tflops;
+    run.roof_copy_gbs = run.dev.copy_gbs;
+    bench_print_header(&run, shapes_text);
+    run.npoints = opt->nshapes;
+    for (int s = 0; s < opt->nshapes && !run.aborted; s++) {
+        const bench_shape sh = opt->shapes[s];
+        if (s == 0 || sh.n != opt->shapes[s - 1].n || sh.k != opt->shapes[s - 1].k) {
+            cli_say("\n");
+            bench_print_table_header(&run);
+        }
+        run.point_index = s;
+        const int first = run.nresults;
+        if (bench_cpu_point(bc, &run, sh, why, sizeof why) != 0) {
+            run.aborted = 1;
+            snprintf(run.abort_reason, sizeof run.abort_reason, "at M=%lld N=%lld K=%lld: %.400s",
+                     (long long)sh.m, (long long)sh.n, (long long)sh.k, why);
+        }
+        bench_fill_speedups(&run, first, run.nresults - first);
+        for (int i = first; i < run.nresults; i++) bench_fill_roofline(&run, &run.results[i]);
+        if (opt->progress) fprintf(stderr, "\r\033[K");
+        for (int i = first; i < run.nresults; i++) bench_print_row(&run, &run.results[i]);
+        fflush(cli_msg());
+    }
+    run.wall_seconds = cli_seconds() - t0;
+    rc = finish_run(&run, shapes_text);
+out:
+    bench_cpu_close(bc);
+    free(run.results);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *preset_name = NULL, *m_list = NULL, *shapes_arg = NULL, *providers_arg = NULL;
     const char *csv = NULL, *json = NULL, *svg = NULL;
     fp4_dtype out_dtype = FP4_DTYPE_BF16;
     int list = 0, autotune = 0;
-    float max_seconds = 2.0f;
-    int64_t replays = BENCH_MIN_REPLAYS, device = 0, seed = 1;
+    float max_seconds = -1.0f; /* 2 on a GPU, 30 on the CPU */
+    int device = -2;            /* device 0 if there is a GPU, else the CPU */
+    int64_t replays = BENCH_MIN_REPLAYS, seed = 1;
     cli_opt opts[] = {
         {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = &preset_name,
          .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"
@@ -163,12 +306,12 @@ int cmd_bench(int argc, char **argv) {
         {.name = "--list-providers", .kind = CLI_FLAG, .dest = &list,
          .help = "list the providers, which can run here and why\nnot; then exit"},
         {.name = "--max-point-seconds", .metavar = "S", .kind = CLI_FLOAT, .dest = &max_seconds,
-         .help = "skip a provider at a point when its timing would\ntake longer (default 2)"},
+         .help = "skip a provider at a point when its timing would\ntake longer (default 2; 30 on the CPU)"},
         {.name = "--replays", .metavar = "N", .kind = CLI_INT, .dest = &replays,
          .help = "timed graph replays per point, at least\n(default 20; cheap points get up to 100)",
          .min = BENCH_MIN_REPLAYS, .max = 100000},
-        {.name = "--device", .metavar = "N", .kind = CLI_INT, .dest = &device,
-         .help = "CUDA device (default 0)", .min = 0, .max = 1023},
+        {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &device,
+         .help = "CUDA device number, or cpu (-1) (default: device 0\nif there is a GPU, else the CPU)"},
         {.name = "--seed", .metavar = "N", .kind = CLI_INT, .dest = &seed,
          .help = "seed of the random operands (default 1)", .min = 0, .max = INT64_MAX},
         {.name = "--csv", .metavar = "FILE", .kind = CLI_STRING, .dest = &csv,
@@ -184,6 +327,13 @@ int cmd_bench(int argc, char **argv) {
                            k_notes};
     const int parsed = cli_parse(&command, argc, argv);
     if (parsed != CLI_RUN) return parsed;
+
+    if (device == -2) device = cli_default_device();
+    const int on_cpu = device < 0;
+    if (max_seconds < 0) max_seconds = on_cpu ? 30.0f : 2.0f;
+    if (on_cpu && !shapes_arg && !preset_name && !m_list)
+        shapes_arg = "1,4096,4096;16,4096,4096;64,4096,4096;256,4096,4096;1,14336,4096;"
+                     "16,14336,4096;64,14336,4096";
 
     /* shapes */
     bench_options opt;
@@ -221,11 +371,18 @@ int cmd_bench(int argc, char **argv) {
             return CLI_USAGE;
         }
     } else {
-        for (int i = 0; i < ncat; i++) chosen[nchosen++] = i;
+        for (int i = 0; i < ncat; i++)
+            if (provider_here(&cat[i], on_cpu)) chosen[nchosen++] = i;
     }
     if (list) {
         free(opt.shapes);
         return list_providers(cat, ncat, opt.device);
+    }
+
+    if (on_cpu) {
+        const int rc = bench_on_cpu(&opt, cat, chosen, nchosen, shapes_text);
+        free(opt.shapes);
+        return rc;
     }
 
     /* the device */
@@ -246,7 +403,10 @@ int cmd_bench(int argc, char **argv) {
     }
     for (int i = 0; i < nchosen; i++) {
         const bench_provider *p = &cat[chosen[i]];
-        if (bench_cuda_provider_check(bc, p, why, sizeof why) == 0)
+        if (!provider_here(p, 0))
+            snprintf(run.unavailable[run.nunavailable++], sizeof run.unavailable[0],
+                     "%.30s (a CPU provider; this run is on a GPU: --device cpu)", p->name);
+        else if (bench_cuda_provider_check(bc, p, why, sizeof why) == 0)
             run.providers[run.nproviders++] = *p;
         else
             snprintf(run.unavailable[run.nunavailable++], sizeof run.unavailable[0], "%s (%.280s)",
@@ -294,7 +454,7 @@ int cmd_bench(int argc, char **argv) {
         const bench_shape sh = opt.shapes[s];
         if (s == 0 || sh.n != opt.shapes[s - 1].n || sh.k != opt.shapes[s - 1].k) {
             cli_say("\n");
-            bench_print_table_header();
+            bench_print_table_header(&run);
         }
         run.point_index = s;
         const int first = run.nresults;
@@ -310,41 +470,7 @@ int cmd_bench(int argc, char **argv) {
         fflush(cli_msg());
     }
     run.wall_seconds = cli_seconds() - t0;
-    bench_print_summary(&run);
-    if (run.roof_note[0]) cli_say("roofline: %s\n", run.roof_note);
-
-    int ok = 0, failed = 0, skipped = 0;
-    for (int i = 0; i < run.nresults; i++) {
-        ok += run.results[i].status == BENCH_OK;
-        failed += run.results[i].status == BENCH_FAILED;
-        skipped += run.results[i].status == BENCH_SKIPPED;
-    }
-    if (run.aborted) cli_say("\nbench: STOPPED EARLY %s\n", run.abort_reason);
-    cli_say("\nbench: %d rows in %.1f s on %s: %d OK, %d FAILED, %d SKIPPED\n", run.nresults,
-            run.wall_seconds, run.dev.name, ok, failed, skipped);
-    fflush(cli_msg());
-    if (failed || run.aborted) rc = CLI_FAIL;
-
-    /* the files */
-    if (csv) {
-        bench_text t = {0};
-        bench_write_csv(&run, &t);
-        if (write_text(csv, &t) != CLI_OK) rc = CLI_FAIL;
-        bench_text_free(&t);
-    }
-    if (json) {
-        bench_text t = {0};
-        bench_write_json(&run, shapes_text, &t);
-        if (write_text(json, &t) != CLI_OK) rc = CLI_FAIL;
-        bench_text_free(&t);
-    }
-    if (svg) {
-        bench_text t = {0};
-        bench_svg(&run, &t);
-        if (write_text(svg, &t) != CLI_OK) rc = CLI_FAIL;
-        bench_text_free(&t);
-    }
-    if (failed) fprintf(stderr, "fp4gemm bench: %d FAILED rows (see the table)\n", failed);
+    if (finish_run(&run, shapes_text) != CLI_OK) rc = CLI_FAIL;
 out:
     bench_cuda_close(bc);
     free(run.results);

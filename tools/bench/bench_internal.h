@@ -40,14 +40,24 @@ typedef enum bench_kind {
     BENCH_KIND_CUBLAS_BF16 = 1,    /* cuBLASLt BF16 GEMM on the dequantized operands */
     BENCH_KIND_CUBLAS_FP8 = 2,     /* cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN */
     BENCH_KIND_DEQUANT_CUBLAS = 3, /* fp4_dequantize A and B to BF16 + the BF16 GEMM, together */
-    BENCH_KIND_CUBLASLT_FP4 = 4    /* cuBLASLt's NVFP4 GEMM called directly (sm_100+) */
+    BENCH_KIND_CUBLASLT_FP4 = 4,   /* cuBLASLt's NVFP4 GEMM called directly (sm_100+) */
+    BENCH_KIND_OPENBLAS_F32 = 5    /* CPU: OpenBLAS sgemm (sgemv at M = 1) on dequantized F32 */
 } bench_kind;
-#define BENCH_KIND_COUNT 5
+#define BENCH_KIND_COUNT 6
+
+/* Where a provider runs: the bench runs either on a GPU or on the CPU (--device cpu). */
+typedef enum bench_where {
+    BENCH_WHERE_GPU = 0,
+    BENCH_WHERE_CPU = 1,
+    BENCH_WHERE_BOTH = 2 /* auto */
+} bench_where;
 
 /* The compute ceiling a provider's roof% is measured against. */
 typedef enum bench_ceiling {
     BENCH_CEIL_BF16 = 0, /* cuBLASLt BF16 8192^3: NVFP4 on Hopper decodes to BF16/F16 MMAs */
     BENCH_CEIL_FP8 = 1   /* cuBLASLt FP8 8192^3: FP8 tensor cores run twice as fast */
+    /* on the CPU every provider has the one compute ceiling, the measured FP32 FMA peak, kept
+     * where the BF16 one is on a GPU (bench_device.bf16_tflops) and named "f32_fma" */
 } bench_ceiling;
 
 /* One row of the provider table (providers.c). */
@@ -61,6 +71,7 @@ typedef struct bench_provider {
                             * 0.5625, FP8 1, BF16 2 (dequant_cublas reads NVFP4) */
     bench_ceiling ceiling; /* the compute ceiling of its roof% */
     const char *svg_style; /* SVG stroke attributes of its line */
+    bench_where where;     /* GPU (default) or CPU runs */
 } bench_provider;
 
 /* ---- providers.c ---------------------------------------------------------------------- */
@@ -123,6 +134,8 @@ typedef struct bench_device {
     int64_t l2_bytes, memory_bytes, free_bytes;
     int runtime_version, driver_version;
     long cublaslt_version;
+    /* On the CPU (device -1): name = the CPU model, sm_count = threads, l2_bytes = the
+     * last-level cache, copy_gbs = DRAM read bandwidth, bf16_tflops = the FP32 FMA peak. */
     double copy_gbs;        /* measured: device-to-device copy, bytes read + written */
     int64_t copy_bytes;
     double bf16_tflops;     /* measured: cuBLASLt BF16 8192^3 on random data */
@@ -153,7 +166,12 @@ typedef struct bench_run {
      * them (so that roof% <= 100% by construction); a note says which were raised */
     double roof_bf16_tflops, roof_fp8_tflops, roof_copy_gbs;
     char roof_note[256];
+    int on_cpu;             /* the run is on the CPU: baseline openblas_f32, CPU ceilings */
+    char cpu_facts[512];    /* on the CPU: threads, SIMD, OPENBLAS_CORETYPE, OpenBLAS build */
 } bench_run;
+
+/* The name of the baseline speedups are taken over: cublas_bf16, or openblas_f32 on the CPU. */
+const char *bench_baseline_name(const bench_run *run);
 
 /* Index of the provider named cublas_bf16 in run, or -1. */
 int bench_baseline_index(const bench_run *run);
@@ -179,7 +197,7 @@ void bench_text_free(bench_text *t);
 /* The text outputs; CSV/JSON/SVG text is built in a bench_text and written with
  * cli_write_file. */
 void bench_print_header(const bench_run *run, const char *shapes_text);
-void bench_print_table_header(void);
+void bench_print_table_header(const bench_run *run);
 void bench_print_row(const bench_run *run, const bench_result *r);
 void bench_print_summary(const bench_run *run);
 void bench_write_csv(const bench_run *run, bench_text *t);
@@ -226,6 +244,16 @@ int bench_cuda_ceilings(bench_cuda *bc, bench_device *dev, char *why, size_t why
  * Returns 0, or -1 if the CUDA context broke (the run must stop; why says how). */
 int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *why,
                      size_t why_len);
+
+/* ---- cpu.c: the same session on the CPU (device -1) ------------------------------------------ */
+typedef struct bench_cpu bench_cpu;
+int bench_cpu_open(bench_device *dev, bench_cpu **out, char *why, size_t why_len);
+void bench_cpu_close(bench_cpu *bc); /* accepts NULL */
+/* One line: kernel set, threads, OPENBLAS_CORETYPE, the OpenBLAS build (or "not built"). */
+const char *bench_cpu_facts(bench_cpu *bc, char *buf, size_t len);
+int bench_cpu_provider_check(bench_cpu *bc, const bench_provider *p, char *why, size_t why_len);
+int bench_cpu_ceilings(bench_cpu *bc, bench_device *dev, char *why, size_t why_len);
+int bench_cpu_point(bench_cpu *bc, bench_run *run, bench_shape shape, char *why, size_t why_len);
 
 /* ---- bench.c, report.c ---------------------------------------------------------------- */
 /* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */

@@ -176,6 +176,9 @@ int bench_cuda_provider_check(bench_cuda *bc, const bench_provider *p, char *why
                  "is sm_%d",
                  cc);
         break;
+    case BENCH_KIND_OPENBLAS_F32:
+        snprintf(buf, sizeof buf, "a CPU provider (--device cpu)");
+        break;
     }
     bench_copy_why(why, why_len, buf);
     return -1;

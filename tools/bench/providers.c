@@ -17,27 +17,37 @@
 
 static const bench_provider k_table[] = {
     {"cuda_simt", BENCH_KIND_FP4, FP4_BACKEND_CUDA_SIMT, -1,
-     "fp4_gemm, backend cuda_simt: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID},
+     "fp4_gemm, backend cuda_simt: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID, BENCH_WHERE_GPU},
     {"cuda_mma", BENCH_KIND_FP4, FP4_BACKEND_CUDA_MMA, -1,
-     "fp4_gemm, backend cuda_mma: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID},
+     "fp4_gemm, backend cuda_mma: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID, BENCH_WHERE_GPU},
     {"cuda_wgmma", BENCH_KIND_FP4, FP4_BACKEND_CUDA_WGMMA, -1,
-     "fp4_gemm, backend cuda_wgmma: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID},
+     "fp4_gemm, backend cuda_wgmma: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID, BENCH_WHERE_GPU},
     {"cublaslt", BENCH_KIND_FP4, FP4_BACKEND_CUBLASLT, -1,
-     "fp4_gemm, backend cublaslt: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID},
+     "fp4_gemm, backend cublaslt: NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID, BENCH_WHERE_GPU},
     {"auto", BENCH_KIND_FP4, FP4_BACKEND_AUTO, -1,
      "fp4_gemm, backend auto: what a user of the library gets", NVFP4_BYTES, BENCH_CEIL_BF16,
-     DOTTED},
+     DOTTED, BENCH_WHERE_BOTH},
     {"cublas_bf16", BENCH_KIND_CUBLAS_BF16, FP4_BACKEND_AUTO, -1,
      "cuBLASLt BF16 GEMM on the dequantized operands: a Hopper user without FP4", 2.0,
-     BENCH_CEIL_BF16, DASHED},
+     BENCH_CEIL_BF16, DASHED, BENCH_WHERE_GPU},
     {"cublas_fp8", BENCH_KIND_CUBLAS_FP8, FP4_BACKEND_AUTO, -1,
-     "cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN layout", 1.0, BENCH_CEIL_FP8, DASHED},
+     "cuBLASLt FP8 E4M3 GEMM, per-tensor scales, TN layout", 1.0, BENCH_CEIL_FP8, DASHED, BENCH_WHERE_GPU},
     {"cublaslt_fp4", BENCH_KIND_CUBLASLT_FP4, FP4_BACKEND_AUTO, -1,
      "cuBLASLt's NVFP4 GEMM called directly (E2M1, VEC16_UE4M3 swizzled scales): Blackwell "
-     "only", NVFP4_BYTES, BENCH_CEIL_BF16, DASHED},
+     "only", NVFP4_BYTES, BENCH_CEIL_BF16, DASHED, BENCH_WHERE_GPU},
     {"dequant_cublas", BENCH_KIND_DEQUANT_CUBLAS, FP4_BACKEND_AUTO, -1,
      "fp4_dequantize A and B to BF16 + cuBLASLt BF16 GEMM, timed together", NVFP4_BYTES,
-     BENCH_CEIL_BF16, DASHED},
+     BENCH_CEIL_BF16, DASHED, BENCH_WHERE_GPU},
+    /* the CPU (--device cpu) */
+    {"cpu", BENCH_KIND_FP4, FP4_BACKEND_CPU, -1,
+     "fp4_gemm, backend cpu (SIMD + OpenMP): NVFP4 A and B", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID,
+     BENCH_WHERE_CPU},
+    {"cpu_ref", BENCH_KIND_FP4, FP4_BACKEND_CPU_REF, -1,
+     "fp4_gemm, backend cpu_ref: the reference triple loop", NVFP4_BYTES, BENCH_CEIL_BF16, SOLID,
+     BENCH_WHERE_CPU},
+    {"openblas_f32", BENCH_KIND_OPENBLAS_F32, FP4_BACKEND_AUTO, -1,
+     "OpenBLAS sgemm (sgemv at M = 1) on the dequantized F32 operands: a CPU user without FP4",
+     4.0, BENCH_CEIL_BF16, DASHED, BENCH_WHERE_CPU},
 };
 #define N_TABLE ((int)(sizeof k_table / sizeof k_table[0]))
 
@@ -53,3 +63,7 @@ double bench_kind_in_bytes(bench_kind kind) {
 }
 
 const char *bench_ceiling_name(bench_ceiling c) { return c == BENCH_CEIL_FP8 ? "fp8" : "bf16"; }
+
+const char *bench_baseline_name(const bench_run *run) {
+    return run->on_cpu ? "openblas_f32" : "cublas_bf16";
+}

@@ -106,7 +106,9 @@ bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape) 
 
 int bench_baseline_index(const bench_run *run) {
     for (int i = 0; i < run->nproviders; i++)
-        if (run->providers[i].kind == BENCH_KIND_CUBLAS_BF16) return i;
+        if (run->providers[i].kind ==
+            (run->on_cpu ? BENCH_KIND_OPENBLAS_F32 : BENCH_KIND_CUBLAS_BF16))
+            return i;
     return -1;
 }
 
@@ -149,9 +151,10 @@ static const char *fmt3(char *buf, size_t len, double v) {
     return buf;
 }
 
-void bench_print_table_header(void) {
+void bench_print_table_header(const bench_run *run) {
     cli_say("%-15s %6s %6s %6s %10s %9s %9s %8s %8s %6s %8s  %s\n", "provider", "M", "N", "K",
-            "time_us", "p20_us", "p80_us", "TFLOP/s", "GB/s", "roof%", "vs_bf16", "note");
+            "time_us", "p20_us", "p80_us", "TFLOP/s", "GB/s", "roof%",
+            run->on_cpu ? "vs_blas" : "vs_bf16", "note");
 }
 
 void bench_print_row(const bench_run *run, const bench_result *r) {
@@ -168,7 +171,49 @@ void bench_print_row(const bench_run *run, const bench_result *r) {
             fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
 }
 
+/* The header of a run on the CPU: the machine, the ceilings, the method. */
+static void print_cpu_header(const bench_run *run, const char *shapes_text) {
+    const bench_device *d = &run->dev;
+    cli_say("fp4gemm bench on the CPU: %s (%d threads, last-level cache %.1f MiB, %.1f GiB)\n",
+            d->name, d->sm_count, (double)d->l2_bytes / 1048576.0,
+            (double)d->memory_bytes / 1073741824.0);
+    cli_say("  %s; fp4gemm %s; %s\n", run->date, fp4_version(), run->cpu_facts);
+    cli_say("  ceilings measured now: DRAM read ");
+    if (d->copy_gbs > 0)
+        cli_say("%.1f GB/s (%.2f GiB, every thread summing its share)", d->copy_gbs,
+                (double)d->copy_bytes / 1073741824.0);
+    else
+        cli_say("not measured");
+    cli_say("; FP32 FMA peak ");
+    if (d->bf16_tflops > 0)
+        cli_say("%.0f GFLOP/s\n", d->bf16_tflops * 1e3);
+    else
+        cli_say("not measured\n");
+    if (d->ceiling_note[0]) cli_say("  ceilings: %s\n", d->ceiling_note);
+    cli_say("  roof%%: max(2MNK / FMA peak, bytes / DRAM read) / time; a ceiling a row beats is "
+            "raised to that row's rate first, so roof%% <= 100%%. NOTE: a shared machine: other "
+            "processes' load shows as noise\n");
+    cli_say("  method: each provider checked before timing (all outputs finite, %d sampled "
+            "outputs vs a double reference); >= %d launches per replay, each on the next input "
+            "set, sets spanning >= 4x the last-level cache (cold weights); median, p20, p80 of "
+            ">= %d replays on the host clock; time per GEMM = replay / launches\n",
+            BENCH_SAMPLES, BENCH_MIN_LAUNCHES, run->opt->min_replays);
+    cli_say("  shapes: %s; D in %s (openblas_f32: F32); every provider computes D = A B^T / "
+            "4096 on the same NVFP4 data (W4A4, swizzled scales)\n",
+            shapes_text, fp4_dtype_name(run->opt->out_dtype));
+    cli_say("  providers:");
+    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
+    cli_say("\n");
+    for (int i = 0; i < run->nunavailable; i++)
+        cli_say("  not run here: %s\n", run->unavailable[i]);
+    fflush(cli_msg());
+}
+
 void bench_print_header(const bench_run *run, const char *shapes_text) {
+    if (run->on_cpu) {
+        print_cpu_header(run, shapes_text);
+        return;
+    }
     const bench_device *d = &run->dev;
     cli_say("fp4gemm bench on %s (device %d, sm_%d, %d SMs, L2 %.1f MiB, %.1f GiB", d->name,
             d->device, d->cc, d->sm_count, (double)d->l2_bytes / 1048576.0,
@@ -261,9 +306,9 @@ static const char *at_shape(char *buf, size_t len, const bench_result *r) {
 }
 
 void bench_print_summary(const bench_run *run) {
-    cli_say("\nsummary on %s: speedup = cublas_bf16 time / provider time at the same point "
+    cli_say("\nsummary on %s: speedup = %s time / provider time at the same point "
             "(geometric mean over the points both ran; shapes are MxNxK)\n",
-            run->dev.name);
+            run->dev.name, bench_baseline_name(run));
     cli_say("%-15s %4s %4s %4s %8s %8s %-18s %8s %-18s %8s %s\n", "provider", "ok", "fail", "skip",
             "geomean", "worst", "at", "best", "at", "peak", "TFLOP/s at");
     for (int p = 0; p < run->nproviders; p++) {
@@ -290,8 +335,8 @@ void bench_print_summary(const bench_run *run) {
 
 void bench_write_csv(const bench_run *run, bench_text *t) {
     bench_text_printf(t, "device,provider,m,n,k,out_dtype,status,time_us,p20_us,p80_us,tflops,"
-                         "gbs,roofline_pct,speedup_vs_cublas_bf16,launches,sets,replays,timing,"
-                         "cold,check_max_err,check_rel_l2,note\n");
+                         "gbs,roofline_pct,speedup_vs_%s,launches,sets,replays,timing,"
+                         "cold,check_max_err,check_rel_l2,note\n", bench_baseline_name(run));
     for (int i = 0; i < run->nresults; i++) {
         const bench_result *r = &run->results[i];
         csv_string(t, run->dev.name);
@@ -337,6 +382,11 @@ void bench_write_json(const bench_run *run, const char *shapes_text, bench_text 
                       (long long)d->memory_bytes, d->sm_clock_mhz, d->mem_clock_mhz,
                       d->runtime_version, d->driver_version, d->cublaslt_version);
     json_string(t, fp4_built_cuda_archs());
+    if (run->on_cpu) {
+        /* on the CPU: copy_gbs is the DRAM read bandwidth, bf16_tflops the FP32 FMA peak */
+        bench_text_printf(t, ", \"cpu\": ");
+        json_string(t, run->cpu_facts);
+    }
     bench_text_printf(t, "},\n  \"ceilings\": {\"copy_gbs\": ");
     json_number(t, d->copy_gbs, d->copy_gbs > 0);
     bench_text_printf(t, ", \"copy_bytes\": %lld, \"bf16_tflops\": ", (long long)d->copy_bytes);
@@ -418,7 +468,7 @@ void bench_write_json(const bench_run *run, const char *shapes_text, bench_text 
         if (ok && r->roof_ceiling)
             bench_text_printf(t, ", \"roof_ceiling\": \"%s\", \"roof_ceiling_value\": %.6g",
                               r->roof_ceiling, r->roof_ceiling_value);
-        bench_text_printf(t, ", \"speedup_vs_cublas_bf16\": ");
+        bench_text_printf(t, ", \"speedup_vs_%s\": ", bench_baseline_name(run));
         json_number(t, r->speedup, r->speedup > 0);
         bench_text_printf(t, ", \"flops\": %.6g, \"bytes\": %.6g", r->flops, r->bytes);
         if (ok)
@@ -472,22 +522,23 @@ void bench_fill_roofline(bench_run *run, bench_result *r) {
     const bench_provider *p = &run->providers[r->provider];
     const int fp8 = p->ceiling == BENCH_CEIL_FP8 && run->roof_fp8_tflops > 0;
     double *compute = fp8 ? &run->roof_fp8_tflops : &run->roof_bf16_tflops;
-    const char *cname = fp8 ? "fp8" : "bf16";
+    const char *cname = run->on_cpu ? "f32_fma" : fp8 ? "fp8" : "bf16";
     /* a row faster than a ceiling measured at the start raises it: the ceiling is the best
      * rate this card showed in the run, so roof% can't exceed 100% */
     if (*compute > 0 && r->tflops > *compute) {
         const size_t used = strlen(run->roof_note);
         snprintf(run->roof_note + used, sizeof run->roof_note - used,
-                 "%s%s ceiling raised to %.0f TFLOP/s by %s at %lldx%lldx%lld", used ? "; " : "",
-                 cname, r->tflops, p->name, (long long)r->shape.m, (long long)r->shape.n,
-                 (long long)r->shape.k);
+                 "%s%s ceiling raised to %.0f %s by %s at %lldx%lldx%lld", used ? "; " : "",
+                 cname, run->on_cpu ? r->tflops * 1e3 : r->tflops,
+                 run->on_cpu ? "GFLOP/s" : "TFLOP/s", p->name, (long long)r->shape.m,
+                 (long long)r->shape.n, (long long)r->shape.k);
         *compute = r->tflops;
     }
     if (run->roof_copy_gbs > 0 && r->gbs > run->roof_copy_gbs) {
         const size_t used = strlen(run->roof_note);
         snprintf(run->roof_note + used, sizeof run->roof_note - used,
-                 "%scopy ceiling raised to %.0f GB/s by %s at %lldx%lldx%lld", used ? "; " : "",
-                 r->gbs, p->name, (long long)r->shape.m, (long long)r->shape.n,
+                 "%s%s ceiling raised to %.0f GB/s by %s at %lldx%lldx%lld", used ? "; " : "",
+                 run->on_cpu ? "DRAM read" : "copy", r->gbs, p->name, (long long)r->shape.m, (long long)r->shape.n,
                  (long long)r->shape.k);
         run->roof_copy_gbs = r->gbs;
     }
@@ -495,7 +546,7 @@ void bench_fill_roofline(bench_run *run, bench_result *r) {
     const double compute_s = *compute > 0 ? r->flops / (*compute * 1e12) : 0.0;
     const double memory_s = run->roof_copy_gbs > 0 ? r->bytes / (run->roof_copy_gbs * 1e9) : 0.0;
     if (compute_s <= 0 && memory_s <= 0) return;
-    r->roof_ceiling = compute_s >= memory_s ? cname : "copy";
+    r->roof_ceiling = compute_s >= memory_s ? cname : run->on_cpu ? "dram_read" : "copy";
     r->roof_ceiling_value = compute_s >= memory_s ? *compute : run->roof_copy_gbs;
     r->roofline_pct = 100.0 * (compute_s >= memory_s ? compute_s : memory_s) / t;
     if (r->roofline_pct > 100.0) r->roofline_pct = 100.0; /* the last bits of rounding only */

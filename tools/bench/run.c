@@ -77,6 +77,8 @@ static int launch(bench_cuda *bc, operands *o, const bench_provider *p, int set,
     case BENCH_KIND_CUBLASLT_FP4:
         return lt_run(bc, &o->plan_fp4, o->alpha, a_q(o, set), a_sf(o, set), b_q(o, set),
                       b_sf(o, set), o->d, why);
+    case BENCH_KIND_OPENBLAS_F32:
+        break; /* a CPU provider (cpu.c): never in a GPU run */
     }
     snprintf(why, WHY, "unknown provider kind %d", (int)p->kind);
     return -1;
@@ -141,6 +143,9 @@ static int provider_ready(bench_cuda *bc, operands *o, const bench_provider *p, 
         return 1;
 #endif
         break;
+    case BENCH_KIND_OPENBLAS_F32:
+        snprintf(note, note_len, "a CPU provider (--device cpu)");
+        return 1;
     }
     if (!made) {
         snprintf(why, WHY, "unknown provider kind %d", (int)p->kind);

@@ -120,7 +120,8 @@ static void draw_panel(const bench_run *run, const panel *pn, double x0, double 
     bench_text_printf(t, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" font-size=\"13\" "
                          "text-anchor=\"middle\">%s</text>\n",
                       x0 + 16, top + ph / 2,
-                      speedup ? "speedup over cublas_bf16" : "TFLOP/s");
+                      speedup ? (run->on_cpu ? "speedup over openblas_f32" : "speedup over cublas_bf16")
+                              : "TFLOP/s");
 
     /* reference lines: 1x (cublas_bf16) and the ideal memory-bound speedup of NVFP4 */
     if (speedup) {
@@ -239,23 +240,37 @@ void bench_svg(const bench_run *run, bench_text *t) {
                          "fp4gemm bench on ",
                       MARGIN);
     bench_text_xml(t, run->dev.name);
-    bench_text_printf(t, speedup ? ": speedup over cuBLAS BF16 (higher is better)</text>\n"
-                                 : ": TFLOP/s (no cublas_bf16 baseline in this run)</text>\n");
+    bench_text_printf(t, "%s", speedup ? (run->on_cpu ? ": speedup over OpenBLAS sgemm F32 (higher is better)</text>\n"
+                                                      : ": speedup over cuBLAS BF16 (higher is better)</text>\n")
+                                       : ": TFLOP/s (no baseline in this run)</text>\n");
     bench_text_printf(t, "<text x=\"%d\" y=\"52\" font-size=\"13\" fill=\"#444444\">", MARGIN);
     if (run->opt->preset) {
         bench_text_printf(t, "preset ");
         bench_text_xml(t, run->opt->preset);
         bench_text_printf(t, ", ");
     }
-    bench_text_printf(t, "D in %s, %s. sm_%d, %d SMs; measured ceilings: copy %.0f GB/s, cuBLASLt "
-                         "BF16 %.0f TFLOP/s.</text>\n",
-                      fp4_dtype_name(run->opt->out_dtype), run->date, run->dev.cc,
-                      run->dev.sm_count, run->dev.copy_gbs, run->dev.bf16_tflops);
-    bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
-                         "median of CUDA-graph replays, inputs rotated over &#8805; %.0fx L2 "
-                         "(cold weights); every provider checked before timing. Hover a point "
-                         "for its numbers.</text>\n",
-                      MARGIN, BENCH_L2_FACTOR);
+    if (run->on_cpu)
+        bench_text_printf(t, "D in %s, %s. %d threads; measured ceilings: DRAM read %.1f GB/s, "
+                             "FP32 FMA %.0f GFLOP/s.</text>\n",
+                          fp4_dtype_name(run->opt->out_dtype), run->date, run->dev.sm_count,
+                          run->dev.copy_gbs, run->dev.bf16_tflops * 1e3);
+    else
+        bench_text_printf(t, "D in %s, %s. sm_%d, %d SMs; measured ceilings: copy %.0f GB/s, cuBLASLt "
+                             "BF16 %.0f TFLOP/s.</text>\n",
+                          fp4_dtype_name(run->opt->out_dtype), run->date, run->dev.cc,
+                          run->dev.sm_count, run->dev.copy_gbs, run->dev.bf16_tflops);
+    if (run->on_cpu)
+        bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
+                             "median of replays on the host clock, inputs rotated over &#8805; 4x "
+                             "the last-level cache (cold weights); every provider checked before "
+                             "timing. Hover a point for its numbers.</text>\n",
+                          MARGIN);
+    else
+        bench_text_printf(t, "<text x=\"%d\" y=\"70\" font-size=\"13\" fill=\"#444444\">Time per GEMM: "
+                             "median of CUDA-graph replays, inputs rotated over &#8805; %.0fx L2 "
+                             "(cold weights); every provider checked before timing. Hover a point "
+                             "for its numbers.</text>\n",
+                          MARGIN, BENCH_L2_FACTOR);
 
     /* legend */
     int item = 0;
@@ -275,8 +290,8 @@ void bench_svg(const bench_run *run, bench_text *t) {
         } else if (p == run->nproviders) {
             bench_text_printf(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                                  "stroke=\"#333333\" stroke-width=\"1.5\"/><text x=\"%.1f\" "
-                                 "y=\"%.1f\" font-size=\"13\">cublas_bf16 (1x)</text>\n",
-                              x, y, x + 30, y, x + 38, y + 4);
+                                 "y=\"%.1f\" font-size=\"13\">%s (1x)</text>\n",
+                              x, y, x + 30, y, x + 38, y + 4, bench_baseline_name(run));
         } else {
             bench_text_printf(t, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                                  "stroke=\"#999999\" stroke-dasharray=\"2,4\"/><text x=\"%.1f\" "

@@ -1,0 +1,128 @@
+/* cpu_avx512.c - the AVX-512F kernels of the `cpu` backend (compiled with -mavx512f; run only
+ * where the CPU has it, cpu_simd.c). One k-block of 16 is one zmm register: the block's 8
+ * bytes broadcast, a per-lane shift (vpsrlvd) and the 16-float E2M1 table in a register
+ * (vpermps), times the block scale: four instructions. Same bits as cpu_generic.c
+ * (cpu_kernels.h). */
+#if defined(__x86_64__) || defined(_M_X64)
+#include "cpu_kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE __m512 e2m1_table(void) {
+    return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f,
+                          -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
+}
+
+/* Per-lane shifts: lane j takes nibble j / 2 of 32-bit word j % 2 (CPU_LANE_ELEMENT). */
+ALWAYS_INLINE __m512i lane_shifts(void) {
+    return _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+}
+
+/* Block kb: its 8 bytes broadcast, each lane's nibble shifted down (vpermps reads the low 4
+ * bits of each index), looked up in the table, times the block scale. */
+ALWAYS_INLINE __m512 decode_block(const __m512 tab, const __m512i sh, const uint8_t *row,
+                                  const uint8_t *sf, int swz, int64_t kb) {
+    int64_t q;
+    memcpy(&q, row + kb * 8, 8);
+    const __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi64(q), sh);
+    const __m512 s = _mm512_set1_ps(cpu_e4m3_value[sf[cpu_sf_kb(swz, kb)]]);
+    return _mm512_mul_ps(_mm512_permutexvar_ps(idx, tab), s);
+}
+
+/* mr rows of A by nn rows of B: mr * nn independent accumulators. */
+ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_t n, const int nn,
+                          int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first) {
+    const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN], *ahead[CPU_GEMV_NN];
+    for (int i = 0; i < nn; i++) {
+        row[i] = p->b + (n + i) * (p->k / 2);
+        sf[i] = p->b_sf + cpu_sf_row(p, n + i);
+        /* the row CPU_GEMV_NN further on, which the next call reads: prefetched at the same k
+         * as this one, one pass of the rows ahead (more DRAM reads in flight) */
+        ahead[i] = n + i + CPU_GEMV_NN < p->n ? row[i] + CPU_GEMV_NN * (p->k / 2) : row[i];
+    }
+    const int swz = p->b_swizzled;
+    const __m512 tab = e2m1_table();
+    const __m512i sh = lane_shifts();
+    const float *a = p->a + m0 * p->lda;
+    const int64_t lda = p->lda;
+    __m512 acc[CPU_GEMV_NN][CPU_GEMV_MR];
+    for (int i = 0; i < nn; i++)
+        for (int r = 0; r < mr; r++)
+            acc[i][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sums + i * ld + r * 16);
+    for (int64_t kb = kb0; kb < kb0 + kbs; kb++) {
+        __m512 x[CPU_GEMV_MR];
+        for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + kb * 16);
+        if ((kb & 7) == 0) /* one 64-byte line per row every 8 blocks */
+            for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(ahead[i] + kb * 8), _MM_HINT_T0);
+        for (int i = 0; i < nn; i++) {
+            const __m512 w = decode_block(tab, sh, row[i], sf[i], swz, kb);
+            for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);
+        }
+    }
+    for (int i = 0; i < nn; i++)
+        for (int r = 0; r < mr; r++) _mm512_storeu_ps(sums + i * ld + r * 16, acc[i][r]);
+}
+
+static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
+                 int64_t kbs, float *sums, int64_t ld, int first) {
+    if (nn == 4 && mr == 1) {
+        gemv_t(p, m0, 1, n, 4, kb0, kbs, sums, ld, first);
+        return;
+    }
+    if (nn >= 2 && mr == 2) {
+        for (int i = 0; i + 1 < nn; i += 2) gemv_t(p, m0, 2, n + i, 2, kb0, kbs, sums + i * ld, ld, first);
+        if (nn & 1) gemv_t(p, m0, 2, n + nn - 1, 1, kb0, kbs, sums + (nn - 1) * ld, ld, first);
+        return;
+    }
+    for (int i = 0; i < nn; i++) {
+        float *s = sums + i * ld;
+        switch (mr) {
+        case 1: gemv_t(p, m0, 1, n + i, 1, kb0, kbs, s, ld, first); break;
+        case 2: gemv_t(p, m0, 2, n + i, 1, kb0, kbs, s, ld, first); break;
+        case 3: gemv_t(p, m0, 3, n + i, 1, kb0, kbs, s, ld, first); break;
+        default: gemv_t(p, m0, 4, n + i, 1, kb0, kbs, s, ld, first); break;
+        }
+    }
+}
+
+static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_t kbs,
+                   float *panel, int64_t ldp) {
+    const __m512 tab = e2m1_table();
+    const __m512i sh = lane_shifts();
+    for (int r = 0; r < nr; r++) {
+        float *dst = panel + r * ldp;
+        const int64_t n = n0 + r;
+        if (n >= p->n) {
+            for (int64_t kb = 0; kb < kbs; kb++) _mm512_storeu_ps(dst + kb * 16, _mm512_setzero_ps());
+            continue;
+        }
+        const uint8_t *row = p->b + n * (p->k / 2);
+        const uint8_t *sf = p->b_sf + cpu_sf_row(p, n);
+        for (int64_t kb = kb0; kb < kb0 + kbs; kb++)
+            _mm512_storeu_ps(dst + (kb - kb0) * 16, decode_block(tab, sh, row, sf, p->b_swizzled, kb));
+    }
+}
+
+static void micro(const float *a, int64_t lda, const float *b, int64_t ldb, int64_t kbs,
+                  float *part, int first) {
+    __m512 c[CPU_MR][CPU_NR];
+    for (int i = 0; i < CPU_MR; i++)
+        for (int j = 0; j < CPU_NR; j++)
+            c[i][j] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(part + (i * CPU_NR + j) * 16);
+    for (int64_t kb = 0; kb < kbs; kb++) {
+        __m512 x[CPU_MR];
+        for (int i = 0; i < CPU_MR; i++) x[i] = _mm512_loadu_ps(a + i * lda + kb * 16);
+        for (int j = 0; j < CPU_NR; j++) {
+            const __m512 y = _mm512_loadu_ps(b + j * ldb + kb * 16);
+            for (int i = 0; i < CPU_MR; i++) c[i][j] = _mm512_fmadd_ps(x[i], y, c[i][j]);
+        }
+    }
+    for (int i = 0; i < CPU_MR; i++)
+        for (int j = 0; j < CPU_NR; j++) _mm512_storeu_ps(part + (i * CPU_NR + j) * 16, c[i][j]);
+}
+
+const cpu_kernels cpu_kernels_avx512 = {"avx512", gemv, decode, micro};
+#endif
