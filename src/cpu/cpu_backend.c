@@ -92,9 +92,11 @@ fp4_status fp4_ctx_set_num_threads(fp4_ctx *ctx, int threads) {
 }
 
 int fp4_ctx_num_threads(const fp4_ctx *ctx) {
-    const cpu_state *s = ctx ? fp4_backend_state(ctx, FP4_BACKEND_CPU) : NULL;
 #ifdef _OPENMP
+    const cpu_state *s = ctx ? fp4_backend_state(ctx, FP4_BACKEND_CPU) : NULL;
     if (s && s->threads > 0) return s->threads;
+#else
+    (void)ctx;
 #endif
     return default_threads();
 }
