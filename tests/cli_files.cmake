@@ -2,47 +2,7 @@
 # here failed on the tool before the fix.
 #
 # Run by ctest:  cmake -DFP4=<fp4gemm> -DWORK=<scratch dir> -P tests/cli_files.cmake
-if(NOT FP4 OR NOT WORK)
-  message(FATAL_ERROR "usage: cmake -DFP4=<fp4gemm binary> -DWORK=<scratch dir> -P cli_files.cmake")
-endif()
-file(REMOVE_RECURSE "${WORK}")
-file(MAKE_DIRECTORY "${WORK}")
-
-# fp4_expect(<exit code> args...): runs `fp4gemm args...` in WORK; OUT and ERR get the output.
-function(fp4_expect code)
-  execute_process(COMMAND "${FP4}" ${ARGN} WORKING_DIRECTORY "${WORK}"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  list(JOIN ARGN " " cmdline)
-  if(NOT rc STREQUAL "${code}")
-    message(FATAL_ERROR "fp4gemm ${cmdline}: exit code ${rc}, expected ${code}\n"
-                        "--- stdout:\n${out}--- stderr:\n${err}")
-  endif()
-  message(STATUS "exit ${rc} as expected: fp4gemm ${cmdline}")
-  set(OUT "${out}" PARENT_SCOPE)
-  set(ERR "${err}" PARENT_SCOPE)
-  set(LAST "fp4gemm ${cmdline}" PARENT_SCOPE)
-endfunction()
-
-function(fp4_require text regex what)
-  if(NOT text MATCHES "${regex}")
-    message(FATAL_ERROR "${LAST}: ${what} (no match for '${regex}') in:\n${text}")
-  endif()
-endfunction()
-
-function(fp4_same_file a b what)
-  file(SHA256 "${WORK}/${a}" ha)
-  file(SHA256 "${WORK}/${b}" hb)
-  if(NOT ha STREQUAL hb)
-    message(FATAL_ERROR "${LAST}: ${a} and ${b} differ: ${what}")
-  endif()
-endfunction()
-
-function(fp4_size name bytes)
-  file(SIZE "${WORK}/${name}" size)
-  if(NOT size EQUAL bytes)
-    message(FATAL_ERROR "${LAST}: ${name}: ${size} bytes, expected ${bytes}")
-  endif()
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake")
 
 # No temporary may be left in WORK after a command (a fixed PATH.tmp or a unique one).
 function(fp4_no_temporaries)

@@ -3,57 +3,7 @@
 #
 # Run by ctest:  cmake -DFP4=<path of fp4gemm> -DWORK=<scratch dir> -P tests/cli_smoke.cmake
 # Any failure stops with the command line, its exit code and its output.
-if(NOT FP4 OR NOT WORK)
-  message(FATAL_ERROR "usage: cmake -DFP4=<fp4gemm binary> -DWORK=<scratch dir> -P cli_smoke.cmake")
-endif()
-file(REMOVE_RECURSE "${WORK}")
-file(MAKE_DIRECTORY "${WORK}")
-
-# fp4_expect(<exit code> args...): runs `fp4gemm args...` in WORK, requires that exit code,
-# and leaves the output in OUT and ERR.
-function(fp4_expect code)
-  execute_process(COMMAND "${FP4}" ${ARGN} WORKING_DIRECTORY "${WORK}"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  list(JOIN ARGN " " cmdline)
-  if(NOT rc STREQUAL "${code}")
-    message(FATAL_ERROR "fp4gemm ${cmdline}: exit code ${rc}, expected ${code}\n"
-                        "--- stdout:\n${out}--- stderr:\n${err}")
-  endif()
-  message(STATUS "exit ${rc} as expected: fp4gemm ${cmdline}")
-  set(OUT "${out}" PARENT_SCOPE)
-  set(ERR "${err}" PARENT_SCOPE)
-  set(LAST "fp4gemm ${cmdline}" PARENT_SCOPE)
-endfunction()
-
-# fp4_require(<text> <regex> <what>): the text must match the regex.
-function(fp4_require text regex what)
-  if(NOT text MATCHES "${regex}")
-    message(FATAL_ERROR "${LAST}: ${what} (no match for '${regex}') in:\n${text}")
-  endif()
-endfunction()
-
-# A usage or run error is exactly one line on stderr, starting with "fp4gemm".
-function(fp4_one_error_line regex)
-  fp4_require("${ERR}" "^fp4gemm[^\n]*${regex}[^\n]*\n$" "expected one error line on stderr")
-endfunction()
-
-# fp4_same_file(<a> <b>): identical bytes.
-function(fp4_same_file a b)
-  file(SHA256 "${WORK}/${a}" ha)
-  file(SHA256 "${WORK}/${b}" hb)
-  if(NOT ha STREQUAL hb)
-    message(FATAL_ERROR "${a} and ${b} differ: the same input and global scale must give "
-                        "the same bytes")
-  endif()
-endfunction()
-
-# fp4_size(<file> <bytes>)
-function(fp4_size name bytes)
-  file(SIZE "${WORK}/${name}" size)
-  if(NOT size EQUAL bytes)
-    message(FATAL_ERROR "${name}: ${size} bytes, expected ${bytes}")
-  endif()
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake")
 
 # ---- top level ------------------------------------------------------------------------------
 fp4_expect(0 --help)

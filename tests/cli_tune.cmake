@@ -3,41 +3,10 @@
 # through FP4GEMM_TUNING_FILE; a corrupt cache reported and ignored.
 #
 # Run by ctest:  cmake -DFP4=<path of fp4gemm> -DWORK=<scratch dir> -P tests/cli_tune.cmake
-if(NOT FP4 OR NOT WORK)
-  message(FATAL_ERROR "usage: cmake -DFP4=<fp4gemm binary> -DWORK=<scratch dir> -P cli_tune.cmake")
-endif()
-file(REMOVE_RECURSE "${WORK}")
-file(MAKE_DIRECTORY "${WORK}")
+include("${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake")
 
-# fp4_expect(<exit code> [ENV NAME=VALUE] args...): runs fp4gemm in WORK (with the variable
-# set, if given), requires that exit code, leaves the output in OUT and ERR.
-function(fp4_expect code)
-  set(args ${ARGN})
-  set(prefix "${CMAKE_COMMAND}" -E env --unset=FP4GEMM_TUNING_FILE --unset=FP4GEMM_BACKEND)
-  list(GET args 0 first)
-  if(first STREQUAL "ENV")
-    list(GET args 1 assignment)
-    list(REMOVE_AT args 0 1)
-    list(APPEND prefix "${assignment}")
-  endif()
-  execute_process(COMMAND ${prefix} "${FP4}" ${args} WORKING_DIRECTORY "${WORK}"
-                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  list(JOIN args " " cmdline)
-  if(NOT rc STREQUAL "${code}")
-    message(FATAL_ERROR "fp4gemm ${cmdline}: exit code ${rc}, expected ${code}\n"
-                        "--- stdout:\n${out}--- stderr:\n${err}")
-  endif()
-  message(STATUS "exit ${rc} as expected: fp4gemm ${cmdline}")
-  set(OUT "${out}" PARENT_SCOPE)
-  set(ERR "${err}" PARENT_SCOPE)
-  set(LAST "fp4gemm ${cmdline}" PARENT_SCOPE)
-endfunction()
-
-function(fp4_require text regex what)
-  if(NOT text MATCHES "${regex}")
-    message(FATAL_ERROR "${LAST}: ${what} (no match for '${regex}') in:\n${text}")
-  endif()
-endfunction()
+# neither a cache nor a backend choice of the caller may change what the test sees
+set(FP4_ENV_PREFIX --unset=FP4GEMM_TUNING_FILE --unset=FP4GEMM_BACKEND)
 
 # the entry lines of a cache file
 function(fp4_entries file count)
