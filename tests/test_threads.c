@@ -345,44 +345,9 @@ static void gemm_job(uint64_t base, tw_job *job) {
     }
 }
 
-/* One cycle: create, allocate, GEMM (and a quantize), free, destroy. 1 if its hash is `want`
- * (want 0: stores it). */
+/* One cycle: create, allocate, GEMM, free, destroy on the CPU (tw_cycle). */
 static int one_cycle(const tw_job *job, uint64_t *want, char *err, size_t len) {
-    fp4_ctx *ctx = NULL;
-    tw_arena arena;
-    uint64_t h = 0;
-    if (fp4_create(&ctx, -1) != FP4_OK) {
-        snprintf(err, len, "fp4_create: %s", fp4_last_error(NULL));
-        return 0;
-    }
-    int ok = tw_arena_alloc(ctx, &k_cycle_lim, &arena) == FP4_OK;
-    if (!ok) snprintf(err, len, "tw_arena_alloc: %s", fp4_last_error(ctx));
-    if (ok && tw_job_run(&arena, job, NULL, &h, err, len) != FP4_OK) ok = 0;
-    if (ok && *want == 0) *want = h;
-    if (ok && h != *want) {
-        snprintf(err, len, "hash %016llx, expected %016llx", (unsigned long long)h,
-                 (unsigned long long)*want);
-        ok = 0;
-    }
-    tw_arena_free(&arena);
-    fp4_destroy(ctx);
-    return ok;
-}
-
-typedef struct cycler {
-    const tw_job *job;
-    uint64_t want;
-    int cycles, failures;
-    char err[700];
-} cycler;
-
-static void *cycler_main(void *arg) {
-    cycler *c = (cycler *)arg;
-    char err[700];
-    for (int i = 0; i < c->cycles; i++)
-        if (!one_cycle(c->job, &c->want, err, sizeof err) && c->failures++ == 0)
-            snprintf(c->err, sizeof c->err, "%s", err);
-    return NULL;
+    return tw_cycle(-1, &k_cycle_lim, job, want, err, len);
 }
 
 static void test_lifecycle(void) {
@@ -403,21 +368,7 @@ static void test_lifecycle(void) {
     tu_case(failures == 0, "%d create / GEMM / destroy cycles: same result each time",
             CYCLES);
 
-    cycler cyclers[THREADS];
-    pthread_t threads[THREADS];
-    for (int t = 0; t < THREADS; t++) {
-        memset(&cyclers[t], 0, sizeof cyclers[t]);
-        cyclers[t].job = &job;
-        cyclers[t].want = want;
-        cyclers[t].cycles = CYCLES / THREADS;
-        pthread_create(&threads[t], NULL, cycler_main, &cyclers[t]);
-    }
-    failures = 0;
-    for (int t = 0; t < THREADS; t++) {
-        pthread_join(threads[t], NULL);
-        failures += cyclers[t].failures;
-        if (cyclers[t].err[0]) printf("  thread %d: %s\n", t, cyclers[t].err);
-    }
+    failures = tw_cycle_threads(-1, &k_cycle_lim, &job, want, THREADS, CYCLES / THREADS);
     const int fds2 = tw_count_fds();
     tu_case(failures == 0, "%d threads x %d cycles at the same time: same result each time",
             THREADS, CYCLES / THREADS);

@@ -362,44 +362,9 @@ static void test_graphs(void) {
 
 static const tw_limits k_cycle_lim = {16, 256, 2048, 1};
 
-/* create, allocate, GEMM (split-K), free, destroy; 1 if the hash is *want (0: set it). */
+/* create, allocate, GEMM (split-K), free, destroy on device 0 (tw_cycle). */
 static int one_cycle(const tw_job *job, uint64_t *want, char *err, size_t len) {
-    fp4_ctx *ctx = NULL;
-    tw_arena arena;
-    memset(&arena, 0, sizeof arena);
-    uint64_t h = 0;
-    if (fp4_create(&ctx, 0) != FP4_OK) {
-        snprintf(err, len, "fp4_create: %s", fp4_last_error(NULL));
-        return 0;
-    }
-    int ok = tw_arena_alloc(ctx, &k_cycle_lim, &arena) == FP4_OK;
-    if (!ok) snprintf(err, len, "tw_arena_alloc: %s", fp4_last_error(ctx));
-    if (ok && tw_job_run(&arena, job, NULL, &h, err, len) != FP4_OK) ok = 0;
-    if (ok && *want == 0) *want = h;
-    if (ok && h != *want) {
-        snprintf(err, len, "hash %016llx, expected %016llx", (unsigned long long)h,
-                 (unsigned long long)*want);
-        ok = 0;
-    }
-    tw_arena_free(&arena);
-    fp4_destroy(ctx);
-    return ok;
-}
-
-typedef struct cycler {
-    const tw_job *job;
-    uint64_t want;
-    int cycles, failures;
-    char err[700];
-} cycler;
-
-static void *cycler_main(void *arg) {
-    cycler *c = (cycler *)arg;
-    char err[700];
-    for (int i = 0; i < c->cycles; i++)
-        if (!one_cycle(c->job, &c->want, err, sizeof err) && c->failures++ == 0)
-            snprintf(c->err, sizeof c->err, "%s", err);
-    return NULL;
+    return tw_cycle(0, &k_cycle_lim, job, want, err, len);
 }
 
 static void test_lifecycle(void) {
@@ -429,21 +394,7 @@ static void test_lifecycle(void) {
     tu_case(fds0 >= 0 && fds1 == fds0, "open file descriptors: %d before, %d after", fds0, fds1);
 
     enum { CYCLERS = 4 };
-    cycler cyclers[CYCLERS];
-    pthread_t threads[CYCLERS];
-    for (int t = 0; t < CYCLERS; t++) {
-        memset(&cyclers[t], 0, sizeof cyclers[t]);
-        cyclers[t].job = &job;
-        cyclers[t].want = want;
-        cyclers[t].cycles = cycles / 10;
-        pthread_create(&threads[t], NULL, cycler_main, &cyclers[t]);
-    }
-    failures = 0;
-    for (int t = 0; t < CYCLERS; t++) {
-        pthread_join(threads[t], NULL);
-        failures += cyclers[t].failures;
-        if (cyclers[t].err[0]) printf("  thread %d: %s\n", t, cyclers[t].err);
-    }
+    failures = tw_cycle_threads(0, &k_cycle_lim, &job, want, CYCLERS, cycles / 10);
     const size_t free2 = free_device_memory();
     const int fds2 = tw_count_fds();
     tu_case(failures == 0 && free2 + GRANULARITY >= free0 && fds2 == fds0,

@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,4 +388,77 @@ fp4_status tw_gemm_hash(tw_gemm *g, uint64_t *hash, char *err, size_t len) {
 done:
     free(host);
     return st;
+}
+
+/* ---- create / run / destroy cycles ------------------------------------------------------------ */
+
+int tw_cycle(int device, const tw_limits *lim, const tw_job *job, uint64_t *want, char *err,
+             size_t len) {
+    fp4_ctx *ctx = NULL;
+    tw_arena arena;
+    memset(&arena, 0, sizeof arena);
+    uint64_t h = 0;
+    if (fp4_create(&ctx, device) != FP4_OK) {
+        snprintf(err, len, "fp4_create: %s", fp4_last_error(NULL));
+        return 0;
+    }
+    int ok = tw_arena_alloc(ctx, lim, &arena) == FP4_OK;
+    if (!ok) snprintf(err, len, "tw_arena_alloc: %s", fp4_last_error(ctx));
+    if (ok && tw_job_run(&arena, job, NULL, &h, err, len) != FP4_OK) ok = 0;
+    if (ok && *want == 0) *want = h;
+    if (ok && h != *want) {
+        snprintf(err, len, "hash %016llx, expected %016llx", (unsigned long long)h,
+                 (unsigned long long)*want);
+        ok = 0;
+    }
+    tw_arena_free(&arena);
+    fp4_destroy(ctx);
+    return ok;
+}
+
+typedef struct tw_cycler {
+    int device;
+    const tw_limits *lim;
+    const tw_job *job;
+    uint64_t want;
+    int cycles, failures;
+    char err[700];
+} tw_cycler;
+
+static void *tw_cycler_main(void *arg) {
+    tw_cycler *c = (tw_cycler *)arg;
+    char err[700];
+    for (int i = 0; i < c->cycles; i++)
+        if (!tw_cycle(c->device, c->lim, c->job, &c->want, err, sizeof err) && c->failures++ == 0)
+            snprintf(c->err, sizeof c->err, "%s", err);
+    return NULL;
+}
+
+int tw_cycle_threads(int device, const tw_limits *lim, const tw_job *job, uint64_t want,
+                     int threads, int cycles) {
+    tw_cycler *cyclers = (tw_cycler *)calloc((size_t)threads, sizeof *cyclers);
+    pthread_t *ids = (pthread_t *)calloc((size_t)threads, sizeof *ids);
+    if (!cyclers || !ids) {
+        printf("  tw_cycle_threads: out of host memory\n");
+        free(cyclers);
+        free(ids);
+        return threads * cycles;
+    }
+    for (int t = 0; t < threads; t++) {
+        cyclers[t].device = device;
+        cyclers[t].lim = lim;
+        cyclers[t].job = job;
+        cyclers[t].want = want;
+        cyclers[t].cycles = cycles;
+        pthread_create(&ids[t], NULL, tw_cycler_main, &cyclers[t]);
+    }
+    int failures = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(ids[t], NULL);
+        failures += cyclers[t].failures;
+        if (cyclers[t].err[0]) printf("  thread %d: %s\n", t, cyclers[t].err);
+    }
+    free(cyclers);
+    free(ids);
+    return failures;
 }

@@ -75,6 +75,17 @@ void tw_gemm_release(tw_gemm *g); /* accepts a zeroed or half-made one */
 /* Downloads D and hashes it as tw_job_run does: the same job gives the same hash. */
 fp4_status tw_gemm_hash(tw_gemm *g, uint64_t *hash, char *err, size_t len);
 
+/* One lifecycle cycle on `device` (-1: the CPU): create a context, allocate an arena for
+ * `lim`, run the job, free, destroy. 1 if the job's hash is *want (*want 0: stores it there);
+ * 0 with what failed in err[len] otherwise. */
+int tw_cycle(int device, const tw_limits *lim, const tw_job *job, uint64_t *want, char *err,
+             size_t len);
+/* `threads` threads (pthreads), each running `cycles` tw_cycle at the same time, all expecting
+ * `want`. Prints the first error of each thread that failed; returns the failed cycles (all
+ * of them, threads * cycles, if the threads could not be made). */
+int tw_cycle_threads(int device, const tw_limits *lim, const tw_job *job, uint64_t want,
+                     int threads, int cycles);
+
 /* FNV-1a over bytes, continuing from h (start with TW_HASH_INIT). */
 #define TW_HASH_INIT 0xcbf29ce484222325ull
 uint64_t tw_hash(uint64_t h, const void *p, int64_t n);
