@@ -258,6 +258,16 @@ int bench_cpu_point(bench_cpu *bc, bench_run *run, bench_shape shape, char *why,
 /* ---- bench.c, report.c ---------------------------------------------------------------- */
 /* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */
 bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
+/* The history rule: a provider already too slow at a smaller M of the same (N, K) is too
+ * slow here. Returns the largest such M among run's results, or 0. */
+int64_t bench_slower_before(const bench_run *run, int provider, bench_shape shape);
+/* Fills r from a finished fp4_measure: too slow (BENCH_SKIPPED, too_slow, the note with the
+ * estimate against max_point_seconds; returns 1) or BENCH_OK with the median, p20, p80,
+ * launches, sets and replays (returns 0). graph, cold, rates and other notes are the caller's. */
+int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
+                              double max_point_seconds);
+/* Appends text to r's note, after "; " if the note is not empty. */
+void bench_append_note(bench_result *r, const char *text);
 /* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */
 void bench_progress(const bench_run *run, const char *provider, bench_shape shape);
 

@@ -104,6 +104,45 @@ bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape) 
     return r;
 }
 
+int64_t bench_slower_before(const bench_run *run, int provider, bench_shape s) {
+    int64_t best = 0;
+    for (int i = 0; i < run->nresults; i++) {
+        const bench_result *h = &run->results[i];
+        if (h->provider == provider && h->too_slow && h->shape.n == s.n && h->shape.k == s.k &&
+            h->shape.m < s.m && h->shape.m > best)
+            best = h->shape.m;
+    }
+    return best;
+}
+
+int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
+                              double max_point_seconds) {
+    if (m->too_slow) {
+        const double est_ms = m->estimate_us * 1e-3;
+        r->status = BENCH_SKIPPED;
+        r->too_slow = 1;
+        snprintf(r->note, sizeof r->note,
+                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches "
+                 "would take about %.1f s > --max-point-seconds %g",
+                 est_ms, m->replays, m->launches, est_ms * m->launches * (m->replays + 1) / 1e3,
+                 max_point_seconds);
+        return 1;
+    }
+    r->status = BENCH_OK;
+    r->time_us = m->median_us;
+    r->p20_us = m->p20_us;
+    r->p80_us = m->p80_us;
+    r->launches = m->launches;
+    r->sets = m->sets;
+    r->replays = m->replays;
+    return 0;
+}
+
+void bench_append_note(bench_result *r, const char *text) {
+    const size_t used = strlen(r->note);
+    snprintf(r->note + used, sizeof r->note - used, "%s%s", used ? "; " : "", text);
+}
+
 int bench_baseline_index(const bench_run *run) {
     for (int i = 0; i < run->nproviders; i++)
         if (run->providers[i].kind ==
