@@ -212,6 +212,18 @@ const char *bench_status_name(bench_status s);
 
 /* ---- options.c ---------------------------------------------------------------------------- */
 extern const char *bench_cmd_name; /* the command its messages name: "bench" (default), "tune" */
+/* The cli_opt entries of the options bench_make_shapes reads (bench and tune take the same):
+ * --preset, --m-list and --shapes into the const char * variables at these addresses. */
+#define BENCH_SHAPE_OPTIONS(preset_name, m_list, shapes_arg)                                    \
+    {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = (preset_name),         \
+     .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"                               \
+             "llama3.1-8b or llama3.3-70b (default llama3.1-8b)"},                             \
+    {.name = "--m-list", .metavar = "LIST", .kind = CLI_STRING, .dest = (m_list),              \
+     .help = "M values, e.g. 1,16,128 (default 1,2,4,...,2048,\n"                              \
+             "3072,4096,8192,16384)"},                                                         \
+    {.name = "--shapes", .metavar = "LIST", .kind = CLI_STRING, .dest = (shapes_arg),          \
+     .help = "explicit problems \"M,N,K;M,N,K\" instead of a preset"}
+
 /* Fills opt->shapes from --shapes, or from the preset (default llama3.1-8b) x --m-list, and
  * describes them in shapes_text. CLI_OK, or CLI_USAGE/CLI_FAIL after the message. */
 int bench_make_shapes(const char *shapes_arg, const char *preset_name, const char *m_list,
