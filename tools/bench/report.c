@@ -210,6 +210,16 @@ void bench_print_row(const bench_run *run, const bench_result *r) {
             fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
 }
 
+/* The last lines of either header: the providers of the run and those not run here. */
+static void print_providers(const bench_run *run) {
+    cli_say("  providers:");
+    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
+    cli_say("\n");
+    for (int i = 0; i < run->nunavailable; i++)
+        cli_say("  not run here: %s\n", run->unavailable[i]);
+    fflush(cli_msg());
+}
+
 /* The header of a run on the CPU: the machine, the ceilings, the method. */
 static void print_cpu_header(const bench_run *run, const char *shapes_text) {
     const bench_device *d = &run->dev;
@@ -240,12 +250,7 @@ static void print_cpu_header(const bench_run *run, const char *shapes_text) {
     cli_say("  shapes: %s; D in %s (openblas_f32: F32); every provider computes D = A B^T / "
             "4096 on the same NVFP4 data (W4A4, swizzled scales)\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
-    cli_say("  providers:");
-    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
-    cli_say("\n");
-    for (int i = 0; i < run->nunavailable; i++)
-        cli_say("  not run here: %s\n", run->unavailable[i]);
-    fflush(cli_msg());
+    print_providers(run);
 }
 
 void bench_print_header(const bench_run *run, const char *shapes_text) {
@@ -301,12 +306,7 @@ void bench_print_header(const bench_run *run, const char *shapes_text) {
     cli_say("  shapes: %s; D in %s; every provider computes D = A B^T / (gs_a gs_b) on the same "
             "NVFP4 data\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
-    cli_say("  providers:");
-    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
-    cli_say("\n");
-    for (int i = 0; i < run->nunavailable; i++)
-        cli_say("  not run here: %s\n", run->unavailable[i]);
-    fflush(cli_msg());
+    print_providers(run);
 }
 
 /* ---- the summary ----------------------------------------------------------------------------------- */
