@@ -278,6 +278,9 @@ int64_t bench_slower_before(const bench_run *run, int provider, bench_shape shap
  * launches, sets and replays (returns 0). graph, cold, rates and other notes are the caller's. */
 int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
                               double max_point_seconds);
+/* Records a check's verdict in r: its worst ratio and relative L2 error, and BENCH_FAILED
+ * with its message if it did not pass. Returns 1 if it did not pass, else 0. */
+int bench_result_from_verify(bench_result *r, const fp4_verify_result *v);
 /* Appends text to r's note, after "; " if the note is not empty. */
 void bench_append_note(bench_result *r, const char *text);
 /* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */

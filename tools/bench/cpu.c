@@ -483,13 +483,7 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(why, WHY, "fp4_gemm_verify: %s", fp4_last_error(bc->ctx));
         return -1;
     }
-    r->check_max_err = v.worst_ratio;
-    r->check_rel_l2 = v.rel_l2;
-    if (!v.passed) {
-        r->status = BENCH_FAILED;
-        snprintf(r->note, sizeof r->note, "%.390s", v.message);
-        return 0;
-    }
+    if (bench_result_from_verify(r, &v)) return 0;
 
     /* timing */
     fp4_measure_desc md;

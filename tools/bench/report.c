@@ -138,6 +138,15 @@ int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
     return 0;
 }
 
+int bench_result_from_verify(bench_result *r, const fp4_verify_result *v) {
+    r->check_max_err = v->worst_ratio;
+    r->check_rel_l2 = v->rel_l2;
+    if (v->passed) return 0;
+    r->status = BENCH_FAILED;
+    snprintf(r->note, sizeof r->note, "%.390s", v->message);
+    return 1;
+}
+
 void bench_append_note(bench_result *r, const char *text) {
     const size_t used = strlen(r->note);
     snprintf(r->note + used, sizeof r->note - used, "%s%s", used ? "; " : "", text);

@@ -215,12 +215,7 @@ static int check_provider(bench_cuda *bc, operands *o, const bench_provider *p, 
         return 0;
     }
     if (p->kind != BENCH_KIND_CUBLAS_FP8) {
-        r->check_max_err = v.worst_ratio;
-        r->check_rel_l2 = v.rel_l2;
-        if (!v.passed) {
-            r->status = BENCH_FAILED;
-            snprintf(r->note, sizeof r->note, "%.390s", v.message);
-        }
+        bench_result_from_verify(r, &v);
         return 0;
     }
     /* FP8: for the record, how far from the NVFP4 data; the verdict against its own data.
@@ -234,12 +229,7 @@ static int check_provider(bench_cuda *bc, operands *o, const bench_provider *p, 
     v8.struct_size = sizeof v8;
     TRY_FP4(NULL, fp4_verify_samples(o->ns, out, o->ref8, o->ref8_abs, o->sm, o->sn, o->k,
                                      o->out_dtype, 2e-3, 2e-2, &v8), "fp4_verify_samples");
-    r->check_max_err = v8.worst_ratio;
-    r->check_rel_l2 = v8.rel_l2;
-    if (!v8.passed) {
-        r->status = BENCH_FAILED;
-        snprintf(r->note, sizeof r->note, "%.390s", v8.message);
-    }
+    bench_result_from_verify(r, &v8);
     return 0;
 }
 
