@@ -14,9 +14,11 @@ printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(con
 if ! "$cc" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null; then
   echo "SKIP: fuzz: $cc has no libFuzzer runtime (-fsanitize=fuzzer)"; exit 0
 fi
-# the library as CMake builds it (CPU only, static), instrumented for libFuzzer
+# the library as CMake builds it (CPU only, static, no OpenMP: the loader under test is serial,
+# and clang's OpenMP runtime, libomp, is not a dependency of the project), instrumented
 san="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all"
 cmake -S "$root" -B "$out/lib" -DCMAKE_C_COMPILER="$cc" -DFP4GEMM_CUDA=OFF -DFP4GEMM_SHARED=OFF \
+      -DFP4GEMM_OPENMP=OFF \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_C_FLAGS=$san" >/dev/null
 cmake --build "$out/lib" --target fp4gemm -j "${JOBS:-2}" >/dev/null
 "$cc" -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
