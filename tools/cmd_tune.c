@@ -133,7 +133,14 @@ int cmd_tune(int argc, char **argv) {
     float budget = 0, tactic_seconds = 2.0f;
     int64_t seed = 1;
     cli_opt opts[] = {
-        BENCH_SHAPE_OPTIONS(&preset_name, &m_list, &shapes_arg),
+        {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = &preset_name,
+         .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"
+                 "llama3.1-8b or llama3.3-70b (default llama3.1-8b)"},
+        {.name = "--m-list", .metavar = "LIST", .kind = CLI_STRING, .dest = &m_list,
+         .help = "M values, e.g. 1,16,128 (default 1,2,4,...,2048,\n"
+                 "3072,4096,8192,16384)"},
+        {.name = "--shapes", .metavar = "LIST", .kind = CLI_STRING, .dest = &shapes_arg,
+         .help = "explicit problems \"M,N,K;M,N,K\" instead of a preset"},
         {.name = "--out", .metavar = "FILE", .kind = CLI_STRING, .dest = &out, .required = 1,
          .help = "the tuning cache to write (required)"},
         {.name = "--merge", .kind = CLI_FLAG, .dest = &merge,

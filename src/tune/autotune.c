@@ -85,23 +85,6 @@ static fp4_status launch_gemm(void *user, int set, struct CUstream_st *stream) {
     return fp4_gemm(l->ctx, &d);
 }
 
-/* Times l's tactic with fp4_measure over l->ops's input sets on `stream`, within `budget`
- * seconds (0: none); mr gets the result. */
-static fp4_status measure_tactic(launch_ctx *l, struct CUstream_st *stream, double budget,
-                                 fp4_measure_result *mr) {
-    fp4_measure_desc md;
-    fp4_measure_desc_init(&md);
-    md.launch = launch_gemm;
-    md.user = l;
-    md.sets = l->ops->sets;
-    md.set_bytes = l->ops->set_bytes;
-    md.stream = stream;
-    md.budget_seconds = budget;
-    memset(mr, 0, sizeof *mr);
-    mr->struct_size = sizeof *mr;
-    return fp4_measure(l->ctx, &md, mr);
-}
-
 static void free_operands(fp4_ctx *ctx, operands *o) {
     char keep[1024];
     memcpy(keep, ctx->last_error, sizeof keep); /* freeing must not hide the failure */
@@ -293,8 +276,19 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             }
         }
         fp4_measure_result mr;
-        if (gs == FP4_OK && !skipped)
-            gs = measure_tactic(&l, opt->stream, 1e-9 /* the estimate only */, &mr);
+        if (gs == FP4_OK && !skipped) {
+            fp4_measure_desc md;
+            fp4_measure_desc_init(&md);
+            md.launch = launch_gemm;
+            md.user = &l;
+            md.sets = o.sets;
+            md.set_bytes = o.set_bytes;
+            md.stream = opt->stream;
+            md.budget_seconds = 1e-9; /* the estimate only */
+            memset(&mr, 0, sizeof mr);
+            mr.struct_size = sizeof mr;
+            gs = fp4_measure(ctx, &md, &mr);
+        }
         if (gs != FP4_OK) {
             if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) { /* not the tactic's fault */
                 st = gs;
@@ -350,6 +344,13 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         }
         l.desc.backend = cand[i].backend;
         l.desc.config = cand[i].config;
+        fp4_measure_desc md;
+        fp4_measure_desc_init(&md);
+        md.launch = launch_gemm;
+        md.user = &l;
+        md.sets = o.sets;
+        md.set_bytes = o.set_bytes;
+        md.stream = opt->stream;
         /* the first (the best estimate) is always timed: without it there is no result; the
          * others within the tactic budget, and at most 3x what the best one's timing took */
         double budget = 0; /* none */
@@ -360,9 +361,12 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         }
         if (r->deadline > 0 && (budget == 0 || r->deadline - now_s() < budget))
             budget = r->deadline - now_s() > 0.001 ? r->deadline - now_s() : 0.001;
+        md.budget_seconds = budget;
         fp4_measure_result mr;
+        memset(&mr, 0, sizeof mr);
+        mr.struct_size = sizeof mr;
         const double t0 = now_s();
-        const fp4_status gs = measure_tactic(&l, opt->stream, budget, &mr);
+        const fp4_status gs = fp4_measure(ctx, &md, &mr);
         const double took = now_s() - t0;
         if (gs != FP4_OK) {
             if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) {
@@ -379,7 +383,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         if (mr.too_slow) {
             res->too_slow++;
             snprintf(why, sizeof why, "too slow (about %.1f us a launch: its timing would take "
-                     "over the %.2f s budget)", mr.estimate_us, budget);
+                     "over the %.2f s budget)", mr.estimate_us, md.budget_seconds);
             append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
             report(r, cand[i], i, count, 0, why, best, best_us);
             continue;

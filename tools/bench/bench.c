@@ -220,43 +220,6 @@ static int finish_run(bench_run *run, const char *shapes_text) {
 }
 
 /* `fp4gemm bench` on the CPU (cpu.c): the same flow as on a GPU. */
-/* One point of a run on the CPU or on a GPU: bench_cpu_point or bench_cuda_point. */
-typedef int (*point_fn)(void *session, bench_run *run, bench_shape shape, char *why,
-                        size_t why_len);
-static int cpu_point(void *session, bench_run *run, bench_shape shape, char *why, size_t len) {
-    return bench_cpu_point((bench_cpu *)session, run, shape, why, len);
-}
-static int cuda_point(void *session, bench_run *run, bench_shape shape, char *why, size_t len) {
-    return bench_cuda_point((bench_cuda *)session, run, shape, why, len);
-}
-
-/* Runs every point of opt on session, printing a table header per (N, K) and each point's
- * rows as they come; stops at the first point that aborts the run (run->abort_reason). */
-static void run_points(bench_run *run, const bench_options *opt, point_fn point, void *session) {
-    char why[512] = "";
-    run->npoints = opt->nshapes;
-    for (int s = 0; s < opt->nshapes && !run->aborted; s++) {
-        const bench_shape sh = opt->shapes[s];
-        if (s == 0 || sh.n != opt->shapes[s - 1].n || sh.k != opt->shapes[s - 1].k) {
-            cli_say("\n");
-            bench_print_table_header(run);
-        }
-        run->point_index = s;
-        const int first = run->nresults;
-        if (point(session, run, sh, why, sizeof why) != 0) {
-            run->aborted = 1;
-            snprintf(run->abort_reason, sizeof run->abort_reason,
-                     "at M=%lld N=%lld K=%lld: %.400s", (long long)sh.m, (long long)sh.n,
-                     (long long)sh.k, why);
-        }
-        bench_fill_speedups(run, first, run->nresults - first);
-        for (int i = first; i < run->nresults; i++) bench_fill_roofline(run, &run->results[i]);
-        if (opt->progress) fprintf(stderr, "\r\033[K");
-        for (int i = first; i < run->nresults; i++) bench_print_row(run, &run->results[i]);
-        fflush(cli_msg());
-    }
-}
-
 static int bench_on_cpu(bench_options *opt, const bench_provider *cat, const int *chosen,
                         int nchosen, const char *shapes_text) {
     bench_run run;
@@ -291,7 +254,26 @@ static int bench_on_cpu(bench_options *opt, const bench_provider *cat, const int
     run.roof_bf16_tflops = run.dev.bf16_tflops;
     run.roof_copy_gbs = run.dev.copy_gbs;
     bench_print_header(&run, shapes_text);
-    run_points(&run, opt, cpu_point, bc);
+    run.npoints = opt->nshapes;
+    for (int s = 0; s < opt->nshapes && !run.aborted; s++) {
+        const bench_shape sh = opt->shapes[s];
+        if (s == 0 || sh.n != opt->shapes[s - 1].n || sh.k != opt->shapes[s - 1].k) {
+            cli_say("\n");
+            bench_print_table_header(&run);
+        }
+        run.point_index = s;
+        const int first = run.nresults;
+        if (bench_cpu_point(bc, &run, sh, why, sizeof why) != 0) {
+            run.aborted = 1;
+            snprintf(run.abort_reason, sizeof run.abort_reason, "at M=%lld N=%lld K=%lld: %.400s",
+                     (long long)sh.m, (long long)sh.n, (long long)sh.k, why);
+        }
+        bench_fill_speedups(&run, first, run.nresults - first);
+        for (int i = first; i < run.nresults; i++) bench_fill_roofline(&run, &run.results[i]);
+        if (opt->progress) fprintf(stderr, "\r\033[K");
+        for (int i = first; i < run.nresults; i++) bench_print_row(&run, &run.results[i]);
+        fflush(cli_msg());
+    }
     run.wall_seconds = cli_seconds() - t0;
     rc = finish_run(&run, shapes_text);
 out:
@@ -309,7 +291,14 @@ int cmd_bench(int argc, char **argv) {
     int device = -2;            /* device 0 if there is a GPU, else the CPU */
     int64_t replays = BENCH_MIN_REPLAYS, seed = 1;
     cli_opt opts[] = {
-        BENCH_SHAPE_OPTIONS(&preset_name, &m_list, &shapes_arg),
+        {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = &preset_name,
+         .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"
+                 "llama3.1-8b or llama3.3-70b (default llama3.1-8b)"},
+        {.name = "--m-list", .metavar = "LIST", .kind = CLI_STRING, .dest = &m_list,
+         .help = "M values, e.g. 1,16,128 (default 1,2,4,...,2048,\n"
+                 "3072,4096,8192,16384)"},
+        {.name = "--shapes", .metavar = "LIST", .kind = CLI_STRING, .dest = &shapes_arg,
+         .help = "explicit problems \"M,N,K;M,N,K\" instead of a preset"},
         {.name = "--out-dtype", .metavar = "T", .kind = CLI_DTYPE, .dest = &out_dtype,
          .help = "type of D: bf16, f16 or f32 (default bf16)", .allowed = CLI_DT_FLOATS},
         {.name = "--providers", .metavar = "LIST", .kind = CLI_STRING, .dest = &providers_arg,
@@ -460,7 +449,26 @@ int cmd_bench(int argc, char **argv) {
     bench_print_header(&run, shapes_text);
 
     /* the points */
-    run_points(&run, &opt, cuda_point, bc);
+    run.npoints = opt.nshapes;
+    for (int s = 0; s < opt.nshapes && !run.aborted; s++) {
+        const bench_shape sh = opt.shapes[s];
+        if (s == 0 || sh.n != opt.shapes[s - 1].n || sh.k != opt.shapes[s - 1].k) {
+            cli_say("\n");
+            bench_print_table_header(&run);
+        }
+        run.point_index = s;
+        const int first = run.nresults;
+        if (bench_cuda_point(bc, &run, sh, why, sizeof why) != 0) {
+            run.aborted = 1;
+            snprintf(run.abort_reason, sizeof run.abort_reason, "at M=%lld N=%lld K=%lld: %.400s",
+                     (long long)sh.m, (long long)sh.n, (long long)sh.k, why);
+        }
+        bench_fill_speedups(&run, first, run.nresults - first);
+        for (int i = first; i < run.nresults; i++) bench_fill_roofline(&run, &run.results[i]);
+        if (opt.progress) fprintf(stderr, "\r\033[K");
+        for (int i = first; i < run.nresults; i++) bench_print_row(&run, &run.results[i]);
+        fflush(cli_msg());
+    }
     run.wall_seconds = cli_seconds() - t0;
     if (finish_run(&run, shapes_text) != CLI_OK) rc = CLI_FAIL;
 out:

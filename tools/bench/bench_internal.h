@@ -212,18 +212,6 @@ const char *bench_status_name(bench_status s);
 
 /* ---- options.c ---------------------------------------------------------------------------- */
 extern const char *bench_cmd_name; /* the command its messages name: "bench" (default), "tune" */
-/* The cli_opt entries of the options bench_make_shapes reads (bench and tune take the same):
- * --preset, --m-list and --shapes into the const char * variables at these addresses. */
-#define BENCH_SHAPE_OPTIONS(preset_name, m_list, shapes_arg)                                    \
-    {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = (preset_name),         \
-     .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"                               \
-             "llama3.1-8b or llama3.3-70b (default llama3.1-8b)"},                             \
-    {.name = "--m-list", .metavar = "LIST", .kind = CLI_STRING, .dest = (m_list),              \
-     .help = "M values, e.g. 1,16,128 (default 1,2,4,...,2048,\n"                              \
-             "3072,4096,8192,16384)"},                                                         \
-    {.name = "--shapes", .metavar = "LIST", .kind = CLI_STRING, .dest = (shapes_arg),          \
-     .help = "explicit problems \"M,N,K;M,N,K\" instead of a preset"}
-
 /* Fills opt->shapes from --shapes, or from the preset (default llama3.1-8b) x --m-list, and
  * describes them in shapes_text. CLI_OK, or CLI_USAGE/CLI_FAIL after the message. */
 int bench_make_shapes(const char *shapes_arg, const char *preset_name, const char *m_list,
@@ -270,19 +258,6 @@ int bench_cpu_point(bench_cpu *bc, bench_run *run, bench_shape shape, char *why,
 /* ---- bench.c, report.c ---------------------------------------------------------------- */
 /* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */
 bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
-/* The history rule: a provider already too slow at a smaller M of the same (N, K) is too
- * slow here. Returns the largest such M among run's results, or 0. */
-int64_t bench_slower_before(const bench_run *run, int provider, bench_shape shape);
-/* Fills r from a finished fp4_measure: too slow (BENCH_SKIPPED, too_slow, the note with the
- * estimate against max_point_seconds; returns 1) or BENCH_OK with the median, p20, p80,
- * launches, sets and replays (returns 0). graph, cold, rates and other notes are the caller's. */
-int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
-                              double max_point_seconds);
-/* Records a check's verdict in r: its worst ratio and relative L2 error, and BENCH_FAILED
- * with its message if it did not pass. Returns 1 if it did not pass, else 0. */
-int bench_result_from_verify(bench_result *r, const fp4_verify_result *v);
-/* Appends text to r's note, after "; " if the note is not empty. */
-void bench_append_note(bench_result *r, const char *text);
 /* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */
 void bench_progress(const bench_run *run, const char *provider, bench_shape shape);
 

@@ -442,6 +442,17 @@ static fp4_status launch_set(void *user, int set, struct CUstream_st *stream) {
     return fp4_gemm(l->bc->ctx, &g);
 }
 
+static int64_t slower_before(const bench_run *run, int provider, bench_shape s) {
+    int64_t best = 0;
+    for (int i = 0; i < run->nresults; i++) {
+        const bench_result *h = &run->results[i];
+        if (h->provider == provider && h->too_slow && h->shape.n == s.n && h->shape.k == s.k &&
+            h->shape.m < s.m && h->shape.m > best)
+            best = h->shape.m;
+    }
+    return best;
+}
+
 /* Checks (D poisoned, one launch on set 0, fp4_gemm_verify of the NVFP4 operands), then times
  * with fp4_measure. Returns 0 (r filled), -1 on an error of the library (why). */
 static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands *o, int pi,
@@ -452,7 +463,7 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
     r->flops = 2.0 * (double)o->m * (double)o->n * (double)o->k;
     const double in_bytes = blas ? (double)(o->m + o->n) * (double)o->k * 4.0 : nvfp4_bytes(o->m, o->n, o->k);
     r->bytes = in_bytes + (double)(o->m * o->n) * (blas ? 4.0 : (double)fp4_dtype_size(o->out_dtype));
-    const int64_t before = bench_slower_before(run, pi, r->shape);
+    const int64_t before = slower_before(run, pi, r->shape);
     if (before) {
         r->status = BENCH_SKIPPED;
         r->too_slow = 1;
@@ -483,7 +494,13 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(why, WHY, "fp4_gemm_verify: %s", fp4_last_error(bc->ctx));
         return -1;
     }
-    if (bench_result_from_verify(r, &v)) return 0;
+    r->check_max_err = v.worst_ratio;
+    r->check_rel_l2 = v.rel_l2;
+    if (!v.passed) {
+        r->status = BENCH_FAILED;
+        snprintf(r->note, sizeof r->note, "%.390s", v.message);
+        return 0;
+    }
 
     /* timing */
     fp4_measure_desc md;
@@ -502,27 +519,49 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(why, WHY, "fp4_measure: %s", fp4_last_error(bc->ctx));
         return -1;
     }
-    if (bench_result_from_measure(r, &m, run->opt->max_point_seconds)) return 0;
+    if (m.too_slow) {
+        const double est_ms = m.estimate_us * 1e-3;
+        r->status = BENCH_SKIPPED;
+        r->too_slow = 1;
+        snprintf(r->note, sizeof r->note,
+                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches would take "
+                 "about %.1f s > --max-point-seconds %g",
+                 est_ms, m.replays, m.launches, est_ms * m.launches * (m.replays + 1) / 1e3,
+                 run->opt->max_point_seconds);
+        return 0;
+    }
+    r->status = BENCH_OK;
+    r->time_us = m.median_us;
+    r->p20_us = m.p20_us;
+    r->p80_us = m.p80_us;
+    r->launches = m.launches;
+    r->sets = m.sets;
+    r->replays = m.replays;
     r->cold = md.sets * in_bytes >= LLC_FACTOR * (double)run->dev.l2_bytes;
     const double t = r->time_us * 1e-6;
     r->tflops = r->flops / t / 1e12;
     r->gbs = r->bytes / t / 1e9;
-    /* the tactic that ran where the provider left the choice to the library */
-    const int is_auto = p->backend == FP4_BACKEND_AUTO && !blas;
-    if (is_auto || (p->backend == FP4_BACKEND_CPU && p->config < 0)) {
+    if (p->backend == FP4_BACKEND_AUTO && !blas) {
         fp4_tactic tac;
         char name[64] = "";
         fp4_desc_of(o, p, 0, &g);
         if (fp4_gemm_select(bc->ctx, &g, &tac, NULL, 0) == FP4_OK &&
             fp4_tactic_name(tac, name, sizeof name) == FP4_OK)
-            snprintf(r->note, sizeof r->note, "%s%s", is_auto ? "auto: " : "", name);
+            snprintf(r->note, sizeof r->note, "auto: %s", name);
+    } else if (p->backend == FP4_BACKEND_CPU && p->config < 0) {
+        fp4_tactic tac;
+        char name[64] = "";
+        fp4_desc_of(o, p, 0, &g);
+        if (fp4_gemm_select(bc->ctx, &g, &tac, NULL, 0) == FP4_OK &&
+            fp4_tactic_name(tac, name, sizeof name) == FP4_OK)
+            snprintf(r->note, sizeof r->note, "%s", name);
     }
-    if (blas) bench_append_note(r, o->m == 1 ? "sgemv" : "sgemm");
-    if (!r->cold) {
-        char warm[64];
-        snprintf(warm, sizeof warm, "warm: sets span < %gx LLC", LLC_FACTOR);
-        bench_append_note(r, warm);
-    }
+    if (blas)
+        snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note), "%s%s",
+                 r->note[0] ? "; " : "", o->m == 1 ? "sgemv" : "sgemm");
+    if (!r->cold)
+        snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note), "%swarm: sets span < %gx LLC",
+                 r->note[0] ? "; " : "", LLC_FACTOR);
     return 0;
 }
 

@@ -104,54 +104,6 @@ bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape) 
     return r;
 }
 
-int64_t bench_slower_before(const bench_run *run, int provider, bench_shape s) {
-    int64_t best = 0;
-    for (int i = 0; i < run->nresults; i++) {
-        const bench_result *h = &run->results[i];
-        if (h->provider == provider && h->too_slow && h->shape.n == s.n && h->shape.k == s.k &&
-            h->shape.m < s.m && h->shape.m > best)
-            best = h->shape.m;
-    }
-    return best;
-}
-
-int bench_result_from_measure(bench_result *r, const fp4_measure_result *m,
-                              double max_point_seconds) {
-    if (m->too_slow) {
-        const double est_ms = m->estimate_us * 1e-3;
-        r->status = BENCH_SKIPPED;
-        r->too_slow = 1;
-        snprintf(r->note, sizeof r->note,
-                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches "
-                 "would take about %.1f s > --max-point-seconds %g",
-                 est_ms, m->replays, m->launches, est_ms * m->launches * (m->replays + 1) / 1e3,
-                 max_point_seconds);
-        return 1;
-    }
-    r->status = BENCH_OK;
-    r->time_us = m->median_us;
-    r->p20_us = m->p20_us;
-    r->p80_us = m->p80_us;
-    r->launches = m->launches;
-    r->sets = m->sets;
-    r->replays = m->replays;
-    return 0;
-}
-
-int bench_result_from_verify(bench_result *r, const fp4_verify_result *v) {
-    r->check_max_err = v->worst_ratio;
-    r->check_rel_l2 = v->rel_l2;
-    if (v->passed) return 0;
-    r->status = BENCH_FAILED;
-    snprintf(r->note, sizeof r->note, "%.390s", v->message);
-    return 1;
-}
-
-void bench_append_note(bench_result *r, const char *text) {
-    const size_t used = strlen(r->note);
-    snprintf(r->note + used, sizeof r->note - used, "%s%s", used ? "; " : "", text);
-}
-
 int bench_baseline_index(const bench_run *run) {
     for (int i = 0; i < run->nproviders; i++)
         if (run->providers[i].kind ==
@@ -219,16 +171,6 @@ void bench_print_row(const bench_run *run, const bench_result *r) {
             fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
 }
 
-/* The last lines of either header: the providers of the run and those not run here. */
-static void print_providers(const bench_run *run) {
-    cli_say("  providers:");
-    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
-    cli_say("\n");
-    for (int i = 0; i < run->nunavailable; i++)
-        cli_say("  not run here: %s\n", run->unavailable[i]);
-    fflush(cli_msg());
-}
-
 /* The header of a run on the CPU: the machine, the ceilings, the method. */
 static void print_cpu_header(const bench_run *run, const char *shapes_text) {
     const bench_device *d = &run->dev;
@@ -259,7 +201,12 @@ static void print_cpu_header(const bench_run *run, const char *shapes_text) {
     cli_say("  shapes: %s; D in %s (openblas_f32: F32); every provider computes D = A B^T / "
             "4096 on the same NVFP4 data (W4A4, swizzled scales)\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
-    print_providers(run);
+    cli_say("  providers:");
+    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
+    cli_say("\n");
+    for (int i = 0; i < run->nunavailable; i++)
+        cli_say("  not run here: %s\n", run->unavailable[i]);
+    fflush(cli_msg());
 }
 
 void bench_print_header(const bench_run *run, const char *shapes_text) {
@@ -315,7 +262,12 @@ void bench_print_header(const bench_run *run, const char *shapes_text) {
     cli_say("  shapes: %s; D in %s; every provider computes D = A B^T / (gs_a gs_b) on the same "
             "NVFP4 data\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
-    print_providers(run);
+    cli_say("  providers:");
+    for (int i = 0; i < run->nproviders; i++) cli_say(" %s", run->providers[i].name);
+    cli_say("\n");
+    for (int i = 0; i < run->nunavailable; i++)
+        cli_say("  not run here: %s\n", run->unavailable[i]);
+    fflush(cli_msg());
 }
 
 /* ---- the summary ----------------------------------------------------------------------------------- */

@@ -215,7 +215,12 @@ static int check_provider(bench_cuda *bc, operands *o, const bench_provider *p, 
         return 0;
     }
     if (p->kind != BENCH_KIND_CUBLAS_FP8) {
-        bench_result_from_verify(r, &v);
+        r->check_max_err = v.worst_ratio;
+        r->check_rel_l2 = v.rel_l2;
+        if (!v.passed) {
+            r->status = BENCH_FAILED;
+            snprintf(r->note, sizeof r->note, "%.390s", v.message);
+        }
         return 0;
     }
     /* FP8: for the record, how far from the NVFP4 data; the verdict against its own data.
@@ -229,7 +234,12 @@ static int check_provider(bench_cuda *bc, operands *o, const bench_provider *p, 
     v8.struct_size = sizeof v8;
     TRY_FP4(NULL, fp4_verify_samples(o->ns, out, o->ref8, o->ref8_abs, o->sm, o->sn, o->k,
                                      o->out_dtype, 2e-3, 2e-2, &v8), "fp4_verify_samples");
-    bench_result_from_verify(r, &v8);
+    r->check_max_err = v8.worst_ratio;
+    r->check_rel_l2 = v8.rel_l2;
+    if (!v8.passed) {
+        r->status = BENCH_FAILED;
+        snprintf(r->note, sizeof r->note, "%.390s", v8.message);
+    }
     return 0;
 }
 
@@ -247,6 +257,24 @@ static fp4_status launch_set(void *user, int set, struct CUstream_st *stream) {
     (void)stream;
     launch_arg *l = user;
     return launch(l->bc, l->o, l->p, set, l->why) == 0 ? FP4_OK : FP4_ERR_CUDA;
+}
+
+static void append_note(bench_result *r, const char *text) {
+    const size_t used = strlen(r->note);
+    snprintf(r->note + used, sizeof r->note - used, "%s%s", used ? "; " : "", text);
+}
+
+/* The history rule: a provider already too slow at a smaller M of the same (N, K) is too
+ * slow here. Returns the largest such M, or 0. */
+static int64_t slower_before(const bench_run *run, int provider, bench_shape s) {
+    int64_t best = 0;
+    for (int i = 0; i < run->nresults; i++) {
+        const bench_result *h = &run->results[i];
+        if (h->provider == provider && h->too_slow && h->shape.n == s.n && h->shape.k == s.k &&
+            h->shape.m < s.m && h->shape.m > best)
+            best = h->shape.m;
+    }
+    return best;
 }
 
 /* Timing with fp4_measure. Returns 0 (r filled: OK, or SKIPPED as too slow), -1 on error. */
@@ -271,11 +299,28 @@ static int time_provider(bench_cuda *bc, const bench_run *run, operands *o,
         if (!why[0]) bench_fail_fp4(why, bc->ctx, st, "fp4_measure");
         return -1;
     }
-    if (bench_result_from_measure(r, &m, run->opt->max_point_seconds)) return 0;
+    if (m.too_slow) {
+        const double est_ms = m.estimate_us * 1e-3;
+        r->status = BENCH_SKIPPED;
+        r->too_slow = 1;
+        snprintf(r->note, sizeof r->note,
+                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches "
+                 "would take about %.1f s > --max-point-seconds %g",
+                 est_ms, m.replays, m.launches, est_ms * m.launches * (m.replays + 1) / 1e3,
+                 run->opt->max_point_seconds);
+        return 0;
+    }
+    r->status = BENCH_OK;
+    r->time_us = m.median_us;
+    r->p20_us = m.p20_us;
+    r->p80_us = m.p80_us;
+    r->launches = m.launches;
+    r->sets = m.sets;
+    r->replays = m.replays;
     r->graph = m.graph;
     r->cold = m.cold;
-    if (!m.graph) bench_append_note(r, m.note);
-    if (!r->cold) bench_append_note(r, "warm: the input sets span less than 5 L2 sizes");
+    if (!m.graph) append_note(r, m.note);
+    if (!r->cold) append_note(r, "warm: the input sets span less than 5 L2 sizes");
     return 0;
 }
 
@@ -337,7 +382,7 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
         char note[400] = "";
         int ready = provider_ready(bc, o, p, note, sizeof note, why);
         if (ready == 0) {
-            const int64_t slow_m = bench_slower_before(run, i, shape);
+            const int64_t slow_m = slower_before(run, i, shape);
             if (slow_m) {
                 r->too_slow = 1;
                 snprintf(note, sizeof note, "too slow for the budget already at M=%lld",
