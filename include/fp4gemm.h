@@ -183,8 +183,17 @@ int64_t fp4_sf_offset(int64_t row, int64_t kb, int64_t k, fp4_sf_layout layout);
  *     cudaStreamNonBlocking (fp4_upload and fp4_memset wait for the legacy default stream,
  *     which waits for every blocking stream).
  * ------------------------------------------------------------------------------------- */
+/* Output structs (fp4_device_info, fp4_measure_result, fp4_verify_result, fp4_tune_result,
+ * fp4_tuning_info) are versioned by struct_size, their first field: set it with the struct's
+ * *_init (or to sizeof). A caller built against an older fp4gemm.h (a smaller struct_size,
+ * at least the struct's first release's, which for all of them is 0.1.x's: the end of their
+ * last field today) gets the fields its struct has; the library never writes past
+ * struct_size and leaves struct_size as the caller set it. A larger struct_size (a header
+ * newer than this library) or one smaller than the first release's is
+ * FP4_ERR_INVALID_ARGUMENT, with "newer fp4gemm.h" (or the minimum size) in
+ * fp4_last_error, and the struct untouched. */
 typedef struct fp4_device_info {
-    size_t struct_size;    /* set to sizeof(fp4_device_info) before the call */
+    size_t struct_size;    /* sizeof(fp4_device_info); fp4_device_info_init sets it */
     int device;            /* CUDA ordinal */
     char name[256];        /* "NVIDIA H200" */
     int compute_capability; /* major * 10 + minor: 90 = Hopper, 100 = Blackwell */
@@ -197,10 +206,11 @@ typedef struct fp4_device_info {
 /* Number of CUDA devices; 0 (and FP4_OK) without CUDA or without a driver, and when the
  * runtime fails (logged). FP4_ERR_INVALID_ARGUMENT for a NULL count. */
 fp4_status fp4_device_count(int *count);
-/* Fills *info for CUDA device `device` (0 .. count-1). info->struct_size must be exactly
- * sizeof(fp4_device_info) (unlike the descriptors below, this struct is not versioned yet).
- * Errors (detail in fp4_last_error(NULL)): FP4_ERR_INVALID_ARGUMENT for NULL info, a wrong
- * struct_size or device < 0; FP4_ERR_NO_DEVICE for no such device or a build without CUDA;
+/* Zeroes *info and sets struct_size (NULL: nothing). */
+void fp4_device_info_init(fp4_device_info *info);
+/* Fills *info for CUDA device `device` (0 .. count-1). info->struct_size: see "Output
+ * structs" above. Errors (detail in fp4_last_error(NULL)): FP4_ERR_INVALID_ARGUMENT for NULL
+ * info, a struct_size too large (newer header) or too small, or device < 0; FP4_ERR_NO_DEVICE for no such device or a build without CUDA;
  * FP4_ERR_CUDA. Does not create a context. */
 fp4_status fp4_device_query(int device, fp4_device_info *info);
 
@@ -522,8 +532,9 @@ typedef fp4_status (*fp4_launch_fn)(void *user, int set, struct CUstream_st *str
 #define FP4_MEASURE_MAX_SETS 1024   /* rotated input sets, at most */
 #define FP4_MEASURE_L2_FACTOR 5.0   /* the sets of one replay span >= this many L2 sizes */
 
-/* fp4_measure_desc, fp4_measure_result and fp4_verify_result are not versioned yet: their
- * struct_size must be exactly this header's sizeof (any other is FP4_ERR_INVALID_ARGUMENT). */
+/* fp4_measure_desc is not versioned yet: its struct_size must be exactly this header's sizeof
+ * (any other is FP4_ERR_INVALID_ARGUMENT). fp4_measure_result and fp4_verify_result are
+ * output structs, versioned as "Output structs" (above fp4_device_info) says. */
 typedef struct fp4_measure_desc {
     size_t struct_size;     /* sizeof(fp4_measure_desc); fp4_measure_desc_init sets it */
     fp4_launch_fn launch;   /* required */
@@ -543,7 +554,7 @@ typedef struct fp4_measure_desc {
 } fp4_measure_desc;
 
 typedef struct fp4_measure_result {
-    size_t struct_size;     /* set to sizeof(fp4_measure_result) before the call */
+    size_t struct_size;     /* sizeof(fp4_measure_result); fp4_measure_result_init sets it */
     int too_slow;           /* 1: over the budget, not timed (median etc. are 0) */
     double estimate_us;     /* one launch, from the warm-up launches (microseconds) */
     double median_us, p20_us, p80_us; /* per launch: replay time / launches, over the replays */
@@ -557,6 +568,7 @@ typedef struct fp4_measure_result {
 } fp4_measure_result;
 
 void fp4_measure_desc_init(fp4_measure_desc *desc); /* zeroes, sets struct_size, sets = 1 */
+void fp4_measure_result_init(fp4_measure_result *result); /* zeroes, sets struct_size */
 
 /* How many input sets of `set_bytes` each make the inputs of one replay cold: the smallest
  * S in [2, FP4_MEASURE_MAX_SETS] with S * set_bytes >= FP4_MEASURE_L2_FACTOR * L2 bytes of the
@@ -571,13 +583,14 @@ int fp4_measure_sets(const fp4_ctx *ctx, double set_bytes);
  * R = min_replays raised until the replays take about 50 ms (at most 100). Per launch time =
  * replay time / L; median, p20 and p80 (linear interpolation) over the R replays. On the CPU
  * the same loop without a graph, timed with the host's monotonic clock.
- * Errors: INVALID_ARGUMENT (NULL, bad struct_size, no launch, sets < 1), the launch's own
+ * Errors: INVALID_ARGUMENT (NULL, bad struct_size: a result's as "Output structs" says, no
+ * launch, sets < 1), the launch's own
  * failure, CUDA (event or graph calls), OUT_OF_MEMORY. Synchronizes desc->stream. */
 fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_result *result);
 
 /* The verdict of a check of D (fp4_gemm_verify, fp4_verify_samples). */
 typedef struct fp4_verify_result {
-    size_t struct_size;     /* set to sizeof(fp4_verify_result) before the call */
+    size_t struct_size;     /* sizeof(fp4_verify_result); fp4_verify_result_init sets it */
     int passed;             /* 1: every sample within tolerance, rel_l2 within its limit, and
                              * no NaN/Inf anywhere in D */
     int64_t samples;        /* elements compared */
@@ -590,6 +603,8 @@ typedef struct fp4_verify_result {
     double rel_l2_limit;
     char message[512];      /* the verdict in one line */
 } fp4_verify_result;
+
+void fp4_verify_result_init(fp4_verify_result *result); /* zeroes, sets struct_size */
 
 /* The one tolerance of the project, for D = alpha * sum_k a_k b_k given in a type of unit
  * roundoff u (2^-8 BF16, 2^-11 F16, 2^-24 F32), S = |alpha| * sum_k |a_k b_k| of the element
@@ -685,7 +700,10 @@ typedef struct fp4_tune_options {
 
 /* The outcome of one problem. */
 typedef struct fp4_tune_result {
-    size_t struct_size;        /* set to sizeof(fp4_tune_result) before the call */
+    size_t struct_size;        /* sizeof(fp4_tune_result); fp4_tune_result_init sets it.
+                                * An output struct (above fp4_device_info): an array of older,
+                                * smaller results is read with results[0].struct_size as the
+                                * element size, which every element must have */
     int tuned;                 /* 1: best is in the table now */
     fp4_tactic best;           /* the fastest verified tactic */
     double best_us;            /* its median, microseconds per launch */
@@ -699,6 +717,7 @@ typedef struct fp4_tune_result {
 } fp4_tune_result;
 
 void fp4_tune_options_init(fp4_tune_options *options);
+void fp4_tune_result_init(fp4_tune_result *result); /* zeroes, sets struct_size */
 
 /* Tunes `count` problems: for each, every tactic fp4_gemm_list_tactics gives is run once on
  * seeded random operands, checked with fp4_gemm_verify (a tactic that fails or is wrong is
@@ -762,7 +781,7 @@ fp4_status fp4_tuning_save(fp4_ctx *ctx, const char *path);
 fp4_status fp4_tuning_clear(fp4_ctx *ctx);
 
 typedef struct fp4_tuning_info {
-    size_t struct_size;    /* set to sizeof(fp4_tuning_info) before the call */
+    size_t struct_size;    /* sizeof(fp4_tuning_info); fp4_tuning_info_init sets it */
     int64_t entries;       /* in the table */
     int64_t ignored;       /* entries of other devices or versions skipped by the last load */
     char file[1024];       /* the last file loaded into the table, or "" */
@@ -770,7 +789,9 @@ typedef struct fp4_tuning_info {
     fp4_autotune_mode mode;
 } fp4_tuning_info;
 
-/* What the context's table holds. FP4_ERR_INVALID_ARGUMENT for NULL or a bad struct_size. */
+void fp4_tuning_info_init(fp4_tuning_info *info); /* zeroes, sets struct_size */
+/* What the context's table holds. FP4_ERR_INVALID_ARGUMENT for NULL or a bad struct_size (an
+ * output struct: see above fp4_device_info). */
 fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info);
 
 #if defined(__GNUC__) && !defined(_WIN32)

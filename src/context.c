@@ -28,6 +28,36 @@ fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int li
     return status;
 }
 
+fp4_status fp4_out_struct_check(fp4_ctx *ctx, const char *fn, const char *what, const char *type,
+                                size_t size, size_t min_size, size_t cur_size) {
+    if (size > cur_size)
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
+                        "%s: %s->struct_size = %zu is larger than this library's sizeof(%s) = "
+                        "%zu: the caller was built against a newer fp4gemm.h than this library "
+                        "(%s); rebuild it against this header or use a newer library",
+                        fn, what, size, type, cur_size, fp4_version());
+    if (size < min_size)
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
+                        "%s: %s->struct_size = %zu is smaller than any release's %s (at least "
+                        "%zu); set it to sizeof(%s) (or call %s_init)",
+                        fn, what, size, type, min_size, type, type);
+    return FP4_OK;
+}
+
+void fp4_out_struct_fill(void *out, const void *full, size_t full_size) {
+    size_t size;
+    memcpy(&size, out, sizeof size);
+    if (size > full_size) size = full_size;
+    if (size > sizeof size)
+        memcpy((char *)out + sizeof size, (const char *)full + sizeof size, size - sizeof size);
+}
+
+void fp4_device_info_init(fp4_device_info *info) {
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+}
+
 const char *fp4_last_error(const fp4_ctx *ctx) { return ctx ? ctx->last_error : g_orphan_error; }
 
 int fp4_ctx_device(const fp4_ctx *ctx) { return ctx ? ctx->device : -1; }
@@ -43,17 +73,23 @@ fp4_status fp4_device_count(int *count) {
     return fp4_cuda_device_count(count);
 }
 
+/* fp4_device_info's first release (0.1.x) ends at memory_bandwidth_gbs */
+#define FP4_DEVICE_INFO_MIN_SIZE FP4_STRUCT_END(fp4_device_info, memory_bandwidth_gbs)
+
 fp4_status fp4_device_query(int device, fp4_device_info *info) {
     if (!info) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_device_query: info is NULL");
-    if (info->struct_size != sizeof(fp4_device_info))
-        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
-                        "fp4_device_query: info->struct_size = %zu, expected %zu "
-                        "(set it to sizeof(fp4_device_info))",
-                        info->struct_size, sizeof(fp4_device_info));
+    const fp4_status bad =
+        fp4_out_struct_check(NULL, "fp4_device_query", "info", "fp4_device_info",
+                             info->struct_size, FP4_DEVICE_INFO_MIN_SIZE, sizeof(fp4_device_info));
+    if (bad != FP4_OK) return bad;
     if (device < 0)
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
                         "fp4_device_query: device = %d; CUDA devices are numbered from 0", device);
-    return fp4_cuda_device_query(device, info);
+    fp4_device_info full;
+    fp4_device_info_init(&full);
+    const fp4_status st = fp4_cuda_device_query(device, &full);
+    if (st == FP4_OK) fp4_out_struct_fill(info, &full, sizeof full);
+    return st;
 }
 
 fp4_status fp4_create(fp4_ctx **out, int device) {

@@ -14,6 +14,7 @@
 #include "fp4gemm.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -69,6 +70,22 @@ fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int li
 #endif
     ;
 #define FP4_FAIL(ctx, status, ...) fp4_fail_at((ctx), (status), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Output structs (fp4_device_info, fp4_measure_result, fp4_verify_result, fp4_tune_result,
+ * fp4_tuning_info) are versioned by their leading struct_size, like the descriptors: a caller
+ * built against an older fp4gemm.h passes a smaller struct_size, which is accepted down to
+ * min_size (the end of the last field the struct had in its first release) and gets only the
+ * fields that fit; a larger one than cur_size is a newer header than this library. Checks
+ * `size` (the caller's struct_size of the struct `type` named `what` in messages of `fn`);
+ * records the failure in ctx (may be NULL) and returns INVALID_ARGUMENT, else FP4_OK. */
+fp4_status fp4_out_struct_check(fp4_ctx *ctx, const char *fn, const char *what, const char *type,
+                                size_t size, size_t min_size, size_t cur_size);
+/* Copies the fields of `full` (this library's struct, full_size bytes, struct_size first)
+ * that fit in the caller's struct `out` (out->struct_size bytes, already checked) into it,
+ * leaving out->struct_size as the caller set it. */
+void fp4_out_struct_fill(void *out, const void *full, size_t full_size);
+/* The end of `field` in `type`: a struct's minimum struct_size is the end of its last field. */
+#define FP4_STRUCT_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 void fp4_log(fp4_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)

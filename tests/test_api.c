@@ -595,6 +595,125 @@ static void test_create_and_devices(void) {
            "device_query struct_size=sizeof+8");
 }
 
+/* ---- output structs: *_init, older (smaller) and newer (larger) struct_size -------------- */
+
+/* A struct of `size` bytes (struct_size first) poisoned, its struct_size set to `struct_size`. */
+static void poison_struct(void *p, size_t size, size_t struct_size) {
+    memset(p, POISON, size);
+    memcpy(p, &struct_size, sizeof struct_size);
+}
+
+static int all_poison(const void *p, size_t from, size_t to) {
+    for (size_t i = from; i < to; i++)
+        if (((const uint8_t *)p)[i] != POISON) return 0;
+    return 1;
+}
+
+/* The status is INVALID_ARGUMENT, the message says "struct_size" and `says`, and the struct
+ * (size bytes after struct_size) was not written. */
+static void expect_size_reject(fp4_status got, const fp4_ctx *ctx, const char *says, const void *p,
+                               size_t size, const char *what) {
+    const char *msg = fp4_last_error(ctx);
+    const int ok = got == FP4_ERR_INVALID_ARGUMENT && strstr(msg, "struct_size") && strstr(msg, says) &&
+                   all_poison(p, sizeof(size_t), size);
+    if (!tu_case(ok, "%s -> INVALID_ARGUMENT, message says \"%s\", struct untouched", what, says))
+        printf("  status %s, message \"%s\"\n", fp4_status_name(got), msg);
+}
+
+static void test_output_structs(void) {
+    /* the *_init helpers: struct_size = sizeof, everything else zero */
+    fp4_device_info di;
+    fp4_measure_result mr;
+    fp4_verify_result vr;
+    fp4_tune_result tr;
+    fp4_tuning_info ti;
+    memset(&di, POISON, sizeof di);
+    memset(&mr, POISON, sizeof mr);
+    memset(&vr, POISON, sizeof vr);
+    memset(&tr, POISON, sizeof tr);
+    memset(&ti, POISON, sizeof ti);
+    fp4_device_info_init(&di);
+    fp4_measure_result_init(&mr);
+    fp4_verify_result_init(&vr);
+    fp4_tune_result_init(&tr);
+    fp4_tuning_info_init(&ti);
+    tu_case(di.struct_size == sizeof di && di.sm_count == 0 && di.name[0] == 0 && di.memory_bandwidth_gbs == 0 &&
+                mr.struct_size == sizeof mr && mr.too_slow == 0 && mr.note[0] == 0 &&
+                vr.struct_size == sizeof vr && vr.passed == 0 && vr.message[sizeof vr.message - 1] == 0 &&
+                tr.struct_size == sizeof tr && tr.tuned == 0 && tr.best.config == 0 &&
+                ti.struct_size == sizeof ti && ti.entries == 0 && ti.mode == FP4_AUTOTUNE_OFF,
+            "device_info/measure_result/verify_result/tune_result/tuning_info _init: struct_size set, rest zero");
+    fp4_device_info_init(NULL); /* NULL: nothing, no crash */
+    fp4_verify_result_init(NULL);
+
+    /* a newer header (larger struct) is rejected, saying so, before anything is written */
+    union {
+        fp4_device_info di;
+        fp4_measure_result mr;
+        fp4_verify_result vr;
+        fp4_tune_result tr[2];
+        fp4_tuning_info ti;
+        uint8_t bytes[4096];
+    } big;
+    poison_struct(&big, sizeof big, sizeof(fp4_device_info) + 8);
+    expect_size_reject(fp4_device_query(0, &big.di), NULL, "newer fp4gemm.h", &big, sizeof(fp4_device_info) + 8,
+                       "device_query struct_size = sizeof + 8");
+    poison_struct(&big, sizeof big, sizeof(fp4_device_info) - 8);
+    expect_size_reject(fp4_device_query(0, &big.di), NULL, "smaller", &big, sizeof(fp4_device_info) - 8,
+                       "device_query struct_size = sizeof - 8 (no release's)");
+
+    fp4_measure_desc md;
+    fp4_measure_desc_init(&md);
+    poison_struct(&big, sizeof big, sizeof(fp4_measure_result) + 16);
+    expect_size_reject(fp4_measure(g_ctx, &md, &big.mr), g_ctx, "newer fp4gemm.h", &big,
+                       sizeof(fp4_measure_result) + 16, "fp4_measure result struct_size = sizeof + 16");
+    poison_struct(&big, sizeof big, sizeof(size_t));
+    expect_size_reject(fp4_measure(g_ctx, &md, &big.mr), g_ctx, "smaller", &big, sizeof(fp4_measure_result),
+                       "fp4_measure result struct_size = 8");
+
+    const double d[2] = {1.0, 2.0}, ref[2] = {1.0, 2.0}, abs_sum[2] = {1.0, 2.0};
+    poison_struct(&big, sizeof big, sizeof(fp4_verify_result) + 8);
+    expect_size_reject(fp4_verify_samples(2, d, ref, abs_sum, NULL, NULL, 16, FP4_DTYPE_F32, 0, 0, &big.vr), NULL,
+                       "newer fp4gemm.h", &big, sizeof(fp4_verify_result) + 8,
+                       "verify_samples result struct_size = sizeof + 8");
+    poison_struct(&big, sizeof big, sizeof(fp4_verify_result));
+    tu_case(fp4_verify_samples(2, d, ref, abs_sum, NULL, NULL, 16, FP4_DTYPE_F32, 0, 0, &big.vr) == FP4_OK &&
+                big.vr.passed == 1 && big.vr.samples == 2 && big.vr.struct_size == sizeof(fp4_verify_result) &&
+                all_poison(&big, sizeof(fp4_verify_result), sizeof big),
+            "verify_samples, struct_size = sizeof: filled, nothing written past it");
+    fp4_gemm_desc gd;
+    fp4_gemm_desc_init(&gd);
+    poison_struct(&big, sizeof big, sizeof(fp4_verify_result) + 8);
+    expect_size_reject(fp4_gemm_verify(g_ctx, &gd, 0, 1, &big.vr), g_ctx, "newer fp4gemm.h", &big,
+                       sizeof(fp4_verify_result) + 8, "gemm_verify result struct_size = sizeof + 8");
+
+    /* fp4_tune: every element of results is checked before anything runs */
+    fp4_gemm_desc prob;
+    fp4_gemm_desc_init(&prob);
+    prob.m = 1;
+    prob.n = 16;
+    prob.k = 64;
+    poison_struct(&big, sizeof big, sizeof(fp4_tune_result) + 8);
+    expect_size_reject(fp4_tune(g_ctx, &prob, 1, NULL, big.tr), g_ctx, "newer fp4gemm.h", &big,
+                       sizeof(fp4_tune_result) + 8, "fp4_tune results[0].struct_size = sizeof + 8");
+
+    /* fp4_tuning_info ends in an int after 8-byte fields: its last field ends before sizeof,
+     * which is the smallest struct_size accepted, and then the padding is not written */
+    const size_t ti_end = offsetof(fp4_tuning_info, mode) + sizeof ti.mode;
+    poison_struct(&big, sizeof big, ti_end);
+    const fp4_status st = fp4_tuning_get_info(g_ctx, &big.ti);
+    tu_case(st == FP4_OK && big.ti.struct_size == ti_end && big.ti.mode == FP4_AUTOTUNE_OFF &&
+                big.ti.entries == 0 && big.ti.device_key[0] == '"' && all_poison(&big, ti_end, sizeof big),
+            "tuning_get_info struct_size = end of its last field (%zu of %zu): filled up to there only, "
+            "struct_size kept (got %s)", ti_end, sizeof(fp4_tuning_info), fp4_status_name(st));
+    poison_struct(&big, sizeof big, ti_end - 1);
+    expect_size_reject(fp4_tuning_get_info(g_ctx, &big.ti), NULL, "smaller", &big, sizeof(fp4_tuning_info),
+                       "tuning_get_info struct_size = end of last field - 1");
+    poison_struct(&big, sizeof big, sizeof(fp4_tuning_info) + 8);
+    expect_size_reject(fp4_tuning_get_info(g_ctx, &big.ti), NULL, "newer fp4gemm.h", &big,
+                       sizeof(fp4_tuning_info) + 8, "tuning_get_info struct_size = sizeof + 8");
+}
+
 /* ---- names and versions -------------------------------------------------------------------- */
 
 static void test_names(void) {
@@ -1317,6 +1436,7 @@ int main(int argc, char **argv) {
     test_names();
     test_policy();
     test_create_and_devices();
+    test_output_structs();
     test_quantize_bad();
     test_dequantize_bad();
     test_global_scale_bad();

@@ -421,6 +421,20 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     return FP4_OK;
 }
 
+void fp4_tune_result_init(fp4_tune_result *result) {
+    if (!result) return;
+    memset(result, 0, sizeof *result);
+    result->struct_size = sizeof *result;
+}
+
+/* fp4_tune_result's first release (0.1.x) ends at message */
+#define TUNE_RESULT_MIN_SIZE FP4_STRUCT_END(fp4_tune_result, message)
+
+/* Element i of the caller's results array, whose elements are `stride` bytes each. */
+static fp4_tune_result *result_at(fp4_tune_result *results, size_t stride, int i) {
+    return (fp4_tune_result *)(void *)((char *)results + (size_t)i * stride);
+}
+
 fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
                     const fp4_tune_options *options, fp4_tune_result *results) {
     const char *fn = "fp4_tune";
@@ -439,6 +453,7 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
     }
     /* check every problem first: pointers are ours, so give the check stand-ins */
     char buf[512];
+    size_t stride = sizeof *results;
     for (int i = 0; i < count; i++) {
         fp4_gemm_desc p = problems[i], d;
         p.a = p.a_sf = p.b = p.b_sf = (const void *)(uintptr_t)256;
@@ -448,10 +463,20 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
         p.config = -1;
         if (fp4_gemm_desc_prepare(&p, &d, buf, sizeof buf))
             return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: problems[%d]: %s", fn, i, buf);
-        if (results && results[i].struct_size != sizeof *results)
-            return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
-                            "%s: results[%d].struct_size = %zu, expected %zu", fn, i,
-                            results[i].struct_size, sizeof *results);
+        if (results) { /* the caller's elements are results[0].struct_size bytes apart */
+            const size_t size = result_at(results, stride, i)->struct_size;
+            char what[32];
+            snprintf(what, sizeof what, "results[%d]", i);
+            const fp4_status bad =
+                fp4_out_struct_check(ctx, fn, what, "fp4_tune_result", size,
+                                     TUNE_RESULT_MIN_SIZE, sizeof *results);
+            if (bad != FP4_OK) return bad;
+            if (i == 0) stride = size;
+            else if (size != stride)
+                return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
+                                "%s: results[%d].struct_size = %zu differs from results[0]'s "
+                                "%zu (one array, one element size)", fn, i, size, stride);
+        }
     }
     tune_run r;
     memset(&r, 0, sizeof r);
@@ -464,9 +489,9 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
     ctx->tuning.tuning = 1;
     fp4_status st = FP4_OK;
     for (int i = 0; i < count && st == FP4_OK; i++) {
-        fp4_tune_result local, *res = results ? &results[i] : &local;
-        memset(res, 0, sizeof *res);
-        res->struct_size = sizeof *res;
+        /* a full result, of which the caller's element gets what fits */
+        fp4_tune_result full, *res = &full;
+        fp4_tune_result_init(res);
         fp4_gemm_desc p = problems[i], d;
         p.a = p.a_sf = p.b = p.b_sf = (const void *)(uintptr_t)256;
         p.d = (void *)(uintptr_t)256;
@@ -479,11 +504,12 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
         if (r.deadline > 0 && now_s() > r.deadline) {
             snprintf(res->message, sizeof res->message,
                      "not tuned: the budget of %.1f s ran out first", opt.budget_seconds);
-            continue;
+        } else {
+            r.judged = 0;
+            st = tune_one(&r, &d, res);
+            r.done++;
         }
-        r.judged = 0;
-        st = tune_one(&r, &d, res);
-        r.done++;
+        if (results) fp4_out_struct_fill(result_at(results, stride, i), res, sizeof *res);
     }
     ctx->tuning.tuning = nested;
     if (st == FP4_OK) ctx->last_error[0] = 0;
@@ -500,8 +526,7 @@ fp4_status fp4_tuning_first_use(fp4_ctx *ctx, const fp4_gemm_desc *d) {
     fp4_tune_options_init(&opt);
     opt.stream = d->stream;
     fp4_tune_result res;
-    memset(&res, 0, sizeof res);
-    res.struct_size = sizeof res;
+    fp4_tune_result_init(&res);
     const fp4_status st = fp4_tune(ctx, d, 1, &opt, &res);
     if (!res.tuned) { /* remember the miss, so that the next call does not tune again */
         const fp4_tactic none = {FP4_BACKEND_AUTO, -1};

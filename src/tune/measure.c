@@ -112,6 +112,17 @@ static fp4_status measure_host(fp4_ctx *ctx, const fp4_measure_desc *d, fp4_meas
     return FP4_OK;
 }
 
+void fp4_measure_result_init(fp4_measure_result *result) {
+    if (!result) return;
+    memset(result, 0, sizeof *result);
+    result->struct_size = sizeof *result;
+}
+
+static fp4_status measure_full(fp4_ctx *ctx, const fp4_measure_desc *desc,
+                               fp4_measure_result *result);
+
+/* The checks, then the measurement into a struct of this library's size, of which the
+ * caller's (possibly older, smaller) struct gets what fits. */
 fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_result *result) {
     const char *fn = "fp4_measure";
     if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
@@ -123,10 +134,10 @@ fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_r
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
                         "%s: desc->struct_size = %zu, expected %zu (call fp4_measure_desc_init)",
                         fn, desc->struct_size, sizeof *desc);
-    if (result->struct_size != sizeof *result)
-        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
-                        "%s: result->struct_size = %zu, expected %zu", fn, result->struct_size,
-                        sizeof *result);
+    const fp4_status bad =
+        fp4_out_struct_check(ctx, fn, "result", "fp4_measure_result", result->struct_size,
+                             FP4_STRUCT_END(fp4_measure_result, note), sizeof *result);
+    if (bad != FP4_OK) return bad;
     if (!desc->launch) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: launch is NULL", fn);
     if (desc->sets < 1 || desc->sets > FP4_MEASURE_MAX_SETS)
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: sets = %d must be in [1, %d]", fn,
@@ -139,8 +150,15 @@ fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_r
                         "= %g must be numbers, set_bytes >= 0", fn, desc->set_bytes,
                         desc->budget_seconds);
 
-    memset(result, 0, sizeof *result);
-    result->struct_size = sizeof *result;
+    fp4_measure_result full;
+    fp4_measure_result_init(&full);
+    const fp4_status st = measure_full(ctx, desc, &full);
+    fp4_out_struct_fill(result, &full, sizeof full);
+    return st;
+}
+
+static fp4_status measure_full(fp4_ctx *ctx, const fp4_measure_desc *desc,
+                               fp4_measure_result *result) {
     result->sets = desc->sets;
     result->launches =
         desc->sets > FP4_MEASURE_MIN_LAUNCHES ? desc->sets : FP4_MEASURE_MIN_LAUNCHES;
@@ -151,6 +169,6 @@ fp4_status fp4_measure(fp4_ctx *ctx, const fp4_measure_desc *desc, fp4_measure_r
 #if defined(FP4GEMM_HAVE_CUDA)
     return fp4_tune_cuda_measure(ctx, desc, result);
 #else
-    return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "%s: this fp4gemm was built without CUDA", fn);
+    return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "fp4_measure: this fp4gemm was built without CUDA");
 #endif
 }

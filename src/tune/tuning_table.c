@@ -125,16 +125,23 @@ fp4_status fp4_set_autotune(fp4_ctx *ctx, fp4_autotune_mode mode) {
     return FP4_OK;
 }
 
+void fp4_tuning_info_init(fp4_tuning_info *info) {
+    if (!info) return;
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+}
+
 fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info) {
     if (!ctx || !info)
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_tuning_get_info: %s is NULL",
                         ctx ? "info" : "ctx");
-    if (info->struct_size != sizeof *info)
-        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
-                        "fp4_tuning_get_info: info->struct_size = %zu, expected %zu",
-                        info->struct_size, sizeof *info);
-    memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+    const fp4_status bad = fp4_out_struct_check(
+        NULL, "fp4_tuning_get_info", "info", "fp4_tuning_info", info->struct_size,
+        FP4_STRUCT_END(fp4_tuning_info, mode), sizeof(fp4_tuning_info));
+    if (bad != FP4_OK) return bad;
+    fp4_tuning_info full, *out = info;
+    fp4_tuning_info_init(&full);
+    info = &full; /* filled whole, then the caller's (possibly older, smaller) struct gets what fits */
     info->entries = ctx->tuning.count;
     info->ignored = ctx->tuning.ignored;
     info->mode = ctx->tuning.mode;
@@ -143,5 +150,6 @@ fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info) {
     fp4_tuning_device_name(ctx, name, sizeof name);
     snprintf(info->device_key, sizeof info->device_key, "\"%s\" sm_%d %d SMs %s", name,
              ctx->info.compute_capability, ctx->info.sm_count, fp4_version());
+    fp4_out_struct_fill(out, &full, sizeof full);
     return FP4_OK;
 }

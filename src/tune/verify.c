@@ -38,19 +38,26 @@ static double load_element(const void *base, fp4_dtype t, int64_t i) {
     return (double)(t == FP4_DTYPE_F16 ? fp4_f16_to_f32(h) : fp4_bf16_to_f32(h));
 }
 
-fp4_status fp4_verify_samples(int64_t count, const double *d, const double *ref,
-                              const double *abs_sum, const int64_t *m, const int64_t *n,
-                              int64_t k, fp4_dtype d_dtype, double acc, double l2,
-                              fp4_verify_result *result) {
+void fp4_verify_result_init(fp4_verify_result *result) {
+    if (!result) return;
+    memset(result, 0, sizeof *result);
+    result->struct_size = sizeof *result;
+}
+
+/* fp4_verify_result's first release (0.1.x) ends at message */
+#define VERIFY_RESULT_MIN_SIZE FP4_STRUCT_END(fp4_verify_result, message)
+
+/* fp4_verify_samples into a result of this library's size */
+static fp4_status verify_samples_full(int64_t count, const double *d, const double *ref,
+                                      const double *abs_sum, const int64_t *m, const int64_t *n,
+                                      int64_t k, fp4_dtype d_dtype, double acc, double l2,
+                                      fp4_verify_result *result) {
     const char *fn = "fp4_verify_samples";
     if (!result || !d || !ref || !abs_sum || count < 1 || k < 1 || !is_out_dtype(d_dtype) ||
         !(acc >= 0) || !(l2 >= 0))
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
                         "%s: needs count >= 1, k >= 1, d, ref, abs_sum and result, d_dtype f32, "
                         "f16 or bf16, acc >= 0 and l2 >= 0", fn);
-    if (result->struct_size != sizeof *result)
-        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: result->struct_size = %zu, "
-                        "expected %zu", fn, result->struct_size, sizeof *result);
     if (acc == 0) acc = 2.0 * (double)k * ldexp(1.0, -24);
     if (l2 == 0) l2 = 1e-3;
     memset(result, 0, sizeof *result);
@@ -206,15 +213,32 @@ static void free_work(verify_work *w) {
     free(w->rb);
 }
 
-fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples, uint64_t seed,
-                           fp4_verify_result *result) {
+/* The older (smaller) verify result of a caller gets what fits of a full one. */
+fp4_status fp4_verify_samples(int64_t count, const double *d, const double *ref,
+                              const double *abs_sum, const int64_t *m, const int64_t *n,
+                              int64_t k, fp4_dtype d_dtype, double acc, double l2,
+                              fp4_verify_result *result) {
+    if (result) {
+        const fp4_status bad =
+            fp4_out_struct_check(NULL, "fp4_verify_samples", "result", "fp4_verify_result",
+                                 result->struct_size, VERIFY_RESULT_MIN_SIZE, sizeof *result);
+        if (bad != FP4_OK) return bad;
+    }
+    fp4_verify_result full;
+    fp4_verify_result_init(&full);
+    full.struct_size = 0; /* set again when the check writes the result */
+    const fp4_status st =
+        verify_samples_full(count, d, ref, abs_sum, m, n, k, d_dtype, acc, l2, result ? &full : NULL);
+    if (result && full.struct_size) fp4_out_struct_fill(result, &full, sizeof full);
+    return st;
+}
+
+static fp4_status gemm_verify_full(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples,
+                                   uint64_t seed, fp4_verify_result *result) {
     const char *fn = "fp4_gemm_verify";
     if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
     ctx->last_error[0] = 0;
     if (!result) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: result is NULL", fn);
-    if (result->struct_size != sizeof *result)
-        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: result->struct_size = %zu, "
-                        "expected %zu", fn, result->struct_size, sizeof *result);
     /* the argument check of fp4_gemm; an older, smaller desc upgraded to today's */
     char buf[512];
     fp4_gemm_desc prepared;
@@ -340,8 +364,8 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples, u
     }
     free(a_all);
     if (st == FP4_OK) {
-        st = fp4_verify_samples(w.count, w.d, w.ref, w.abs_sum, w.sm, w.sn, k, desc->d_dtype, 0,
-                                0, result);
+        st = verify_samples_full(w.count, w.d, w.ref, w.abs_sum, w.sm, w.sn, k, desc->d_dtype, 0,
+                                 0, result);
         if (st != FP4_OK) st = FP4_FAIL(ctx, FP4_ERR_INTERNAL, "%s: the sample check failed", fn);
     }
     if (st == FP4_OK && nonfinite) {
@@ -353,5 +377,24 @@ fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples, u
                  (long long)(m * n));
     }
     free_work(&w);
+    return st;
+}
+
+fp4_status fp4_gemm_verify(fp4_ctx *ctx, const fp4_gemm_desc *in, int samples, uint64_t seed,
+                           fp4_verify_result *result) {
+    const char *fn = "fp4_gemm_verify";
+    if (!ctx) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: ctx is NULL", fn);
+    ctx->last_error[0] = 0;
+    if (!result) return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "%s: result is NULL", fn);
+    const fp4_status bad = fp4_out_struct_check(ctx, fn, "result", "fp4_verify_result",
+                                                result->struct_size, VERIFY_RESULT_MIN_SIZE,
+                                                sizeof *result);
+    if (bad != FP4_OK) return bad;
+    fp4_verify_result full;
+    fp4_verify_result_init(&full);
+    full.struct_size = 0; /* set again when the sample check writes the result: a failure
+                           * before it leaves the caller's result as it was, as before */
+    const fp4_status st = gemm_verify_full(ctx, in, samples, seed, &full);
+    if (full.struct_size) fp4_out_struct_fill(result, &full, sizeof full);
     return st;
 }
