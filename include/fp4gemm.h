@@ -455,11 +455,14 @@ fp4_status fp4_gemm(fp4_ctx *ctx, const fp4_gemm_desc *desc);
 fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_gemm_desc *desc,
                              char *why, size_t why_len);
 
-/* What AUTO would run for desc (NULL: for a generic problem), whatever desc->backend says:
+/* DEPRECATED: use fp4_gemm_select, which gives the same backend (as out->backend) when desc is
+ * NULL or its backend is AUTO, and also the config and why. Kept working, unchanged, for
+ * existing callers; it may be removed in a later major release.
+ * What AUTO would run for desc (NULL: for a generic problem), whatever desc->backend says:
  * the backend FP4GEMM_BACKEND names (read at fp4_create) if it is set, else the first backend
  * of the context's policy (fp4_backend_policy) that can run it. FP4_ERR_NOT_SUPPORTED if none
  * can (or the variable's backend can't); FP4_ERR_INVALID_ARGUMENT for a bad desc or a
- * FP4GEMM_BACKEND that names nothing. fp4_gemm_select also gives the config and why. */
+ * FP4GEMM_BACKEND that names nothing. */
 fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out);
 
 /* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`

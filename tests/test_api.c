@@ -478,9 +478,18 @@ static void test_gemm_bad(void) {
     BCBAD("d_dtype=e4m3", d.d_dtype = FP4_DTYPE_E4M3, fp4_backend_check(g_ctx, FP4_BACKEND_CPU_REF, &d, why, 128), "d_dtype");
 #undef BCBAD
 
-    /* fp4_gemm_select_backend */
+    /* fp4_gemm_select_backend (deprecated: fp4_gemm_select's backend; kept working) */
     fp4_backend chosen = (fp4_backend)77;
     valid_gemm(&d, &out);
+    {
+        fp4_tactic t = {FP4_BACKEND_AUTO, -1};
+        d.backend = FP4_BACKEND_CPU_REF; /* select_backend says what AUTO would run, whatever this says */
+        const int same = fp4_gemm_select_backend(g_ctx, &d, &chosen) == FP4_OK;
+        d.backend = FP4_BACKEND_AUTO;
+        tu_case(same && fp4_gemm_select(g_ctx, &d, &t, NULL, 0) == FP4_OK && t.backend == chosen,
+                "deprecated select_backend = fp4_gemm_select's backend for AUTO (%s)", fp4_backend_name(chosen));
+        chosen = (fp4_backend)77;
+    }
     tu_case(fp4_gemm_select_backend(g_ctx, &d, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU &&
                 fp4_last_error(g_ctx)[0] == 0,
             "select_backend on a CPU context -> cpu, fp4_last_error \"\"");

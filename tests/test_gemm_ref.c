@@ -289,8 +289,10 @@ static void test_shapes(tu_rng *rng) {
     g.m = 8;
     g.n = 8;
     g.k = 64;
-    const int ok = fp4_gemm_select_backend(g_ctx, NULL, &chosen) == FP4_OK && chosen == FP4_BACKEND_CPU;
-    tu_case(ok, "select_backend on a CPU context (generic problem) -> cpu");
+    fp4_tactic tactic = {FP4_BACKEND_AUTO, -1};
+    if (fp4_gemm_select(g_ctx, NULL, &tactic, NULL, 0) == FP4_OK) chosen = tactic.backend;
+    const int ok = chosen == FP4_BACKEND_CPU;
+    tu_case(ok, "fp4_gemm_select on a CPU context (generic problem) -> cpu");
     for (int i = 0; i < 4; i++)
         run_case(rng, 1 + i * 11, 2 + i * 29, 16 * (1 + i * 7), a_types[i % 3], d_types[(i + 1) % 3],
                  (fp4_sf_layout)(i & 1), (fp4_sf_layout)((i >> 1) & 1), 0, i & 1, FP4_BACKEND_AUTO);

@@ -367,7 +367,10 @@ static void test_gpu(tu_rng *rng) {
     g.desc.b = g.b[0];
     g.desc.b_sf = (const uint8_t *)g.b[0] + n * k / 2;
     fp4_backend chosen = FP4_BACKEND_AUTO;
-    if (ok && fp4_gemm_select_backend(g.ctx, &g.desc, &chosen) != FP4_OK) {
+    fp4_tactic tactic = {FP4_BACKEND_AUTO, -1};
+    if (ok && fp4_gemm_select(g.ctx, &g.desc, &tactic, NULL, 0) == FP4_OK)
+        chosen = tactic.backend;
+    else if (ok) {
         tu_skip("no GPU backend runs M=%lld N=%lld K=%lld here: %s", (long long)m, (long long)n,
                 (long long)k, fp4_last_error(g.ctx));
         ok = 0;
