@@ -68,8 +68,10 @@ const char *fp4_built_cuda_archs(void);
  * Enumerations, each with name <-> string conversion. *_name gives the lower-case name, or
  * "?" for a bad value. *_from_name ignores case ("CPU_REF", "Info") and returns
  * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), leaving *out unchanged
- * and fp4_last_error(NULL) as it was (fp4_tactic_from_name, below, sets it to the list of
- * valid names).
+ * and setting fp4_last_error(NULL) to what is wrong and the list of valid names ("fp4_dtype_
+ * from_name: \"fp32\" is not a dtype name; valid names (any case): f32, f16, bf16, e2m1,
+ * e4m3"), as fp4_tactic_from_name and fp4_quant_recipe_from_name do. Success leaves
+ * fp4_last_error(NULL) as it was.
  * ------------------------------------------------------------------------------------- */
 typedef enum fp4_dtype {
     FP4_DTYPE_F32 = 0,  /* "f32"  */
@@ -289,7 +291,8 @@ typedef enum fp4_quant_recipe {
 #define FP4_QUANT_RECIPE_COUNT 2
 
 /* "flashinfer", "modelopt"; "?" for a bad value. from_name ignores case and returns
- * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument). */
+ * FP4_ERR_INVALID_ARGUMENT for an unknown name (or a NULL argument), *out unchanged and the
+ * valid names in fp4_last_error(NULL), like the other *_from_name. */
 const char *fp4_quant_recipe_name(fp4_quant_recipe recipe);
 fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out);
 

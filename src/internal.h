@@ -87,6 +87,15 @@ void fp4_out_struct_fill(void *out, const void *full, size_t full_size);
 /* The end of `field` in `type`: a struct's minimum struct_size is the end of its last field. */
 #define FP4_STRUCT_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
+/* A *_from_name failure: records "fn: \"name\" is not a <kind> name; valid names (any
+ * case): <valid>" (or that name/out is NULL) in fp4_last_error(NULL) and returns
+ * FP4_ERR_INVALID_ARGUMENT. */
+fp4_status fp4_name_fail(const char *fn, const char *kind, const char *name, const void *out,
+                         const char *valid);
+/* fp4_log_level_from_name without recording a failure (for the logger's own FP4GEMM_LOG_LEVEL,
+ * read where logging a failure would recurse). */
+fp4_status fp4_log_level_parse(const char *name, fp4_log_level *out);
+
 void fp4_log(fp4_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -34,10 +34,11 @@ static void *g_user;      /* guarded by g_fn_lock */
 static _Thread_local int g_in_callback;
 
 /* Runs once per process: FP4GEMM_LOG_LEVEL -> g_level, unless a level was set already. */
-static void read_env_level(void) {
+static void read_env_level(void) { /* fp4_log_level_parse: records and logs nothing (that
+                                    * would come back here) */
     fp4_log_level from_env = FP4_LOG_WARN;
     const char *env = getenv("FP4GEMM_LOG_LEVEL");
-    if (env && *env && fp4_log_level_from_name(env, &from_env) != FP4_OK) {
+    if (env && *env && fp4_log_level_parse(env, &from_env) != FP4_OK) {
         from_env = FP4_LOG_WARN;
         snprintf(g_env_bad, sizeof g_env_bad, "%.40s", env);
         atomic_store(&g_env_bad_pending, 1);

@@ -68,6 +68,27 @@ static int same_name(const char *a, size_t a_len, const char *b) {
     return 1;
 }
 
+/* Writes "a, b, c" (the table's names) into buf. */
+static void list_names(const char *const *table, int count, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < count && used < len; i++) {
+        const int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", table[i]);
+        if (n > 0) used += (size_t)n;
+    }
+}
+
+fp4_status fp4_name_fail(const char *fn, const char *kind, const char *name, const void *out,
+                         const char *valid) {
+    if (!name || !out)
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%s: %s is NULL; valid %s names: %s", fn,
+                        name ? "out" : "name", kind, valid);
+    return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
+                    "%s: \"%.60s\" is not a %s name; valid names (any case): %s", fn, name, kind,
+                    valid);
+}
+
+/* Finds name in table (silently); INVALID_ARGUMENT for NULL or an unknown name. */
 static fp4_status value_of(const char *const *table, int count, const char *name,
                            const void *out, int *value) {
     if (!name || !out) return FP4_ERR_INVALID_ARGUMENT;
@@ -80,13 +101,23 @@ static fp4_status value_of(const char *const *table, int count, const char *name
     return FP4_ERR_INVALID_ARGUMENT;
 }
 
+/* value_of, and on failure the message with the table's names in fp4_last_error(NULL). */
+static fp4_status value_of_or_fail(const char *fn, const char *kind, const char *const *table,
+                                   int count, const char *name, const void *out, int *value) {
+    if (value_of(table, count, name, out, value) == FP4_OK) return FP4_OK;
+    char valid[256];
+    list_names(table, count, valid, sizeof valid);
+    return fp4_name_fail(fn, kind, name, out, valid);
+}
+
 const char *fp4_dtype_name(fp4_dtype dtype) {
     return name_of(k_dtype_names, FP4_DTYPE_COUNT, (int)dtype);
 }
 
 fp4_status fp4_dtype_from_name(const char *name, fp4_dtype *out) {
     int v = 0;
-    const fp4_status st = value_of(k_dtype_names, FP4_DTYPE_COUNT, name, out, &v);
+    const fp4_status st = value_of_or_fail("fp4_dtype_from_name", "dtype", k_dtype_names,
+                                           FP4_DTYPE_COUNT, name, out, &v);
     if (st == FP4_OK) *out = (fp4_dtype)v;
     return st;
 }
@@ -97,7 +128,8 @@ const char *fp4_sf_layout_name(fp4_sf_layout layout) {
 
 fp4_status fp4_sf_layout_from_name(const char *name, fp4_sf_layout *out) {
     int v = 0;
-    const fp4_status st = value_of(k_layout_names, FP4_SF_LAYOUT_COUNT, name, out, &v);
+    const fp4_status st = value_of_or_fail("fp4_sf_layout_from_name", "scale layout",
+                                           k_layout_names, FP4_SF_LAYOUT_COUNT, name, out, &v);
     if (st == FP4_OK) *out = (fp4_sf_layout)v;
     return st;
 }
@@ -119,11 +151,27 @@ static const fp4_backend_ops *backend_named(const char *name, size_t len, int *i
     return NULL;
 }
 
+/* "auto, cpu_ref, ..." (the built backends) into buf */
+static void list_backend_names(char *buf, size_t len) {
+    int count = 0;
+    const fp4_backend_ops *const *reg = fp4_registry(&count);
+    int n = snprintf(buf, len, "auto");
+    size_t used = n > 0 ? (size_t)n : 0;
+    for (int i = 0; i < count && used < len; i++) {
+        n = snprintf(buf + used, len - used, ", %s", reg[i]->name);
+        if (n > 0) used += (size_t)n;
+    }
+}
+
 fp4_status fp4_backend_from_name(const char *name, fp4_backend *out) {
-    if (!name || !out) return FP4_ERR_INVALID_ARGUMENT;
     int is_auto = 0;
-    const fp4_backend_ops *ops = backend_named(name, strlen(name), &is_auto);
-    if (!ops && !is_auto) return FP4_ERR_INVALID_ARGUMENT;
+    const fp4_backend_ops *ops =
+        (name && out) ? backend_named(name, strlen(name), &is_auto) : NULL;
+    if (!ops && !is_auto) {
+        char valid[256];
+        list_backend_names(valid, sizeof valid);
+        return fp4_name_fail("fp4_backend_from_name", "backend", name, out, valid);
+    }
     *out = ops ? ops->id : FP4_BACKEND_AUTO;
     return FP4_OK;
 }
@@ -235,9 +283,17 @@ const char *fp4_log_level_name(fp4_log_level level) {
     return name_of(k_log_names, 5, (int)level + 1);
 }
 
-fp4_status fp4_log_level_from_name(const char *name, fp4_log_level *out) {
+fp4_status fp4_log_level_parse(const char *name, fp4_log_level *out) {
     int v = 0;
     const fp4_status st = value_of(k_log_names, 5, name, out, &v);
+    if (st == FP4_OK) *out = (fp4_log_level)(v - 1);
+    return st;
+}
+
+fp4_status fp4_log_level_from_name(const char *name, fp4_log_level *out) {
+    int v = 0;
+    const fp4_status st =
+        value_of_or_fail("fp4_log_level_from_name", "log level", k_log_names, 5, name, out, &v);
     if (st == FP4_OK) *out = (fp4_log_level)(v - 1);
     return st;
 }

@@ -17,14 +17,18 @@ const char *fp4_quant_recipe_name(fp4_quant_recipe recipe) {
 }
 
 fp4_status fp4_quant_recipe_from_name(const char *name, fp4_quant_recipe *out) {
-    if (!name || !out) return FP4_ERR_INVALID_ARGUMENT;
-    for (int i = 0; i < FP4_QUANT_RECIPE_COUNT; i++) {
+    for (int i = 0; name && out && i < FP4_QUANT_RECIPE_COUNT; i++) {
         if (strcasecmp(k_recipe_names[i], name) == 0) { /* like every *_from_name */
             *out = (fp4_quant_recipe)i;
             return FP4_OK;
         }
     }
-    return FP4_ERR_INVALID_ARGUMENT;
+    char valid[128] = "";
+    for (int i = 0; i < FP4_QUANT_RECIPE_COUNT; i++) {
+        const size_t used = strlen(valid);
+        snprintf(valid + used, sizeof valid - used, "%s%s", i ? ", " : "", k_recipe_names[i]);
+    }
+    return fp4_name_fail("fp4_quant_recipe_from_name", "quantization recipe", name, out, valid);
 }
 
 /* NULL if tensors[i] is a valid [rows, k] F32/F16/BF16 tensor, else the problem in buf. */

@@ -814,6 +814,48 @@ static void test_names(void) {
     }
     tu_case(ok, "unknown names are rejected, output untouched");
     {
+        /* every *_from_name says what is wrong and lists the valid names in fp4_last_error(NULL) */
+        fp4_dtype dt = (fp4_dtype)77;
+        fp4_sf_layout ly = (fp4_sf_layout)77;
+        fp4_backend be = (fp4_backend)77;
+        fp4_log_level lv = (fp4_log_level)77;
+        fp4_quant_recipe rc = (fp4_quant_recipe)77;
+        static const struct {
+            const char *name, *fn, *valid;
+        } cases[] = {
+            {"fp32", "fp4_dtype_from_name", "f32, f16, bf16, e2m1, e4m3"},
+            {"swizzle", "fp4_sf_layout_from_name", "linear, swizzled"},
+            {"cpux", "fp4_backend_from_name", "auto, cpu_ref"},
+            {"Debugg", "fp4_log_level_from_name", "off, error, warn, info, debug"},
+            {"nvidia", "fp4_quant_recipe_from_name", "flashinfer, modelopt"},
+            {NULL, "fp4_dtype_from_name", "f32, f16, bf16, e2m1, e4m3"},
+            {"cpu", "fp4_backend_from_name", "auto, cpu_ref"}, /* out NULL */
+        };
+        ok = 1;
+        for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+            (void)fp4_device_count(NULL); /* another message first: the one checked is the call's own */
+            fp4_status st = FP4_OK;
+            switch (i) {
+            case 0: st = fp4_dtype_from_name(cases[i].name, &dt); break;
+            case 1: st = fp4_sf_layout_from_name(cases[i].name, &ly); break;
+            case 2: st = fp4_backend_from_name(cases[i].name, &be); break;
+            case 3: st = fp4_log_level_from_name(cases[i].name, &lv); break;
+            case 4: st = fp4_quant_recipe_from_name(cases[i].name, &rc); break;
+            case 5: st = fp4_dtype_from_name(cases[i].name, &dt); break;
+            default: st = fp4_backend_from_name(cases[i].name, NULL); break;
+            }
+            const char *msg = fp4_last_error(NULL);
+            const int good = st == FP4_ERR_INVALID_ARGUMENT && strstr(msg, cases[i].fn) == msg &&
+                             strstr(msg, cases[i].valid) && (!cases[i].name || strstr(msg, cases[i].name));
+            if (!good) printf("  %s(%s): status %s, message \"%s\"\n", cases[i].fn, cases[i].name ? cases[i].name : "NULL",
+                              fp4_status_name(st), msg);
+            ok &= good;
+        }
+        ok &= dt == 77 && ly == 77 && be == 77 && lv == 77 && rc == 77;
+        tu_case(ok, "*_from_name failures (unknown or NULL): fp4_last_error(NULL) names the call, the name and "
+                    "the valid names");
+    }
+    {
         fp4_dtype dt = (fp4_dtype)77;
         fp4_sf_layout ly = (fp4_sf_layout)77;
         fp4_backend be = (fp4_backend)77, be2 = (fp4_backend)77;
