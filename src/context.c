@@ -14,6 +14,20 @@ static const char *short_path(const char *file) {
     return src ? src : file;
 }
 
+/* 1 if msg[0..n) ends with a source location " (path:line)", as every message of
+ * fp4_fail_at does: a message that wraps another one ("fp4_create: %s") keeps the inner
+ * location, the place the failure was found, and gets no second one. */
+static int ends_with_location(const char *msg, size_t n) {
+    if (n < 5 || msg[n - 1] != ')') return 0;
+    size_t i = n - 1, digits = 0;
+    while (i > 0 && msg[i - 1] >= '0' && msg[i - 1] <= '9') i--, digits++;
+    if (digits == 0 || i == 0 || msg[i - 1] != ':') return 0;
+    i--;
+    size_t path = 0;
+    while (i > 0 && msg[i - 1] != '(' && msg[i - 1] != ' ' && msg[i - 1] != ':') i--, path++;
+    return path > 0 && i >= 2 && msg[i - 1] == '(' && msg[i - 2] == ' ';
+}
+
 fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int line,
                        const char *fmt, ...) {
     char *buf = ctx ? ctx->last_error : g_orphan_error;
@@ -23,7 +37,8 @@ fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int li
     int n = vsnprintf(buf, cap, fmt, ap);
     va_end(ap);
     if (n < 0) n = 0;
-    if ((size_t)n < cap) snprintf(buf + n, cap - (size_t)n, " (%s:%d)", short_path(file), line);
+    if ((size_t)n < cap && !ends_with_location(buf, (size_t)n))
+        snprintf(buf + n, cap - (size_t)n, " (%s:%d)", short_path(file), line);
     fp4_log(FP4_LOG_DEBUG, "%s: %s", fp4_status_name(status), buf);
     return status;
 }

@@ -62,7 +62,8 @@ struct fp4_ctx {
 };
 
 /* Records a failure in ctx (which may be NULL) and returns `status`. The message gets
- * " (file:line)" appended and is logged at debug level. */
+ * " (file:line)" appended, unless it already ends with such a location (it wraps the message
+ * of an inner failure, whose location is kept), and is logged at debug level. */
 fp4_status fp4_fail_at(fp4_ctx *ctx, fp4_status status, const char *file, int line,
                        const char *fmt, ...)
 #if defined(__GNUC__)

@@ -568,6 +568,18 @@ static void test_create_and_devices(void) {
     fp4_status st = fp4_create(&c, 999);
     expect(st, FP4_ERR_NO_DEVICE, NULL, NULL, 1, "create device=999");
     if (st == FP4_OK) fp4_destroy(c);
+    {
+        /* one source location, at the end: with CUDA the message wraps the device's own failure
+         * ("fp4_create: CUDA device 999 does not exist ... (src/cuda/...:N)"), which must not
+         * get a second " (src/context.c:N)" */
+        const char *msg = fp4_last_error(NULL);
+        int locations = 0;
+        for (const char *p = strstr(msg, " (src/"); p; p = strstr(p + 1, " (src/")) locations++;
+        const size_t len = strlen(msg);
+        tu_case(strncmp(msg, "fp4_create: ", 12) == 0 && locations == 1 && len > 0 && msg[len - 1] == ')',
+                "create device=999: the message has one source location, at its end (%s build): \"%s\"",
+                fp4_built_with_cuda() ? "CUDA" : "CPU-only", msg);
+    }
     c = (fp4_ctx *)0x1;
     st = fp4_create(&c, -2);
     tu_case(st == FP4_ERR_INVALID_ARGUMENT || st == FP4_ERR_NO_DEVICE, "create device=-2 fails (%s)",
