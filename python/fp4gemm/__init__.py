@@ -1,0 +1,16 @@
+"""fp4gemm: NVFP4 GEMM and quantization from Python, a thin ctypes binding over libfp4gemm.
+
+FlashInfer's entry points keep their names, argument order and defaults:
+    q, sf = fp4gemm.fp4_quantize(x, gs)             # like flashinfer.fp4_quantize
+    y = fp4gemm.mm_fp4(a_q, w_q.T, a_sf, w_sf.T, alpha)  # like flashinfer.mm_fp4
+This version runs on the CPU with numpy arrays; docs/python.md has the differences.
+"""
+from ._lib import Fp4GemmError
+from ._api import (fp4_quantize, mm_fp4, global_scale, dequantize, sf_convert, select,
+                   list_tactics, set_num_threads, info)
+from ._log import set_log_level, get_log_level, log_to_python
+
+__version__ = info()["version"]
+__all__ = ["Fp4GemmError", "fp4_quantize", "mm_fp4", "global_scale", "dequantize",
+           "sf_convert", "select", "list_tactics", "set_num_threads", "info",
+           "set_log_level", "get_log_level", "log_to_python"]

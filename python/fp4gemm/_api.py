@@ -1,0 +1,284 @@
+"""FlashInfer-compatible entry points (fp4_quantize, mm_fp4) and fp4gemm's helpers. Each
+translates its arguments into one libfp4gemm call; docs/python.md lists the differences from
+FlashInfer."""
+import ctypes
+
+import numpy as np
+
+from . import _lib as L
+from ._arrays import (as_array, byte_array, dtype_code, float_input, numpy_dtype, ptr,
+                      scalar, writable, E4M3)
+
+_SF_ARG = {"linear": L.SF_LINEAR, "swizzled": L.SF_SWIZZLED, "swizzled_128x4": L.SF_SWIZZLED,
+           "128x4": L.SF_SWIZZLED}
+
+
+def _layout(x, what):
+    if isinstance(x, bool):
+        return L.SF_SWIZZLED if x else L.SF_LINEAR
+    try:
+        return _SF_ARG[str(x).lower()]
+    except KeyError:
+        raise ValueError(f"{what}: {x!r}: 'swizzled' (128x4 tiles) or 'linear'") from None
+
+
+def _sf_shape(rows, k, layout):
+    kb = k // 16
+    if layout == L.SF_SWIZZLED:
+        return ((rows + 127) // 128 * 128, (kb + 3) // 4 * 4)
+    return (rows, kb)
+
+
+def _nvfp4_only(sf_vec_size, sf_use_ue8m0):
+    if sf_use_ue8m0:
+        raise NotImplementedError("sf_use_ue8m0=True (MXFP4's UE8M0 scales): fp4gemm is NVFP4 only")
+    if sf_vec_size != 16:
+        raise NotImplementedError(f"sf_vec_size={sf_vec_size}: fp4gemm is NVFP4 only (blocks of 16)")
+
+
+def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
+                 is_sf_swizzled_layout=True, is_sf_8x4_layout=False, enable_pdl=None, *,
+                 dtype=None, recipe="flashinfer"):
+    """NVFP4-quantizes input [M, K] (float32/float16/bfloat16; K a multiple of 16) with the
+    ENCODE global scale gs (FlashInfer's: 448*6/amax, see global_scale(); None = 1.0).
+    Returns (packed uint8 [M, K/2], scales uint8): [round_up(M,128), round_up(K/16,4)] when
+    is_sf_swizzled_layout (128x4 tiles, padding 0), else [M, K/16]. Bit-exact with FlashInfer's
+    quantizer (docs/format.md). dtype: what the elements are when it is not the array's own
+    (a uint16 array of bf16 bits: dtype='bfloat16'). recipe: 'flashinfer' or 'modelopt'
+    (then global_scale is ModelOpt's DECODE scale amax/2688)."""
+    _nvfp4_only(sf_vec_size, sf_use_ue8m0)
+    if is_sf_8x4_layout:
+        raise NotImplementedError("is_sf_8x4_layout=True: fp4gemm has the 128x4 and linear layouts only")
+    x, code, ld = float_input(input, "fp4_quantize: input", dtype)
+    rows, k = x.shape
+    if k % 16:
+        raise ValueError(f"fp4_quantize: K = {k} is not a multiple of 16")
+    layout = L.SF_SWIZZLED if is_sf_swizzled_layout else L.SF_LINEAR
+    gs = scalar(global_scale, "fp4_quantize: global_scale")
+    q = np.empty((rows, k // 2), np.uint8)
+    sf = np.empty(_sf_shape(rows, k, layout), np.uint8)
+    d = L.QuantDesc()
+    L.lib.fp4_quant_desc_init(ctypes.byref(d))
+    d.rows, d.k, d.in_dtype, d.in_, d.ld_in = rows, k, code, ptr(x), ld
+    d.global_scale = 1.0 if gs is None else gs
+    d.out_q, d.out_sf, d.sf_layout = ptr(q), ptr(sf), layout
+    if recipe != "flashinfer":
+        d.recipe = {"modelopt": 1}.get(recipe, -1)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_quantize(ctx, ctypes.byref(d)), ctx, "fp4_quantize")
+    return q, sf
+
+
+def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=None,
+           block_size=16, use_8x4_sf_layout=False, backend="auto", use_nvfp4=True, *,
+           a_sf_layout="swizzled", b_sf_layout="swizzled", a_dtype=None):
+    """out[M, N] = alpha * a @ dequant(b) in FP32, rounded to out_dtype.
+
+    W4A4: a is packed uint8 [M, K/2] with a_descale its E4M3 scales; alpha = 1/(gs_a*gs_b).
+    W4A16: a is float16/bfloat16 [M, K] (a uint16 array of bf16 bits with a_dtype='bfloat16'),
+    a_descale None; alpha = 1/gs_b.
+    b is FlashInfer's [K/2, N]: the transpose view w.T of the stored C-contiguous weight
+    w [N, K/2]; b_descale likewise w_sf.T (or w_sf itself: only its bytes are read).
+    Scales are swizzled (128x4) unless a_sf_layout / b_sf_layout say 'linear'.
+    alpha: None (1.0), a float or a one-element array. out_dtype: 'bfloat16' (default, as
+    FlashInfer), 'float16', 'float32', or a numpy/ml_dtypes/torch dtype; a bf16 result is an
+    ml_dtypes.bfloat16 array if ml_dtypes is installed, else uint16 holding the bits.
+    out: [M, N] array of that dtype with contiguous rows, written only on success.
+    backend: 'auto', an fp4gemm backend ('cpu', 'cpu_ref', 'cuda_mma', ...) or tactic
+    ('cpu_ref/default'); one that cannot run raises Fp4GemmError with the library's reason."""
+    if block_size != 16 or not use_nvfp4:
+        raise NotImplementedError("fp4gemm is NVFP4 only: block_size=16, use_nvfp4=True")
+    if use_8x4_sf_layout:
+        raise NotImplementedError("use_8x4_sf_layout=True: fp4gemm has the 128x4 and linear layouts only")
+    d = L.GemmDesc()
+    L.lib.fp4_gemm_desc_init(ctypes.byref(d))
+    a_arr = as_array(a, "mm_fp4: a")
+    if a_arr.ndim != 2:
+        raise ValueError(f"mm_fp4: a must be 2-D, got shape {a_arr.shape}")
+    w4a4 = a_dtype is None and a_arr.dtype == np.uint8
+    b = byte_array(b, "mm_fp4: b", transposed=True)
+    if b.ndim != 2:
+        raise ValueError(f"mm_fp4: b must be 2-D [K/2, N], got shape {b.shape}")
+    kh, n = b.shape
+    k = 2 * kh
+    m = a_arr.shape[0]
+    if w4a4:
+        a_arr = byte_array(a_arr, "mm_fp4: a")
+        if a_arr.shape[1] != kh:
+            raise ValueError(f"mm_fp4: a is [{m}, {a_arr.shape[1]}] and b [{kh}, {n}]: "
+                             "K/2 differs (a: packed [M, K/2]; b: [K/2, N])")
+        d.a_dtype, d.a = L.DTYPE_E2M1, ptr(a_arr)
+        if a_descale is None:
+            raise ValueError("mm_fp4: a_descale is needed with a packed FP4 a (W4A4)")
+        d.a_sf_layout = _layout(a_sf_layout, "mm_fp4: a_sf_layout")
+        sa = byte_array(a_descale, "mm_fp4: a_descale",
+                        L.lib.fp4_sf_bytes(m, k, d.a_sf_layout) if k % 16 == 0 else None)
+        d.a_sf = ptr(sa)
+    else:
+        a_arr, code, ld = float_input(a_arr, "mm_fp4: a", a_dtype)
+        if code == L.DTYPE_F32:
+            raise TypeError("mm_fp4: a is float32; W4A16 takes float16 or bfloat16 activations "
+                            "(or packed uint8 FP4 for W4A4)")
+        if a_arr.shape[1] != k:
+            raise ValueError(f"mm_fp4: a is [{m}, {a_arr.shape[1]}] and b [{kh}, {n}]: "
+                             f"W4A16 needs a [M, K] with K = 2 * {kh}")
+        if ld != k:
+            raise ValueError("mm_fp4: a (W4A16) must be C-contiguous")
+        if a_descale is not None:
+            raise ValueError("mm_fp4: a_descale must be None with a float16/bfloat16 a (W4A16)")
+        d.a_dtype, d.a = code, ptr(a_arr)
+    if k % 16:
+        raise ValueError(f"mm_fp4: K = {k} is not a multiple of 16")
+    d.b_sf_layout = _layout(b_sf_layout, "mm_fp4: b_sf_layout")
+    sb = as_array(b_descale, "mm_fp4: b_descale")
+    sb = byte_array(sb, "mm_fp4: b_descale", L.lib.fp4_sf_bytes(n, k, d.b_sf_layout),
+                    transposed=sb.ndim == 2 and not sb.flags.c_contiguous)
+    code = dtype_code(out_dtype, "mm_fp4: out_dtype")
+    ndt = numpy_dtype(code)
+    if out is None:
+        res = np.empty((m, n), ndt)
+    else:
+        ok = (ndt,) if code != L.DTYPE_BF16 else (ndt, np.dtype(np.uint16))
+        res = writable(out, "mm_fp4: out", (m, n), ok)
+        if n > 1 and res.strides[1] != res.dtype.itemsize or m > 1 and res.strides[0] % res.dtype.itemsize:
+            raise ValueError(f"mm_fp4: out must have contiguous rows, strides {res.strides}")
+    d.ldd = res.strides[0] // res.itemsize if m > 1 else n
+    d.m, d.n, d.k = m, n, k
+    d.b, d.b_sf, d.d, d.d_dtype = ptr(b), ptr(sb), ptr(res), code
+    al = scalar(alpha, "mm_fp4: alpha")
+    d.alpha = 1.0 if al is None else al
+    _tactic_into(d, backend)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_gemm(ctx, ctypes.byref(d)), ctx, "fp4_gemm")
+    return res
+
+
+_TACTICS = {}
+
+
+def _tactic_into(d, backend):
+    t = _TACTICS.get(backend)
+    if t is None:
+        tt = L.Tactic()
+        st = L.lib.fp4_tactic_from_name(str(backend).encode(), ctypes.byref(tt))
+        L.check(st, None, f"backend {backend!r}")
+        t = _TACTICS[backend] = (tt.backend, tt.config)
+    d.backend, d.config = t
+
+
+def global_scale(x, dtype=None):
+    """FlashInfer's encode global scale of x: 448*6/amax(|x|) (NaN ignored; 1 for an all-zero
+    x), as float32 [1]: the global_scale argument of fp4_quantize."""
+    x, code, ld = float_input(x, "global_scale: x", dtype)
+    out = np.empty(1, np.float32)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_global_scale(ctx, x.shape[0], x.shape[1], code, ptr(x), ld, ptr(out), None),
+            ctx, "fp4_global_scale")
+    return out
+
+
+def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype="float32"):
+    """Decodes packed q [M, K/2] with its scales into out_dtype [M, K]: e2m1 * e4m3 / gs
+    (gs the ENCODE scale fp4_quantize took; None = 1)."""
+    q = byte_array(q, "dequantize: q")
+    if q.ndim != 2:
+        raise ValueError(f"dequantize: q must be 2-D [M, K/2], got shape {q.shape}")
+    rows, k = q.shape[0], 2 * q.shape[1]
+    if k % 16:
+        raise ValueError(f"dequantize: K = {k} is not a multiple of 16")
+    d = L.DequantDesc()
+    L.lib.fp4_dequant_desc_init(ctypes.byref(d))
+    d.sf_layout = _layout(is_sf_swizzled_layout, "dequantize: is_sf_swizzled_layout")
+    sf = byte_array(sf, "dequantize: sf", L.lib.fp4_sf_bytes(rows, k, d.sf_layout))
+    code = dtype_code(out_dtype, "dequantize: out_dtype")
+    out = np.empty((rows, k), numpy_dtype(code))
+    gs = scalar(global_scale, "dequantize: global_scale")
+    d.rows, d.k, d.q, d.sf = rows, k, ptr(q), ptr(sf)
+    d.global_scale = 1.0 if gs is None else gs
+    d.out_dtype, d.out = code, ptr(out)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_dequantize(ctx, ctypes.byref(d)), ctx, "fp4_dequantize")
+    return out
+
+
+def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
+    """Rewrites the scales of a [rows, k] tensor from layout src to dst ('linear' [rows, k/16]
+    <-> 'swizzled' 128x4 tiles [round_up(rows,128), round_up(k/16,4)]); bytes are moved,
+    never decoded."""
+    sl, dl = _layout(src, "sf_convert: src"), _layout(dst, "sf_convert: dst")
+    if rows < 1 or k < 16 or k % 16:
+        raise ValueError(f"sf_convert: rows = {rows}, k = {k}: rows >= 1, k a positive multiple of 16")
+    sf = byte_array(sf, "sf_convert: sf", L.lib.fp4_sf_bytes(rows, k, sl))
+    out = np.empty(_sf_shape(rows, k, dl), np.uint8)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_sf_convert(ctx, rows, k, ptr(sf), sl, ptr(out), dl, None), ctx, "fp4_sf_convert")
+    return out
+
+
+def _probe_desc(m, n, k, a_dtype, out_dtype, backend):
+    """A descriptor for [m, n, k] whose pointers are a small aligned dummy buffer: selection
+    judges the problem, never reads the data."""
+    d = L.GemmDesc()
+    L.lib.fp4_gemm_desc_init(ctypes.byref(d))
+    d.m, d.n, d.k = m, n, k
+    d.a_dtype = L.DTYPE_E2M1 if a_dtype in (None, "e2m1", "fp4", "nvfp4") else dtype_code(a_dtype, "a_dtype")
+    d.a_sf_layout = d.b_sf_layout = L.SF_SWIZZLED
+    d.d_dtype = dtype_code(out_dtype, "out_dtype")
+    dummy = _DUMMY.__array_interface__["data"][0]
+    d.a = d.b = d.b_sf = d.d = dummy
+    d.a_sf = dummy if d.a_dtype == L.DTYPE_E2M1 else None
+    _tactic_into(d, backend)
+    return d
+
+
+_DUMMY = np.zeros(64, np.uint8)
+
+
+def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto"):
+    """What mm_fp4 would run for an [m, n, k] problem on the CPU, and why:
+    (tactic name, reason), e.g. ('cpu/avx2_4x16', 'auto: policy for the CPU ...').
+    a_dtype 'e2m1' (W4A4) or 'bfloat16'/'float16' (W4A16)."""
+    d = _probe_desc(m, n, k, a_dtype, out_dtype, backend)
+    t = L.Tactic()
+    why = ctypes.create_string_buffer(512)
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_gemm_select(ctx, ctypes.byref(d), ctypes.byref(t), why, 512), ctx, "fp4_gemm_select")
+    return _tactic_name(t), why.value.decode()
+
+
+def list_tactics(m, n, k, a_dtype="e2m1", out_dtype="bfloat16"):
+    """Every tactic that can run the problem on the CPU, in auto's order."""
+    d = _probe_desc(m, n, k, a_dtype, out_dtype, "auto")
+    buf = (L.Tactic * 256)()
+    cnt = ctypes.c_int()
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_gemm_list_tactics(ctx, ctypes.byref(d), buf, 256, ctypes.byref(cnt)), ctx,
+            "fp4_gemm_list_tactics")
+    return [_tactic_name(buf[i]) for i in range(min(cnt.value, 256))]
+
+
+def _tactic_name(t):
+    name = ctypes.create_string_buffer(64)
+    L.check(L.lib.fp4_tactic_name(t, name, 64), None, "fp4_tactic_name")
+    return name.value.decode()
+
+
+def set_num_threads(n):
+    """Threads of the `cpu` backend on this thread's context (0: OpenMP's default)."""
+    ctx = L.cpu_ctx()
+    L.check(L.lib.fp4_ctx_set_num_threads(ctx, int(n)), ctx, "fp4_ctx_set_num_threads")
+
+
+def info():
+    """The library's build and this machine, as a dict."""
+    cnt = ctypes.c_int()
+    L.lib.fp4_device_count(ctypes.byref(cnt))
+    ctx = L.cpu_ctx()
+    return {"version": L.lib.fp4_version().decode(), "library": L.path,
+            "built_with_cuda": bool(L.lib.fp4_built_with_cuda()),
+            "cuda_archs": L.lib.fp4_built_cuda_archs().decode(),
+            "built_with_openmp": bool(L.lib.fp4_built_with_openmp()),
+            "cuda_devices": cnt.value, "cpu_simd": L.lib.fp4_ctx_cpu_simd(ctx).decode(),
+            "cpu_threads": L.lib.fp4_ctx_num_threads(ctx),
+            "bfloat16_dtype": "ml_dtypes.bfloat16" if numpy_dtype(L.DTYPE_BF16) != np.uint16 else "uint16 (bits)",
+            "log_level": L.lib.fp4_log_level_name(L.lib.fp4_get_log_level()).decode()}
