@@ -176,3 +176,19 @@ def test_torch_cuda_part_skips_cleanly():
     x = torch.zeros((1, 16), device="cuda")
     with pytest.raises(NotImplementedError, match="CPU only"):
         fp4gemm.fp4_quantize(x)
+
+
+def test_ml_dtypes_bfloat16_and_e4m3():
+    mld = pytest.importorskip("ml_dtypes")
+    m, n, k = 3, 16, 64
+    x, _, (wq, wsf, gw) = operands(m, n, k, 12)
+    bits = ref.f32_to_bf16_bits(x)
+    a = bits.view(mld.bfloat16)
+    y = fp4gemm.mm_fp4(a, wq.T, None, wsf.view(mld.float8_e4m3fn).T, 1.0 / gw)
+    assert y.dtype == mld.bfloat16  # FlashInfer's default out_dtype
+    y_bits = fp4gemm.mm_fp4(bits, wq.T, None, wsf.T, 1.0 / gw, a_dtype="bfloat16")
+    np.testing.assert_array_equal(y.view(np.uint16), y_bits.view(np.uint16))
+    q1, s1 = fp4gemm.fp4_quantize(a, 2.0)
+    q2, s2 = fp4gemm.fp4_quantize(bits, 2.0, dtype="bfloat16")
+    np.testing.assert_array_equal(q1, q2)
+    np.testing.assert_array_equal(s1, s2)

@@ -1,0 +1,60 @@
+"""Host overhead per call of the Python binding: a tiny mm_fp4 (m = n = 1... 8, k = 16) whose
+GEMM costs well under a microsecond, timed against the same GEMM's C call alone (ctypes
+calling fp4_gemm with a prebuilt descriptor) and an empty ctypes call. Prints microseconds
+per call (median of 7 runs of N calls). Usage: python python/bench/overhead.py"""
+import ctypes
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import fp4gemm
+from fp4gemm import _lib as L
+from fp4gemm._api import _tactic_into
+from fp4gemm._arrays import ptr
+
+
+def per_call_us(fn, n=20000):
+    runs = []
+    for _ in range(7):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        runs.append((time.perf_counter() - t) / n * 1e6)
+    return statistics.median(runs)
+
+
+def main():
+    m, n, k = 1, 8, 16
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    xq, xsf = fp4gemm.fp4_quantize(x, 1.0)
+    wq, wsf = fp4gemm.fp4_quantize(w, 1.0)
+    out = np.empty((m, n), np.float32)
+    b, bsf = wq.T, wsf.T
+    alpha = np.ones(1, np.float32)
+    d = L.GemmDesc()
+    L.lib.fp4_gemm_desc_init(ctypes.byref(d))
+    d.m, d.n, d.k, d.a_dtype, d.a, d.a_sf, d.b, d.b_sf = m, n, k, L.DTYPE_E2M1, ptr(xq), ptr(xsf), ptr(wq), ptr(wsf)
+    d.a_sf_layout = d.b_sf_layout = L.SF_SWIZZLED
+    d.d_dtype, d.d, d.alpha = L.DTYPE_F32, ptr(out), 1.0
+    _tactic_into(d, "auto")
+    ctx = L.cpu_ctx()
+    dref = ctypes.byref(d)
+    rows = [
+        ("empty ctypes call (fp4_get_log_level)", lambda: L.lib.fp4_get_log_level()),
+        ("fp4_gemm through ctypes, prebuilt descriptor", lambda: L.lib.fp4_gemm(ctx, dref)),
+        ("mm_fp4(..., out=out) float32", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out)),
+        ("mm_fp4(...) allocating the output", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32")),
+        ("mm_fp4(..., backend='cpu_ref', out=out)", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out, backend="cpu_ref")),
+    ]
+    print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"numpy {np.__version__}, fp4gemm {fp4gemm.__version__}, m={m} n={n} k={k}")
+    for name, fn in rows:
+        print(f"{per_call_us(fn):8.2f} us  {name}")
+
+
+if __name__ == "__main__":
+    main()

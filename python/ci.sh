@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Python package's CI step (.ci/run calls it): a venv under build-py/ (the system pip may
+# be externally managed), the build dependencies and test tools from PyPI, `pip install ./python`
+# CPU-only (FP4GEMM_CUDA=OFF: the package is tested on the CPU here; a CUDA build of every
+# architecture would take minutes), then pytest. pytest's exit status 5 (no tests collected)
+# is a failure, as is any other non-zero status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=build-py/venv
+if ! "$PY" -c "import venv, ensurepip" 2>/dev/null; then
+  echo "ci: installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv
+fi
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "scikit-build-core>=0.10" numpy pytest ml_dtypes
+"$VENV/bin/python" -m pip install -q ./python -Ccmake.define.FP4GEMM_CUDA=OFF
+# from the repository root, so that `import fp4gemm` is the installed package, not python/fp4gemm
+set +e
+"$VENV/bin/python" -m pytest -q python/tests
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then echo "ci: pytest collected no tests: failure"; exit 1; fi
+[ $rc -eq 0 ] || { echo "ci: pytest failed (exit $rc)"; exit $rc; }
+"$VENV/bin/python" python/bench/overhead.py
