@@ -14,6 +14,8 @@ _SF_ARG = {"linear": L.SF_LINEAR, "swizzled": L.SF_SWIZZLED, "swizzled_128x4": L
 
 
 def _layout(x, what):
+    if x == "swizzled":
+        return L.SF_SWIZZLED
     if isinstance(x, bool):
         return L.SF_SWIZZLED if x else L.SF_LINEAR
     try:

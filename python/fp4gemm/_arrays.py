@@ -18,9 +18,25 @@ _NAMES = {"float32": L.DTYPE_F32, "f32": L.DTYPE_F32, "float": L.DTYPE_F32,
           "bfloat16": L.DTYPE_BF16, "bf16": L.DTYPE_BF16}
 
 
+_CODES = {}
+
+
 def dtype_code(dt, what):
     """An fp4gemm dtype for a float dtype given as a name ("bfloat16"), a numpy dtype, or a
-    torch dtype (torch.bfloat16 -> its name)."""
+    torch dtype (torch.bfloat16 -> its name). Memoized: this runs on every call."""
+    try:
+        return _CODES[dt]
+    except (KeyError, TypeError):
+        pass
+    code = _dtype_code(dt, what)
+    try:
+        _CODES[dt] = code
+    except TypeError:
+        pass
+    return code
+
+
+def _dtype_code(dt, what):
     if dt is None:
         raise TypeError(f"{what}: a dtype is needed")
     if BF16 is not None and not isinstance(dt, str):
@@ -129,6 +145,8 @@ def scalar(x, what):
         return None
     if isinstance(x, (int, float)):
         return float(x)
+    if isinstance(x, np.ndarray) and x.size == 1:
+        return float(x.item())
     a = as_array(x, what)
     if a.size != 1:
         raise ValueError(f"{what}: one value needed, got shape {a.shape}")
