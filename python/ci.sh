@@ -15,6 +15,8 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "scikit-build-core>=0.10" numpy pytest ml_dtypes
 "$VENV/bin/python" -m pip install -q ./python -Ccmake.define.FP4GEMM_CUDA=OFF
+# the C glue must be there (else its tests skip): Python 3.11+ with its headers is what CI has
+"$VENV/bin/python" -c "import fp4gemm._ext" || { echo "ci: fp4gemm._ext (the C glue) was not built"; exit 1; }
 # from the repository root, so that `import fp4gemm` is the installed package, not python/fp4gemm
 set +e
 "$VENV/bin/python" -m pytest -q python/tests

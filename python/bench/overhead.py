@@ -1,4 +1,4 @@
-"""Host overhead per call of the Python binding: a tiny mm_fp4 (m = n = 1... 8, k = 16) whose
+"""Host overhead per call of the Python binding: a tiny mm_fp4 (m = 1, n = 8, k = 16) whose
 GEMM costs well under a microsecond, timed against the same GEMM's C call alone (ctypes
 calling fp4_gemm with a prebuilt descriptor) and an empty ctypes call. Prints microseconds
 per call (median of 7 runs of N calls). Usage: python python/bench/overhead.py"""
@@ -43,10 +43,22 @@ def main():
     _tactic_into(d, "auto")
     ctx = L.cpu_ctx()
     dref = ctypes.byref(d)
+    ext = L.ext
+
+    def ctypes_only(fn):
+        def run():
+            L.ext = None
+            try:
+                return per_call_us(fn)
+            finally:
+                L.ext = ext
+        return run
+
+    call = lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out)
     rows = [
         ("empty ctypes call (fp4_get_log_level)", lambda: L.lib.fp4_get_log_level()),
         ("fp4_gemm through ctypes, prebuilt descriptor", lambda: L.lib.fp4_gemm(ctx, dref)),
-        ("mm_fp4(..., out=out) float32", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out)),
+        ("mm_fp4(..., out=out) float32" + (" (C glue)" if ext else " (ctypes: no C glue built)"), call),
         ("mm_fp4(...) allocating the output", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32")),
         ("mm_fp4(..., backend='cpu_ref', out=out)", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out, backend="cpu_ref")),
     ]
@@ -54,6 +66,8 @@ def main():
           f"numpy {np.__version__}, fp4gemm {fp4gemm.__version__}, m={m} n={n} k={k}")
     for name, fn in rows:
         print(f"{per_call_us(fn):8.2f} us  {name}")
+    if ext is not None:
+        print(f"{ctypes_only(call)():8.2f} us  mm_fp4(..., out=out) float32 through ctypes alone")
 
 
 if __name__ == "__main__":

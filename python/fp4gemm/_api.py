@@ -92,8 +92,7 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
         raise NotImplementedError("fp4gemm is NVFP4 only: block_size=16, use_nvfp4=True")
     if use_8x4_sf_layout:
         raise NotImplementedError("use_8x4_sf_layout=True: fp4gemm has the 128x4 and linear layouts only")
-    d = L.GemmDesc()
-    L.lib.fp4_gemm_desc_init(ctypes.byref(d))
+    sa, a_layout = None, L.SF_LINEAR
     a_arr = as_array(a, "mm_fp4: a")
     if a_arr.ndim != 2:
         raise ValueError(f"mm_fp4: a must be 2-D, got shape {a_arr.shape}")
@@ -109,13 +108,12 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
         if a_arr.shape[1] != kh:
             raise ValueError(f"mm_fp4: a is [{m}, {a_arr.shape[1]}] and b [{kh}, {n}]: "
                              "K/2 differs (a: packed [M, K/2]; b: [K/2, N])")
-        d.a_dtype, d.a = L.DTYPE_E2M1, ptr(a_arr)
+        a_code = L.DTYPE_E2M1
         if a_descale is None:
             raise ValueError("mm_fp4: a_descale is needed with a packed FP4 a (W4A4)")
-        d.a_sf_layout = _layout(a_sf_layout, "mm_fp4: a_sf_layout")
+        a_layout = _layout(a_sf_layout, "mm_fp4: a_sf_layout")
         sa = byte_array(a_descale, "mm_fp4: a_descale",
-                        L.lib.fp4_sf_bytes(m, k, d.a_sf_layout) if k % 16 == 0 else None)
-        d.a_sf = ptr(sa)
+                                   L.lib.fp4_sf_bytes(m, k, a_layout) if k % 16 == 0 else None)
     else:
         a_arr, code, ld = float_input(a_arr, "mm_fp4: a", a_dtype)
         if code == L.DTYPE_F32:
@@ -128,12 +126,12 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
             raise ValueError("mm_fp4: a (W4A16) must be C-contiguous")
         if a_descale is not None:
             raise ValueError("mm_fp4: a_descale must be None with a float16/bfloat16 a (W4A16)")
-        d.a_dtype, d.a = code, ptr(a_arr)
+        a_code = code
     if k % 16:
         raise ValueError(f"mm_fp4: K = {k} is not a multiple of 16")
-    d.b_sf_layout = _layout(b_sf_layout, "mm_fp4: b_sf_layout")
+    b_layout = _layout(b_sf_layout, "mm_fp4: b_sf_layout")
     sb = as_array(b_descale, "mm_fp4: b_descale")
-    sb = byte_array(sb, "mm_fp4: b_descale", L.lib.fp4_sf_bytes(n, k, d.b_sf_layout),
+    sb = byte_array(sb, "mm_fp4: b_descale", L.lib.fp4_sf_bytes(n, k, b_layout),
                     transposed=sb.ndim == 2 and not sb.flags.c_contiguous)
     code = dtype_code(out_dtype, "mm_fp4: out_dtype")
     ndt = numpy_dtype(code)
@@ -144,11 +142,23 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
         res = writable(out, "mm_fp4: out", (m, n), ok)
         if n > 1 and res.strides[1] != res.dtype.itemsize or m > 1 and res.strides[0] % res.dtype.itemsize:
             raise ValueError(f"mm_fp4: out must have contiguous rows, strides {res.strides}")
-    d.ldd = res.strides[0] // res.itemsize if m > 1 else n
-    d.m, d.n, d.k = m, n, k
-    d.b, d.b_sf, d.d, d.d_dtype = ptr(b), ptr(sb), ptr(res), code
+    ldd = res.strides[0] // res.itemsize if m > 1 else n
     al = scalar(alpha, "mm_fp4: alpha")
-    d.alpha = 1.0 if al is None else al
+    al = 1.0 if al is None else al
+    if L.ext is not None:  # the C glue: buffers -> descriptor -> fp4_gemm
+        be, cfg = _tactic(backend)
+        ctx = L.cpu_ctx()
+        st = L.ext.gemm(ctx, _plain(a_arr), None if sa is None else _plain(sa),
+                        _plain(b), _plain(sb), _plain(res), m, n, k, a_code, a_layout,
+                        b_layout, code, ldd, al, be, cfg)
+        L.check(st, ctx, "fp4_gemm")
+        return res
+    d = L.GemmDesc()  # ctypes alone
+    L.lib.fp4_gemm_desc_init(ctypes.byref(d))
+    d.m, d.n, d.k, d.a_dtype, d.a, d.a_sf_layout = m, n, k, a_code, ptr(a_arr), a_layout
+    d.a_sf = None if sa is None else ptr(sa)
+    d.b, d.b_sf, d.b_sf_layout = ptr(b), ptr(sb), b_layout
+    d.d, d.d_dtype, d.ldd, d.alpha = ptr(res), code, ldd, al
     _tactic_into(d, backend)
     ctx = L.cpu_ctx()
     L.check(L.lib.fp4_gemm(ctx, ctypes.byref(d)), ctx, "fp4_gemm")
@@ -158,14 +168,27 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
 _TACTICS = {}
 
 
-def _tactic_into(d, backend):
+def _tactic(backend):
+    """(backend, config) for a backend or tactic name, memoized."""
     t = _TACTICS.get(backend)
     if t is None:
         tt = L.Tactic()
         st = L.lib.fp4_tactic_from_name(str(backend).encode(), ctypes.byref(tt))
         L.check(st, None, f"backend {backend!r}")
         t = _TACTICS[backend] = (tt.backend, tt.config)
-    d.backend, d.config = t
+    return t
+
+
+def _tactic_into(d, backend):
+    d.backend, d.config = _tactic(backend)
+
+
+def _plain(x):
+    """x itself, or a same-size integer view of an ml_dtypes array (numpy exports no buffer
+    for those dtypes)."""
+    if x.dtype.kind == "V" or x.dtype.char not in "BHefd":
+        return x.view({1: np.uint8, 2: np.uint16}[x.dtype.itemsize])
+    return x
 
 
 def global_scale(x, dtype=None):

@@ -105,6 +105,15 @@ for _name, (_res, _args) in _PROTOS.items():
     _f.argtypes = _args
 
 
+try:  # the C glue (src/_ext.c, abi3): the fast per-call path; absent -> ctypes alone
+    from . import _ext as ext
+    ext.init(ctypes.cast(lib.fp4_gemm, c_vp).value)
+except ImportError:
+    ext = None
+if os.environ.get("FP4GEMM_PY_CTYPES_ONLY"):  # to test and time the ctypes path
+    ext = None
+
+
 class Fp4GemmError(RuntimeError):
     """A libfp4gemm call failed: .status is the fp4_status name ("FP4_ERR_INVALID_ARGUMENT"),
     the message is fp4_last_error's detail."""
