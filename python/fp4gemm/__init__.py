@@ -1,4 +1,5 @@
-"""fp4gemm: NVFP4 GEMM and quantization from Python, a thin ctypes binding over libfp4gemm.
+"""fp4gemm: NVFP4 GEMM and quantization from Python, a thin binding over libfp4gemm's C API
+(ctypes, and a C module on the stable ABI for mm_fp4's per-call path).
 
 FlashInfer's entry points keep their names, argument order and defaults:
     q, sf = fp4gemm.fp4_quantize(x, gs)             # like flashinfer.fp4_quantize
