@@ -98,6 +98,9 @@ def _library_path():
 
 
 path = _library_path()
+if not os.path.exists(path):
+    raise ImportError(f"fp4gemm: {path} does not exist: install the package (pip install ./python) "
+                      "and import it from outside the source folder python/, or set FP4GEMM_LIBRARY")
 lib = ctypes.CDLL(path)
 for _name, (_res, _args) in _PROTOS.items():
     _f = getattr(lib, _name)

@@ -5,8 +5,9 @@
  * checked shapes, dtypes and layouts; this fills an fp4_gemm_desc from buffer pointers and calls
  * fp4_gemm. It does not link libfp4gemm: fp4gemm/_lib.py hands it the address of fp4_gemm in
  * the library ctypes loaded (init()), so there is exactly one copy of the library (one log
- * level, one registry) whichever path a call takes. The GIL is held during the call: the CPU
- * backends are quick at the sizes where overhead matters, and the arrays stay pinned. */
+ * level, one registry) whichever path a call takes. The GIL is released during fp4_gemm, as
+ * ctypes releases it: other Python threads run meanwhile, and a log callback into Python (log_to_python)
+ * from any thread cannot deadlock. The arrays stay alive: the argument tuple holds them. */
 #define Py_LIMITED_API 0x030B0000
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -81,7 +82,11 @@ static PyObject *ext_gemm(PyObject *self, PyObject *args) {
     desc.backend = (fp4_backend)backend;
     desc.stream = NULL;
     desc.config = config;
-    return PyLong_FromLong((long)g_gemm((fp4_ctx *)(uintptr_t)ctx, &desc));
+    fp4_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = g_gemm((fp4_ctx *)(uintptr_t)ctx, &desc);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong((long)st);
 }
 
 static PyMethodDef methods[] = {
