@@ -12,6 +12,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdint.h>
+#include <string.h>
+
 #include "fp4gemm.h"
 
 typedef fp4_status (*gemm_fn)(fp4_ctx *, const fp4_gemm_desc *);
