@@ -8,7 +8,9 @@
  * level, one registry) whichever path a call takes. The GIL is released during fp4_gemm, as
  * ctypes releases it: other Python threads run meanwhile, and a log callback into Python (log_to_python)
  * from any thread cannot deadlock. The arrays stay alive: the argument tuple holds them. */
+#ifndef Py_LIMITED_API /* Python_add_library(... USE_SABI 3.11) defines it */
 #define Py_LIMITED_API 0x030B0000
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
