@@ -107,20 +107,51 @@ def test_select_and_tactics():
 
 
 def test_log_bridge(caplog):
+    """The library logs each failure at debug (src/context.c): with the bridge on, it arrives
+    as a logging record, not on stderr."""
     import logging
+    _, (xq, xsf, gx), (wq, wsf, gw) = operands(1, 8, 32, 1)
     fp4gemm.log_to_python("fp4gemm.test")
     try:
         fp4gemm.set_log_level("debug")
         assert fp4gemm.get_log_level() == "debug"
         with caplog.at_level(logging.DEBUG, logger="fp4gemm.test"):
-            _, (xq, xsf, gx), (wq, wsf, gw) = operands(1, 8, 32, 1)
-            fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, 1.0, "float32")
-        # whatever the library logs at debug arrives here; it must not crash or print
+            with pytest.raises(fp4gemm.Fp4GemmError):
+                fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, 1.0, "float32", backend="cuda_mma")
+        recs = [r for r in caplog.records if r.name == "fp4gemm.test"]
+        assert any("FP4_ERR_NOT_SUPPORTED" in r.getMessage() and r.levelno == logging.DEBUG
+                   for r in recs), [r.getMessage() for r in recs]
     finally:
         fp4gemm.set_log_level("warn")
         fp4gemm.log_to_python(None)
     with pytest.raises(ValueError):
         fp4gemm.set_log_level("loud")
+
+
+def test_threads_each_get_a_context():
+    """Python threads call at once (the GIL is released in the call): each has its own
+    context, results equal the single-threaded ones."""
+    import threading
+    m, n, k = 33, 48, 256
+    _, (xq, xsf, gx), (wq, wsf, gw) = operands(m, n, k, 21)
+    want = fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, 1 / (gx * gw), "float32")
+    results, errors = [None] * 4, []
+
+    def work(i):
+        try:
+            for _ in range(50):
+                results[i] = fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, 1 / (gx * gw), "float32")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
+    for r in results:
+        np.testing.assert_array_equal(r, want)
 
 
 def bad_calls():
