@@ -469,7 +469,9 @@ fp4_status fp4_backend_check(const fp4_ctx *ctx, fp4_backend backend, const fp4_
 fp4_status fp4_gemm_select_backend(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_backend *out);
 
 /* The ordered policy AUTO walks for a compute capability (0 = CPU): writes up to `cap`
- * backends into out and returns how many there are. */
+ * backends into out and returns how many there are. This is the order for large problems; on
+ * Hopper (sm_90), cuda_mma moves first for M <= 32 tokens (decode sizes, where its split-K
+ * beats cuda_wgmma; fp4_gemm_select reports the order used for a given problem). */
 int fp4_backend_policy(int compute_capability, fp4_backend *out, int cap);
 
 /* ---------------------------------------------------------------------------------------

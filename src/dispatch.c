@@ -11,42 +11,61 @@
 /* ---- the policy ------------------------------------------------------------------------ */
 
 /* The one table of automatic selection. Rows are matched top to bottom; AUTO walks a row's
- * backends in order and takes the first whose heuristic config can run the problem. */
+ * backends in order and takes the first whose heuristic config can run the problem. A row may
+ * name a backend that goes first for small M (decode sizes): on Hopper, cuda_mma (mma.sync,
+ * split-K) beats cuda_wgmma's 128 x 64+ token tiles up to `small_m_max` tokens (docs/PERF.md,
+ * measured on an H200). fp4_backend_policy reports the order for larger M. */
 typedef struct policy_row {
     int cc_lo, cc_hi; /* compute capability range, inclusive; 0 = CPU */
     fp4_backend order[4];
     int count;
+    int64_t small_m_max;      /* 0: no small-M rule */
+    fp4_backend small_m_first; /* goes first when m <= small_m_max */
 } policy_row;
 
 static const policy_row k_policy[] = {
-    {0, 0, {FP4_BACKEND_CPU, FP4_BACKEND_CPU_REF}, 2},
+    {0, 0, {FP4_BACKEND_CPU, FP4_BACKEND_CPU_REF}, 2, 0, FP4_BACKEND_AUTO},
     {FP4_CC_BLACKWELL_GEFORCE, 129,
-     {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3},
-    {FP4_CC_BLACKWELL, 1000, {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3},
+     {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3, 0, FP4_BACKEND_AUTO},
+    {FP4_CC_BLACKWELL, 1000, {FP4_BACKEND_CUBLASLT, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3,
+     0, FP4_BACKEND_AUTO},
     {FP4_CC_HOPPER, FP4_CC_BLACKWELL - 1,
-     {FP4_BACKEND_CUDA_WGMMA, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3},
-    {FP4_CC_AMPERE, FP4_CC_HOPPER - 1, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 2},
-    {1, FP4_CC_AMPERE - 1, {FP4_BACKEND_CUDA_SIMT}, 1},
+     {FP4_BACKEND_CUDA_WGMMA, FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 3, 32,
+     FP4_BACKEND_CUDA_MMA},
+    {FP4_CC_AMPERE, FP4_CC_HOPPER - 1, {FP4_BACKEND_CUDA_MMA, FP4_BACKEND_CUDA_SIMT}, 2, 0,
+     FP4_BACKEND_AUTO},
+    {1, FP4_CC_AMPERE - 1, {FP4_BACKEND_CUDA_SIMT}, 1, 0, FP4_BACKEND_AUTO},
 };
 
+static const policy_row *policy_for(int cc) {
+    for (size_t r = 0; r < sizeof k_policy / sizeof k_policy[0]; r++)
+        if (cc >= k_policy[r].cc_lo && cc <= k_policy[r].cc_hi) return &k_policy[r];
+    return NULL;
+}
+
 int fp4_backend_policy(int cc, fp4_backend *out, int cap) {
-    for (size_t r = 0; r < sizeof k_policy / sizeof k_policy[0]; r++) {
-        const policy_row *row = &k_policy[r];
-        if (cc < row->cc_lo || cc > row->cc_hi) continue;
-        for (int i = 0; i < row->count && i < cap; i++) out[i] = row->order[i];
-        return row->count;
-    }
-    return 0;
+    const policy_row *row = policy_for(cc);
+    if (!row) return 0;
+    for (int i = 0; i < row->count && i < cap; i++) out[i] = row->order[i];
+    return row->count;
 }
 
 enum { MAX_OPS = 16 };
 
-/* The ops AUTO walks on ctx, in order (backends the registry lacks are left out). */
-static int policy_ops(const fp4_ctx *ctx, const fp4_backend_ops **out) {
+/* The ops AUTO walks on ctx for desc (NULL: a large problem), in order (backends the registry
+ * lacks are left out). */
+static int policy_ops(const fp4_ctx *ctx, const fp4_gemm_desc *desc,
+                      const fp4_backend_ops **out) {
+    const policy_row *row = policy_for(ctx->info.compute_capability);
+    if (!row) return 0;
     fp4_backend order[MAX_OPS];
-    const int n = fp4_backend_policy(ctx->info.compute_capability, order, MAX_OPS);
+    int n = 0;
+    const int small = desc && row->small_m_max > 0 && desc->m <= row->small_m_max;
+    if (small) order[n++] = row->small_m_first;
+    for (int i = 0; i < row->count && n < MAX_OPS; i++)
+        if (!small || row->order[i] != row->small_m_first) order[n++] = row->order[i];
     int count = 0;
-    for (int i = 0; i < n && i < MAX_OPS; i++) {
+    for (int i = 0; i < n; i++) {
         const fp4_backend_ops *ops = fp4_registry_find(order[i]);
         if (ops) out[count++] = ops;
     }
@@ -218,7 +237,7 @@ fp4_status fp4_resolve_tactic(fp4_ctx *ctx, const fp4_gemm_desc *d, fp4_tactic *
     } else {
         // 4. auto: the first backend of the policy that can run the problem
         const fp4_backend_ops *order[MAX_OPS];
-        const int count = policy_ops(ctx, order);
+        const int count = policy_ops(ctx, d, order);
         int i = 0;
         for (; i < count; i++)
             if (!fp4_tactic_why_not(ctx, order[i], d, -1, buf, sizeof buf)) break;
@@ -315,7 +334,7 @@ fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_ta
 
     // the policy's backends first, then the rest of the registry
     const fp4_backend_ops *order[MAX_OPS];
-    int nops = policy_ops(ctx, order);
+    int nops = policy_ops(ctx, desc ? &d : NULL, order);
     int nreg = 0;
     const fp4_backend_ops *const *reg = fp4_registry(&nreg);
     for (int r = 0; r < nreg; r++) {

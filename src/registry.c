@@ -5,25 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- backends that are not implemented yet: a device predicate and a reason ------------ */
-
-static const char *cuda_wgmma_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
-                                      size_t len) {
-    const char *gpu = fp4_needs_cuda_device(ctx, buf, len);
-    if (gpu) return gpu;
-    const int cc = ctx->info.compute_capability;
-    if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) {
-        snprintf(buf, len, "needs sm_90 (Hopper); this device is sm_%d", cc);
-        return buf;
-    }
-    return "not implemented yet";
-}
-
-#define NOT_YET(id, name, why_not) {id, name, NULL, NULL, why_not, NULL, NULL, NULL, NULL, NULL}
-
-static const fp4_backend_ops k_cuda_wgmma_todo =
-    NOT_YET(FP4_BACKEND_CUDA_WGMMA, "cuda_wgmma", cuda_wgmma_why_not);
-
 /* ---- the registry: one line per backend, in the order of the public enum ---------------- */
 
 /* Each backend defines its ops in a C file built in every build (src/cpu/cpu_ref.c,
@@ -39,6 +20,7 @@ static const fp4_backend_ops k_cuda_wgmma_todo =
 extern const fp4_backend_ops fp4_cpu_ref_ops;   /* src/cpu/cpu_ref.c */
 extern const fp4_backend_ops fp4_cuda_simt_ops; /* src/cuda/simt/simt_backend.c */
 extern const fp4_backend_ops fp4_cuda_mma_ops;  /* src/cuda/mma/mma_backend.c */
+extern const fp4_backend_ops fp4_cuda_wgmma_ops; /* src/cuda/wgmma/wgmma_backend.c */
 extern const fp4_backend_ops fp4_cublaslt_ops;  /* src/cuda/cublaslt/cublaslt_backend.c */
 extern const fp4_backend_ops fp4_cpu_ops;       /* src/cpu/cpu_backend.c */
 
@@ -46,7 +28,7 @@ static const fp4_backend_ops *const k_registry[] = {
     &fp4_cpu_ref_ops,
     &fp4_cuda_simt_ops,
     &fp4_cuda_mma_ops,
-    &k_cuda_wgmma_todo,
+    &fp4_cuda_wgmma_ops,
     &fp4_cublaslt_ops,
     &fp4_cpu_ops,
 };

@@ -18,6 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef FP4GEMM_HAVE_CUDA
+#define WGMMA_CONFIGS 3 /* n256, n128, n64 (src/cuda/wgmma/) */
+#else
+#define WGMMA_CONFIGS 0 /* a build without CUDA has no GPU configs */
+#endif
+
 #define GUARD 64
 #define POISON 0xA5
 
@@ -378,7 +384,7 @@ static void test_gemm_bad(void) {
     GBAD(d.config = 1, FP4_ERR_INVALID_ARGUMENT, "config");  /* cpu_ref has one config */
     GBAD(d.config = -2, FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_AUTO, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
-    GBAD((d.backend = FP4_BACKEND_CUDA_WGMMA, d.config = 0), FP4_ERR_INVALID_ARGUMENT, "config");
+    GBAD((d.backend = FP4_BACKEND_CUDA_WGMMA, d.config = 3), FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_CUDA_MMA, d.config = 99), FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 5), FP4_ERR_INVALID_ARGUMENT, "config");
     GBAD((d.backend = FP4_BACKEND_CUDA_SIMT, d.config = 4), FP4_ERR_NOT_SUPPORTED, "cuda_simt");
@@ -1181,7 +1187,7 @@ static void test_tactics(void) {
         }
     }
     tu_case(ok && config_count(FP4_BACKEND_CPU_REF) == 1 && config_count(FP4_BACKEND_CUDA_SIMT) == 5 &&
-                config_count(FP4_BACKEND_CUDA_WGMMA) == 0,
+                config_count(FP4_BACKEND_CUDA_WGMMA) == WGMMA_CONFIGS,
             "all %d tactics' names round-trip, ignoring case (cpu_ref 1 config, cuda_simt 5)", total);
 
     /* bad names: INVALID_ARGUMENT, *out untouched, the message lists the valid names */
@@ -1210,7 +1216,7 @@ static void test_tactics(void) {
     }
     static const fp4_tactic bad_t[] = {{FP4_BACKEND_CPU_REF, 1},   {FP4_BACKEND_CPU_REF, -2}, {(fp4_backend)99, -1},
                                        {(fp4_backend)-1, -1},      {FP4_BACKEND_AUTO, 0},     {FP4_BACKEND_CUDA_SIMT, 5},
-                                       {FP4_BACKEND_CUDA_WGMMA, 0}};
+                                       {FP4_BACKEND_CUDA_WGMMA, 3}};
     for (size_t i = 0; i < sizeof bad_t / sizeof bad_t[0]; i++) {
         char buf[64];
         memset(buf, POISON, sizeof buf);

@@ -582,6 +582,12 @@ static const gemm_shape k_gemm_shapes[] = {
     {70, 200, 1344, 5, 0, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
     {9, 4100, 3072, 0, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
     {37, 200, 256, 0, 0, 1}, /* extreme scales: a flushed subnormal product would fail */
+    {64, 130, 64, 0, 0, 0},    /* cuda_wgmma: one 64-k stage, a ragged 128-row weight tile */
+    {100, 200, 128, 0, 0, 0},  /* cuda_wgmma n128: two stages, ragged tokens and weights */
+    {300, 260, 640, 0, 0, 0},  /* cuda_wgmma n256: 2 x 3 tiles, both edges ragged */
+    {520, 384, 1024, 0, 0, 0}, /* cuda_wgmma: ring wrapping (16 stages over 5-10 slots) */
+    {257, 1000, 320, 3, 0, 0}, /* cuda_wgmma: ldd without 16-byte rows: the scalar stores */
+    {4200, 256, 8192, 0, 0, 0}, /* cuda_wgmma W4A4: decoded A exceeds the workspace: 2 chunks */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16

@@ -1,0 +1,671 @@
+/*
+ * sm90_wgmma_gemm.cu - the `cuda_wgmma` backend: NVFP4 GEMM on Hopper's warpgroup tensor cores.
+ * Built for sm_90a only (CMakeLists.txt), whatever the rest of the build targets.
+ *
+ *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]
+ *   B: (N, K/2) bytes of E2M1 + E4M3 scales, swizzled 128x4 (the weight); A: BF16/F16 (M, K)
+ *   (W4A16), or E2M1 + scales (W4A4), decoded first to F16 in the workspace; D: (M, ldd).
+ *
+ * The idea: an E2M1 value times its E4M3 scale is exact in FP16 and in BF16, so each weight is
+ * decoded with its block scale folded in, in registers, and fed to wgmma as its register operand
+ * (the RS form): the weight tile never goes through shared memory as 16-bit values. Weight rows
+ * are wgmma's M side ("swap AB": D^T = B A^T), tokens its N side, read by the tensor cores from
+ * shared memory (K-major, 128-byte swizzle) where TMA put them.
+ *
+ * A CTA: 3 warpgroups. Warpgroup 0 is the producer (one thread issues TMA for each 64-k stage:
+ * the BN x 64 activation tile, the 128 x 32-byte weight tile, the 512-byte swizzled scale tile
+ * of those 128 rows and 4 k-blocks; a ring of STAGES slots guarded by full/empty mbarriers).
+ * Warpgroups 1 and 2 consume: each owns 64 weight rows x BN tokens of accumulators, decodes its
+ * rows of a stage (4 k16 steps) while the previous stage's wgmmas run, and releases a slot once
+ * the wgmmas that read it have retired. Epilogue: alpha, the output type, a transpose through
+ * shared memory and 16-byte row stores.
+ *
+ * Decode of one byte (k = 2t, 2t+1 of a row: the pair a thread's A fragment holds) to an FP16x2
+ * (BF16x2) pair: PRMT puts the low nibble at the top of the low half-word (from the word shifted
+ * left by 4) and the high nibble at the top of the high half-word; then s|e1 e0 m at bits
+ * 15|14 13 12 go to 15|11 10 9 (15|8 7 6), which is exactly value * 2^-14 (2^-126), code 1
+ * (0.5) included as a subnormal. One exact HMUL2 by scale * 2^7 (2^119) gives value * scale *
+ * 2^-7; the epilogue multiplies by 2^7 (as cuda_mma, src/cuda/mma/sm80_mma_gemm.cu).
+ */
+#include "cuda/cuda_util.cuh"
+#include "backend.h"
+#include "cuda/wgmma/wgmma.h"
+
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FP4_SM90A 1
+#include "cuda/wgmma/wgmma_ops.cuh"
+#endif
+
+struct fp4_cuda_wgmma_state {
+    int runs;                             /* the kernels have an image for this device */
+    PFN_cuTensorMapEncodeTiled_v12000 encode; /* the driver's tensor-map encoder */
+    void *workspace;                      /* W4A4: activations decoded to F16, row chunks */
+    int64_t workspace_bytes;
+};
+
+namespace {
+
+constexpr int kThreads = 384;          /* producer warpgroup + 2 consumer warpgroups */
+constexpr int kRows = 128;             /* weight rows per CTA: 64 per consumer warpgroup */
+constexpr int kStageK = 64;            /* k per stage: one 128-byte swizzle row of 16-bit A */
+constexpr int kWBytes = kRows * kStageK / 2; /* 4096: the weight tile of a stage */
+constexpr int kSfBytes = 512;          /* 128 rows x 4 k-blocks: one swizzled scale tile */
+constexpr int kKMultiple = 64;
+constexpr int64_t kWorkspaceBytes = 64ll << 20; /* W4A4 activations; docs/backends.md */
+
+struct WgConfig {
+    const char *name;
+    int bn;     /* tokens per CTA: wgmma's N */
+    int stages; /* depth of the TMA ring */
+};
+
+constexpr WgConfig kConfigs[] = {
+    {"n256", 256, 5},
+    {"n128", 128, 8},
+    {"n64", 64, 10},
+};
+constexpr int kConfigCount = (int)(sizeof kConfigs / sizeof kConfigs[0]);
+
+__host__ __device__ constexpr int act_tile_bytes(int bn) { return bn * kStageK * 2; }
+__host__ __device__ constexpr int stage_bytes(int bn) {
+    return act_tile_bytes(bn) + kWBytes + kSfBytes;
+}
+/* ring + mbarriers + 1024 for aligning the base (the 128-byte swizzle needs 1024-byte tiles) */
+__host__ __device__ constexpr int smem_bytes(int bn, int stages) {
+    return stages * stage_bytes(bn) + 2 * stages * 8 + 1024;
+}
+
+struct WgArgs {
+    CUtensorMap tm_a; /* 16-bit A (M, K): box 64 x BN, 128-byte swizzle */
+    CUtensorMap tm_b; /* B bytes (N, K/2): box 32 x 128 */
+    const uint8_t *b_sf; /* swizzled; 16-byte aligned */
+    void *d;
+    int64_t m, n, k, ldd;
+    float alpha;
+    const float *alpha_ptr;
+    fp4_dtype d_dtype;
+    int vec_out; /* D's rows may take 16-byte stores */
+    int64_t tiles_n, tiles_m;
+};
+
+/* ---- device helpers (sm_90a) -------------------------------------------------------------- */
+#ifdef FP4_SM90A
+
+constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 */
+constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* setmaxnreg: 40 + 2 x 232 <= 512 */
+/* the epilogue's staging tile: BN token rows of 128 outputs (F32 at most), padded by 16 bytes
+ * so that the accumulator stores of a warp spread over the banks */
+__device__ constexpr int out_row_bytes(int esize) { return kRows * esize + 16; }
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void mbar_init(uint64_t *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)),
+                 "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t *bar, unsigned parity) {
+    uint32_t done = 0;
+    do {
+        asm volatile("{\n .reg .pred p;\n"
+                     " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     " selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* TMA: a 2-D box at (x, y) (x innermost) of a tensor map into shared memory */
+__device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int x, int y,
+                                            uint64_t *bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1, {%2, %3}], [%4];\n" ::"r"(smem_addr(dst)),
+                 "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
+                 : "memory");
+}
+/* a contiguous copy (bytes % 16 == 0, both ends 16-byte aligned) */
+__device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes,
+                                          uint64_t *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 " [%0], [%1], %2, [%3];\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_addr(bar))
+                 : "memory");
+}
+__device__ __forceinline__ void wgmma_fence() {
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Shared-memory matrix descriptor of a K-major tile with the 128-byte swizzle: rows of 128
+ * bytes, 8-row groups 1024 bytes apart (the leading offset is unused in this mode). */
+__device__ __forceinline__ uint64_t make_desc_sw128(const void *tile) {
+    const uint64_t addr = smem_addr(tile);
+    return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
+}
+__device__ __forceinline__ void named_barrier_consumers() {
+    asm volatile("bar.sync 1, 256;\n" ::: "memory");
+}
+
+/* Byte t of w (both nibbles) to a pair (low nibble, high nibble) * 2^-14 (FP16) or 2^-126
+ * (BF16); sel = t | t << 4 | (t + 4) << 8 | (t + 4) << 12 (see the file comment). */
+template <bool BF16>
+__device__ __forceinline__ uint32_t decode_byte_pair(uint32_t w, uint32_t sel) {
+    const uint32_t q = __byte_perm(w << 4, w, sel);
+    const uint32_t sign = q & 0x80008000u;
+    const uint32_t mag = (q >> (BF16 ? 6 : 3)) & (BF16 ? 0x01C001C0u : 0x0E000E00u);
+    return sign | mag;
+}
+template <bool BF16>
+__device__ __forceinline__ uint32_t hmul2_bits(uint32_t x, uint32_t s) {
+    uint32_t r;
+    if constexpr (BF16) {
+        __nv_bfloat162 a, b;
+        memcpy(&a, &x, 4);
+        memcpy(&b, &s, 4);
+        const __nv_bfloat162 c = __hmul2(a, b);
+        memcpy(&r, &c, 4);
+    } else {
+        __half2 a, b;
+        memcpy(&a, &x, 4);
+        memcpy(&b, &s, 4);
+        const __half2 c = __hmul2(a, b);
+        memcpy(&r, &c, 4);
+    }
+    return r;
+}
+/* Four E4M3 scales (bytes of `four`) to broadcast pairs (s_i, s_i) of scale * 2^7 (FP16) or
+ * scale * 2^119 (BF16): the exact multipliers of the decoded codes. */
+template <bool BF16>
+__device__ __forceinline__ void scale_pairs(uint32_t four, uint32_t out[4]) {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const __half2_raw r =
+            __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(four >> (16 * h)), __NV_E4M3);
+        __half2 hh;
+        memcpy(&hh, &r, 4);
+        uint32_t bits;
+        if constexpr (BF16) {
+            const float2 f = __half22float2(hh);
+            const uint32_t lo = __float_as_uint(f.x * 0x1p119f) >> 16; /* exact: <= 4 bits */
+            const uint32_t hi = __float_as_uint(f.y * 0x1p119f) >> 16;
+            bits = lo | hi << 16;
+        } else {
+            const __half2 x = __hmul2(hh, __float2half2_rn(128.0f));
+            memcpy(&bits, &x, 4);
+        }
+        out[2 * h] = __byte_perm(bits, 0u, 0x1010);
+        out[2 * h + 1] = __byte_perm(bits, 0u, 0x3232);
+    }
+}
+
+template <int BN, bool BF16>
+__device__ __forceinline__ void wgmma_rs(float (&d)[BN / 2], const uint32_t (&a)[4], uint64_t b) {
+    if constexpr (BN == 256) {
+        if constexpr (BF16) wgmma_m64n256k16_bf16_rs(d, a, b);
+        else wgmma_m64n256k16_f16_rs(d, a, b);
+    } else if constexpr (BN == 128) {
+        if constexpr (BF16) wgmma_m64n128k16_bf16_rs(d, a, b);
+        else wgmma_m64n128k16_f16_rs(d, a, b);
+    } else {
+        static_assert(BN == 64, "n64, n128 or n256");
+        if constexpr (BF16) wgmma_m64n64k16_bf16_rs(d, a, b);
+        else wgmma_m64n64k16_f16_rs(d, a, b);
+    }
+}
+
+#endif /* FP4_SM90A */
+
+/* ---- the GEMM kernel ---------------------------------------------------------------------- */
+
+template <int BN, int STAGES, bool BF16>
+__global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __grid_constant__ WgArgs p) {
+#ifdef FP4_SM90A
+    static_assert(smem_bytes(BN, STAGES) <= 227 * 1024, "fits the opt-in shared memory");
+    static_assert(BN * out_row_bytes(4) <= STAGES * stage_bytes(BN), "staging fits in the ring");
+    extern __shared__ uint8_t smem_raw[];
+    // NOTE: aligned by offsetting smem_raw (not through an integer) so that the compiler still
+    // knows these are shared-memory addresses (LDS, not generic loads)
+    uint8_t *smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+    uint8_t *act = smem;                                      // [STAGES][BN][64] 16-bit, swizzled
+    uint8_t *wsm = act + STAGES * act_tile_bytes(BN);         // [STAGES][128 rows][32 bytes]
+    uint8_t *ssm = wsm + STAGES * kWBytes;                    // [STAGES][512] swizzled scales
+    uint64_t *full = reinterpret_cast<uint64_t *>(ssm + STAGES * kSfBytes);
+    uint64_t *empty = full + STAGES;
+
+    // which tile: grouped rasterization (16 weight tiles a group, every token tile inside)
+    int64_t tn, tm;
+    {
+        constexpr int64_t G = 16;
+        const int64_t tile = blockIdx.x;
+        const int64_t group = tile / (G * p.tiles_m);
+        const int64_t first = group * G;
+        const int64_t width = p.tiles_n - first < G ? p.tiles_n - first : G;
+        const int64_t within = tile - group * G * p.tiles_m;
+        tn = first + within % width;
+        tm = within / width;
+    }
+    const int64_t n0 = tn * kRows, m0 = tm * BN;
+    const int nst = (int)(p.k / kStageK);
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], 8); // lane 0 of each consumer warp
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+
+    const int wg = threadIdx.x / 128;
+    if (wg == 0) {
+        // ---- producer: one thread issues the TMA loads of every stage ----------------------
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+        if (threadIdx.x == 0) {
+            const uint8_t *sf_tile = p.b_sf + tn * (p.k / kStageK) * kSfBytes;
+#pragma unroll 1
+            for (int s = 0; s < nst; s++) {
+                const int slot = s % STAGES;
+                if (s >= STAGES) mbar_wait(&empty[slot], ((s / STAGES) - 1) & 1);
+                mbar_expect_tx(&full[slot], stage_bytes(BN));
+                tma_load_2d(act + slot * act_tile_bytes(BN), &p.tm_a, s * kStageK, (int)m0,
+                            &full[slot]);
+                tma_load_2d(wsm + slot * kWBytes, &p.tm_b, s * (kStageK / 2), (int)n0,
+                            &full[slot]);
+                bulk_load(ssm + slot * kSfBytes, sf_tile + (int64_t)s * kSfBytes, kSfBytes,
+                          &full[slot]);
+            }
+        }
+        return;
+    }
+
+    // ---- consumers ----------------------------------------------------------------------------
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+    const int ctid = threadIdx.x - 128; // 0..255
+    const int cw = ctid / 128, warp = (ctid / 32) % 4, lane = ctid % 32;
+    const int g = lane / 4, t = lane % 4;
+    const int r_lo = cw * 64 + warp * 16 + g, r_hi = r_lo + 8; // this thread's weight rows
+    // a row's 4 scales of a stage: one word of the swizzled 512-byte tile
+    const int sf_lo = (r_lo % 32) * 16 + (r_lo / 32) * 4, sf_hi = (r_hi % 32) * 16 + (r_hi / 32) * 4;
+    const uint32_t sel = t | t << 4 | (t + 4) << 8 | (t + 4) << 12;
+
+    float acc[BN / 2];
+#pragma unroll
+    for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
+
+#pragma unroll 1
+    for (int s = 0; s < nst; s++) {
+        const int slot = s % STAGES;
+        // wait for stage s, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps)
+        mbar_wait(&full[slot], (s / STAGES) & 1);
+        const uint4 *wrow = reinterpret_cast<const uint4 *>(wsm + slot * kWBytes);
+        const uint4 lo0 = wrow[2 * r_lo], lo1 = wrow[2 * r_lo + 1];
+        const uint4 hi0 = wrow[2 * r_hi], hi1 = wrow[2 * r_hi + 1];
+        const uint32_t wl[8] = {lo0.x, lo0.y, lo0.z, lo0.w, lo1.x, lo1.y, lo1.z, lo1.w};
+        const uint32_t wh[8] = {hi0.x, hi0.y, hi0.z, hi0.w, hi1.x, hi1.y, hi1.z, hi1.w};
+        uint32_t sl[4], sh[4];
+        scale_pairs<BF16>(*reinterpret_cast<const uint32_t *>(ssm + slot * kSfBytes + sf_lo), sl);
+        scale_pairs<BF16>(*reinterpret_cast<const uint32_t *>(ssm + slot * kSfBytes + sf_hi), sh);
+        uint32_t frag[4][4]; // [k16 step][a0..a3]: (r_lo, k 2t..), (r_hi, ..), (r_lo, k 2t+8..), (r_hi, ..)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            frag[j][0] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j], sel), sl[j]);
+            frag[j][1] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j], sel), sh[j]);
+            frag[j][2] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
+            frag[j][3] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
+        }
+        // 4 wgmmas on this stage; then retire the previous stage's and free its slot
+        const uint64_t desc = make_desc_sw128(act + slot * act_tile_bytes(BN));
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < 4; j++) wgmma_rs<BN, BF16>(acc, frag[j], desc + 2 * j); // +32 bytes
+        wgmma_commit();
+        wgmma_wait<1>();
+        if (s > 0 && lane == 0) mbar_arrive(&empty[(s - 1) % STAGES]);
+    }
+    wgmma_wait<0>();
+
+    // ---- epilogue: alpha, the output type, transposed through shared memory -----------------
+    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
+    // product overflows (the same bits whenever nothing overflows)
+    const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+    const float alpha = alpha_in * kUnscale;
+    const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
+    const int esize = p.d_dtype == FP4_DTYPE_F32 ? 4 : 2;
+    const int orow = out_row_bytes(esize);
+    uint8_t *stage_out = smem; // [BN tokens][orow bytes]: outputs of 128 weight rows
+    named_barrier_consumers(); // every consumer's wgmmas have stopped reading the ring
+    auto stage_acc = [&](auto dt) {
+        constexpr fp4_dtype DT = decltype(dt)::value;
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int tok = 8 * j + 2 * t + (e % 2), row = e < 2 ? r_lo : r_hi;
+                const float a = acc[4 * j + e];
+                const float y =
+                    alpha_inf ? __fmul_rn(alpha_in, a * kUnscale) : __fmul_rn(alpha, a);
+                fp4_store_elem<DT>(stage_out + tok * orow, row, y);
+            }
+    };
+    switch (p.d_dtype) {
+    case FP4_DTYPE_F32: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
+    case FP4_DTYPE_F16: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>()); break;
+    default: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>()); break;
+    }
+    named_barrier_consumers();
+    // rows of D: 16-byte pieces of 128 outputs per token
+    const int per_piece = 16 / esize, pieces = kRows / per_piece;
+    for (int i = ctid; i < BN * pieces; i += 256) {
+        const int tok = i / pieces, pc = i % pieces;
+        const int64_t m = m0 + tok, n = n0 + (int64_t)pc * per_piece;
+        if (m >= p.m || n >= p.n) continue;
+        const uint8_t *src = stage_out + tok * orow + pc * 16;
+        uint8_t *dst = static_cast<uint8_t *>(p.d) + (m * p.ldd + n) * esize;
+        if (p.vec_out && n + per_piece <= p.n) {
+            *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(src);
+        } else {
+            for (int e = 0; e < per_piece && n + e < p.n; e++)
+                memcpy(dst + e * esize, src + e * esize, esize);
+        }
+    }
+#endif /* FP4_SM90A */
+}
+
+/* ---- W4A4: E2M1 activations decoded once to F16 (value * scale, exact) ---------------------- */
+
+/* One thread per (row, k-block): 8 bytes and a scale in, 16 F16 (32 bytes) out, in k order. */
+__global__ void sm90_decode_act_kernel(const uint8_t *a, const uint8_t *a_sf, int swizzled,
+                                       int64_t rows, int64_t k, int64_t row0, uint16_t *out) {
+#ifdef FP4_SM90A
+    const int64_t kb = k / 16, units = rows * kb;
+    for (int64_t u = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; u < units;
+         u += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = u / kb, b = u % kb, row = row0 + r; // row of A; r: of this chunk
+        const uint2 q = *reinterpret_cast<const uint2 *>(a + row * (k / 2) + b * 8);
+        const int64_t sfo = swizzled ? (row / 128) * (kb / 4) * 512 + (b / 4) * 512 +
+                                           (row % 32) * 16 + ((row % 128) / 32) * 4 + b % 4
+                                     : row * kb + b;
+        const __half_raw sr = __nv_cvt_fp8_to_halfraw(a_sf[sfo], __NV_E4M3);
+        const uint32_t s2 = (uint32_t)sr.x | (uint32_t)sr.x << 16;
+        const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
+        const uint32_t words[2] = {q.x, q.y};
+        uint32_t o[8];
+#pragma unroll
+        for (int w = 0; w < 2; w++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint32_t sel = i | i << 4 | (i + 4) << 8 | (i + 4) << 12;
+                o[4 * w + i] = hmul2_bits<false>(
+                    hmul2_bits<false>(decode_byte_pair<false>(words[w], sel), two14), s2);
+            }
+        uint4 *dst = reinterpret_cast<uint4 *>(out + r * k + b * 16);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    }
+#endif
+}
+
+/* ---- host ------------------------------------------------------------------------------------ */
+
+typedef void (*WgKernel)(WgArgs);
+
+template <bool BF16>
+WgKernel kernel_for(int config) {
+    switch (config) {
+    case 0: return sm90_wgmma_gemm_kernel<256, 5, BF16>;
+    case 1: return sm90_wgmma_gemm_kernel<128, 8, BF16>;
+    default: return sm90_wgmma_gemm_kernel<64, 10, BF16>;
+    }
+}
+WgKernel kernel_for(bool bf16, int config) {
+    return bf16 ? kernel_for<true>(config) : kernel_for<false>(config);
+}
+int config_smem(int config) { return smem_bytes(kConfigs[config].bn, kConfigs[config].stages); }
+
+/* The 16-bit A (M rows of K) as a TMA tensor map: boxes of 64 k x bn rows, 128-byte swizzle. */
+fp4_status encode_a(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *map,
+                    const void *a, bool bf16, int64_t m, int64_t k, int bn) {
+    const cuuint64_t dims[2] = {(cuuint64_t)k, (cuuint64_t)m};
+    const cuuint64_t strides[1] = {(cuuint64_t)k * 2};
+    const cuuint32_t box[2] = {kStageK, (cuuint32_t)bn};
+    const cuuint32_t estr[2] = {1, 1};
+    const CUresult r = st->encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                                  2, const_cast<void *>(a), dims, strides, box, estr,
+                                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cuTensorMapEncodeTiled (A) failed: %d",
+                        (int)r);
+    return FP4_OK;
+}
+
+/* B's bytes (N rows of K/2) as a TMA tensor map: boxes of 32 bytes x 128 rows. */
+fp4_status encode_b(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *map,
+                    const void *b, int64_t n, int64_t k) {
+    const cuuint64_t dims[2] = {(cuuint64_t)(k / 2), (cuuint64_t)n};
+    const cuuint64_t strides[1] = {(cuuint64_t)(k / 2)};
+    const cuuint32_t box[2] = {kStageK / 2, kRows};
+    const cuuint32_t estr[2] = {1, 1};
+    const CUresult r = st->encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void *>(b),
+                                  dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                  CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cuTensorMapEncodeTiled (B) failed: %d",
+                        (int)r);
+    return FP4_OK;
+}
+
+/* Rows of E2M1 A that one W4A4 chunk decodes into the workspace: a multiple of 256 (whole
+ * token tiles), at least 256 (K <= 2^16 then fits 64 MiB). */
+int64_t a4_chunk_rows(int64_t k, int64_t ws_bytes) {
+    int64_t rows = ws_bytes / (k * 2);
+    rows -= rows % 256;
+    return rows;
+}
+
+} // namespace
+
+/* ---- the backend's entry points ----------------------------------------------------------- */
+
+extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **out) {
+    *out = NULL;
+    const int cc = ctx->info.compute_capability;
+    if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) return FP4_OK;
+    fp4_cuda_wgmma_state *st = (fp4_cuda_wgmma_state *)calloc(1, sizeof *st);
+    if (!st) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cuda_wgmma: out of host memory");
+    cudaFuncAttributes attr;
+    const cudaError_t probe = cudaFuncGetAttributes(&attr, (const void *)kernel_for(true, 0));
+    (void)cudaGetLastError();
+    st->runs = probe == cudaSuccess;
+    if (!st->runs) {
+        fp4_log(FP4_LOG_INFO, "cuda_wgmma has no image for sm_%d: %s", cc,
+                cudaGetErrorString(probe));
+        *out = st;
+        return FP4_OK;
+    }
+    // the driver's tensor-map encoder, through the runtime (no link against libcuda)
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                       cudaEnableDefault, &q);
+    if (err != cudaSuccess || q != cudaDriverEntryPointSuccess || !fn) {
+        (void)cudaGetLastError();
+        free(st);
+        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: the driver has no cuTensorMapEncodeTiled (%s)",
+                        cudaGetErrorString(err));
+    }
+    st->encode = (PFN_cuTensorMapEncodeTiled_v12000)fn;
+    for (int bf = 0; bf < 2; bf++)
+        for (int c = 0; c < kConfigCount; c++) {
+            err = cudaFuncSetAttribute((const void *)kernel_for(bf != 0, c),
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, config_smem(c));
+            if (err != cudaSuccess) {
+                (void)cudaGetLastError();
+                free(st);
+                return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cudaFuncSetAttribute: %s",
+                                cudaGetErrorString(err));
+            }
+        }
+    err = cudaMalloc(&st->workspace, (size_t)kWorkspaceBytes);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        free(st);
+        return FP4_FAIL(ctx, fp4_cuda_status(err), "cuda_wgmma: workspace of %lld bytes: %s",
+                        (long long)kWorkspaceBytes, cudaGetErrorString(err));
+    }
+    st->workspace_bytes = kWorkspaceBytes;
+    *out = st;
+    return FP4_OK;
+}
+
+extern "C" void fp4_cuda_wgmma_fini(fp4_cuda_wgmma_state *state) {
+    if (!state) return;
+    if (state->workspace) {
+        cudaFree(state->workspace);
+        (void)cudaGetLastError();
+    }
+    free(state);
+}
+
+extern "C" int fp4_cuda_wgmma_config_count(void) { return kConfigCount; }
+
+extern "C" const char *fp4_cuda_wgmma_config_name(int config) {
+    return config >= 0 && config < kConfigCount ? kConfigs[config].name : NULL;
+}
+
+extern "C" int fp4_cuda_wgmma_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
+    const int64_t m = desc ? desc->m : 4096;
+    return m > 128 ? 0 : m > 64 ? 1 : 2; /* n256, n128, n64 */
+}
+
+extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
+                                              const fp4_cuda_wgmma_state *state,
+                                              const fp4_gemm_desc *desc, int config, char *buf,
+                                              size_t len) {
+    const int cc = ctx->info.compute_capability;
+    if (ctx->device < 0) return "needs a CUDA device; this context is on the CPU (device -1)";
+    if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) {
+        snprintf(buf, len, "needs sm_90 (Hopper: wgmma, TMA); this device is sm_%d", cc);
+        return buf;
+    }
+    if (!state || !state->runs) {
+        snprintf(buf, len, "no sm_90a kernel image for this device in this build");
+        return buf;
+    }
+    if (config < -1 || config >= kConfigCount) {
+        snprintf(buf, len, "config %d does not exist (cuda_wgmma has %d: 0..%d)", config,
+                 kConfigCount, kConfigCount - 1);
+        return buf;
+    }
+    if (!desc) return NULL;
+    const int cfg = config < 0 ? fp4_cuda_wgmma_default_config(ctx, desc) : config;
+    if (desc->b_sf_layout != FP4_SF_SWIZZLED_128x4)
+        return "needs swizzled (128x4) weight scales: one 512-byte TMA copy per stage; convert "
+               "linear ones once with fp4_sf_convert";
+    if (desc->k % kKMultiple != 0) {
+        snprintf(buf, len, "k = %lld is not a multiple of %d (whole 64-k stages)",
+                 (long long)desc->k, kKMultiple);
+        return buf;
+    }
+    if ((uintptr_t)desc->b % 16 != 0) return "b must be 16-byte aligned (TMA)";
+    if ((uintptr_t)desc->b_sf % 16 != 0) return "b_sf must be 16-byte aligned (bulk copy)";
+    if (desc->a_dtype == FP4_DTYPE_E2M1) {
+        if ((uintptr_t)desc->a % 8 != 0) return "e2m1 a must be 8-byte aligned";
+        if (a4_chunk_rows(desc->k, state->workspace_bytes) < 256) {
+            snprintf(buf, len, "k = %lld: 256 rows of decoded activations exceed the %lld-byte "
+                     "workspace", (long long)desc->k, (long long)state->workspace_bytes);
+            return buf;
+        }
+    } else if ((uintptr_t)desc->a % 16 != 0) {
+        return "bf16/f16 a must be 16-byte aligned (TMA)";
+    }
+    if (desc->m > 0x7FFFFFFF || desc->n > 0x7FFFFFFF || desc->k > 0x7FFFFFFF)
+        return "m, n and k must be below 2^31 (TMA coordinates)";
+    if (fp4_ceil_div(desc->m, kConfigs[cfg].bn) * fp4_ceil_div(desc->n, kRows) > 0x7FFFFFFF) {
+        snprintf(buf, len, "m = %lld, n = %lld make more than 2^31 - 1 tiles",
+                 (long long)desc->m, (long long)desc->n);
+        return buf;
+    }
+    return NULL;
+}
+
+/* One launch of the GEMM kernel on rows [0, m) of a 16-bit A (already offset) and of D. */
+static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_gemm_desc *desc,
+                              int cfg, const void *a16, bool bf16, int64_t m, void *d) {
+    const WgConfig &c = kConfigs[cfg];
+    WgArgs p;
+    memset(&p, 0, sizeof p);
+    fp4_status s = encode_a(ctx, st, &p.tm_a, a16, bf16, m, desc->k, c.bn);
+    if (s != FP4_OK) return s;
+    s = encode_b(ctx, st, &p.tm_b, desc->b, desc->n, desc->k);
+    if (s != FP4_OK) return s;
+    p.b_sf = static_cast<const uint8_t *>(desc->b_sf);
+    p.d = d;
+    p.m = m;
+    p.n = desc->n;
+    p.k = desc->k;
+    p.ldd = desc->ldd;
+    p.alpha = desc->alpha;
+    p.alpha_ptr = desc->alpha_ptr;
+    p.d_dtype = desc->d_dtype;
+    const int esize = desc->d_dtype == FP4_DTYPE_F32 ? 4 : 2;
+    p.vec_out = fp4_cuda_vec16_ok(d, desc->ldd, esize);
+    p.tiles_n = fp4_ceil_div(desc->n, kRows);
+    p.tiles_m = fp4_ceil_div(m, c.bn);
+    fp4_cuda_clear_last_error();
+    kernel_for(bf16, cfg)<<<(unsigned)(p.tiles_n * p.tiles_m), kThreads, config_smem(cfg),
+                            fp4_cuda_stream(desc->stream)>>>(p);
+    FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma kernel launch");
+    return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_wgmma_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *state,
+                                          const fp4_gemm_desc *desc, int config) {
+    const int cfg = config < 0 ? fp4_cuda_wgmma_default_config(ctx, desc) : config;
+    if (desc->a_dtype != FP4_DTYPE_E2M1)
+        return launch_gemm(ctx, state, desc, cfg, desc->a, desc->a_dtype == FP4_DTYPE_BF16,
+                           desc->m, desc->d);
+    // W4A4: decode a chunk of A's rows to F16 in the workspace, then multiply; chunk by chunk
+    const int64_t chunk = a4_chunk_rows(desc->k, state->workspace_bytes);
+    const int esize = desc->d_dtype == FP4_DTYPE_F32 ? 4 : 2;
+    const cudaStream_t stream = fp4_cuda_stream(desc->stream);
+    const int sms = ctx->info.sm_count > 0 ? ctx->info.sm_count : 1;
+    for (int64_t r0 = 0; r0 < desc->m; r0 += chunk) {
+        const int64_t rows = desc->m - r0 < chunk ? desc->m - r0 : chunk;
+        const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 16), 256, sms);
+        fp4_cuda_clear_last_error();
+        sm90_decode_act_kernel<<<blocks, 256, 0, stream>>>(
+            static_cast<const uint8_t *>(desc->a), static_cast<const uint8_t *>(desc->a_sf),
+            desc->a_sf_layout == FP4_SF_SWIZZLED_128x4, rows, desc->k, r0,
+            static_cast<uint16_t *>(state->workspace));
+        FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma activation decode launch");
+        const fp4_status s =
+            launch_gemm(ctx, state, desc, cfg, state->workspace, false, rows,
+                        static_cast<uint8_t *>(desc->d) + r0 * desc->ldd * esize);
+        if (s != FP4_OK) return s;
+    }
+    return FP4_OK;
+}
