@@ -163,6 +163,19 @@ __device__ __forceinline__ uint64_t make_desc_sw128(const void *tile) {
     const uint64_t addr = smem_addr(tile);
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
+/* Tells the compiler the registers are read and written here: they stay allocated and
+ * unchanged up to this point, and no use of them moves across it. */
+__device__ __forceinline__ void keep_live(uint32_t (&r)[4][4]) {
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) asm volatile("" : "+r"(r[j][i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void keep_live_acc(float (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
 __device__ __forceinline__ void named_barrier_consumers() {
     asm volatile("bar.sync 1, 256;\n" ::: "memory");
 }
@@ -313,10 +326,19 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
 
-#pragma unroll 1
-    for (int s = 0; s < nst; s++) {
+    // NOTE: wgmma reads its register operand asynchronously, until wgmma.wait_group says the
+    // group retired, and the compiler does not know it. So the fragments alternate between two
+    // buffers, and each buffer is kept alive (keep_live) until the wait after the next stage's
+    // wgmmas: the compiler can't give the next stage's decode the registers still being read.
+    uint32_t frag_a[4][4], frag_b[4][4]; // [k16 step][a0..a3]
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) frag_a[j][i] = frag_b[j][i] = 0u;
+    auto run_stage = [&](int s, uint32_t (&cur)[4][4], uint32_t (&prev)[4][4]) {
         const int slot = s % STAGES;
-        // wait for stage s, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps)
+        // wait for stage s, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps):
+        // a0 = (r_lo, k 2t, 2t+1), a1 = (r_hi, same), a2 = (r_lo, k 2t+8, 2t+9), a3 = (r_hi, same)
         mbar_wait(&full[slot], (s / STAGES) & 1);
         const uint4 *wrow = reinterpret_cast<const uint4 *>(wsm + slot * kWBytes);
         const uint4 lo0 = wrow[2 * r_lo], lo1 = wrow[2 * r_lo + 1];
@@ -326,24 +348,34 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
         uint32_t sl[4], sh[4];
         scale_pairs<BF16>(*reinterpret_cast<const uint32_t *>(ssm + slot * kSfBytes + sf_lo), sl);
         scale_pairs<BF16>(*reinterpret_cast<const uint32_t *>(ssm + slot * kSfBytes + sf_hi), sh);
-        uint32_t frag[4][4]; // [k16 step][a0..a3]: (r_lo, k 2t..), (r_hi, ..), (r_lo, k 2t+8..), (r_hi, ..)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            frag[j][0] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j], sel), sl[j]);
-            frag[j][1] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j], sel), sh[j]);
-            frag[j][2] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
-            frag[j][3] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
+            cur[j][0] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j], sel), sl[j]);
+            cur[j][1] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j], sel), sh[j]);
+            cur[j][2] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
+            cur[j][3] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
         }
         // 4 wgmmas on this stage; then retire the previous stage's and free its slot
         const uint64_t desc = make_desc_sw128(act + slot * act_tile_bytes(BN));
         wgmma_fence();
 #pragma unroll
-        for (int j = 0; j < 4; j++) wgmma_rs<BN, BF16>(acc, frag[j], desc + 2 * j); // +32 bytes
+        for (int j = 0; j < 4; j++) wgmma_rs<BN, BF16>(acc, cur[j], desc + 2 * j); // +32 bytes
         wgmma_commit();
         wgmma_wait<1>();
+        keep_live(prev);
         if (s > 0 && lane == 0) mbar_arrive(&empty[(s - 1) % STAGES]);
+    };
+    int s = 0;
+#pragma unroll 1
+    for (; s + 1 < nst; s += 2) {
+        run_stage(s, frag_a, frag_b);
+        run_stage(s + 1, frag_b, frag_a);
     }
+    if (s < nst) run_stage(s, frag_a, frag_b);
     wgmma_wait<0>();
+    keep_live(frag_a);
+    keep_live(frag_b);
+    keep_live_acc<BN / 2>(acc); // no read of the accumulators moves above the wait
 
     // ---- epilogue: alpha, the output type, transposed through shared memory -----------------
     // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
