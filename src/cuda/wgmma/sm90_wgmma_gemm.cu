@@ -60,7 +60,13 @@ constexpr int kStageK = 64;            /* k per stage: one 128-byte swizzle row 
 constexpr int kWBytes = kRows * kStageK / 2; /* 4096: the weight tile of a stage */
 constexpr int kSfBytes = 512;          /* 128 rows x 4 k-blocks: one swizzled scale tile */
 constexpr int kKMultiple = 64;
-constexpr int64_t kWorkspaceBytes = 64ll << 20; /* W4A4 activations; docs/backends.md */
+/* the workspace (docs/backends.md): split-K counters, split-K partials, W4A4 activations */
+constexpr int kMaxCounters = 16384; /* tiles of a split-K launch */
+constexpr int64_t kCounterBytes = kMaxCounters * 4;
+constexpr int64_t kPartialBytes = 32ll << 20;
+constexpr int64_t kA16Bytes = 64ll << 20;
+constexpr int64_t kWorkspaceBytes = kCounterBytes + kPartialBytes + kA16Bytes;
+constexpr int kMaxSplits = 16;
 
 struct WgConfig {
     const char *name;
@@ -69,9 +75,9 @@ struct WgConfig {
 };
 
 constexpr WgConfig kConfigs[] = {
-    {"n256", 256, 5},
-    {"n128", 128, 8},
-    {"n64", 64, 10},
+    {"n256", 256, 6},
+    {"n128", 128, 10},
+    {"n64", 64, 12},
 };
 constexpr int kConfigCount = (int)(sizeof kConfigs / sizeof kConfigs[0]);
 
@@ -93,8 +99,11 @@ struct WgArgs {
     float alpha;
     const float *alpha_ptr;
     fp4_dtype d_dtype;
-    int vec_out; /* D's rows may take 16-byte stores */
     int64_t tiles_n, tiles_m;
+    int splits;           /* split-K: k-ranges per tile, summed in order by the last one */
+    int stages_per_split; /* 64-k stages of a k-range (the last may have fewer) */
+    float *partials;      /* split-K: [tiles][splits][BN / 2][256] floats */
+    unsigned *counters;   /* split-K: one per tile, zero between launches */
 };
 
 /* ---- device helpers (sm_90a) -------------------------------------------------------------- */
@@ -102,9 +111,6 @@ struct WgArgs {
 
 constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 */
 constexpr int kProducerRegs = 40, kConsumerRegs = 232; /* setmaxnreg: 40 + 2 x 232 <= 512 */
-/* the epilogue's staging tile: BN token rows of 128 outputs (F32 at most), padded by 16 bytes
- * so that the accumulator stores of a warp spread over the banks */
-__device__ constexpr int out_row_bytes(int esize) { return kRows * esize + 16; }
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
@@ -252,10 +258,10 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[BN / 2], const uint32_t (&a)
 /* ---- the GEMM kernel ---------------------------------------------------------------------- */
 
 template <int BN, int STAGES, bool BF16>
-__global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __grid_constant__ WgArgs p) {
+__global__ void __launch_bounds__(kThreads, 1)
+    sm90_wgmma_gemm_kernel(const __grid_constant__ WgArgs p) {
 #ifdef FP4_SM90A
     static_assert(smem_bytes(BN, STAGES) <= 227 * 1024, "fits the opt-in shared memory");
-    static_assert(BN * out_row_bytes(4) <= STAGES * stage_bytes(BN), "staging fits in the ring");
     extern __shared__ uint8_t smem_raw[];
     // NOTE: aligned by offsetting smem_raw (not through an integer) so that the compiler still
     // knows these are shared-memory addresses (LDS, not generic loads)
@@ -265,21 +271,27 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
     uint8_t *ssm = wsm + STAGES * kWBytes;                    // [STAGES][512] swizzled scales
     uint64_t *full = reinterpret_cast<uint64_t *>(ssm + STAGES * kSfBytes);
     uint64_t *empty = full + STAGES;
+    __shared__ unsigned s_last_split;
 
-    // which tile: grouped rasterization (16 weight tiles a group, every token tile inside)
-    int64_t tn, tm;
-    {
+    // Persistent: CTA b takes work units b, b + gridDim.x, ...; a unit is one k-range (split)
+    // of one 128 x BN tile. Tiles go in groups of 16 weight tiles with every token tile inside
+    // (the weights of a group stay in L2 while its token tiles pass).
+    const int64_t units = p.tiles_n * p.tiles_m * p.splits;
+    const int nst = (int)(p.k / kStageK);
+    auto unit_coords = [&](int64_t u, int64_t &tile, int64_t &tn, int64_t &tm, int &st_begin,
+                           int &st_count) {
+        tile = u / p.splits;
+        const int split = (int)(u % p.splits);
         constexpr int64_t G = 16;
-        const int64_t tile = blockIdx.x;
         const int64_t group = tile / (G * p.tiles_m);
         const int64_t first = group * G;
         const int64_t width = p.tiles_n - first < G ? p.tiles_n - first : G;
         const int64_t within = tile - group * G * p.tiles_m;
         tn = first + within % width;
         tm = within / width;
-    }
-    const int64_t n0 = tn * kRows, m0 = tm * BN;
-    const int nst = (int)(p.k / kStageK);
+        st_begin = split * p.stages_per_split;
+        st_count = nst - st_begin < p.stages_per_split ? nst - st_begin : p.stages_per_split;
+    };
 
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; s++) {
@@ -292,21 +304,28 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
 
     const int wg = threadIdx.x / 128;
     if (wg == 0) {
-        // ---- producer: one thread issues the TMA loads of every stage ----------------------
+        // ---- producer: one thread issues the TMA loads of every stage of every unit ----------
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
         if (threadIdx.x == 0) {
-            const uint8_t *sf_tile = p.b_sf + tn * (p.k / kStageK) * kSfBytes;
+            int it = 0; // position in the ring, over all units
 #pragma unroll 1
-            for (int s = 0; s < nst; s++) {
-                const int slot = s % STAGES;
-                if (s >= STAGES) mbar_wait(&empty[slot], ((s / STAGES) - 1) & 1);
-                mbar_expect_tx(&full[slot], stage_bytes(BN));
-                tma_load_2d(act + slot * act_tile_bytes(BN), &p.tm_a, s * kStageK, (int)m0,
-                            &full[slot]);
-                tma_load_2d(wsm + slot * kWBytes, &p.tm_b, s * (kStageK / 2), (int)n0,
-                            &full[slot]);
-                bulk_load(ssm + slot * kSfBytes, sf_tile + (int64_t)s * kSfBytes, kSfBytes,
-                          &full[slot]);
+            for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+                int64_t tile, tn, tm;
+                int st_begin, st_count;
+                unit_coords(u, tile, tn, tm, st_begin, st_count);
+                const uint8_t *sf_tile = p.b_sf + tn * nst * kSfBytes;
+#pragma unroll 1
+                for (int ls = 0; ls < st_count; ls++, it++) {
+                    const int slot = it % STAGES, gs = st_begin + ls;
+                    if (it >= STAGES) mbar_wait(&empty[slot], ((it / STAGES) - 1) & 1);
+                    mbar_expect_tx(&full[slot], stage_bytes(BN));
+                    tma_load_2d(act + slot * act_tile_bytes(BN), &p.tm_a, gs * kStageK,
+                                (int)(tm * BN), &full[slot]);
+                    tma_load_2d(wsm + slot * kWBytes, &p.tm_b, gs * (kStageK / 2),
+                                (int)(tn * kRows), &full[slot]);
+                    bulk_load(ssm + slot * kSfBytes, sf_tile + (int64_t)gs * kSfBytes, kSfBytes,
+                              &full[slot]);
+                }
             }
         }
         return;
@@ -321,11 +340,13 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
     // a row's 4 scales of a stage: one word of the swizzled 512-byte tile
     const int sf_lo = (r_lo % 32) * 16 + (r_lo / 32) * 4, sf_hi = (r_hi % 32) * 16 + (r_hi / 32) * 4;
     const uint32_t sel = t | t << 4 | (t + 4) << 8 | (t + 4) << 12;
+    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
+    // product overflows (the same bits whenever nothing overflows)
+    const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
+    const float alpha = alpha_in * kUnscale;
+    const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
 
     float acc[BN / 2];
-#pragma unroll
-    for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
-
     // NOTE: wgmma reads its register operand asynchronously, until wgmma.wait_group says the
     // group retired, and the compiler does not know it. So the fragments alternate between two
     // buffers, and each buffer is kept alive (keep_live) until the wait after the next stage's
@@ -335,11 +356,12 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
     for (int j = 0; j < 4; j++)
 #pragma unroll
         for (int i = 0; i < 4; i++) frag_a[j][i] = frag_b[j][i] = 0u;
-    auto run_stage = [&](int s, uint32_t (&cur)[4][4], uint32_t (&prev)[4][4]) {
-        const int slot = s % STAGES;
-        // wait for stage s, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps):
+    int it = 0; // position in the ring, as the producer's
+    auto run_stage = [&](int ls, uint32_t (&cur)[4][4], uint32_t (&prev)[4][4]) {
+        const int slot = it % STAGES;
+        // wait for the stage, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps):
         // a0 = (r_lo, k 2t, 2t+1), a1 = (r_hi, same), a2 = (r_lo, k 2t+8, 2t+9), a3 = (r_hi, same)
-        mbar_wait(&full[slot], (s / STAGES) & 1);
+        mbar_wait(&full[slot], (it / STAGES) & 1);
         const uint4 *wrow = reinterpret_cast<const uint4 *>(wsm + slot * kWBytes);
         const uint4 lo0 = wrow[2 * r_lo], lo1 = wrow[2 * r_lo + 1];
         const uint4 hi0 = wrow[2 * r_hi], hi1 = wrow[2 * r_hi + 1];
@@ -363,62 +385,81 @@ __global__ void __launch_bounds__(kThreads, 1) sm90_wgmma_gemm_kernel(const __gr
         wgmma_commit();
         wgmma_wait<1>();
         keep_live(prev);
-        if (s > 0 && lane == 0) mbar_arrive(&empty[(s - 1) % STAGES]);
+        if (ls > 0 && lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]);
+        it++;
     };
-    int s = 0;
-#pragma unroll 1
-    for (; s + 1 < nst; s += 2) {
-        run_stage(s, frag_a, frag_b);
-        run_stage(s + 1, frag_b, frag_a);
-    }
-    if (s < nst) run_stage(s, frag_a, frag_b);
-    wgmma_wait<0>();
-    keep_live(frag_a);
-    keep_live(frag_b);
-    keep_live_acc<BN / 2>(acc); // no read of the accumulators moves above the wait
 
-    // ---- epilogue: alpha, the output type, transposed through shared memory -----------------
-    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
-    // product overflows (the same bits whenever nothing overflows)
-    const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
-    const float alpha = alpha_in * kUnscale;
-    const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
-    const int esize = p.d_dtype == FP4_DTYPE_F32 ? 4 : 2;
-    const int orow = out_row_bytes(esize);
-    uint8_t *stage_out = smem; // [BN tokens][orow bytes]: outputs of 128 weight rows
-    named_barrier_consumers(); // every consumer's wgmmas have stopped reading the ring
-    auto stage_acc = [&](auto dt) {
-        constexpr fp4_dtype DT = decltype(dt)::value;
+#pragma unroll 1
+    for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        int64_t tile, tn, tm;
+        int st_begin, st_count;
+        unit_coords(u, tile, tn, tm, st_begin, st_count);
 #pragma unroll
-        for (int j = 0; j < BN / 8; j++)
+        for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
+        int ls = 0;
+#pragma unroll 1
+        for (; ls + 1 < st_count; ls += 2) {
+            run_stage(ls, frag_a, frag_b);
+            run_stage(ls + 1, frag_b, frag_a);
+        }
+        if (ls < st_count) run_stage(ls, frag_a, frag_b);
+        wgmma_wait<0>();
+        keep_live(frag_a);
+        keep_live(frag_b);
+        keep_live_acc<BN / 2>(acc); // no read of the accumulators moves above the wait
+        if (lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]); // the unit's last slot
+
+        // ---- split-K: each k-range stores its partial sums; the last to finish sums them all,
+        // in split order (the same bits whichever finishes last) ------------------------------
+        if (p.splits > 1) {
+            const int64_t split = u % p.splits;
+            float *part = p.partials + ((tile * p.splits + split) * (BN / 2)) * 256 + ctid;
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int tok = 8 * j + 2 * t + (e % 2), row = e < 2 ? r_lo : r_hi;
-                const float a = acc[4 * j + e];
-                const float y =
-                    alpha_inf ? __fmul_rn(alpha_in, a * kUnscale) : __fmul_rn(alpha, a);
-                fp4_store_elem<DT>(stage_out + tok * orow, row, y);
+            for (int i = 0; i < BN / 2; i++) __stcg(part + i * 256, acc[i]);
+            // the stores of all 256 consumers, then one GPU-scope fence and the counter (fences
+            // are cumulative: thread 0's covers what the barrier ordered before it); atomicInc
+            // wraps the counter back to 0 on the last arrival, ready for the next launch
+            named_barrier_consumers();
+            if (ctid == 0) {
+                __threadfence();
+                s_last_split =
+                    atomicInc(p.counters + tile, (unsigned)p.splits - 1) == (unsigned)p.splits - 1;
+                __threadfence();
             }
-    };
-    switch (p.d_dtype) {
-    case FP4_DTYPE_F32: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
-    case FP4_DTYPE_F16: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>()); break;
-    default: stage_acc(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>()); break;
-    }
-    named_barrier_consumers();
-    // rows of D: 16-byte pieces of 128 outputs per token
-    const int per_piece = 16 / esize, pieces = kRows / per_piece;
-    for (int i = ctid; i < BN * pieces; i += 256) {
-        const int tok = i / pieces, pc = i % pieces;
-        const int64_t m = m0 + tok, n = n0 + (int64_t)pc * per_piece;
-        if (m >= p.m || n >= p.n) continue;
-        const uint8_t *src = stage_out + tok * orow + pc * 16;
-        uint8_t *dst = static_cast<uint8_t *>(p.d) + (m * p.ldd + n) * esize;
-        if (p.vec_out && n + per_piece <= p.n) {
-            *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(src);
-        } else {
-            for (int e = 0; e < per_piece && n + e < p.n; e++)
-                memcpy(dst + e * esize, src + e * esize, esize);
+            named_barrier_consumers();
+            if (!s_last_split) continue;
+            const float *part0 = p.partials + tile * p.splits * (BN / 2) * 256 + ctid;
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) acc[i] = __ldcg(part0 + i * 256);
+#pragma unroll 1
+            for (int sp = 1; sp < p.splits; sp++) {
+                const float *ps = part0 + (int64_t)sp * (BN / 2) * 256;
+#pragma unroll
+                for (int i = 0; i < BN / 2; i++) acc[i] += __ldcg(ps + i * 256);
+            }
+        }
+
+        // ---- epilogue: alpha, the output type, straight from the accumulators ------------------
+        // acc[4j + e]: weight row r_lo (e < 2) or r_hi, token 8j + 2t + e % 2
+        const int64_t n_lo = tn * kRows + r_lo, n_hi = n_lo + 8, m0 = tm * BN;
+        auto store_all = [&](auto dt) {
+            constexpr fp4_dtype DT = decltype(dt)::value;
+#pragma unroll
+            for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int64_t m = m0 + 8 * j + 2 * t + (e % 2), n = e < 2 ? n_lo : n_hi;
+                    if (m >= p.m || n >= p.n) continue;
+                    const float a = acc[4 * j + e];
+                    const float y =
+                        alpha_inf ? __fmul_rn(alpha_in, a * kUnscale) : __fmul_rn(alpha, a);
+                    fp4_store_elem<DT>(p.d, m * p.ldd + n, y);
+                }
+        };
+        switch (p.d_dtype) {
+        case FP4_DTYPE_F32: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
+        case FP4_DTYPE_F16: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>()); break;
+        default: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>()); break;
         }
     }
 #endif /* FP4_SM90A */
@@ -465,9 +506,9 @@ typedef void (*WgKernel)(WgArgs);
 template <bool BF16>
 WgKernel kernel_for(int config) {
     switch (config) {
-    case 0: return sm90_wgmma_gemm_kernel<256, 5, BF16>;
-    case 1: return sm90_wgmma_gemm_kernel<128, 8, BF16>;
-    default: return sm90_wgmma_gemm_kernel<64, 10, BF16>;
+    case 0: return sm90_wgmma_gemm_kernel<256, 6, BF16>;
+    case 1: return sm90_wgmma_gemm_kernel<128, 10, BF16>;
+    default: return sm90_wgmma_gemm_kernel<64, 12, BF16>;
     }
 }
 WgKernel kernel_for(bool bf16, int config) {
@@ -510,12 +551,69 @@ fp4_status encode_b(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *m
     return FP4_OK;
 }
 
-/* Rows of E2M1 A that one W4A4 chunk decodes into the workspace: a multiple of 256 (whole
- * token tiles), at least 256 (K <= 2^16 then fits 64 MiB). */
-int64_t a4_chunk_rows(int64_t k, int64_t ws_bytes) {
-    int64_t rows = ws_bytes / (k * 2);
-    rows -= rows % 256;
-    return rows;
+/* Rows of E2M1 A that one W4A4 chunk decodes into the workspace: at most what fits, a multiple
+ * of 256 (whole token tiles), and the chunks as equal as that allows (one short chunk would be a
+ * badly filled launch). 0 when not even 256 rows fit. */
+int64_t a4_chunk_rows(int64_t m, int64_t k) {
+    int64_t fit = kA16Bytes / (k * 2);
+    fit -= fit % 256;
+    if (fit < 256) return 0;
+    const int64_t chunks = fp4_ceil_div(m, fit);
+    return fp4_ceil_div(fp4_ceil_div(m, chunks), 256) * 256;
+}
+
+/* A launch: the config, its tiles, and the split-K factor. */
+struct Plan {
+    int cfg;
+    int64_t tiles_n, tiles_m, units;
+    int splits, stages_per_split;
+    double cost; /* estimated time, in n256 stage times */
+};
+
+/* Relative time of one 64-k stage of a CTA, per config (n256 = 1): n64 and n128 tiles do 1/4
+ * and 1/2 of n256's multiply-adds but decode the same weights (H200, docs/PERF.md). */
+constexpr double kStageCost[kConfigCount] = {1.0, 0.62, 0.45};
+
+/* The split-K factor of config cfg for an m x n x k problem on `sms` SMs: the fewest rounds of
+ * persistent CTAs, each round as long as a k-range, plus the reduction (a split writes its
+ * partial tile and the last reads all of them: about 3 stage times per split), within the
+ * workspace and the counters. */
+Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
+    Plan pl;
+    pl.cfg = cfg;
+    pl.tiles_n = fp4_ceil_div(n, kRows);
+    pl.tiles_m = fp4_ceil_div(m, kConfigs[cfg].bn);
+    const int64_t tiles = pl.tiles_n * pl.tiles_m;
+    const int nst = (int)(k / kStageK);
+    const double sc = kStageCost[cfg];
+    pl.splits = 1;
+    pl.stages_per_split = nst;
+    pl.cost = (double)fp4_ceil_div(tiles, sms) * nst * sc;
+    const int64_t partial = (int64_t)kRows * kConfigs[cfg].bn * 4;
+    for (int sp = 2; sp <= kMaxSplits && sp <= nst; sp++) {
+        const int sps = (int)fp4_ceil_div(nst, sp);
+        const int splits = (int)fp4_ceil_div(nst, sps); /* no empty k-range */
+        if (splits != sp) continue;
+        if (tiles > kMaxCounters || tiles * splits * partial > kPartialBytes) break;
+        const double cost = (double)fp4_ceil_div(tiles * splits, sms) * sps * sc +
+                            3.0 * splits * kConfigs[cfg].bn / 256.0;
+        if (cost < pl.cost * 0.97) { /* a split must pay clearly */
+            pl.cost = cost;
+            pl.splits = splits;
+            pl.stages_per_split = sps;
+        }
+    }
+    pl.units = tiles * pl.splits;
+    return pl;
+}
+
+int sm_count(const fp4_ctx *ctx) { return ctx->info.sm_count > 0 ? ctx->info.sm_count : 1; }
+
+/* The rows one launch covers: all of M, or (W4A4) a chunk. */
+int64_t launch_rows(const fp4_gemm_desc *d) {
+    if (d->a_dtype != FP4_DTYPE_E2M1) return d->m;
+    const int64_t c = a4_chunk_rows(d->m, d->k);
+    return c > 0 && c < d->m ? c : d->m;
 }
 
 } // namespace
@@ -561,8 +659,17 @@ extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **o
                                 cudaGetErrorString(err));
             }
         }
+    // the workspace; its split-K counters zeroed on a stream of its own (creating a context
+    // waits for nobody else's work)
+    cudaStream_t zero_stream = nullptr;
     err = cudaMalloc(&st->workspace, (size_t)kWorkspaceBytes);
+    if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&zero_stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess)
+        err = cudaMemsetAsync(st->workspace, 0, (size_t)kCounterBytes, zero_stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(zero_stream);
+    if (zero_stream) (void)cudaStreamDestroy(zero_stream);
     if (err != cudaSuccess) {
+        if (st->workspace) cudaFree(st->workspace);
         (void)cudaGetLastError();
         free(st);
         return FP4_FAIL(ctx, fp4_cuda_status(err), "cuda_wgmma: workspace of %lld bytes: %s",
@@ -589,8 +696,19 @@ extern "C" const char *fp4_cuda_wgmma_config_name(int config) {
 }
 
 extern "C" int fp4_cuda_wgmma_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
-    const int64_t m = desc ? desc->m : 4096;
-    return m > 128 ? 0 : m > 64 ? 1 : 2; /* n256, n128, n64 */
+    if (!desc) return 0;
+    // the config whose best split-K plan has the lowest estimated time (make_plan)
+    const int64_t rows = launch_rows(desc);
+    int best = 0;
+    double best_cost = 0.0;
+    for (int c = 0; c < kConfigCount; c++) {
+        const Plan pl = make_plan(c, rows, desc->n, desc->k, sm_count(ctx));
+        if (c == 0 || pl.cost < best_cost) {
+            best = c;
+            best_cost = pl.cost;
+        }
+    }
+    return best;
 }
 
 extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
@@ -626,9 +744,9 @@ extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
     if ((uintptr_t)desc->b_sf % 16 != 0) return "b_sf must be 16-byte aligned (bulk copy)";
     if (desc->a_dtype == FP4_DTYPE_E2M1) {
         if ((uintptr_t)desc->a % 8 != 0) return "e2m1 a must be 8-byte aligned";
-        if (a4_chunk_rows(desc->k, state->workspace_bytes) < 256) {
-            snprintf(buf, len, "k = %lld: 256 rows of decoded activations exceed the %lld-byte "
-                     "workspace", (long long)desc->k, (long long)state->workspace_bytes);
+        if (a4_chunk_rows(desc->m, desc->k) == 0) {
+            snprintf(buf, len, "k = %lld: 256 rows of activations decoded to F16 exceed the "
+                     "%lld-byte workspace", (long long)desc->k, (long long)kA16Bytes);
             return buf;
         }
     } else if ((uintptr_t)desc->a % 16 != 0) {
@@ -648,6 +766,7 @@ extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
 static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_gemm_desc *desc,
                               int cfg, const void *a16, bool bf16, int64_t m, void *d) {
     const WgConfig &c = kConfigs[cfg];
+    const Plan pl = make_plan(cfg, m, desc->n, desc->k, sm_count(ctx));
     WgArgs p;
     memset(&p, 0, sizeof p);
     fp4_status s = encode_a(ctx, st, &p.tm_a, a16, bf16, m, desc->k, c.bn);
@@ -663,12 +782,16 @@ static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_
     p.alpha = desc->alpha;
     p.alpha_ptr = desc->alpha_ptr;
     p.d_dtype = desc->d_dtype;
-    const int esize = desc->d_dtype == FP4_DTYPE_F32 ? 4 : 2;
-    p.vec_out = fp4_cuda_vec16_ok(d, desc->ldd, esize);
-    p.tiles_n = fp4_ceil_div(desc->n, kRows);
-    p.tiles_m = fp4_ceil_div(m, c.bn);
+    p.tiles_n = pl.tiles_n;
+    p.tiles_m = pl.tiles_m;
+    p.splits = pl.splits;
+    p.stages_per_split = pl.stages_per_split;
+    char *ws = static_cast<char *>(st->workspace);
+    p.counters = reinterpret_cast<unsigned *>(ws);
+    p.partials = reinterpret_cast<float *>(ws + kCounterBytes);
+    const int64_t grid = pl.units < sm_count(ctx) ? pl.units : sm_count(ctx);
     fp4_cuda_clear_last_error();
-    kernel_for(bf16, cfg)<<<(unsigned)(p.tiles_n * p.tiles_m), kThreads, config_smem(cfg),
+    kernel_for(bf16, cfg)<<<(unsigned)grid, kThreads, config_smem(cfg),
                             fp4_cuda_stream(desc->stream)>>>(p);
     FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma kernel launch");
     return FP4_OK;
@@ -681,22 +804,21 @@ extern "C" fp4_status fp4_cuda_wgmma_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st
         return launch_gemm(ctx, state, desc, cfg, desc->a, desc->a_dtype == FP4_DTYPE_BF16,
                            desc->m, desc->d);
     // W4A4: decode a chunk of A's rows to F16 in the workspace, then multiply; chunk by chunk
-    const int64_t chunk = a4_chunk_rows(desc->k, state->workspace_bytes);
+    const int64_t chunk = launch_rows(desc);
     const int esize = desc->d_dtype == FP4_DTYPE_F32 ? 4 : 2;
     const cudaStream_t stream = fp4_cuda_stream(desc->stream);
-    const int sms = ctx->info.sm_count > 0 ? ctx->info.sm_count : 1;
+    uint16_t *a16 = reinterpret_cast<uint16_t *>(static_cast<char *>(state->workspace) +
+                                                 kCounterBytes + kPartialBytes);
     for (int64_t r0 = 0; r0 < desc->m; r0 += chunk) {
         const int64_t rows = desc->m - r0 < chunk ? desc->m - r0 : chunk;
-        const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 16), 256, sms);
+        const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 16), 256, sm_count(ctx));
         fp4_cuda_clear_last_error();
         sm90_decode_act_kernel<<<blocks, 256, 0, stream>>>(
             static_cast<const uint8_t *>(desc->a), static_cast<const uint8_t *>(desc->a_sf),
-            desc->a_sf_layout == FP4_SF_SWIZZLED_128x4, rows, desc->k, r0,
-            static_cast<uint16_t *>(state->workspace));
+            desc->a_sf_layout == FP4_SF_SWIZZLED_128x4, rows, desc->k, r0, a16);
         FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma activation decode launch");
-        const fp4_status s =
-            launch_gemm(ctx, state, desc, cfg, state->workspace, false, rows,
-                        static_cast<uint8_t *>(desc->d) + r0 * desc->ldd * esize);
+        const fp4_status s = launch_gemm(ctx, state, desc, cfg, a16, false, rows,
+                                         static_cast<uint8_t *>(desc->d) + r0 * desc->ldd * esize);
         if (s != FP4_OK) return s;
     }
     return FP4_OK;
