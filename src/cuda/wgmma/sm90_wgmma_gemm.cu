@@ -169,6 +169,21 @@ __device__ __forceinline__ uint64_t make_desc_sw128(const void *tile) {
     const uint64_t addr = smem_addr(tile);
     return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((uint64_t)(1024 >> 4) << 32) | (1ull << 62);
 }
+/* Output elements: the hardware's round-to-nearest-even conversions, which give the bits of
+ * format.h's (the CPU reference's) for every value but NaN; NaN goes through format.h. */
+template <fp4_dtype DT> struct OutType { typedef uint16_t T; };
+template <> struct OutType<FP4_DTYPE_F32> { typedef float T; };
+template <fp4_dtype DT>
+__device__ __forceinline__ typename OutType<DT>::T to_out(float y) {
+    if constexpr (DT == FP4_DTYPE_F32) {
+        return y;
+    } else if constexpr (DT == FP4_DTYPE_F16) {
+        return isnan(y) ? fp4_f32_to_f16(y) : __half_as_ushort(__float2half_rn(y));
+    } else {
+        return isnan(y) ? fp4_f32_to_bf16(y) : __bfloat16_as_ushort(__float2bfloat16_rn(y));
+    }
+}
+
 /* Tells the compiler the registers are read and written here: they stay allocated and
  * unchanged up to this point, and no use of them moves across it. */
 __device__ __forceinline__ void keep_live(uint32_t (&r)[4][4]) {
@@ -340,8 +355,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     // a row's 4 scales of a stage: one word of the swizzled 512-byte tile
     const int sf_lo = (r_lo % 32) * 16 + (r_lo / 32) * 4, sf_hi = (r_hi % 32) * 16 + (r_hi / 32) * 4;
     const uint32_t sel = t | t << 4 | (t + 4) << 8 | (t + 4) << 12;
-    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
-    // product overflows (the same bits whenever nothing overflows)
     const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
     const float alpha = alpha_in * kUnscale;
     const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
@@ -441,20 +454,33 @@ __global__ void __launch_bounds__(kThreads, 1)
 
         // ---- epilogue: alpha, the output type, straight from the accumulators ------------------
         // acc[4j + e]: weight row r_lo (e < 2) or r_hi, token 8j + 2t + e % 2
-        const int64_t n_lo = tn * kRows + r_lo, n_hi = n_lo + 8, m0 = tm * BN;
+        // the accumulators are sum * 2^-7: y = (alpha * 2^7) * a, or alpha * (a * 2^7) when
+        // alpha * 2^7 overflows (the same bits whenever nothing overflows)
+        if (alpha_inf) {
+#pragma unroll
+            for (int i = 0; i < BN / 2; i++) acc[i] *= kUnscale;
+        }
+        const float alpha_eff = alpha_inf ? alpha_in : alpha;
+        const int64_t n_lo = tn * kRows + r_lo, m0 = tm * BN;
+        // edges: the thread's tokens 8j + 2t + {0, 1} exist while below rem, its rows if < n
+        const int rem = (int)(p.m - m0 < BN ? p.m - m0 : BN) - 2 * t;
+        const bool ok_lo = n_lo < p.n, ok_hi = n_lo + 8 < p.n;
         auto store_all = [&](auto dt) {
             constexpr fp4_dtype DT = decltype(dt)::value;
+            const int64_t ld = p.ldd;
+            typename OutType<DT>::T *o =
+                static_cast<typename OutType<DT>::T *>(p.d) + (m0 + 2 * t) * ld + n_lo;
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int64_t m = m0 + 8 * j + 2 * t + (e % 2), n = e < 2 ? n_lo : n_hi;
-                    if (m >= p.m || n >= p.n) continue;
-                    const float a = acc[4 * j + e];
-                    const float y =
-                        alpha_inf ? __fmul_rn(alpha_in, a * kUnscale) : __fmul_rn(alpha, a);
-                    fp4_store_elem<DT>(p.d, m * p.ldd + n, y);
+            for (int j = 0; j < BN / 8; j++, o += 8 * ld) {
+                if (8 * j < rem) {
+                    if (ok_lo) o[0] = to_out<DT>(alpha_eff * acc[4 * j]);
+                    if (ok_hi) o[8] = to_out<DT>(alpha_eff * acc[4 * j + 2]);
                 }
+                if (8 * j + 1 < rem) {
+                    if (ok_lo) o[ld] = to_out<DT>(alpha_eff * acc[4 * j + 1]);
+                    if (ok_hi) o[ld + 8] = to_out<DT>(alpha_eff * acc[4 * j + 3]);
+                }
+            }
         };
         switch (p.d_dtype) {
         case FP4_DTYPE_F32: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
