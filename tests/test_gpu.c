@@ -65,6 +65,18 @@ static int quick_mode(void) {
     return q && *q && strcmp(q, "0") != 0;
 }
 
+/* FP4GEMM_TEST_TACTICS=cuda_wgmma,auto: only the GEMM tactics whose names contain one of the
+ * comma-separated words (for a sanitizer run over one backend); unset: all. */
+static int tactic_selected(const char *name) {
+    const char *list = getenv("FP4GEMM_TEST_TACTICS");
+    if (!list || !*list) return 1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *w = strtok(buf, ","); w; w = strtok(NULL, ","))
+        if (*w && strstr(name, w)) return 1;
+    return 0;
+}
+
 /* ======================================================================================
  * (a) quantizer, dequantizer, global scale: GPU == CPU bit for bit
  * ==================================================================================== */
@@ -911,15 +923,22 @@ static void test_gemm(void) {
     int count = 0;
     if (!tu_ok(fp4_gemm_list_tactics(g_gpu, NULL, run, 63, &count), g_gpu, "fp4_gemm_list_tactics"))
         count = 0;
-    nrun = count < 63 ? count : 63;
-    for (int i = 0; i < nrun; i++) {
+    nrun = 0;
+    for (int i = 0; i < (count < 63 ? count : 63); i++) {
         char name[64] = "?";
         (void)fp4_tactic_name(run[i], name, sizeof name);
+        if (!tactic_selected(name)) {
+            tu_skip("tactic %s: not in FP4GEMM_TEST_TACTICS", name);
+            continue;
+        }
+        run[nrun++] = run[i];
         printf("tactic %s\n", name);
     }
     fp4_tactic chosen;
     char why[512];
-    if (fp4_gemm_select(g_gpu, NULL, &chosen, why, sizeof why) == FP4_OK) {
+    if (!tactic_selected("auto")) {
+        tu_skip("auto: not in FP4GEMM_TEST_TACTICS");
+    } else if (fp4_gemm_select(g_gpu, NULL, &chosen, why, sizeof why) == FP4_OK) {
         run[nrun].backend = FP4_BACKEND_AUTO;
         run[nrun++].config = -1;
         printf("auto: %s\n", why);
