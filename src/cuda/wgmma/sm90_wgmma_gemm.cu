@@ -75,8 +75,8 @@ struct WgConfig {
 };
 
 constexpr WgConfig kConfigs[] = {
-    {"n256", 256, 6},
-    {"n128", 128, 10},
+    {"n256", 256, 4},
+    {"n128", 128, 8},
     {"n64", 64, 12},
 };
 constexpr int kConfigCount = (int)(sizeof kConfigs / sizeof kConfigs[0]);
@@ -85,15 +85,20 @@ __host__ __device__ constexpr int act_tile_bytes(int bn) { return bn * kStageK *
 __host__ __device__ constexpr int stage_bytes(int bn) {
     return act_tile_bytes(bn) + kWBytes + kSfBytes;
 }
-/* ring + mbarriers + 1024 for aligning the base (the 128-byte swizzle needs 1024-byte tiles) */
+/* the epilogue's staging of 16-bit outputs for the TMA store: per consumer warpgroup, BN
+ * tokens x its 64 weight rows (128 bytes a token, 128-byte swizzle) */
+__host__ __device__ constexpr int out_stage_bytes(int bn) { return 2 * bn * 128; }
+/* staging + ring + mbarriers + 1024 for aligning the base (128-byte swizzled tiles need 1024) */
 __host__ __device__ constexpr int smem_bytes(int bn, int stages) {
-    return stages * stage_bytes(bn) + 2 * stages * 8 + 1024;
+    return out_stage_bytes(bn) + stages * stage_bytes(bn) + 2 * stages * 8 + 1024;
 }
 
 struct WgArgs {
-    CUtensorMap tm_a; /* 16-bit A (M, K): box 64 x BN, 128-byte swizzle */
-    CUtensorMap tm_b; /* B bytes (N, K/2): box 32 x 128 */
-    const uint8_t *b_sf; /* swizzled; 16-byte aligned */
+    CUtensorMap tm_a;  /* 16-bit A (M, K): box 64 x BN, 128-byte swizzle */
+    CUtensorMap tm_b;  /* B bytes (N, K/2): box 32 x 128 */
+    CUtensorMap tm_sf; /* B's swizzled scales as 512-byte tiles: (tiles_n * k / 64) x 128 words */
+    CUtensorMap tm_d;  /* 16-bit D (M, N) with row stride ldd: box 64 x BN, 128-byte swizzle */
+    int tma_store;     /* D goes out through tm_d (16-bit, aligned rows), else direct stores */
     void *d;
     int64_t m, n, k, ldd;
     float alpha;
@@ -145,13 +150,32 @@ __device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, i
                  "l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(bar))
                  : "memory");
 }
-/* a contiguous copy (bytes % 16 == 0, both ends 16-byte aligned) */
-__device__ __forceinline__ void bulk_load(void *dst, const void *src, unsigned bytes,
-                                          uint64_t *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes"
-                 " [%0], [%1], %2, [%3];\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_addr(bar))
+/* TMA store of a 2-D box from shared memory at (x, y); out-of-bounds parts are not written */
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap *map, int x, int y,
+                                             const void *src) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];\n"
+                 ::"l"(reinterpret_cast<uint64_t>(map)), "r"(x), "r"(y), "r"(smem_addr(src))
                  : "memory");
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+/* until this thread's TMA stores have read their shared memory */
+__device__ __forceinline__ void tma_store_wait_read() {
+    asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+/* generic-proxy writes to shared memory made visible to the async proxy (TMA) */
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+/* four 8x8 16-bit matrices from the MMA fragment layout, stored transposed: lane 8i + k gives
+ * the address of row k of matrix i, which receives column k of the fragment */
+__device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, uint32_t r0, uint32_t r1,
+                                                  uint32_t r2, uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                 ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+__device__ __forceinline__ void named_barrier_wg(int cw) {
+    asm volatile("bar.sync %0, 128;\n" ::"r"(2 + cw) : "memory");
 }
 __device__ __forceinline__ void wgmma_fence() {
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
@@ -173,6 +197,13 @@ __device__ __forceinline__ uint64_t make_desc_sw128(const void *tile) {
  * format.h's (the CPU reference's) for every value but NaN; NaN goes through format.h. */
 template <fp4_dtype DT> struct OutType { typedef uint16_t T; };
 template <> struct OutType<FP4_DTYPE_F32> { typedef float T; };
+template <fp4_dtype DT>
+__device__ __forceinline__ typename OutType<DT>::T to_out(float y);
+/* Two outputs packed as 16-bit elements (lo, hi), as to_out converts them. */
+template <fp4_dtype DT>
+__device__ __forceinline__ uint32_t to_out2(float lo, float hi) {
+    return (uint32_t)to_out<DT>(lo) | (uint32_t)to_out<DT>(hi) << 16;
+}
 template <fp4_dtype DT>
 __device__ __forceinline__ typename OutType<DT>::T to_out(float y) {
     if constexpr (DT == FP4_DTYPE_F32) {
@@ -281,7 +312,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     // NOTE: aligned by offsetting smem_raw (not through an integer) so that the compiler still
     // knows these are shared-memory addresses (LDS, not generic loads)
     uint8_t *smem = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-    uint8_t *act = smem;                                      // [STAGES][BN][64] 16-bit, swizzled
+    uint8_t *ostage = smem; // [2 warpgroups][BN][64] 16-bit outputs, swizzled
+    uint8_t *act = ostage + out_stage_bytes(BN);              // [STAGES][BN][64] 16-bit, swizzled
     uint8_t *wsm = act + STAGES * act_tile_bytes(BN);         // [STAGES][128 rows][32 bytes]
     uint8_t *ssm = wsm + STAGES * kWBytes;                    // [STAGES][512] swizzled scales
     uint64_t *full = reinterpret_cast<uint64_t *>(ssm + STAGES * kSfBytes);
@@ -328,7 +360,6 @@ __global__ void __launch_bounds__(kThreads, 1)
                 int64_t tile, tn, tm;
                 int st_begin, st_count;
                 unit_coords(u, tile, tn, tm, st_begin, st_count);
-                const uint8_t *sf_tile = p.b_sf + tn * nst * kSfBytes;
 #pragma unroll 1
                 for (int ls = 0; ls < st_count; ls++, it++) {
                     const int slot = it % STAGES, gs = st_begin + ls;
@@ -338,8 +369,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                                 (int)(tm * BN), &full[slot]);
                     tma_load_2d(wsm + slot * kWBytes, &p.tm_b, gs * (kStageK / 2),
                                 (int)(tn * kRows), &full[slot]);
-                    bulk_load(ssm + slot * kSfBytes, sf_tile + (int64_t)gs * kSfBytes, kSfBytes,
-                              &full[slot]);
+                    tma_load_2d(ssm + slot * kSfBytes, &p.tm_sf, 0, (int)(tn * nst + gs),
+                                &full[slot]);
                 }
             }
         }
@@ -398,6 +429,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         wgmma_commit();
         wgmma_wait<1>();
         keep_live(prev);
+        __syncwarp(); // the warp's reads of the slot, then its release
         if (ls > 0 && lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]);
         it++;
     };
@@ -420,6 +452,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         keep_live(frag_a);
         keep_live(frag_b);
         keep_live_acc<BN / 2>(acc); // no read of the accumulators moves above the wait
+        __syncwarp();
         if (lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]); // the unit's last slot
 
         // ---- split-K: each k-range stores its partial sums; the last to finish sums them all,
@@ -482,12 +515,47 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
             }
         };
+        // 16-bit D with aligned rows: through this warpgroup's staging tile and one TMA store
+        // (which clips the edges), so that the consumers go back to the tensor cores at once
+        auto stage_and_store = [&](auto dt) {
+            constexpr fp4_dtype DT = decltype(dt)::value;
+            uint8_t *mine = ostage + cw * (BN * 128); // [BN tokens][64 rows] of this warpgroup
+            if (ctid % 128 == 0) tma_store_wait_read(); // the previous unit's store has read it
+            named_barrier_wg(cw);
+            // stmatrix x4 j2: matrices (rows 16 warp + 0..7 | + 8..15) x tokens 16 j2 + (0..7 |
+            // 8..15); lane 8i + k addresses token row k of matrix i, 16-byte chunk
+            // 2 warp + (i & 1) of its 128-byte row, swizzled by the token's row % 8
+            const int mi = lane / 8, kr = lane % 8;
+            const uint32_t base = smem_addr(mine);
+#pragma unroll
+            for (int j2 = 0; j2 < BN / 16; j2++) {
+                const int tok = 16 * j2 + 8 * (mi / 2) + kr;
+                const int chunk = (2 * warp + (mi & 1)) ^ (tok % 8);
+                const int j = 2 * j2;
+                stmatrix_x4_trans(base + tok * 128 + chunk * 16,
+                                  to_out2<DT>(alpha_eff * acc[4 * j], alpha_eff * acc[4 * j + 1]),
+                                  to_out2<DT>(alpha_eff * acc[4 * j + 2], alpha_eff * acc[4 * j + 3]),
+                                  to_out2<DT>(alpha_eff * acc[4 * j + 4], alpha_eff * acc[4 * j + 5]),
+                                  to_out2<DT>(alpha_eff * acc[4 * j + 6], alpha_eff * acc[4 * j + 7]));
+            }
+            fence_proxy_async();
+            named_barrier_wg(cw);
+            if (ctid % 128 == 0) tma_store_2d(&p.tm_d, (int)(tn * kRows + cw * 64), (int)m0, mine);
+        };
+        if (p.tma_store) {
+            if (p.d_dtype == FP4_DTYPE_F16)
+                stage_and_store(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>());
+            else
+                stage_and_store(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>());
+            continue;
+        }
         switch (p.d_dtype) {
         case FP4_DTYPE_F32: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
         case FP4_DTYPE_F16: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>()); break;
         default: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>()); break;
         }
     }
+    if (ctid % 128 == 0) tma_store_wait_read(); // the staging lives as long as the CTA
 #endif /* FP4_SM90A */
 }
 
@@ -532,8 +600,8 @@ typedef void (*WgKernel)(WgArgs);
 template <bool BF16>
 WgKernel kernel_for(int config) {
     switch (config) {
-    case 0: return sm90_wgmma_gemm_kernel<256, 6, BF16>;
-    case 1: return sm90_wgmma_gemm_kernel<128, 10, BF16>;
+    case 0: return sm90_wgmma_gemm_kernel<256, 4, BF16>;
+    case 1: return sm90_wgmma_gemm_kernel<128, 8, BF16>;
     default: return sm90_wgmma_gemm_kernel<64, 12, BF16>;
     }
 }
@@ -542,38 +610,23 @@ WgKernel kernel_for(bool bf16, int config) {
 }
 int config_smem(int config) { return smem_bytes(kConfigs[config].bn, kConfigs[config].stages); }
 
-/* The 16-bit A (M rows of K) as a TMA tensor map: boxes of 64 k x bn rows, 128-byte swizzle. */
-fp4_status encode_a(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *map,
-                    const void *a, bool bf16, int64_t m, int64_t k, int bn) {
-    const cuuint64_t dims[2] = {(cuuint64_t)k, (cuuint64_t)m};
-    const cuuint64_t strides[1] = {(cuuint64_t)k * 2};
-    const cuuint32_t box[2] = {kStageK, (cuuint32_t)bn};
+/* A row-major 2-D array as a TMA tensor map: rows x cols elements of `type` (esize bytes), row
+ * stride `ld` elements, boxes of box_cols x box_rows. */
+fp4_status encode_2d(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *map,
+                     const char *what, const void *base, CUtensorMapDataType type, int esize,
+                     int64_t rows, int64_t cols, int64_t ld, int box_cols, int box_rows,
+                     CUtensorMapSwizzle swizzle) {
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows};
+    const cuuint64_t strides[1] = {(cuuint64_t)(ld * esize)};
+    const cuuint32_t box[2] = {(cuuint32_t)box_cols, (cuuint32_t)box_rows};
     const cuuint32_t estr[2] = {1, 1};
-    const CUresult r = st->encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                                  2, const_cast<void *>(a), dims, strides, box, estr,
-                                  CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+    const CUresult r = st->encode(map, type, 2, const_cast<void *>(base), dims, strides, box, estr,
+                                  CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS)
-        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cuTensorMapEncodeTiled (A) failed: %d",
-                        (int)r);
-    return FP4_OK;
-}
-
-/* B's bytes (N rows of K/2) as a TMA tensor map: boxes of 32 bytes x 128 rows. */
-fp4_status encode_b(fp4_ctx *ctx, const fp4_cuda_wgmma_state *st, CUtensorMap *map,
-                    const void *b, int64_t n, int64_t k) {
-    const cuuint64_t dims[2] = {(cuuint64_t)(k / 2), (cuuint64_t)n};
-    const cuuint64_t strides[1] = {(cuuint64_t)(k / 2)};
-    const cuuint32_t box[2] = {kStageK / 2, kRows};
-    const cuuint32_t estr[2] = {1, 1};
-    const CUresult r = st->encode(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void *>(b),
-                                  dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                  CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                                  CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS)
-        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cuTensorMapEncodeTiled (B) failed: %d",
-                        (int)r);
+        return FP4_FAIL(ctx, FP4_ERR_CUDA, "cuda_wgmma: cuTensorMapEncodeTiled (%s) failed: %d",
+                        what, (int)r);
     return FP4_OK;
 }
 
@@ -767,7 +820,7 @@ extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
         return buf;
     }
     if ((uintptr_t)desc->b % 16 != 0) return "b must be 16-byte aligned (TMA)";
-    if ((uintptr_t)desc->b_sf % 16 != 0) return "b_sf must be 16-byte aligned (bulk copy)";
+    if ((uintptr_t)desc->b_sf % 16 != 0) return "b_sf must be 16-byte aligned (TMA)";
     if (desc->a_dtype == FP4_DTYPE_E2M1) {
         if ((uintptr_t)desc->a % 8 != 0) return "e2m1 a must be 8-byte aligned";
         if (a4_chunk_rows(desc->m, desc->k) == 0) {
@@ -795,11 +848,25 @@ static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_
     const Plan pl = make_plan(cfg, m, desc->n, desc->k, sm_count(ctx));
     WgArgs p;
     memset(&p, 0, sizeof p);
-    fp4_status s = encode_a(ctx, st, &p.tm_a, a16, bf16, m, desc->k, c.bn);
+    const CUtensorMapDataType a_type =
+        bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+    const int64_t k = desc->k;
+    fp4_status s = encode_2d(ctx, st, &p.tm_a, "A", a16, a_type, 2, m, k, k, kStageK, c.bn,
+                             CU_TENSOR_MAP_SWIZZLE_128B);
+    if (s == FP4_OK)
+        s = encode_2d(ctx, st, &p.tm_b, "B", desc->b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, desc->n,
+                      k / 2, k / 2, kStageK / 2, kRows, CU_TENSOR_MAP_SWIZZLE_NONE);
+    if (s == FP4_OK) // 512-byte scale tiles: (row tile, 64-k stage) in order, as 128 words each
+        s = encode_2d(ctx, st, &p.tm_sf, "B scales", desc->b_sf, CU_TENSOR_MAP_DATA_TYPE_UINT32,
+                      4, pl.tiles_n * (k / kStageK), kSfBytes / 4, kSfBytes / 4, kSfBytes / 4, 1,
+                      CU_TENSOR_MAP_SWIZZLE_NONE);
+    p.tma_store = desc->d_dtype != FP4_DTYPE_F32 && fp4_cuda_vec16_ok(d, desc->ldd, 2);
+    if (s == FP4_OK && p.tma_store)
+        s = encode_2d(ctx, st, &p.tm_d, "D", d,
+                      desc->d_dtype == FP4_DTYPE_F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                     : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
+                      2, m, desc->n, desc->ldd, 64, c.bn, CU_TENSOR_MAP_SWIZZLE_128B);
     if (s != FP4_OK) return s;
-    s = encode_b(ctx, st, &p.tm_b, desc->b, desc->n, desc->k);
-    if (s != FP4_OK) return s;
-    p.b_sf = static_cast<const uint8_t *>(desc->b_sf);
     p.d = d;
     p.m = m;
     p.n = desc->n;
