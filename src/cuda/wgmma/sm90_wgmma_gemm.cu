@@ -118,7 +118,10 @@ struct WgArgs {
 #ifdef FP4_SM90A
 
 constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 */
-constexpr int kProducerRegs = 32, kConsumerRegs = 240; /* setmaxnreg: 32 + 2 x 240 = 512 */
+/* NOTE: setmaxnreg moves registers within the CTA's allocation (168 x 384 at launch): the
+ * producer must give back at least what the consumers take (40 + 2 x 232 = 3 x 168), or the
+ * consumers' setmaxnreg.inc waits forever */
+constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
@@ -341,9 +344,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto for_each_unit = [&](auto &&body) {
         const int c = blockIdx.x;
         const bool sk = c < p.sk_ctas;
-        const int64_t lo = sk ? c * p.sk_work / p.sk_ctas : 0;
-        const int64_t hi = sk ? (c + 1) * p.sk_work / p.sk_ctas : 0;
-        int64_t dp_tile = c, pos = lo;
+        // (sk_work < 2^31: the plan says so)
+        const int lo = sk ? (int)(c * p.sk_work / p.sk_ctas) : 0;
+        const int hi = sk ? (int)((c + 1) * p.sk_work / p.sk_ctas) : 0;
+        int64_t dp_tile = c;
+        int pos = lo;
 #pragma unroll 1
         while (true) {
             int64_t tile;
@@ -355,10 +360,9 @@ __global__ void __launch_bounds__(kThreads, 1)
                 slot = -1;
                 dp_tile += gridDim.x;
             } else if (pos < hi) { // then this CTA's stream-K range, piece by piece
-                const int64_t j = pos / nst;
-                tile = p.dp_tiles + j;
-                s0 = (int)(pos % nst);
-                s1 = hi - pos < nst - s0 ? s0 + (int)(hi - pos) : nst;
+                tile = p.dp_tiles + pos / nst;
+                s0 = pos % nst;
+                s1 = hi - pos < nst - s0 ? s0 + (hi - pos) : nst;
                 slot = s0 == 0 && s1 == nst ? -1 : 2 * c + (pos == lo ? 0 : 1);
                 pos += s1 - s0;
             } else {
@@ -710,7 +714,7 @@ Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
     pl.sk_ctas = 0;
     pl.grid = tiles < sms ? tiles : sms;
     pl.cost = (double)fp4_ceil_div(tiles, sms) * nst * sc;
-    if (tiles % sms == 0 || tiles > kMaxCounters) return pl;
+    if (tiles % sms == 0 || tiles > kMaxCounters || 2 * tiles * nst >= 0x7FFFFFFF) return pl;
     // stream-K over the tiles past the full rounds but one
     const int64_t rounds = tiles / sms;
     const int64_t dp = (rounds > 0 ? rounds - 1 : 0) * sms;
