@@ -63,9 +63,10 @@ constexpr int kKMultiple = 64;
 /* the workspace (docs/backends.md): split-K counters, split-K partials, W4A4 activations */
 constexpr int kMaxCounters = 16384; /* tiles of a split-K launch */
 constexpr int64_t kCounterBytes = kMaxCounters * 4;
-constexpr int64_t kPartialBytes = 40ll << 20; /* 2 n256 partial tiles for each of 160 CTAs */
-constexpr int64_t kA16Bytes = 56ll << 20;
+constexpr int64_t kPartialBytes = 32ll << 20;
+constexpr int64_t kA16Bytes = 64ll << 20;
 constexpr int64_t kWorkspaceBytes = kCounterBytes + kPartialBytes + kA16Bytes;
+constexpr int kMaxSplits = 16;
 
 struct WgConfig {
     const char *name;
@@ -104,14 +105,10 @@ struct WgArgs {
     const float *alpha_ptr;
     fp4_dtype d_dtype;
     int64_t tiles_n, tiles_m;
-    /* Stream-K: tiles [0, dp_tiles) go whole to CTAs round-robin; the others' stages, in
-     * (tile, k) order, are cut into sk_ctas equal ranges, one per CTA: a tile cut between CTAs
-     * has its partial sums summed in k order by the last CTA to finish it. */
-    int64_t dp_tiles;
-    int64_t sk_work;      /* stages of the stream-K tiles: (tiles - dp_tiles) * k / 64 */
-    int sk_ctas;          /* CTAs 0..sk_ctas-1 share them; 0: no stream-K */
-    float *partials;      /* stream-K: 2 slots a CTA (its first, last range piece) x BN / 2 x 256 */
-    unsigned *counters;   /* stream-K: one per tile, zero between launches */
+    int splits;           /* split-K: k-ranges per tile, summed in order by the last one */
+    int stages_per_split; /* 64-k stages of a k-range (the last may have fewer) */
+    float *partials;      /* split-K: [tiles][splits][BN / 2][256] floats */
+    unsigned *counters;   /* split-K: one per tile, zero between launches */
 };
 
 /* ---- device helpers (sm_90a) -------------------------------------------------------------- */
@@ -120,7 +117,7 @@ struct WgArgs {
 constexpr float kUnscale = 128.0f; /* decoded weights are value * scale * 2^-7 */
 /* NOTE: setmaxnreg moves registers within the CTA's allocation (168 x 384 at launch): the
  * producer must give back at least what the consumers take (40 + 2 x 232 = 3 x 168), or the
- * consumers' setmaxnreg.inc waits forever */
+ * consumers' setmaxnreg.inc waits forever (24 + 2 x 240 would fit; 32 + 2 x 240 hangs: seen) */
 constexpr int kProducerRegs = 40, kConsumerRegs = 232;
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p) {
@@ -326,11 +323,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     uint64_t *empty = full + STAGES;
     __shared__ unsigned s_last_split;
 
-    // Persistent: each CTA walks its work units, (tile, stages [s0, s1)), in the same order in
-    // the producer and the consumers (for_each_unit). Tiles go in groups of 16 weight tiles with
-    // every token tile inside (the weights of a group stay in L2 while its token tiles pass).
+    // Persistent: CTA b takes work units b, b + gridDim.x, ...; a unit is one k-range (split)
+    // of one 128 x BN tile. Tiles go in groups of 16 weight tiles with every token tile inside
+    // (the weights of a group stay in L2 while its token tiles pass).
+    const int64_t units = p.tiles_n * p.tiles_m * p.splits;
     const int nst = (int)(p.k / kStageK);
-    auto tile_coords = [&](int64_t tile, int64_t &tn, int64_t &tm) {
+    auto unit_coords = [&](int64_t u, int64_t &tile, int64_t &tn, int64_t &tm, int &st_begin,
+                           int &st_count) {
+        tile = u / p.splits;
+        const int split = (int)(u % p.splits);
         constexpr int64_t G = 16;
         const int64_t group = tile / (G * p.tiles_m);
         const int64_t first = group * G;
@@ -338,38 +339,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         const int64_t within = tile - group * G * p.tiles_m;
         tn = first + within % width;
         tm = within / width;
-    };
-    // body(tile, s0, s1, slot): slot -1 for a whole tile, else the partial-sum slot of a piece
-    // (one call site of body: the consumers' code exists once)
-    auto for_each_unit = [&](auto &&body) {
-        const int c = blockIdx.x;
-        const bool sk = c < p.sk_ctas;
-        // (sk_work < 2^31: the plan says so)
-        const int lo = sk ? (int)(c * p.sk_work / p.sk_ctas) : 0;
-        const int hi = sk ? (int)((c + 1) * p.sk_work / p.sk_ctas) : 0;
-        int64_t dp_tile = c;
-        int pos = lo;
-#pragma unroll 1
-        while (true) {
-            int64_t tile;
-            int s0, s1, slot;
-            if (dp_tile < p.dp_tiles) { // whole tiles, round-robin
-                tile = dp_tile;
-                s0 = 0;
-                s1 = nst;
-                slot = -1;
-                dp_tile += gridDim.x;
-            } else if (pos < hi) { // then this CTA's stream-K range, piece by piece
-                tile = p.dp_tiles + pos / nst;
-                s0 = pos % nst;
-                s1 = hi - pos < nst - s0 ? s0 + (hi - pos) : nst;
-                slot = s0 == 0 && s1 == nst ? -1 : 2 * c + (pos == lo ? 0 : 1);
-                pos += s1 - s0;
-            } else {
-                break;
-            }
-            body(tile, s0, s1, slot);
-        }
+        st_begin = split * p.stages_per_split;
+        st_count = nst - st_begin < p.stages_per_split ? nst - st_begin : p.stages_per_split;
     };
 
     if (threadIdx.x == 0) {
@@ -387,12 +358,14 @@ __global__ void __launch_bounds__(kThreads, 1)
         asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
         if (threadIdx.x == 0) {
             int it = 0; // position in the ring, over all units
-            for_each_unit([&](int64_t tile, int s0, int s1, int) {
-                int64_t tn, tm;
-                tile_coords(tile, tn, tm);
 #pragma unroll 1
-                for (int gs = s0; gs < s1; gs++, it++) {
-                    const int slot = it % STAGES;
+            for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+                int64_t tile, tn, tm;
+                int st_begin, st_count;
+                unit_coords(u, tile, tn, tm, st_begin, st_count);
+#pragma unroll 1
+                for (int ls = 0; ls < st_count; ls++, it++) {
+                    const int slot = it % STAGES, gs = st_begin + ls;
                     if (it >= STAGES) mbar_wait(&empty[slot], ((it / STAGES) - 1) & 1);
                     mbar_expect_tx(&full[slot], stage_bytes(BN));
                     tma_load_2d(act + slot * act_tile_bytes(BN), &p.tm_a, gs * kStageK,
@@ -402,7 +375,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                     tma_load_2d(ssm + slot * kSfBytes, &p.tm_sf, 0, (int)(tn * nst + gs),
                                 &full[slot]);
                 }
-            });
+            }
         }
         return;
     }
@@ -464,10 +437,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         it++;
     };
 
-    for_each_unit([&](int64_t tile, int s0, int s1, int pslot) {
-        int64_t tn, tm;
-        tile_coords(tile, tn, tm);
-        const int st_count = s1 - s0;
+#pragma unroll 1
+    for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        int64_t tile, tn, tm;
+        int st_begin, st_count;
+        unit_coords(u, tile, tn, tm, st_begin, st_count);
 #pragma unroll
         for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
         int ls = 0;
@@ -484,36 +458,31 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncwarp();
         if (lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]); // the unit's last slot
 
-        // ---- stream-K: a piece of a tile stores its partial sums; the last piece to finish sums
-        // all of them in k order (the same bits whichever finishes last) ----------------------
-        if (pslot >= 0) {
-            float *part = p.partials + (int64_t)pslot * (BN / 2) * 256 + ctid;
+        // ---- split-K: each k-range stores its partial sums; the last to finish sums them all,
+        // in split order (the same bits whichever finishes last) ------------------------------
+        if (p.splits > 1) {
+            const int64_t split = u % p.splits;
+            float *part = p.partials + ((tile * p.splits + split) * (BN / 2)) * 256 + ctid;
 #pragma unroll
             for (int i = 0; i < BN / 2; i++) __stcg(part + i * 256, acc[i]);
-            // the tile's pieces: those of CTAs c_first..c_last (owner(pos) is the CTA whose
-            // range [c W / C, (c + 1) W / C) holds pos)
-            const int64_t j = tile - p.dp_tiles, W = p.sk_work, C = p.sk_ctas;
-            const int64_t c_first = ((j * nst + 1) * C - 1) / W;
-            const int64_t c_last = (((j + 1) * nst) * C - 1) / W;
-            const unsigned pieces = (unsigned)(c_last - c_first + 1);
             // the stores of all 256 consumers, then one GPU-scope fence and the counter (fences
             // are cumulative: thread 0's covers what the barrier ordered before it); atomicInc
             // wraps the counter back to 0 on the last arrival, ready for the next launch
             named_barrier_consumers();
             if (ctid == 0) {
                 __threadfence();
-                s_last_split = atomicInc(p.counters + tile, pieces - 1) == pieces - 1;
+                s_last_split =
+                    atomicInc(p.counters + tile, (unsigned)p.splits - 1) == (unsigned)p.splits - 1;
                 __threadfence();
             }
             named_barrier_consumers();
-            if (!s_last_split) return;
+            if (!s_last_split) continue;
+            const float *part0 = p.partials + tile * p.splits * (BN / 2) * 256 + ctid;
 #pragma unroll
-            for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
+            for (int i = 0; i < BN / 2; i++) acc[i] = __ldcg(part0 + i * 256);
 #pragma unroll 1
-            for (int64_t c = c_first; c <= c_last; c++) {
-                const int64_t lo_c = c * W / C;
-                const int64_t slot_c = 2 * c + (lo_c >= j * nst ? 0 : 1);
-                const float *ps = p.partials + slot_c * (BN / 2) * 256 + ctid;
+            for (int sp = 1; sp < p.splits; sp++) {
+                const float *ps = part0 + (int64_t)sp * (BN / 2) * 256;
 #pragma unroll
                 for (int i = 0; i < BN / 2; i++) acc[i] += __ldcg(ps + i * 256);
             }
@@ -581,54 +550,48 @@ __global__ void __launch_bounds__(kThreads, 1)
                 stage_and_store(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>());
             else
                 stage_and_store(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>());
-            return;
+            continue;
         }
         switch (p.d_dtype) {
         case FP4_DTYPE_F32: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F32>()); break;
         case FP4_DTYPE_F16: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_F16>()); break;
         default: store_all(std::integral_constant<fp4_dtype, FP4_DTYPE_BF16>()); break;
         }
-    });
+    }
     if (ctid % 128 == 0) tma_store_wait_read(); // the staging lives as long as the CTA
 #endif /* FP4_SM90A */
 }
 
 /* ---- W4A4: E2M1 activations decoded once to F16 (value * scale, exact) ---------------------- */
 
-/* One thread per (row, 4 k-blocks): 32 bytes and 4 scales in, 64 F16 (128 bytes) out, in k
- * order (k % 64 == 0, so every row has whole groups of 4 k-blocks). */
+/* One thread per (row, k-block): 8 bytes and a scale in, 16 F16 (32 bytes) out, in k order. */
 __global__ void sm90_decode_act_kernel(const uint8_t *a, const uint8_t *a_sf, int swizzled,
                                        int64_t rows, int64_t k, int64_t row0, uint16_t *out) {
 #ifdef FP4_SM90A
-    const int64_t kb = k / 16, groups = kb / 4, units = rows * groups;
+    const int64_t kb = k / 16, units = rows * kb;
     for (int64_t u = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; u < units;
          u += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t r = u / groups, q = u % groups, row = row0 + r; // row of A; r: of this chunk
-        const uint4 *src = reinterpret_cast<const uint4 *>(a + row * (k / 2) + q * 32);
-        const uint4 w0 = __ldg(src), w1 = __ldg(src + 1);
-        const int64_t sfo = swizzled ? (row / 128) * groups * 512 + q * 512 + (row % 32) * 16 +
-                                           ((row % 128) / 32) * 4
-                                     : row * kb + 4 * q;
-        const uint32_t words[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
-        uint4 *dst = reinterpret_cast<uint4 *>(out + r * k + q * 64);
+        const int64_t r = u / kb, b = u % kb, row = row0 + r; // row of A; r: of this chunk
+        const uint2 q = *reinterpret_cast<const uint2 *>(a + row * (k / 2) + b * 8);
+        const int64_t sfo = swizzled ? (row / 128) * (kb / 4) * 512 + (b / 4) * 512 +
+                                           (row % 32) * 16 + ((row % 128) / 32) * 4 + b % 4
+                                     : row * kb + b;
+        const __half_raw sr = __nv_cvt_fp8_to_halfraw(a_sf[sfo], __NV_E4M3);
+        const uint32_t s2 = (uint32_t)sr.x | (uint32_t)sr.x << 16;
+        const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
+        const uint32_t words[2] = {q.x, q.y};
+        uint32_t o[8];
 #pragma unroll
-        for (int b = 0; b < 4; b++) { // k-block 4 q + b: words 2 b, 2 b + 1
-            const __half_raw sr = __nv_cvt_fp8_to_halfraw(__ldg(a_sf + sfo + b), __NV_E4M3);
-            const uint32_t s2 = (uint32_t)sr.x | (uint32_t)sr.x << 16;
-            const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
-            uint32_t o[8];
+        for (int w = 0; w < 2; w++)
 #pragma unroll
-            for (int w = 0; w < 2; w++)
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const uint32_t sel = i | i << 4 | (i + 4) << 8 | (i + 4) << 12;
-                    o[4 * w + i] = hmul2_bits<false>(
-                        hmul2_bits<false>(decode_byte_pair<false>(words[2 * b + w], sel), two14),
-                        s2);
-                }
-            dst[2 * b] = make_uint4(o[0], o[1], o[2], o[3]);
-            dst[2 * b + 1] = make_uint4(o[4], o[5], o[6], o[7]);
-        }
+            for (int i = 0; i < 4; i++) {
+                const uint32_t sel = i | i << 4 | (i + 4) << 8 | (i + 4) << 12;
+                o[4 * w + i] = hmul2_bits<false>(
+                    hmul2_bits<false>(decode_byte_pair<false>(words[w], sel), two14), s2);
+            }
+        uint4 *dst = reinterpret_cast<uint4 *>(out + r * k + b * 16);
+        dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+        dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
     }
 #endif
 }
@@ -681,57 +644,48 @@ int64_t a4_chunk_rows(int64_t m, int64_t k) {
     return fp4_ceil_div(fp4_ceil_div(m, chunks), 256) * 256;
 }
 
-/* A launch: the config, its tiles and their split between whole tiles and stream-K. */
+/* A launch: the config, its tiles, and the split-K factor. */
 struct Plan {
     int cfg;
-    int64_t tiles_n, tiles_m;
-    int64_t dp_tiles, sk_work;
-    int sk_ctas;
-    int64_t grid;
+    int64_t tiles_n, tiles_m, units;
+    int splits, stages_per_split;
     double cost; /* estimated time, in n256 stage times */
 };
 
 /* Relative time of one 64-k stage of a CTA, per config (n256 = 1): n64 and n128 tiles do 1/4
  * and 1/2 of n256's multiply-adds but decode the same weights (H200, docs/PERF.md). */
 constexpr double kStageCost[kConfigCount] = {1.0, 0.62, 0.45};
-constexpr int kMinPieceStages = 4; /* stream-K ranges of at least 4 stages */
 
-/* How config cfg runs an m x n x k problem on `sms` SMs (persistent CTAs, one per SM): whole
- * tiles in full rounds, and stream-K over the last one or two rounds when the tiles don't fill
- * whole rounds and it pays (a cut tile costs its pieces' partial-sum stores and the last
- * piece's loads: about 3 stage times a CTA), within the workspace and the counters. */
+/* The split-K factor of config cfg for an m x n x k problem on `sms` SMs: the fewest rounds of
+ * persistent CTAs, each round as long as a k-range, plus the reduction (a split writes its
+ * partial tile and the last reads all of them: about 3 stage times per split), within the
+ * workspace and the counters. */
 Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
     Plan pl;
     pl.cfg = cfg;
     pl.tiles_n = fp4_ceil_div(n, kRows);
     pl.tiles_m = fp4_ceil_div(m, kConfigs[cfg].bn);
     const int64_t tiles = pl.tiles_n * pl.tiles_m;
-    const int64_t nst = k / kStageK;
+    const int nst = (int)(k / kStageK);
     const double sc = kStageCost[cfg];
-    // whole tiles only
-    pl.dp_tiles = tiles;
-    pl.sk_work = 0;
-    pl.sk_ctas = 0;
-    pl.grid = tiles < sms ? tiles : sms;
+    pl.splits = 1;
+    pl.stages_per_split = nst;
     pl.cost = (double)fp4_ceil_div(tiles, sms) * nst * sc;
-    if (tiles % sms == 0 || tiles > kMaxCounters || 2 * tiles * nst >= 0x7FFFFFFF) return pl;
-    // stream-K over the tiles past the full rounds but one
-    const int64_t rounds = tiles / sms;
-    const int64_t dp = (rounds > 0 ? rounds - 1 : 0) * sms;
-    const int64_t work = (tiles - dp) * nst;
-    int64_t ctas = work / kMinPieceStages < sms ? work / kMinPieceStages : sms;
-    if (ctas < 1) ctas = 1;
     const int64_t partial = (int64_t)kRows * kConfigs[cfg].bn * 4;
-    if (2 * ctas * partial > kPartialBytes) return pl;
-    const double cost = (double)(dp / sms) * nst * sc + (double)fp4_ceil_div(work, ctas) * sc +
-                        3.0 * kConfigs[cfg].bn / 256.0;
-    if (cost < pl.cost) {
-        pl.dp_tiles = dp;
-        pl.sk_work = work;
-        pl.sk_ctas = (int)ctas;
-        pl.grid = dp > 0 ? sms : ctas;
-        pl.cost = cost;
+    for (int sp = 2; sp <= kMaxSplits && sp <= nst; sp++) {
+        const int sps = (int)fp4_ceil_div(nst, sp);
+        const int splits = (int)fp4_ceil_div(nst, sps); /* no empty k-range */
+        if (splits != sp) continue;
+        if (tiles > kMaxCounters || tiles * splits * partial > kPartialBytes) break;
+        const double cost = (double)fp4_ceil_div(tiles * splits, sms) * sps * sc +
+                            3.0 * splits * kConfigs[cfg].bn / 256.0;
+        if (cost < pl.cost * 0.97) { /* a split must pay clearly */
+            pl.cost = cost;
+            pl.splits = splits;
+            pl.stages_per_split = sps;
+        }
     }
+    pl.units = tiles * pl.splits;
     return pl;
 }
 
@@ -871,7 +825,7 @@ extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
     if ((uintptr_t)desc->b % 16 != 0) return "b must be 16-byte aligned (TMA)";
     if ((uintptr_t)desc->b_sf % 16 != 0) return "b_sf must be 16-byte aligned (TMA)";
     if (desc->a_dtype == FP4_DTYPE_E2M1) {
-        if ((uintptr_t)desc->a % 16 != 0) return "e2m1 a must be 16-byte aligned";
+        if ((uintptr_t)desc->a % 8 != 0) return "e2m1 a must be 8-byte aligned";
         if (a4_chunk_rows(desc->m, desc->k) == 0) {
             snprintf(buf, len, "k = %lld: 256 rows of activations decoded to F16 exceed the "
                      "%lld-byte workspace", (long long)desc->k, (long long)kA16Bytes);
@@ -926,13 +880,12 @@ static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_
     p.d_dtype = desc->d_dtype;
     p.tiles_n = pl.tiles_n;
     p.tiles_m = pl.tiles_m;
-    p.dp_tiles = pl.dp_tiles;
-    p.sk_work = pl.sk_work;
-    p.sk_ctas = pl.sk_ctas;
+    p.splits = pl.splits;
+    p.stages_per_split = pl.stages_per_split;
     char *ws = static_cast<char *>(st->workspace);
     p.counters = reinterpret_cast<unsigned *>(ws);
     p.partials = reinterpret_cast<float *>(ws + kCounterBytes);
-    const int64_t grid = pl.grid;
+    const int64_t grid = pl.units < sm_count(ctx) ? pl.units : sm_count(ctx);
     fp4_cuda_clear_last_error();
     kernel_for(bf16, cfg)<<<(unsigned)grid, kThreads, config_smem(cfg),
                             fp4_cuda_stream(desc->stream)>>>(p);
@@ -954,7 +907,7 @@ extern "C" fp4_status fp4_cuda_wgmma_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st
                                                  kCounterBytes + kPartialBytes);
     for (int64_t r0 = 0; r0 < desc->m; r0 += chunk) {
         const int64_t rows = desc->m - r0 < chunk ? desc->m - r0 : chunk;
-        const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 64), 256, sm_count(ctx));
+        const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 16), 256, sm_count(ctx));
         fp4_cuda_clear_last_error();
         sm90_decode_act_kernel<<<blocks, 256, 0, stream>>>(
             static_cast<const uint8_t *>(desc->a), static_cast<const uint8_t *>(desc->a_sf),
