@@ -17,8 +17,10 @@
  * of those 128 rows and 4 k-blocks; a ring of STAGES slots guarded by full/empty mbarriers).
  * Warpgroups 1 and 2 consume: each owns 64 weight rows x BN tokens of accumulators, decodes its
  * rows of a stage (4 k16 steps) while the previous stage's wgmmas run, and releases a slot once
- * the wgmmas that read it have retired. Epilogue: alpha, the output type, a transpose through
- * shared memory and 16-byte row stores.
+ * the wgmmas that read it have retired. CTAs are persistent (one per SM) and walk (tile,
+ * k-range) units; split-K partial sums are added in split order by the last CTA of a tile.
+ * Epilogue: alpha, the output type; 16-bit D through stmatrix into a swizzled staging tile and
+ * one TMA store per warpgroup (F32 D, or unaligned rows: stores from registers).
  *
  * Decode of one byte (k = 2t, 2t+1 of a row: the pair a thread's A fragment holds) to an FP16x2
  * (BF16x2) pair: PRMT puts the low nibble at the top of the low half-word (from the word shifted
