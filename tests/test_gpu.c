@@ -996,6 +996,40 @@ static void test_simt_heuristic(void) {
  * scale layout conversion, and the global scale through a pointer: GPU == CPU bytes
  * ==================================================================================== */
 
+/* The Hopper policy's small-M rule: auto takes cuda_mma up to M = 32, cuda_wgmma above (when
+ * both can run; docs/backends.md). */
+static void test_hopper_policy(void) {
+    char why[512];
+    if (fp4_ctx_compute_capability(g_gpu) / 10 != 9) {
+        tu_skip("hopper policy: not an sm_90 device");
+        return;
+    }
+    if (fp4_backend_check(g_gpu, FP4_BACKEND_CUDA_WGMMA, NULL, why, sizeof why) != FP4_OK ||
+        fp4_backend_check(g_gpu, FP4_BACKEND_CUDA_MMA, NULL, why, sizeof why) != FP4_OK) {
+        tu_skip("hopper policy: %s", why);
+        return;
+    }
+    static const struct {
+        int64_t m;
+        fp4_backend want;
+    } cases[] = {{1, FP4_BACKEND_CUDA_MMA},    {32, FP4_BACKEND_CUDA_MMA},
+                 {33, FP4_BACKEND_CUDA_WGMMA}, {4096, FP4_BACKEND_CUDA_WGMMA}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fp4_gemm_desc g;
+        fp4_gemm_desc_init(&g);
+        g.m = cases[i].m;
+        g.n = 4096;
+        g.k = 4096;
+        g.a = g.b = g.a_sf = g.b_sf = (const void *)(uintptr_t)4096; /* never dereferenced */
+        g.d = (void *)(uintptr_t)4096;
+        g.a_sf_layout = g.b_sf_layout = FP4_SF_SWIZZLED_128x4;
+        fp4_tactic t = {FP4_BACKEND_AUTO, -2};
+        const fp4_status st = fp4_gemm_select(g_gpu, &g, &t, why, sizeof why);
+        tu_case(st == FP4_OK && t.backend == cases[i].want, "auto on sm_90 for m = %lld -> %s (\"%s\")",
+                (long long)cases[i].m, fp4_backend_name(cases[i].want), why);
+    }
+}
+
 static void test_sf_convert_gpu(void) {
     static const struct {
         int64_t rows, k;
@@ -1297,6 +1331,7 @@ int main(void) {
     test_sf_convert_gpu();
     test_gs_pointer_gpu();
     test_simt_heuristic();
+    test_hopper_policy();
     test_gemm();
     test_cublaslt_device();
     test_error_paths(count);

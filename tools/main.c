@@ -65,6 +65,8 @@ static void print_help(FILE *out) {
         fprintf(out, "  %-20s%s\n", k_policy_classes[i].label, order);
     }
     fprintf(out,
+            "  (on sm_90, cuda_mma goes first for M <= 32: decode sizes, where its split-K\n"
+            "  mma.sync kernels beat cuda_wgmma's 64- to 256-token tiles)\n"
             "'fp4gemm info' shows why each backend can or can't run on this machine.\n"
             "\n"
             "overrides:\n"
