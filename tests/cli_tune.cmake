@@ -48,7 +48,7 @@ fp4_require("${OUT}" "2 of 2 problems tuned" "the summary")
 fp4_require("${OUT}" "wrote cache.txt: 2 entries for \"CPU\"" "the file and its device")
 file(READ "${WORK}/cache.txt" cache)
 fp4_require("${cache}" "^fp4gemm-tuning 1\n" "the header line")
-fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 4 32 64 e2m1 linear linear bf16 [a-z_]+/[a-z0-9_]+ [0-9.e+-]+\n"
+fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 4 32 64 e2m1 swizzled swizzled bf16 [a-z_]+/[a-z0-9_]+ [0-9.e+-]+\n"
             "the bucket of M = 3 is 4")
 fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 16 32 64 e2m1 " "the bucket of M = 16")
 fp4_require("${cache}" "\nend 2\n$" "the end line counts the entries")
@@ -62,9 +62,9 @@ fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt info)
 fp4_require("${OUT}" "tuning +cache.txt: 2 entries for \"CPU\" sm_0" "info names the loaded file and device")
 fp4_expect(0 info)
 fp4_require("${OUT}" "tuning +none loaded" "info without a cache")
-fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 3 -n 32 -k 64 --layout linear --device cpu --check)
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 3 -n 32 -k 64 --device cpu --check)
 fp4_require("${OUT}" "backend +[a-z_]+/[a-z0-9_]+ \\(tuned: bucket m <= 4" "auto takes the tuned tactic")
-fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 5 -n 32 -k 64 --layout linear --device cpu)
+fp4_expect(0 ENV FP4GEMM_TUNING_FILE=cache.txt gemm -m 5 -n 32 -k 64 --device cpu)
 fp4_require("${OUT}" "backend +[^\n]*\\(auto: policy" "an untuned bucket: the policy")
 
 # ---- --merge keeps the other entries; without it the file is replaced ---------------------------

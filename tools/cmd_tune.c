@@ -128,7 +128,7 @@ int cmd_tune(int argc, char **argv) {
     const char *cmd = "tune";
     const char *preset_name = NULL, *m_list = NULL, *shapes_arg = NULL, *out = NULL;
     fp4_dtype out_dtype = FP4_DTYPE_BF16, a_dtype = FP4_DTYPE_E2M1;
-    fp4_sf_layout layout = FP4_SF_LINEAR;
+    fp4_sf_layout layout = FP4_SF_SWIZZLED_128x4; /* as `fp4gemm gemm`, bench and FlashInfer */
     int device = cli_default_device(), merge = 0;
     float budget = 0, tactic_seconds = 2.0f;
     int64_t seed = 1;
@@ -151,7 +151,7 @@ int cmd_tune(int argc, char **argv) {
          .help = "type of A: e2m1 (W4A4), bf16 or f16 (W4A16)\n(default e2m1)",
          .allowed = CLI_DT(FP4_DTYPE_E2M1) | CLI_DT_HALVES},
         {.name = "--sf-layout", .metavar = "L", .kind = CLI_LAYOUT, .dest = &layout,
-         .help = "scale layout of A and B: linear or swizzled\n(default linear)"},
+         .help = "scale layout of A and B: linear or swizzled\n(default swizzled, as 'fp4gemm gemm' and\nbench; a cache entry serves only its layout)"},
         {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &device,
          .help = "cpu or a CUDA device (default 0 if there is one,\nelse cpu)"},
         {.name = "--budget", .metavar = "S", .kind = CLI_FLOAT, .dest = &budget,

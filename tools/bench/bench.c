@@ -433,7 +433,7 @@ int cmd_bench(int argc, char **argv) {
     run.roof_fp8_tflops = run.dev.fp8_tflops;
     run.roof_copy_gbs = run.dev.copy_gbs;
     if (autotune) {
-        tune_setup setup = {FP4_DTYPE_E2M1, opt.out_dtype, FP4_SF_LINEAR, 0,
+        tune_setup setup = {FP4_DTYPE_E2M1, opt.out_dtype, FP4_SF_SWIZZLED_128x4, 0, /* as the runs */
                             opt.max_point_seconds, opt.seed, 1};
         int tuned = 0;
         fp4_ctx *tctx = bench_cuda_context(bc);
