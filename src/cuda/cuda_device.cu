@@ -176,3 +176,21 @@ extern "C" fp4_status fp4_cuda_synchronize(fp4_ctx *ctx, struct CUstream_st *str
     FP4_CUDA_TRY(ctx, cudaStreamSynchronize(fp4_cuda_stream(stream)), "cudaStreamSynchronize");
     return FP4_OK;
 }
+
+cudaError_t fp4_cuda_workspace_alloc(int64_t bytes, int64_t zero_bytes, void **out) {
+    *out = nullptr;
+    void *ws = nullptr;
+    cudaStream_t zero_stream = nullptr;
+    cudaError_t err = cudaMalloc(&ws, (size_t)bytes);
+    if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&zero_stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess) err = cudaMemsetAsync(ws, 0, (size_t)zero_bytes, zero_stream);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(zero_stream);
+    if (zero_stream) (void)cudaStreamDestroy(zero_stream);
+    if (err != cudaSuccess) {
+        if (ws) cudaFree(ws);
+        (void)cudaGetLastError();
+        return err;
+    }
+    *out = ws;
+    return cudaSuccess;
+}

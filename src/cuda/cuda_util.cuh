@@ -43,6 +43,12 @@ static inline fp4_status fp4_cuda_status(cudaError_t err) {
  * launch only for its own failure. A sticky error (a fault in an earlier kernel) survives the
  * clearing and makes the launch fail, which is then reported, as it should be. */
 static inline void fp4_cuda_clear_last_error(void) { (void)cudaGetLastError(); }
+
+/* A backend's per-context workspace: `bytes` of device memory on the current device, the first
+ * `zero_bytes` of it zeroed (split-K counters) on a stream of its own, so that creating a
+ * context waits for nobody else's work. On failure nothing stays allocated, *out is NULL and
+ * the CUDA error is cleared. cuda_device.cu. */
+cudaError_t fp4_cuda_workspace_alloc(int64_t bytes, int64_t zero_bytes, void **out);
 #define FP4_CUDA_CHECK_LAUNCH(ctx, what) FP4_CUDA_TRY((ctx), cudaGetLastError(), (what))
 
 /* cudaStream_t is `struct CUstream_st *`: the public header's type is the same pointer. */

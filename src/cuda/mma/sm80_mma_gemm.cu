@@ -686,17 +686,8 @@ extern "C" fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **out) 
         }
     // split-K workspace: zeroed counters, then the partials
     const int64_t bytes = kCounterBytes + kWorkspaceBytes;
-    // zeroed on a stream of its own: creating a context waits for nobody else's work
-    cudaStream_t zero_stream = nullptr;
-    cudaError_t err = cudaMalloc(&st->workspace, (size_t)bytes);
-    if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&zero_stream, cudaStreamNonBlocking);
-    if (err == cudaSuccess)
-        err = cudaMemsetAsync(st->workspace, 0, (size_t)kCounterBytes, zero_stream);
-    if (err == cudaSuccess) err = cudaStreamSynchronize(zero_stream);
-    if (zero_stream) (void)cudaStreamDestroy(zero_stream);
+    const cudaError_t err = fp4_cuda_workspace_alloc(bytes, kCounterBytes, &st->workspace);
     if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        cudaFree(st->workspace);
         free(st);
         return FP4_FAIL(ctx, fp4_cuda_status(err), "cuda_mma: workspace of %lld bytes: %s",
                         (long long)bytes, cudaGetErrorString(err));

@@ -743,18 +743,9 @@ extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **o
                                 cudaGetErrorString(err));
             }
         }
-    // the workspace; its split-K counters zeroed on a stream of its own (creating a context
-    // waits for nobody else's work)
-    cudaStream_t zero_stream = nullptr;
-    err = cudaMalloc(&st->workspace, (size_t)kWorkspaceBytes);
-    if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&zero_stream, cudaStreamNonBlocking);
-    if (err == cudaSuccess)
-        err = cudaMemsetAsync(st->workspace, 0, (size_t)kCounterBytes, zero_stream);
-    if (err == cudaSuccess) err = cudaStreamSynchronize(zero_stream);
-    if (zero_stream) (void)cudaStreamDestroy(zero_stream);
+    // the workspace, its split-K counters zeroed
+    err = fp4_cuda_workspace_alloc(kWorkspaceBytes, kCounterBytes, &st->workspace);
     if (err != cudaSuccess) {
-        if (st->workspace) cudaFree(st->workspace);
-        (void)cudaGetLastError();
         free(st);
         return FP4_FAIL(ctx, fp4_cuda_status(err), "cuda_wgmma: workspace of %lld bytes: %s",
                         (long long)kWorkspaceBytes, cudaGetErrorString(err));
