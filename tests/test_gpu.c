@@ -600,6 +600,8 @@ static const gemm_shape k_gemm_shapes[] = {
     {520, 384, 1024, 0, 0, 0}, /* cuda_wgmma: ring wrapping (16 stages over 5-10 slots) */
     {257, 1000, 320, 3, 0, 0}, /* cuda_wgmma: ldd without 16-byte rows: the scalar stores */
     {4200, 256, 8192, 0, 0, 0}, /* cuda_wgmma W4A4: decoded A exceeds the workspace: 2 chunks */
+    {600, 4096, 4096, 0, 0, 0}, /* cuda_wgmma: several work units per persistent CTA (split-K) */
+    {2048, 8192, 256, 0, 0, 0}, /* ... and whole tiles, 4 units a CTA: ring and staging reuse */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
