@@ -577,6 +577,8 @@ typedef struct gemm_shape {
     int extreme_scales; /* B's scales E4M3 subnormals and the smallest normals (0x01..0x0F),
                          * E2M1 A's the largest (0x70..0x7E): decoded weights that are FP16
                          * subnormals, the largest decoded activations */
+    int swizzled;       /* both scale layouts swizzled for every A type (else they alternate
+                         * with the case number) */
 } gemm_shape;
 
 static const gemm_shape k_gemm_shapes[] = {
@@ -602,6 +604,10 @@ static const gemm_shape k_gemm_shapes[] = {
     {4200, 256, 8192, 0, 0, 0}, /* cuda_wgmma W4A4: decoded A exceeds the workspace: 2 chunks */
     {600, 4096, 4096, 0, 0, 0}, /* cuda_wgmma: several work units per persistent CTA (split-K) */
     {2048, 8192, 256, 0, 0, 0}, /* ... and whole tiles, 4 units a CTA: ring and staging reuse */
+    {1000, 200, 512, 0, 0, 0, 1},  /* n < m, swizzled A and B: W4A4 with A as the register
+                                    * operand where a backend swaps (cuda_wgmma's branch) */
+    {1000, 200, 512, 5, 0, 0, 1},  /* ... rows of D not 16-byte aligned: direct stores */
+    {2560, 2304, 16384, 0, 0, 0, 1}, /* ... with B decoded in two chunks (r0 > 0) */
 };
 
 /* Random NVFP4 operand [rows, k]: packed bytes, and scales (exponents -4..4, so that F16
@@ -783,8 +789,8 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
     memset(&p, 0, sizeof p);
     p.s = s;
     p.a_dtype = a_dtype;
-    p.a_layout = (variant & 1) ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
-    p.b_layout = (variant & 2) ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
+    p.a_layout = (variant & 1) || s->swizzled ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
+    p.b_layout = (variant & 2) || s->swizzled ? FP4_SF_SWIZZLED_128x4 : FP4_SF_LINEAR;
     p.alpha = (variant % 3 == 2) ? -1.0f / 64.0f : 1.0f / 64.0f;
 
     // operands on the host: B always NVFP4; A NVFP4 or 16-bit activations
