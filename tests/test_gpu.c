@@ -582,28 +582,28 @@ typedef struct gemm_shape {
 } gemm_shape;
 
 static const gemm_shape k_gemm_shapes[] = {
-    {1, 1, 16, 0, 0, 0},      {1, 4096, 4096, 0, 0, 0},  {7, 1, 48, 0, 0, 0},
-    {129, 257, 48, 0, 0, 0},  {33, 65, 4096, 0, 0, 0},   {16, 128, 28672, 0, 0, 0},
-    {2048, 64, 256, 0, 0, 0},
-    {64, 3000, 512, 0, 0, 0}, /* tall-skinny weight */
-    {37, 50, 96, 13, 0, 0},   /* non-contiguous D */
-    {3, 33, 80, 0, 1, 0},   /* misaligned A and B, small-M path */
-    {1, 33, 640, 0, 0, 0},    /* small-M: 40 k-blocks, lanes with one step fewer */
-    {12, 257, 720, 0, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
-    {9, 130, 528, 0, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
-    {40, 33, 80, 0, 1, 0},  /* misaligned A and B, tiled path */
-    {129, 257, 192, 0, 0, 0},  /* k % 64 == 0 with ragged M and N: cuda_mma's token tiles */
-    {70, 200, 1344, 5, 0, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
-    {9, 4100, 3072, 0, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
-    {37, 200, 256, 0, 0, 1}, /* extreme scales: a flushed subnormal product would fail */
-    {64, 130, 64, 0, 0, 0},    /* cuda_wgmma: one 64-k stage, a ragged 128-row weight tile */
-    {100, 200, 128, 0, 0, 0},  /* cuda_wgmma n128: two stages, ragged tokens and weights */
-    {300, 260, 640, 0, 0, 0},  /* cuda_wgmma n256: 2 x 3 tiles, both edges ragged */
-    {520, 384, 1024, 0, 0, 0}, /* cuda_wgmma: ring wrapping (16 stages over 5-10 slots) */
-    {257, 1000, 320, 3, 0, 0}, /* cuda_wgmma: ldd without 16-byte rows: the scalar stores */
-    {4200, 256, 8192, 0, 0, 0}, /* cuda_wgmma W4A4: decoded A exceeds the workspace: 2 chunks */
-    {600, 4096, 4096, 0, 0, 0}, /* cuda_wgmma: several work units per persistent CTA (split-K) */
-    {2048, 8192, 256, 0, 0, 0}, /* ... and whole tiles, 4 units a CTA: ring and staging reuse */
+    {1, 1, 16, 0, 0, 0, 0},      {1, 4096, 4096, 0, 0, 0, 0},  {7, 1, 48, 0, 0, 0, 0},
+    {129, 257, 48, 0, 0, 0, 0},  {33, 65, 4096, 0, 0, 0, 0},   {16, 128, 28672, 0, 0, 0, 0},
+    {2048, 64, 256, 0, 0, 0, 0},
+    {64, 3000, 512, 0, 0, 0, 0}, /* tall-skinny weight */
+    {37, 50, 96, 13, 0, 0, 0},   /* non-contiguous D */
+    {3, 33, 80, 0, 1, 0, 0},   /* misaligned A and B, small-M path */
+    {1, 33, 640, 0, 0, 0, 0},    /* small-M: 40 k-blocks, lanes with one step fewer */
+    {12, 257, 720, 0, 0, 0, 0},  /* small-M: a second, partly used block of 8 rows of A */
+    {9, 130, 528, 0, 0, 0, 0},   /* small-M: 9 rows, 33 k-blocks */
+    {40, 33, 80, 0, 1, 0, 0},  /* misaligned A and B, tiled path */
+    {129, 257, 192, 0, 0, 0, 0},  /* k % 64 == 0 with ragged M and N: cuda_mma's token tiles */
+    {70, 200, 1344, 5, 0, 0, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
+    {9, 4100, 3072, 0, 0, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
+    {37, 200, 256, 0, 0, 1, 0}, /* extreme scales: a flushed subnormal product would fail */
+    {64, 130, 64, 0, 0, 0, 0},    /* cuda_wgmma: one 64-k stage, a ragged 128-row weight tile */
+    {100, 200, 128, 0, 0, 0, 0},  /* cuda_wgmma n128: two stages, ragged tokens and weights */
+    {300, 260, 640, 0, 0, 0, 0},  /* cuda_wgmma n256: 2 x 3 tiles, both edges ragged */
+    {520, 384, 1024, 0, 0, 0, 0}, /* cuda_wgmma: ring wrapping (16 stages over 5-10 slots) */
+    {257, 1000, 320, 3, 0, 0, 0}, /* cuda_wgmma: ldd without 16-byte rows: the scalar stores */
+    {4200, 256, 8192, 0, 0, 0, 0}, /* cuda_wgmma W4A4: decoded A exceeds the workspace: 2 chunks */
+    {600, 4096, 4096, 0, 0, 0, 0}, /* cuda_wgmma: several work units per persistent CTA (split-K) */
+    {2048, 8192, 256, 0, 0, 0, 0}, /* ... and whole tiles, 4 units a CTA: ring and staging reuse */
     {1000, 200, 512, 0, 0, 0, 1},  /* n < m, swizzled A and B: W4A4 with A as the register
                                     * operand where a backend swaps (cuda_wgmma's branch) */
     {1000, 200, 512, 5, 0, 0, 1},  /* ... rows of D not 16-byte aligned: direct stores */
