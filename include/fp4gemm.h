@@ -511,8 +511,9 @@ fp4_status fp4_gemm_list_tactics(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_ta
  * the context's policy that can run desc; then the config: the one asked for, else the
  * backend's heuristic for desc. With desc NULL the problem is unknown: the backend is judged
  * on the device only and out->config is -1 unless one was asked for. why[why_len] (may be
- * NULL) gets one line, e.g. "auto: policy for sm_90 (cuda_wgmma: not implemented yet), first
- * that can run: cuda_mma; cuda_mma heuristic for m = 16: m16_r1". On failure
+ * NULL) gets one line, e.g. "auto: policy for sm_90 (cuda_wgmma: needs swizzled (128x4)
+ * weight scales: ...), first that can run: cuda_mma; cuda_mma heuristic for m = 300: m32_r2".
+ * On failure
  * (FP4_ERR_NOT_SUPPORTED: nothing can run; FP4_ERR_INVALID_ARGUMENT: a bad desc or a bad
  * FP4GEMM_BACKEND that auto needed) why and fp4_last_error say why. */
 fp4_status fp4_gemm_select(fp4_ctx *ctx, const fp4_gemm_desc *desc, fp4_tactic *out,
