@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#ifdef FP4GEMM_HAVE_CUDA
+#if defined(FP4GEMM_HAVE_CUDA) && !defined(FP4GEMM_NO_WGMMA)
 #define WGMMA_CONFIGS 3 /* n256, n128, n64 (src/cuda/wgmma/) */
 #else
 #define WGMMA_CONFIGS 0 /* a build without CUDA has no GPU configs */

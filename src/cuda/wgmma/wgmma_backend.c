@@ -4,7 +4,7 @@
 #include "backend.h"
 #include "cuda/wgmma/wgmma.h"
 
-#ifdef FP4GEMM_HAVE_CUDA
+#if defined(FP4GEMM_HAVE_CUDA) && !defined(FP4GEMM_NO_WGMMA)
 
 static fp4_status wgmma_init(fp4_ctx *ctx, void **state) {
     *state = NULL;
@@ -49,11 +49,13 @@ const fp4_backend_ops fp4_cuda_wgmma_ops = {
     fp4_cuda_wgmma_default_config, wgmma_run,
 };
 
-#else /* built without CUDA: no configs, nothing to set up or run */
+#else /* built without CUDA (or with a toolkit older than 12.0): nothing to set up or run */
 
 static const char *wgmma_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *desc, char *buf,
                                size_t len) {
-    return fp4_needs_cuda_device(ctx, buf, len);
+    const char *gpu = fp4_needs_cuda_device(ctx, buf, len);
+    if (gpu) return gpu;
+    return "this build has no sm_90a code (its CUDA toolkit is older than 12.0)";
 }
 
 const fp4_backend_ops fp4_cuda_wgmma_ops = {
