@@ -354,17 +354,18 @@ int cmd_checkpoint(int argc, char **argv) {
         "usage: fp4gemm checkpoint <inspect|quantize|verify> ... [--help]\n"
         "\n"
         "Safetensors checkpoints and their NVFP4 layers in NVIDIA ModelOpt's format (what\n"
-        "vLLM's and SGLang's modelopt_fp4 load): <layer>.weight U8 [N, K/2] (E2M1 pairs, the even\n"
-        "k in the low nibble), <layer>.weight_scale F8_E4M3 [N, K/16] (linear layout),\n"
-        "<layer>.weight_scale_2 F32 (the decode global scale) and <layer>.input_scale.\n"
+        "vLLM's and SGLang's modelopt_fp4 load):\n"
+        "  <layer>.weight          U8 [N, K/2]: E2M1 pairs, the even k in the low nibble\n"
+        "  <layer>.weight_scale    F8_E4M3 [N, K/16]: one scale per 16, linear layout\n"
+        "  <layer>.weight_scale_2  F32: the decode global scale; .input_scale likewise\n"
         "\n"
-        "  inspect PATH               tensors, NVFP4 layers, scale statistics, quant config\n"
-        "  quantize IN OUT [options]  BF16/F16/F32 checkpoint -> ModelOpt NVFP4 (modelopt recipe)\n"
+        "  inspect PATH             tensors, NVFP4 layers, scale statistics, config\n"
+        "  quantize IN OUT [opts]   BF16/F16/F32 -> ModelOpt NVFP4 (the modelopt recipe)\n"
         "  verify NVFP4 [--against ORIGINAL]   per-layer error, SNR and flags\n"
         "\n"
-        "PATH, IN, ORIGINAL: a .safetensors file, a sharded checkpoint's index .json, or a folder\n"
-        "holding model.safetensors.index.json or model.safetensors. The GEMM of one layer:\n"
-        "  fp4gemm gemm --weights PATH --layer NAME -m M --check\n";
+        "PATH, IN, ORIGINAL: a .safetensors file, a sharded checkpoint's index .json,\n"
+        "or a folder holding model.safetensors.index.json or model.safetensors.\n"
+        "The GEMM of one layer: fp4gemm gemm --weights PATH --layer NAME -m M --check\n";
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(help, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;

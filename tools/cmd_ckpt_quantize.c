@@ -273,12 +273,14 @@ int cmd_ckpt_quantize(int argc, char **argv) {
                  "else the CPU); the bytes\nare the same"},
     };
     cli_command cmd = {
-        .name = CMD, .usage = "IN OUT [--exclude PATTERN]... [--fuse A,B,..]... [--device D]",
-        .about = "Quantizes a BF16/F16/F32 safetensors checkpoint to NVIDIA ModelOpt's NVFP4 format\n"
-                 "with the modelopt recipe (the bytes ModelOpt's export writes; docs/format.md):\n"
-                 "every 2-D <layer>.weight with K a multiple of 16 becomes <layer>.weight U8\n"
-                 "[N, K/2], <layer>.weight_scale F8_E4M3 [N, K/16] and <layer>.weight_scale_2 F32\n"
-                 "(fp32(amax / 2688)); norms, biases, embeddings and excluded layers are copied.\n"
+        .name = CMD, .usage = "IN OUT [--exclude PATTERN]... [--fuse A,B]...\n[--device D]",
+        .about = "Quantizes a BF16/F16/F32 safetensors checkpoint to NVIDIA ModelOpt's NVFP4\n"
+                 "format with the modelopt recipe (the bytes ModelOpt's export writes; see\n"
+                 "docs/format.md): every 2-D <layer>.weight with K a multiple of 16 becomes\n"
+                 "  <layer>.weight          U8 [N, K/2]\n"
+                 "  <layer>.weight_scale    F8_E4M3 [N, K/16]\n"
+                 "  <layer>.weight_scale_2  F32, fp32(amax / 2688)\n"
+                 "and norms, biases, embeddings and excluded layers are copied as they are.\n"
                  "IN: a .safetensors file, an index .json or a folder. OUT: a folder (made if\n"
                  "missing) that gets model.safetensors, hf_quant_config.json and, when IN's\n"
                  "folder has a config.json, config.json with quantization_config.",

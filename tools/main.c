@@ -27,7 +27,7 @@ static const command k_commands[] = {
     {"dequantize", cmd_dequantize, "packed E2M1 file + E4M3 scale file -> F32/F16/BF16 file"},
     {"bench", cmd_bench, "benchmark every backend against the baselines"},
     {"tune", cmd_tune, "autotune: the fastest checked tactic per problem, to a cache file"},
-    {"checkpoint", cmd_checkpoint, "safetensors checkpoints: inspect, quantize to ModelOpt NVFP4, verify"},
+    {"checkpoint", cmd_checkpoint, "safetensors checkpoints: inspect, quantize to NVFP4, verify"},
     {"gen-input", cmd_gen_input, "write a seeded random F32/F16/BF16 file (tests, examples)"},
 };
 #define N_COMMANDS ((int)(sizeof k_commands / sizeof k_commands[0]))
