@@ -880,8 +880,9 @@ int64_t fp4_safetensors_count(const fp4_safetensors *st);
 fp4_status fp4_safetensors_tensor(const fp4_safetensors *st, int64_t index, fp4_st_tensor *out);
 /* Index of the tensor named `name`, or -1 if there is none (not an error: nothing recorded). */
 int64_t fp4_safetensors_find(const fp4_safetensors *st, const char *name);
-/* The __metadata__ entries (of the first file, or of the index's "metadata" object when its
- * values are strings): count, then key/value i in insertion order; NULL past the end.
+/* The __metadata__ entries (of the first file that has any: a sharded checkpoint's shards
+ * in the order the index first names them): count, then key i in the file's order (NULL past
+ * the end).
  * fp4_safetensors_metadata gives the value of `key`, or NULL. */
 int64_t fp4_safetensors_metadata_count(const fp4_safetensors *st);
 const char *fp4_safetensors_metadata_key(const fp4_safetensors *st, int64_t index);

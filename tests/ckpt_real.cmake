@@ -78,6 +78,27 @@ else()
   message(STATUS "no CUDA device: the GPU-equals-CPU comparison runs on a GPU machine")
 endif()
 
+# 3b. --fuse: q/k/v share one weight_scale_2, the largest of their own; --exclude is honoured
+fp4_expect(0 checkpoint quantize model/model.safetensors qf --device cpu --fuse query,key,value
+           --exclude "pooler*")
+fp4_require("${OUT}" "quantized 36 linear layers" "pooler.dense excluded")
+fp4_expect(0 checkpoint inspect qf --layers-only)
+set(ws2s "")
+foreach(p query key value)
+  if(NOT OUT MATCHES "encoder.layer.0.attention.self.${p} +384 x 384 +([0-9.e-]+) ")
+    message(FATAL_ERROR "${LAST}: no ws2 for layer.0 ${p}")
+  endif()
+  list(APPEND ws2s "${CMAKE_MATCH_1}")
+endforeach()
+list(REMOVE_DUPLICATES ws2s)
+list(LENGTH ws2s n_ws2)
+if(NOT n_ws2 EQUAL 1 OR NOT verify_out MATCHES "encoder.layer.0.attention.self.query +384 x 384 +${ws2s} ")
+  message(FATAL_ERROR "--fuse query,key,value: ws2 ${ws2s}, expected one value, query's own "
+                      "(the largest amax of the three) in:\n${verify_out}")
+endif()
+file(READ "${WORK}/qf/hf_quant_config.json" hf)
+fp4_require("${hf}" "\"pooler.dense\"" "the excluded layer in exclude_modules")
+
 # 4. each layer's GEMM, checked against the fp64 reference
 string(REGEX MATCHALL "\n[a-z0-9_.]+ +[0-9]+ x [0-9]+ " rows "${verify_out}")
 set(n 0)
