@@ -317,7 +317,7 @@ int cmd_ckpt_quantize(int argc, char **argv) {
             return CLI_OK;
         }
     if (n_rest < 3 || args[1][0] == '-' || args[2][0] == '-')
-        rc = cli_fail(CMD, CLI_USAGE, "usage: fp4gemm %s %s (see --help)", CMD, cmd.usage);
+        rc = cli_fail(CMD, CLI_USAGE, "usage: fp4gemm %s IN OUT [options] (see --help)", CMD);
     if (rc == CLI_RUN) {
         pos[0] = args[1], pos[1] = args[2];
         args[2] = args[0];
