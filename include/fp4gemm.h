@@ -811,6 +811,7 @@ fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info);
  * e.g. "model.safetensors: tensor \"a.weight\": data_offsets [0, 96] hold 96 bytes, but
  * F32 [4, 8] needs 128". The header is parsed with cJSON (Debian: libcjson-dev); a library
  * built without it returns FP4_ERR_NOT_SUPPORTED ("built without cJSON") from every call.
+ * An open checkpoint is read-only: any number of threads may read one handle at once.
  *
  * The safetensors format (huggingface/safetensors, docs/format.md): 8 bytes, the header's
  * length N as a little-endian uint64; N bytes of UTF-8 JSON (an object; trailing spaces
