@@ -16,15 +16,20 @@
 
 static char g_dir[256];
 
-/* A file image: 8-byte length, the header text, then `data_len` bytes of i & 0xFF. */
-static uint8_t *image(const char *header, int64_t data_len, int64_t *size) {
-    const size_t h = strlen(header);
+/* A file image: 8-byte length, the header text (hlen bytes; 0: strlen), then `data_len`
+ * bytes of i & 0xFF. */
+static uint8_t *image_n(const char *header, size_t hlen, int64_t data_len, int64_t *size) {
+    const size_t h = hlen ? hlen : strlen(header);
     *size = 8 + (int64_t)h + data_len;
     uint8_t *p = malloc((size_t)*size + 1);
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)((uint64_t)h >> (8 * i));
     memcpy(p + 8, header, h);
     for (int64_t i = 0; i < data_len; i++) p[8 + h + i] = (uint8_t)i;
     return p;
+}
+
+static uint8_t *image(const char *header, int64_t data_len, int64_t *size) {
+    return image_n(header, 0, data_len, size);
 }
 
 /* The header must be refused with a message containing `needle`. */
@@ -102,7 +107,15 @@ static void test_bad_headers(void) {
                "empty name");
     expect_bad("metadata not strings", "{\"__metadata__\":{\"a\":1}}", 0, "not a string");
     expect_bad("metadata twice", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "given twice");
-    expect_bad("NUL in the header", "{\"a\"\0}", 0, "not valid JSON");
+    {
+        static const char nul[] = "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}\0 ";
+        int64_t n;
+        uint8_t *q = image_n(nul, sizeof nul - 1, 1, &n);
+        fp4_safetensors *h = NULL;
+        tu_case(fp4_safetensors_open_buffer(q, n, "nul", &h) == FP4_ERR_INVALID_ARGUMENT && !h &&
+                    strstr(fp4_last_error(NULL), "a NUL byte"), "refused: a NUL byte in the header");
+        free(q);
+    }
 }
 
 /* Writes n tensors of every dtype, reads them back through the map. */
