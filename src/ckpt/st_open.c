@@ -47,6 +47,33 @@ static fp4_safetensors *new_handle(int n_shards) {
     return st;
 }
 
+fp4_status fp4_safetensors_open_buffer(const void *data, int64_t size, const char *origin,
+                                       fp4_safetensors **out) {
+    if (!out) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_safetensors_open_buffer: out is NULL");
+    *out = NULL;
+    if ((!data && size) || size < 0)
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
+                        "fp4_safetensors_open_buffer: data is NULL or size < 0");
+    if (!fp4_built_with_safetensors()) return FP4_FAIL(NULL, FP4_ERR_NOT_SUPPORTED, FP4_ST_NO_CJSON);
+    fp4_safetensors *st = new_handle(1);
+    if (!st || !(st->shards[0].path = strdup(origin ? origin : "safetensors buffer"))) {
+        fp4_safetensors_close(st);
+        return FP4_FAIL(NULL, FP4_ERR_OUT_OF_MEMORY, "fp4_safetensors_open_buffer");
+    }
+    static const uint8_t nothing[8];
+    st->shards[0].base = data ? data : nothing;
+    st->shards[0].size = size;
+    fp4_status s = fp4_st_parse_file(st, 0);
+    if (s == FP4_OK) s = fp4_st_finish(st);
+    if (s != FP4_OK) {
+        fp4_safetensors_close(st);
+        return s;
+    }
+    *out = st;
+    return FP4_OK;
+}
+
+#ifdef FP4GEMM_HAVE_CJSON
 /* Maps `path` read-only into sh (sh->path set by the caller). */
 static fp4_status map_file(fp4_st_shard *sh) {
     const int fd = open(sh->path, O_RDONLY | O_CLOEXEC);
@@ -75,32 +102,6 @@ static fp4_status map_file(fp4_st_shard *sh) {
     return FP4_OK;
 }
 
-fp4_status fp4_safetensors_open_buffer(const void *data, int64_t size, const char *origin,
-                                       fp4_safetensors **out) {
-    if (!out) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_safetensors_open_buffer: out is NULL");
-    *out = NULL;
-    if ((!data && size) || size < 0)
-        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT,
-                        "fp4_safetensors_open_buffer: data is NULL or size < 0");
-    if (!fp4_built_with_safetensors()) return FP4_FAIL(NULL, FP4_ERR_NOT_SUPPORTED, FP4_ST_NO_CJSON);
-    fp4_safetensors *st = new_handle(1);
-    if (!st || !(st->shards[0].path = strdup(origin ? origin : "safetensors buffer"))) {
-        fp4_safetensors_close(st);
-        return FP4_FAIL(NULL, FP4_ERR_OUT_OF_MEMORY, "fp4_safetensors_open_buffer");
-    }
-    static const uint8_t nothing[8];
-    st->shards[0].base = data ? data : nothing;
-    st->shards[0].size = size;
-    fp4_status s = fp4_st_parse_file(st, 0);
-    if (s == FP4_OK) s = fp4_st_finish(st);
-    if (s != FP4_OK) {
-        fp4_safetensors_close(st);
-        return s;
-    }
-    *out = st;
-    return FP4_OK;
-}
-
 static fp4_status open_single(const char *path, fp4_safetensors **out) {
     fp4_safetensors *st = new_handle(1);
     if (!st || !(st->shards[0].path = strdup(path))) {
@@ -118,7 +119,6 @@ static fp4_status open_single(const char *path, fp4_safetensors **out) {
     return FP4_OK;
 }
 
-#ifdef FP4GEMM_HAVE_CJSON
 /* The whole (small) file at path, NUL-terminated, in *out. */
 static fp4_status read_small(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -228,12 +228,12 @@ static fp4_status open_index(const char *path, fp4_safetensors **out) {
     *out = st;
     return FP4_OK;
 }
-#endif
 
 static int ends_with(const char *s, const char *suffix) {
     const size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
+#endif
 
 fp4_status fp4_safetensors_open(const char *path, fp4_safetensors **out) {
     if (!out) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_safetensors_open: out is NULL");
