@@ -3,7 +3,7 @@
 #   make test   builds, then runs the whole test suite (GPU cases run when a GPU is present)
 # More: make test-sanitize (ASan + UBSan, CPU build of the static library, so that the two
 # library kinds and their installed packages are both tested), make fuzz (the tuning-file loader
-# under libFuzzer), make test-tsan (ThreadSanitizer,
+# under libFuzzer; FUZZ_TARGET=safetensors: the checkpoint reader), make test-tsan (ThreadSanitizer,
 # CPU build, the concurrency tests: docs/threads.md), make clean. CMAKE_ARGS passes
 # options through, e.g. make test CMAKE_ARGS=-DFP4GEMM_CUDA=OFF: the arguments a build folder
 # was configured with are kept in BUILD/fp4gemm-cmake-args, and the folder is configured

@@ -803,6 +803,133 @@ void fp4_tuning_info_init(fp4_tuning_info *info); /* zeroes, sets struct_size */
  * output struct: see above fp4_device_info). */
 fp4_status fp4_tuning_get_info(const fp4_ctx *ctx, fp4_tuning_info *info);
 
+/* ---------------------------------------------------------------------------------------
+ * Checkpoints (src/ckpt/, docs/format.md "Checkpoints"): safetensors files, read through a
+ * read-only memory map and validated whole before anything is read, and NVIDIA ModelOpt's
+ * NVFP4 layers in them. Host calls, no context (except the weight loader), that never print:
+ * a failure returns a status and leaves its detail in fp4_last_error(NULL) (thread-local),
+ * e.g. "model.safetensors: tensor \"a.weight\": data_offsets [0, 96] hold 96 bytes, but
+ * F32 [4, 8] needs 128". The header is parsed with cJSON (Debian: libcjson-dev); a library
+ * built without it returns FP4_ERR_NOT_SUPPORTED ("built without cJSON") from every call.
+ * An open checkpoint is read-only: any number of threads may read one handle at once.
+ *
+ * The safetensors format (huggingface/safetensors, docs/format.md): 8 bytes, the header's
+ * length N as a little-endian uint64; N bytes of UTF-8 JSON (an object; trailing spaces
+ * allowed), each key a tensor name mapped to {"dtype", "shape", "data_offsets": [begin, end]}
+ * (offsets in bytes from the end of the header), plus an optional "__metadata__" object of
+ * string values; then the data. Checked before use: N <= 100 MB and within the file, the JSON
+ * shape, dtype names, non-negative integer dims (at most FP4_ST_MAX_DIMS) whose product times
+ * the dtype size fits int64 and equals end - begin, unique names, and offsets that tile the
+ * data section exactly (sorted by begin: the first at 0, each at the previous end, the last
+ * at the file's end: no holes, no overlaps). Anything else is FP4_ERR_INVALID_ARGUMENT.
+ * ------------------------------------------------------------------------------------- */
+#define FP4_ST_MAX_DIMS 8
+#define FP4_ST_MAX_HEADER_BYTES 100000000 /* the safetensors reference's limit */
+
+/* The dtypes of the safetensors format, by their names there ("F32", "F8_E4M3", ...). */
+typedef enum fp4_st_dtype {
+    FP4_ST_BOOL = 0, FP4_ST_U8 = 1, FP4_ST_I8 = 2, FP4_ST_F8_E5M2 = 3, FP4_ST_F8_E4M3 = 4,
+    FP4_ST_F8_E8M0 = 5, FP4_ST_I16 = 6, FP4_ST_U16 = 7, FP4_ST_F16 = 8, FP4_ST_BF16 = 9,
+    FP4_ST_I32 = 10, FP4_ST_U32 = 11, FP4_ST_F32 = 12, FP4_ST_I64 = 13, FP4_ST_U64 = 14,
+    FP4_ST_F64 = 15, FP4_ST_C64 = 16
+} fp4_st_dtype;
+#define FP4_ST_DTYPE_COUNT 17
+
+/* "F32", "BF16", ... as the format spells them; "?" for a bad value. */
+const char *fp4_st_dtype_name(fp4_st_dtype dtype);
+/* Bytes per element (1, 2, 4 or 8); 0 for a bad value. */
+int64_t fp4_st_dtype_size(fp4_st_dtype dtype);
+
+/* One tensor of an open checkpoint. Pointers stay valid until fp4_safetensors_close. */
+typedef struct fp4_st_tensor {
+    const char *name;      /* "model.layers.0.mlp.up_proj.weight" */
+    fp4_st_dtype dtype;
+    int ndim;              /* 0 (a scalar: one element) .. FP4_ST_MAX_DIMS */
+    int64_t shape[FP4_ST_MAX_DIMS]; /* row-major, the last dimension contiguous; 0 past ndim */
+    int64_t numel;         /* product of the dims (1 for a scalar) */
+    int64_t bytes;         /* numel * fp4_st_dtype_size(dtype) */
+    int64_t file_offset;   /* of its first byte in its file (8 + N + begin) */
+    const void *data;      /* the bytes, mapped read-only (little-endian elements) */
+    const char *file;      /* the file it is in (a shard of a sharded checkpoint) */
+} fp4_st_tensor;
+
+typedef struct fp4_safetensors fp4_safetensors; /* an open checkpoint */
+
+/* 1 when the library was built with cJSON (the checkpoint calls work), else 0. */
+int fp4_built_with_safetensors(void);
+
+/* Opens a checkpoint: a .safetensors file; a sharded checkpoint's index JSON
+ * ("model.safetensors.index.json": {"weight_map": {tensor name: shard file name}}, shard
+ * names relative to the index's folder, no '/' or "..", every mapped tensor in its shard and
+ * every tensor of a shard in the map); or a folder holding model.safetensors.index.json or
+ * else model.safetensors. Every file is mapped read-only (mmap) and validated (above) before
+ * *out is set; a tensor name in two shards is an error. On failure *out is NULL.
+ * Errors: FP4_ERR_INVALID_ARGUMENT (NULL argument, a file that can't be opened: the system's
+ * reason, a corrupt or hostile file: what is wrong, where), FP4_ERR_OUT_OF_MEMORY,
+ * FP4_ERR_NOT_SUPPORTED (built without cJSON). */
+fp4_status fp4_safetensors_open(const char *path, fp4_safetensors **out);
+/* The same on `size` bytes at `data` (one file's image, not copied: it must outlive the
+ * handle); `origin` (may be NULL) names it in messages. */
+fp4_status fp4_safetensors_open_buffer(const void *data, int64_t size, const char *origin,
+                                       fp4_safetensors **out);
+void fp4_safetensors_close(fp4_safetensors *st); /* unmaps; accepts NULL */
+
+/* Number of tensors (over all shards); 0 for NULL. */
+int64_t fp4_safetensors_count(const fp4_safetensors *st);
+/* Tensor `index` (0 .. count-1, in name order, strcmp) into *out. FP4_ERR_INVALID_ARGUMENT
+ * for NULL or an index out of range. */
+fp4_status fp4_safetensors_tensor(const fp4_safetensors *st, int64_t index, fp4_st_tensor *out);
+/* Index of the tensor named `name`, or -1 if there is none (not an error: nothing recorded). */
+int64_t fp4_safetensors_find(const fp4_safetensors *st, const char *name);
+/* The __metadata__ entries (of the first file that has any: a sharded checkpoint's shards
+ * in the order the index first names them): count, then key i in the file's order (NULL past
+ * the end).
+ * fp4_safetensors_metadata gives the value of `key`, or NULL. */
+int64_t fp4_safetensors_metadata_count(const fp4_safetensors *st);
+const char *fp4_safetensors_metadata_key(const fp4_safetensors *st, int64_t index);
+const char *fp4_safetensors_metadata(const fp4_safetensors *st, const char *key);
+
+/* Writes a safetensors file of `count` tensors (name, dtype, ndim, shape and data of each are
+ * read; numel/bytes/offsets are computed; data may be NULL only for 0 bytes) in the given
+ * order, with `n_meta` __metadata__ pairs (meta[2i] key, meta[2i+1] value; meta may be NULL
+ * when n_meta is 0). The header is padded with spaces to a multiple of 8 bytes, so the data
+ * starts 8-byte aligned. Atomic: a temporary file in the same folder, flushed to disk, then
+ * renamed over path; on failure path is untouched and the temporary removed.
+ * Errors: FP4_ERR_INVALID_ARGUMENT (NULL, count < 0, an empty, duplicate or "__metadata__"
+ * name, a bad dtype, ndim or dim, a size overflow, I/O with the system's reason),
+ * FP4_ERR_OUT_OF_MEMORY, FP4_ERR_NOT_SUPPORTED (built without cJSON). */
+fp4_status fp4_safetensors_write(const char *path, const fp4_st_tensor *tensors, int64_t count,
+                                 const char *const *meta, int64_t n_meta);
+
+/* An NVFP4 linear layer of a ModelOpt checkpoint, ready for fp4_gemm as its B operand. */
+typedef struct fp4_nvfp4_weight {
+    size_t struct_size;    /* sizeof(fp4_nvfp4_weight); set it before loading */
+    int64_t n, k;          /* output features (rows of B), input features (K) */
+    void *q;               /* [n, k/2] bytes, packed E2M1, in the context's memory */
+    void *sf;              /* fp4_sf_bytes(n, k, sf_layout) bytes of E4M3 scales, context memory */
+    fp4_sf_layout sf_layout;
+    float weight_scale_2;  /* ModelOpt's decode global scale ws2: W ~ e2m1 * e4m3 * ws2 */
+    float input_scale;     /* the activation's decode scale (<layer>.input_scale), 0 if absent */
+} fp4_nvfp4_weight;
+
+/* Loads layer `layer` ("model.layers.0.self_attn.q_proj") of a ModelOpt NVFP4 checkpoint
+ * (docs/format.md "ModelOpt NVFP4 checkpoints", checked against nvidia-modelopt's export):
+ *   <layer>.weight          U8 [N, K/2]: E2M1 pairs, the even k in the low nibble;
+ *   <layer>.weight_scale    F8_E4M3 (or U8) [N, K/16]: one scale per 16 along K, linear layout;
+ *   <layer>.weight_scale_2  F32, a scalar ([] or [1]): ws2 > 0 and finite;
+ *   <layer>.input_scale     F32 scalar, optional;
+ * K a multiple of 16. The bytes are copied into memory of ctx's device (fp4_malloc) and the
+ * scales rewritten into `layout` (fp4_sf_convert), synchronized. For the GEMM of activations
+ * A quantized with the modelopt recipe and decode scale ws2_a, alpha = ws2_a * ws2; with an
+ * encode scale gs_a (flashinfer recipe), alpha = ws2 / gs_a. Free with fp4_nvfp4_weight_free.
+ * out->struct_size must be sizeof(fp4_nvfp4_weight). Errors: FP4_ERR_INVALID_ARGUMENT (NULL,
+ * no such layer, a tensor missing or of the wrong dtype or shape, a bad ws2: the detail in
+ * fp4_last_error(ctx)), FP4_ERR_OUT_OF_MEMORY, FP4_ERR_CUDA, FP4_ERR_NOT_SUPPORTED (no cJSON). */
+fp4_status fp4_modelopt_load_weight(fp4_ctx *ctx, const fp4_safetensors *ckpt, const char *layer,
+                                    fp4_sf_layout layout, fp4_nvfp4_weight *out);
+/* Frees q and sf (context memory) and zeroes them; accepts NULL or a zeroed weight. */
+void fp4_nvfp4_weight_free(fp4_ctx *ctx, fp4_nvfp4_weight *weight);
+
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop
 #endif

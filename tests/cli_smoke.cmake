@@ -17,8 +17,10 @@ fp4_expect(2 no-such-command)
 fp4_one_error_line("unknown command")
 
 string(REPEAT "[^\n]" 81 too_long) # a line longer than 80 columns
-foreach(cmd info gemm quantize dequantize bench gen-input)
-  fp4_expect(0 ${cmd} --help)
+foreach(cmd info gemm quantize dequantize bench gen-input "checkpoint inspect" "checkpoint quantize"
+        "checkpoint verify")
+  separate_arguments(cmd_args UNIX_COMMAND "${cmd}")
+  fp4_expect(0 ${cmd_args} --help)
   fp4_require("${OUT}" "usage: fp4gemm ${cmd}" "${cmd} --help must start with its usage")
   # within 80 columns (bench's help, tools/bench/, is not held to it yet)
   if(NOT cmd STREQUAL "bench" AND OUT MATCHES "${too_long}")

@@ -35,6 +35,8 @@ typedef struct gemm_opts {
     int check;
     const char *a_path, *a_sf_path, *b_path, *b_sf_path, *out_path;
     float a_gs, b_gs;
+    const char *weights, *layer; /* --weights/--layer: B is a real layer of a checkpoint */
+    fp4_safetensors *ckpt;       /* opened by cmd_gemm */
 } gemm_opts;
 
 /* The operands of one input set on the run context, and their host copies. */
@@ -44,6 +46,7 @@ typedef struct operands {
     void *dev[MAX_SETS][4];              /* per set: a, a_sf, b, b_sf on the run context */
     int sets;
     float gs_a, gs_b, alpha;             /* alpha = 1/(gs_a gs_b), W4A16 1/gs_b */
+    float ws2_b;                         /* --weights: B's decode scale (alpha = ws2_b / gs_a) */
 } operands;
 
 /* x [rows, k] F32 (host) -> q, sf on the run context, quantized there with the tensor's own
@@ -132,7 +135,18 @@ static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
         free(x);
     }
     /* B */
-    if (rc == CLI_OK && o->b_path) {
+    if (rc == CLI_OK && o->ckpt) { /* a ModelOpt NVFP4 layer, loaded in --layout */
+        fp4_free(ctx, op->dev[0][2]);
+        fp4_free(ctx, op->dev[0][3]);
+        fp4_nvfp4_weight w;
+        memset(&w, 0, sizeof w);
+        w.struct_size = sizeof w;
+        st = fp4_modelopt_load_weight(ctx, o->ckpt, o->layer, o->layout, &w);
+        if (st != FP4_OK) return cli_lib_fail(CMD, "loading --layer", st, ctx);
+        op->dev[0][2] = w.q; /* freed with the operands */
+        op->dev[0][3] = w.sf;
+        op->ws2_b = w.weight_scale_2;
+    } else if (rc == CLI_OK && o->b_path) {
         snprintf(shape, sizeof shape, "[%lld, %lld/2] packed E2M1", (long long)n, (long long)k);
         rc = read_operand(o->b_path, op->b_bytes, shape, &op->b);
         snprintf(shape, sizeof shape, "%s E4M3 scales of [%lld, %lld]",
@@ -165,6 +179,10 @@ static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
     }
     if (st != FP4_OK) return cli_lib_fail(CMD, "moving the operands", st, ctx);
     op->alpha = o->w4a16 ? 1.0f / op->gs_b : 1.0f / (op->gs_a * op->gs_b);
+    if (op->ws2_b > 0.0f) { /* ModelOpt's decode scale: values are e2m1 * e4m3 * ws2 */
+        op->gs_b = 1.0f / op->ws2_b;
+        op->alpha = o->w4a16 ? op->ws2_b : op->ws2_b / op->gs_a;
+    }
     if (!isfinite(op->alpha) || op->alpha == 0.0f)
         return cli_fail(CMD, CLI_FAIL, "alpha = 1 / (gs_a * gs_b) = 1 / (%g * %g) is not a "
                         "usable number", (double)op->gs_a, (double)op->gs_b);
@@ -348,9 +366,16 @@ static int run_gemm(const gemm_opts *o) {
         cli_say("inputs %s%s%s", o->a_path ? "A from " : "", o->a_path ? o->a_path : "",
                 o->a_path && o->b_path ? ", " : "");
     if (o->b_path) cli_say("B from %s", o->b_path);
-    if (!o->a_path || !o->b_path) cli_say("%sseed %lld", o->a_path || o->b_path ? ", random " : "",
+    if (o->ckpt) cli_say("%sB = layer %s of %s", o->a_path ? ", " : "", o->layer, o->weights);
+    if (!o->a_path || !(o->b_path || o->ckpt))
+        cli_say("%sseed %lld", o->a_path || o->b_path || o->ckpt ? ", random A " : "",
                                           (long long)o->seed);
-    if (o->w4a16) /* A is not quantized: it has no global scale */
+    if (o->ckpt) /* ModelOpt's decode scale */
+        cli_say(o->w4a16 ? "\nscales    ws2_b (weight_scale_2) %.9g, alpha %.9g\n"
+                         : "\nscales    gs_a %.9g, ws2_b (weight_scale_2) %.9g, alpha %.9g\n",
+                o->w4a16 ? (double)op->ws2_b : (double)op->gs_a,
+                o->w4a16 ? (double)op->alpha : (double)op->ws2_b, (double)op->alpha);
+    else if (o->w4a16) /* A is not quantized: it has no global scale */
         cli_say("\nscales    gs_b %.9g, alpha %.9g\n", (double)op->gs_b, (double)op->alpha);
     else
         cli_say("\nscales    gs_a %.9g, gs_b %.9g, alpha %.9g\n", (double)op->gs_a,
@@ -393,6 +418,8 @@ done:
     return rc;
 }
 
+static int cmd_gemm_checked(cli_command *cmdp, gemm_opts *op, int no_time);
+
 int cmd_gemm(int argc, char **argv) {
     gemm_opts o = {.tactic = {FP4_BACKEND_AUTO, -1}, .out_dtype = FP4_DTYPE_BF16,
                    .a_dtype = FP4_DTYPE_BF16, .layout = FP4_SF_SWIZZLED_128x4,
@@ -401,10 +428,10 @@ int cmd_gemm(int argc, char **argv) {
     cli_opt opts[] = {
         {.name = "-m", .metavar = "M", .kind = CLI_INT, .dest = &o.m, .required = 1, .min = 1,
          .max = CLI_MAX_DIM, .help = "rows of A and D"},
-        {.name = "-n", .metavar = "N", .kind = CLI_INT, .dest = &o.n, .required = 1, .min = 1,
-         .max = CLI_MAX_DIM, .help = "rows of B (the weight), columns of D"},
-        {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .required = 1, .min = 1,
-         .max = CLI_MAX_DIM, .help = "the reduction length, a multiple of 16"},
+        {.name = "-n", .metavar = "N", .kind = CLI_INT, .dest = &o.n, .min = 1,
+         .max = CLI_MAX_DIM, .help = "rows of B (the weight), columns of D (required\nunless --weights)"},
+        {.name = "-k", .metavar = "K", .kind = CLI_INT, .dest = &o.k, .min = 1,
+         .max = CLI_MAX_DIM, .help = "the reduction length, a multiple of 16 (required\nunless --weights)"},
         {.name = "--backend", .metavar = "B", .kind = CLI_TACTIC, .dest = &o.tactic,
          .help = "auto, a backend (cpu_ref, cuda_simt, cuda_mma, ...)\n"
                  "or a tactic backend/config (cuda_simt/gemv_mr8;\n"
@@ -444,6 +471,12 @@ int cmd_gemm(int argc, char **argv) {
          .help = "B's E4M3 scales, in the layout of --layout"},
         {.name = "--b-gs", .metavar = "GS", .kind = CLI_FLOAT, .dest = &o.b_gs,
          .help = "B's encode global scale, as for --a-gs"},
+        {.name = "--weights", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.weights,
+         .help = "B from a ModelOpt NVFP4 checkpoint (a .safetensors\nfile, an index .json or a "
+                 "folder; 'fp4gemm\ncheckpoint'): the layer --layer, N and K its shape"},
+        {.name = "--layer", .metavar = "NAME", .kind = CLI_STRING, .dest = &o.layer,
+         .help = "the layer of --weights, e.g. model.layers.0.mlp.up_proj\n(its .weight, "
+                 ".weight_scale, .weight_scale_2)"},
         {.name = "--out", .metavar = "PATH", .kind = CLI_STRING, .dest = &o.out_path,
          .help = "write D, raw [M, N] of --out-dtype ('-': stdout)"},
         {.name = "--check", .kind = CLI_FLAG, .dest = &o.check,
@@ -485,6 +518,43 @@ int cmd_gemm(int argc, char **argv) {
     };
     int rc = cli_parse(&cmd, argc, argv);
     if (rc != CLI_RUN) return rc;
+    if (!o.weights != !o.layer)
+        return cli_fail(CMD, CLI_USAGE, "--weights and --layer go together");
+    if (o.weights && o.b_path) return cli_fail(CMD, CLI_USAGE, "--weights excludes --b");
+    if (!o.weights && (!cli_find(&cmd, "-n")->given || !cli_find(&cmd, "-k")->given))
+        return cli_fail(CMD, CLI_USAGE, "missing %s N (see 'fp4gemm gemm --help')",
+                        cli_find(&cmd, "-n")->given ? "-k" : "-n");
+    if (o.weights) { /* N and K from the layer's packed weight [N, K/2] */
+        fp4_status st = fp4_safetensors_open(o.weights, &o.ckpt);
+        if (st != FP4_OK) return cli_lib_fail(CMD, "opening --weights", st, NULL);
+        char name[1100];
+        fp4_st_tensor t;
+        snprintf(name, sizeof name, "%s.weight", o.layer);
+        const int64_t i = fp4_safetensors_find(o.ckpt, name);
+        if (i < 0 || fp4_safetensors_tensor(o.ckpt, i, &t) != FP4_OK || t.ndim != 2 ||
+            t.dtype != FP4_ST_U8) {
+            fp4_safetensors_close(o.ckpt);
+            return cli_fail(CMD, CLI_FAIL, "%s: no NVFP4 layer '%s' (%s: %s)", o.weights, o.layer,
+                            name, i < 0 ? "missing" : "not a U8 [N, K/2] packed weight");
+        }
+        const int64_t n = t.shape[0], k = 2 * t.shape[1];
+        if ((cli_find(&cmd, "-n")->given && o.n != n) || (cli_find(&cmd, "-k")->given && o.k != k)) {
+            fp4_safetensors_close(o.ckpt);
+            return cli_fail(CMD, CLI_USAGE, "-n/-k differ from layer %s's [N, K] = [%lld, %lld]",
+                            o.layer, (long long)n, (long long)k);
+        }
+        o.n = n, o.k = k;
+    }
+    rc = cmd_gemm_checked(&cmd, &o, no_time);
+    fp4_safetensors_close(o.ckpt);
+    return rc;
+}
+
+/* The rest of cmd_gemm's checks, then the run. */
+static int cmd_gemm_checked(cli_command *cmdp, gemm_opts *op, int no_time) {
+    cli_command cmd = *cmdp;
+    gemm_opts o = *op;
+    int rc;
     if ((rc = cli_check_k(CMD, "-k", o.k)) != CLI_OK) return rc;
     if (cli_find(&cmd, "--a-dtype")->given && !o.w4a16)
         return cli_fail(CMD, CLI_USAGE, "--a-dtype applies only with --w4a16");

@@ -12,6 +12,7 @@ int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_dequantize(int argc, char **argv); /* cmd_quantize.c */
 int cmd_gen_input(int argc, char **argv);  /* cmd_quantize.c */
 int cmd_tune(int argc, char **argv);       /* cmd_tune.c */
+int cmd_checkpoint(int argc, char **argv); /* cmd_checkpoint.c */
 
 typedef struct command {
     const char *name;
@@ -26,6 +27,7 @@ static const command k_commands[] = {
     {"dequantize", cmd_dequantize, "packed E2M1 file + E4M3 scale file -> F32/F16/BF16 file"},
     {"bench", cmd_bench, "benchmark every backend against the baselines"},
     {"tune", cmd_tune, "autotune: the fastest checked tactic per problem, to a cache file"},
+    {"checkpoint", cmd_checkpoint, "safetensors checkpoints: inspect, quantize to NVFP4, verify"},
     {"gen-input", cmd_gen_input, "write a seeded random F32/F16/BF16 file (tests, examples)"},
 };
 #define N_COMMANDS ((int)(sizeof k_commands / sizeof k_commands[0]))

@@ -1,0 +1,41 @@
+# cli_ckpt.cmake - `fp4gemm checkpoint` and `gemm --weights`: usage and the errors a user meets
+# with files that are not checkpoints (the library's every format rule is tested on generated
+# files by test_safetensors; the real model by ckpt_real).
+#
+# Run by ctest:  cmake -DFP4=<fp4gemm> -DWORK=<scratch dir> -P tests/cli_ckpt.cmake
+include("${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake")
+
+fp4_expect(0 checkpoint --help)
+fp4_require("${OUT}" "inspect PATH" "the subcommands in --help")
+fp4_expect(2 checkpoint)
+fp4_expect(2 checkpoint frobnicate)
+fp4_one_error_line("unknown subcommand 'frobnicate'")
+fp4_expect(0 checkpoint quantize --help)
+fp4_require("${OUT}" "--exclude PATTERN" "quantize --help lists --exclude")
+fp4_expect(0 checkpoint verify --help)
+fp4_require("${OUT}" "0.306" "verify --help states the bound")
+fp4_expect(2 checkpoint quantize only-one-path)
+fp4_one_error_line("usage: fp4gemm checkpoint quantize IN OUT")
+fp4_expect(2 checkpoint inspect)
+fp4_expect(1 checkpoint inspect missing.safetensors)
+fp4_one_error_line("missing.safetensors: No such file")
+file(WRITE "${WORK}/text.safetensors" "this is not a safetensors file")
+fp4_expect(1 checkpoint inspect text.safetensors)
+fp4_one_error_line("header length [0-9]+ is over the format's limit")
+file(WRITE "${WORK}/short.safetensors" "abc")
+fp4_expect(1 checkpoint verify short.safetensors)
+fp4_one_error_line("too short")
+# a header that claims 3 bytes ("{} ") then valid JSON but nothing else: an empty checkpoint
+file(WRITE "${WORK}/idx.json" "{\"weight_map\": {\"a.weight\": \"../etc/passwd\"}}")
+fp4_expect(1 checkpoint inspect idx.json)
+fp4_one_error_line("no '/'")
+file(MAKE_DIRECTORY "${WORK}/emptydir")
+fp4_expect(1 checkpoint quantize emptydir out)
+fp4_one_error_line("neither model.safetensors.index.json nor model.safetensors")
+fp4_expect(2 gemm --weights x.safetensors -m 4)
+fp4_one_error_line("--weights and --layer go together")
+fp4_expect(2 gemm --weights x.safetensors --layer l -m 4 --b b.bin)
+fp4_expect(2 gemm -m 4 -k 64)
+fp4_one_error_line("missing -n")
+fp4_expect(1 gemm --weights text.safetensors --layer l -m 4)
+fp4_one_error_line("over the format's limit")

@@ -1,0 +1,145 @@
+/* ckpt_config.c - the JSON files beside a checkpoint, as NVIDIA ModelOpt's export writes them
+ * (docs/format.md "ModelOpt NVFP4 checkpoints"): hf_quant_config.json
+ *   {"producer": {...}, "quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": null,
+ *    "group_size": 16, "exclude_modules": [...]}}
+ * and config.json's "quantization_config" (convert_hf_quant_config_format: config_groups,
+ * ignore, quant_algo, producer, quant_method "modelopt"). cJSON, as the library uses it. */
+#include "ckpt_config.h"
+#include "cli_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef FP4GEMM_HAVE_CJSON
+#include <cjson/cJSON.h>
+
+/* The whole file, NUL-terminated (NULL if it can't be read or is over 64 MiB). */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = malloc((64 << 20) + 1);
+    const size_t n = buf ? fread(buf, 1, 64 << 20, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = 0;
+    return buf;
+}
+
+static cJSON *producer(void) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "name", "fp4gemm");
+    cJSON_AddStringToObject(p, "version", fp4_version());
+    return p;
+}
+
+static cJSON *string_array(const char *const *items, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(items[i]));
+    return a;
+}
+
+static cJSON *fp4_group(void) { /* {"dynamic": false, "num_bits": 4, "type": "float", "group_size": 16} */
+    cJSON *g = cJSON_CreateObject();
+    cJSON_AddFalseToObject(g, "dynamic");
+    cJSON_AddNumberToObject(g, "num_bits", 4);
+    cJSON_AddStringToObject(g, "type", "float");
+    cJSON_AddNumberToObject(g, "group_size", 16);
+    return g;
+}
+
+int ckpt_write_configs(const char *cmd, const char *out_dir, const char *in_config,
+                       const char *const *excluded, int n_excluded, char *written, size_t len) {
+    char path[4200];
+    written[0] = 0;
+    /* hf_quant_config.json */
+    cJSON *hf = cJSON_CreateObject();
+    cJSON_AddItemToObject(hf, "producer", producer());
+    cJSON *q = cJSON_AddObjectToObject(hf, "quantization");
+    cJSON_AddStringToObject(q, "quant_algo", "NVFP4");
+    cJSON_AddNullToObject(q, "kv_cache_quant_algo");
+    cJSON_AddNumberToObject(q, "group_size", 16);
+    cJSON_AddItemToObject(q, "exclude_modules", string_array(excluded, n_excluded));
+    char *text = cJSON_Print(hf);
+    cJSON_Delete(hf);
+    snprintf(path, sizeof path, "%s/hf_quant_config.json", out_dir);
+    int rc = text ? cli_write_file(cmd, path, text, (int64_t)strlen(text)) : CLI_FAIL;
+    free(text);
+    if (rc != CLI_OK) return rc;
+    snprintf(written, len, "hf_quant_config.json");
+    if (!in_config) return CLI_OK;
+    /* config.json with quantization_config */
+    char *in = slurp(in_config);
+    cJSON *cfg = in ? cJSON_Parse(in) : NULL;
+    free(in);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return cli_fail(cmd, CLI_FAIL, "%s: not a JSON object: config.json not written", in_config);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(cfg, "quantization_config");
+    cJSON *qc = cJSON_AddObjectToObject(cfg, "quantization_config");
+    cJSON *groups = cJSON_AddObjectToObject(qc, "config_groups");
+    cJSON *g0 = cJSON_AddObjectToObject(groups, "group_0");
+    cJSON_AddItemToObject(g0, "input_activations", fp4_group());
+    cJSON_AddItemToObject(g0, "weights", fp4_group());
+    const char *linear = "Linear";
+    cJSON_AddItemToObject(g0, "targets", string_array(&linear, 1));
+    cJSON_AddItemToObject(qc, "ignore", string_array(excluded, n_excluded));
+    cJSON_AddStringToObject(qc, "quant_algo", "NVFP4");
+    cJSON_AddItemToObject(qc, "producer", producer());
+    cJSON_AddStringToObject(qc, "quant_method", "modelopt");
+    text = cJSON_Print(cfg);
+    cJSON_Delete(cfg);
+    snprintf(path, sizeof path, "%s/config.json", out_dir);
+    rc = text ? cli_write_file(cmd, path, text, (int64_t)strlen(text)) : CLI_FAIL;
+    free(text);
+    if (rc == CLI_OK) snprintf(written, len, "hf_quant_config.json, config.json");
+    return rc;
+}
+
+int ckpt_read_quant_config(const char *path, char *summary, size_t len) {
+    char *text = slurp(path);
+    if (!text) return 0;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantization");
+    if (!q) q = cJSON_GetObjectItemCaseSensitive(root, "quantization_config"); /* config.json */
+    if (!cJSON_IsObject(q)) {
+        snprintf(summary, len, "%s: no \"quantization\" object", path);
+        cJSON_Delete(root);
+        return 1;
+    }
+    const cJSON *algo = cJSON_GetObjectItemCaseSensitive(q, "quant_algo");
+    const cJSON *gs = cJSON_GetObjectItemCaseSensitive(q, "group_size");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(q, "exclude_modules");
+    if (!ex) ex = cJSON_GetObjectItemCaseSensitive(q, "ignore");
+    const cJSON *prod = cJSON_GetObjectItemCaseSensitive(root, "producer");
+    const cJSON *pname = cJSON_GetObjectItemCaseSensitive(prod, "name");
+    const cJSON *pver = cJSON_GetObjectItemCaseSensitive(prod, "version");
+    char *ex_text = ex ? cJSON_PrintUnformatted(ex) : NULL;
+    snprintf(summary, len, "quant_algo %s, group_size %g, exclude_modules %.300s%s%s%s%s",
+             cJSON_IsString(algo) ? algo->valuestring : "?",
+             cJSON_IsNumber(gs) ? gs->valuedouble : 0.0, ex_text ? ex_text : "[]",
+             cJSON_IsString(pname) ? ", producer " : "",
+             cJSON_IsString(pname) ? pname->valuestring : "", cJSON_IsString(pver) ? " " : "",
+             cJSON_IsString(pver) ? pver->valuestring : "");
+    free(ex_text);
+    cJSON_Delete(root);
+    return 1;
+}
+
+#else
+
+int ckpt_write_configs(const char *cmd, const char *out_dir, const char *in_config,
+                       const char *const *excluded, int n_excluded, char *written, size_t len) {
+    (void)out_dir, (void)in_config, (void)excluded, (void)n_excluded;
+    snprintf(written, len, "%s", "");
+    return cli_fail(cmd, CLI_FAIL, "built without cJSON: the config files can't be written");
+}
+
+int ckpt_read_quant_config(const char *path, char *summary, size_t len) {
+    (void)path;
+    snprintf(summary, len, "(built without cJSON: not read)");
+    return 1;
+}
+
+#endif
