@@ -4,14 +4,22 @@
 FlashInfer's entry points keep their names, argument order and defaults:
     q, sf = fp4gemm.fp4_quantize(x, gs)             # like flashinfer.fp4_quantize
     y = fp4gemm.mm_fp4(a_q, w_q.T, a_sf, w_sf.T, alpha)  # like flashinfer.mm_fp4
-This version runs on the CPU with numpy arrays; docs/python.md has the differences.
+Arrays: numpy, torch tensors (CPU and CUDA, through the torch.library ops fp4gemm::mm_fp4,
+fp4gemm::mm_fp4_out and fp4gemm::fp4_quantize), CuPy / DLPack / CUDA-array-interface GPU arrays;
+docs/python.md has the differences from FlashInfer.
 """
+import sys as _sys
+
 from ._lib import Fp4GemmError
 from ._api import (fp4_quantize, mm_fp4, global_scale, dequantize, sf_convert, select,
                    list_tactics, set_num_threads, info)
 from ._log import set_log_level, get_log_level, log_to_python
+from ._tensors import register_torch_ops
+
+if "torch" in _sys.modules:  # torch already imported: register the ops now (no import of torch otherwise)
+    register_torch_ops()
 
 __version__ = info()["version"]
 __all__ = ["Fp4GemmError", "fp4_quantize", "mm_fp4", "global_scale", "dequantize",
            "sf_convert", "select", "list_tactics", "set_num_threads", "info",
-           "set_log_level", "get_log_level", "log_to_python"]
+           "set_log_level", "get_log_level", "log_to_python", "register_torch_ops"]

@@ -7,7 +7,20 @@ import numpy as np
 
 from . import _lib as L
 from ._arrays import (as_array, byte_array, dtype_code, float_input, numpy_dtype, ptr,
-                      scalar, writable, E4M3)
+                      scalar, scalar_ptr, writable, BF16_NAMED)
+from . import _tensors as T
+from ._tensors import View
+
+# set by _torch_ops when it registers the torch.library ops: torch.Tensor, and the functions
+# that call the ops (so that torch.compile sees one op, not this module's ctypes calls)
+TORCH_TENSOR = ()
+torch_mm_fp4 = torch_fp4_quantize = None
+
+
+def _out_dtype(code, ndt, like):
+    """The dtype of a new output next to `like`: a torch/GPU array's bfloat16 is bfloat16 even
+    where numpy's stand-in is uint16 bits (no ml_dtypes)."""
+    return BF16_NAMED if code == L.DTYPE_BF16 and isinstance(like, View) else ndt
 
 _SF_ARG = {"linear": L.SF_LINEAR, "swizzled": L.SF_SWIZZLED, "swizzled_128x4": L.SF_SWIZZLED,
            "128x4": L.SF_SWIZZLED}
@@ -43,11 +56,25 @@ def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
                  dtype=None, recipe="flashinfer"):
     """NVFP4-quantizes input [M, K] (float32/float16/bfloat16; K a multiple of 16) with the
     ENCODE global scale gs (FlashInfer's: 448*6/amax, see global_scale(); None = 1.0).
+    input: a numpy array, a torch tensor (CPU or CUDA: then the torch.library op
+    fp4gemm::fp4_quantize runs, on torch's current stream), a CuPy/DLPack/CUDA-array-interface
+    GPU array; the outputs are of the same kind on the same device. A global_scale that is a
+    torch tensor or GPU array (one float32 on input's device) is read when the work runs.
     Returns (packed uint8 [M, K/2], scales uint8): [round_up(M,128), round_up(K/16,4)] when
     is_sf_swizzled_layout (128x4 tiles, padding 0), else [M, K/16]. Bit-exact with FlashInfer's
     quantizer (docs/format.md). dtype: what the elements are when it is not the array's own
     (a uint16 array of bf16 bits: dtype='bfloat16'). recipe: 'flashinfer' or 'modelopt'
     (then global_scale is ModelOpt's DECODE scale amax/2688)."""
+    if isinstance(input, TORCH_TENSOR) and dtype is None and recipe == "flashinfer":
+        return torch_fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0,
+                                  is_sf_swizzled_layout, is_sf_8x4_layout, enable_pdl)
+    return _fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0, is_sf_swizzled_layout,
+                         is_sf_8x4_layout, dtype, recipe)
+
+
+def _fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0, is_sf_swizzled_layout,
+                  is_sf_8x4_layout, dtype, recipe):
+    """fp4_quantize on arrays (what the torch op runs too)."""
     _nvfp4_only(sf_vec_size, sf_use_ue8m0)
     if is_sf_8x4_layout:
         raise NotImplementedError("is_sf_8x4_layout=True: fp4gemm has the 128x4 and linear layouts only")
@@ -56,19 +83,22 @@ def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
     if k % 16:
         raise ValueError(f"fp4_quantize: K = {k} is not a multiple of 16")
     layout = L.SF_SWIZZLED if is_sf_swizzled_layout else L.SF_LINEAR
-    gs = scalar(global_scale, "fp4_quantize: global_scale")
-    q = np.empty((rows, k // 2), np.uint8)
-    sf = np.empty(_sf_shape(rows, k, layout), np.uint8)
+    dev = T.device_of("fp4_quantize", input=x)
+    gs, gs_ptr = scalar_ptr(global_scale, "fp4_quantize: global_scale", dev)
+    q, q_obj = T.empty(x, (rows, k // 2), np.uint8, "fp4_quantize")
+    sf, sf_obj = T.empty(x, _sf_shape(rows, k, layout), np.uint8, "fp4_quantize")
     d = L.QuantDesc()
     L.lib.fp4_quant_desc_init(ctypes.byref(d))
     d.rows, d.k, d.in_dtype, d.in_, d.ld_in = rows, k, code, ptr(x), ld
     d.global_scale = 1.0 if gs is None else gs
+    d.global_scale_ptr = gs_ptr
     d.out_q, d.out_sf, d.sf_layout = ptr(q), ptr(sf), layout
+    d.stream = T.stream_of(dev, x) or None
     if recipe != "flashinfer":
         d.recipe = {"modelopt": 1}.get(recipe, -1)
-    ctx = L.cpu_ctx()
+    ctx = L.ctx_for(dev)
     L.check(L.lib.fp4_quantize(ctx, ctypes.byref(d)), ctx, "fp4_quantize")
-    return q, sf
+    return q_obj, sf_obj
 
 
 def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=None,
@@ -87,7 +117,22 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
     ml_dtypes.bfloat16 array if ml_dtypes is installed, else uint16 holding the bits.
     out: [M, N] array of that dtype with contiguous rows, written only on success.
     backend: 'auto', an fp4gemm backend ('cpu', 'cpu_ref', 'cuda_mma', ...) or tactic
-    ('cpu_ref/default'); one that cannot run raises Fp4GemmError with the library's reason."""
+    ('cpu_ref/default'); one that cannot run raises Fp4GemmError with the library's reason.
+    Arrays: numpy, torch tensors (CPU or CUDA: then the torch.library op fp4gemm::mm_fp4 runs,
+    on torch's current stream), CuPy/DLPack/CUDA-array-interface GPU arrays; all on one
+    device; the result is of a's kind on that device. An alpha that is a torch tensor or GPU
+    array (one float32 on that device) is read when the GEMM runs (CUDA-graph capturable)."""
+    if isinstance(a, TORCH_TENSOR) and a_dtype is None:
+        return torch_mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                            use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout=a_sf_layout,
+                            b_sf_layout=b_sf_layout)
+    return _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                   use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype)
+
+
+def _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
+            backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype):
+    """mm_fp4 on arrays (what the torch ops run too)."""
     if block_size != 16 or not use_nvfp4:
         raise NotImplementedError("fp4gemm is NVFP4 only: block_size=16, use_nvfp4=True")
     if use_8x4_sf_layout:
@@ -135,34 +180,37 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
                     transposed=sb.ndim == 2 and not sb.flags.c_contiguous)
     code = dtype_code(out_dtype, "mm_fp4: out_dtype")
     ndt = numpy_dtype(code)
-    if out is None:
-        res = np.empty((m, n), ndt)
-    else:
-        ok = (ndt,) if code != L.DTYPE_BF16 else (ndt, np.dtype(np.uint16))
+    if out is not None:
+        ok = (ndt,) if code != L.DTYPE_BF16 else (ndt, np.dtype(np.uint16), BF16_NAMED)
         res = writable(out, "mm_fp4: out", (m, n), ok)
         if n > 1 and res.strides[1] != res.dtype.itemsize or m > 1 and res.strides[0] % res.dtype.itemsize:
             raise ValueError(f"mm_fp4: out must have contiguous rows, strides {res.strides}")
-    ldd = res.strides[0] // res.itemsize if m > 1 else n
-    al = scalar(alpha, "mm_fp4: alpha")
+    dev = T.device_of("mm_fp4", a=a_arr, a_descale=sa, b=b, b_descale=sb,
+                      out=res if out is not None else None)
+    al, al_ptr = scalar_ptr(alpha, "mm_fp4: alpha", dev)
     al = 1.0 if al is None else al
+    if out is None:
+        res, out = T.empty(a_arr, (m, n), _out_dtype(code, ndt, a_arr), "mm_fp4")
+    ldd = res.strides[0] // res.itemsize if m > 1 else n
+    stream = T.stream_of(dev, a_arr, b, res)
+    ctx = L.ctx_for(dev)
     if L.ext is not None:  # the C glue: buffers -> descriptor -> fp4_gemm
         be, cfg = _tactic(backend)
-        ctx = L.cpu_ctx()
         st = L.ext.gemm(ctx, _plain(a_arr), None if sa is None else _plain(sa),
                         _plain(b), _plain(sb), _plain(res), m, n, k, a_code, a_layout,
-                        b_layout, code, ldd, al, be, cfg)
+                        b_layout, code, ldd, al, be, cfg, al_ptr, stream)
         L.check(st, ctx, "fp4_gemm")
-        return res
+        return out
     d = L.GemmDesc()  # ctypes alone
     L.lib.fp4_gemm_desc_init(ctypes.byref(d))
     d.m, d.n, d.k, d.a_dtype, d.a, d.a_sf_layout = m, n, k, a_code, ptr(a_arr), a_layout
     d.a_sf = None if sa is None else ptr(sa)
     d.b, d.b_sf, d.b_sf_layout = ptr(b), ptr(sb), b_layout
-    d.d, d.d_dtype, d.ldd, d.alpha = ptr(res), code, ldd, al
+    d.d, d.d_dtype, d.ldd, d.alpha, d.alpha_ptr = ptr(res), code, ldd, al, al_ptr
+    d.stream = stream or None
     _tactic_into(d, backend)
-    ctx = L.cpu_ctx()
     L.check(L.lib.fp4_gemm(ctx, ctypes.byref(d)), ctx, "fp4_gemm")
-    return res
+    return out
 
 
 _TACTICS = {}
@@ -185,7 +233,9 @@ def _tactic_into(d, backend):
 
 def _plain(x):
     """x itself, or a same-size integer view of an ml_dtypes array (numpy exports no buffer
-    for those dtypes)."""
+    for those dtypes); a View's data address."""
+    if isinstance(x, View):
+        return x.ptr
     if x.dtype.kind == "V" or x.dtype.char not in "BHefd":
         return x.view({1: np.uint8, 2: np.uint16}[x.dtype.itemsize])
     return x
@@ -195,11 +245,12 @@ def global_scale(x, dtype=None):
     """FlashInfer's encode global scale of x: 448*6/amax(|x|) (NaN ignored; 1 for an all-zero
     x), as float32 [1]: the global_scale argument of fp4_quantize."""
     x, code, ld = float_input(x, "global_scale: x", dtype)
-    out = np.empty(1, np.float32)
-    ctx = L.cpu_ctx()
-    L.check(L.lib.fp4_global_scale(ctx, x.shape[0], x.shape[1], code, ptr(x), ld, ptr(out), None),
-            ctx, "fp4_global_scale")
-    return out
+    dev = T.device_of("global_scale", x=x)
+    out, obj = T.empty(x, (1,), np.float32, "global_scale")
+    ctx = L.ctx_for(dev)
+    L.check(L.lib.fp4_global_scale(ctx, x.shape[0], x.shape[1], code, ptr(x), ld, ptr(out),
+                                   T.stream_of(dev, x) or None), ctx, "fp4_global_scale")
+    return obj
 
 
 def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype="float32"):
@@ -216,14 +267,16 @@ def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype="
     d.sf_layout = _layout(is_sf_swizzled_layout, "dequantize: is_sf_swizzled_layout")
     sf = byte_array(sf, "dequantize: sf", L.lib.fp4_sf_bytes(rows, k, d.sf_layout))
     code = dtype_code(out_dtype, "dequantize: out_dtype")
-    out = np.empty((rows, k), numpy_dtype(code))
-    gs = scalar(global_scale, "dequantize: global_scale")
+    dev = T.device_of("dequantize", q=q, sf=sf)
+    out, obj = T.empty(q, (rows, k), _out_dtype(code, numpy_dtype(code), q), "dequantize")
+    gs, gs_ptr = scalar_ptr(global_scale, "dequantize: global_scale", dev)
     d.rows, d.k, d.q, d.sf = rows, k, ptr(q), ptr(sf)
-    d.global_scale = 1.0 if gs is None else gs
+    d.global_scale, d.global_scale_ptr = 1.0 if gs is None else gs, gs_ptr
     d.out_dtype, d.out = code, ptr(out)
-    ctx = L.cpu_ctx()
+    d.stream = T.stream_of(dev, q) or None
+    ctx = L.ctx_for(dev)
     L.check(L.lib.fp4_dequantize(ctx, ctypes.byref(d)), ctx, "fp4_dequantize")
-    return out
+    return obj
 
 
 def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
@@ -234,10 +287,12 @@ def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
     if rows < 1 or k < 16 or k % 16:
         raise ValueError(f"sf_convert: rows = {rows}, k = {k}: rows >= 1, k a positive multiple of 16")
     sf = byte_array(sf, "sf_convert: sf", L.lib.fp4_sf_bytes(rows, k, sl))
-    out = np.empty(_sf_shape(rows, k, dl), np.uint8)
-    ctx = L.cpu_ctx()
-    L.check(L.lib.fp4_sf_convert(ctx, rows, k, ptr(sf), sl, ptr(out), dl, None), ctx, "fp4_sf_convert")
-    return out
+    dev = T.device_of("sf_convert", sf=sf)
+    out, obj = T.empty(sf, _sf_shape(rows, k, dl), np.uint8, "sf_convert")
+    ctx = L.ctx_for(dev)
+    L.check(L.lib.fp4_sf_convert(ctx, rows, k, ptr(sf), sl, ptr(out), dl, T.stream_of(dev, sf) or None),
+            ctx, "fp4_sf_convert")
+    return obj
 
 
 def _probe_desc(m, n, k, a_dtype, out_dtype, backend):
@@ -259,24 +314,24 @@ def _probe_desc(m, n, k, a_dtype, out_dtype, backend):
 _DUMMY = np.zeros(64, np.uint8)
 
 
-def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto"):
-    """What mm_fp4 would run for an [m, n, k] problem on the CPU, and why:
-    (tactic name, reason), e.g. ('cpu/avx2_4x16', 'auto: policy for the CPU ...').
-    a_dtype 'e2m1' (W4A4) or 'bfloat16'/'float16' (W4A16)."""
+def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto", device=-1):
+    """What mm_fp4 would run for an [m, n, k] problem on `device` (-1 the CPU, 0.. a CUDA
+    ordinal), and why: (tactic name, reason), e.g. ('cpu/avx2_4x16', 'auto: policy for the
+    CPU ...'). a_dtype 'e2m1' (W4A4) or 'bfloat16'/'float16' (W4A16)."""
     d = _probe_desc(m, n, k, a_dtype, out_dtype, backend)
     t = L.Tactic()
     why = ctypes.create_string_buffer(512)
-    ctx = L.cpu_ctx()
+    ctx = L.ctx_for(device)
     L.check(L.lib.fp4_gemm_select(ctx, ctypes.byref(d), ctypes.byref(t), why, 512), ctx, "fp4_gemm_select")
     return _tactic_name(t), why.value.decode()
 
 
-def list_tactics(m, n, k, a_dtype="e2m1", out_dtype="bfloat16"):
-    """Every tactic that can run the problem on the CPU, in auto's order."""
+def list_tactics(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", device=-1):
+    """Every tactic that can run the problem on `device` (-1 the CPU), in auto's order."""
     d = _probe_desc(m, n, k, a_dtype, out_dtype, "auto")
     buf = (L.Tactic * 256)()
     cnt = ctypes.c_int()
-    ctx = L.cpu_ctx()
+    ctx = L.ctx_for(device)
     L.check(L.lib.fp4_gemm_list_tactics(ctx, ctypes.byref(d), buf, 256, ctypes.byref(cnt)), ctx,
             "fp4_gemm_list_tactics")
     return [_tactic_name(buf[i]) for i in range(min(cnt.value, 256))]

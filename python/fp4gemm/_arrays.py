@@ -1,9 +1,13 @@
 """Argument translation: arrays (numpy, or anything numpy reads without a copy: the buffer
-protocol, __array_interface__) <-> pointers, sizes, strides and fp4gemm dtypes. Checks only
-what must hold for the pointer arithmetic to be right; the library checks the rest."""
+protocol, __array_interface__; torch tensors and GPU arrays as _tensors.View) <-> pointers,
+sizes, strides and fp4gemm dtypes. Checks only what must hold for the pointer arithmetic to be
+right; the library checks the rest."""
+import ctypes
+
 import numpy as np
 
 from . import _lib as L
+from ._tensors import View, view, DType
 
 try:  # optional: numpy has no bfloat16; ml_dtypes (the JAX project's) gives one
     import ml_dtypes as _mld
@@ -12,6 +16,7 @@ try:  # optional: numpy has no bfloat16; ml_dtypes (the JAX project's) gives one
 except ImportError:  # pragma: no cover - depends on the environment
     BF16 = None
     E4M3 = None
+BF16_NAMED = DType("bfloat16", 2)  # a torch/DLPack bfloat16 array's dtype without ml_dtypes
 
 _NAMES = {"float32": L.DTYPE_F32, "f32": L.DTYPE_F32, "float": L.DTYPE_F32,
           "float16": L.DTYPE_F16, "f16": L.DTYPE_F16, "half": L.DTYPE_F16,
@@ -67,15 +72,15 @@ def numpy_dtype(code):
 
 
 def as_array(x, what):
-    """x as a host numpy array, never a copy of a GPU array."""
-    if isinstance(x, np.ndarray):
+    """x as a numpy array, or a View of a torch tensor / GPU array (never a copy)."""
+    if isinstance(x, (np.ndarray, View)):
         return x
-    if hasattr(x, "__cuda_array_interface__") or hasattr(x, "is_cuda") and x.is_cuda:
-        raise NotImplementedError(
-            f"{what}: a GPU array; this version of the Python binding runs on the CPU only "
-            "(numpy); the torch/CUDA path of issue 12 is not built yet")
+    v = view(x, what)
+    if v is not None:
+        return v
     if isinstance(x, (list, tuple)):
-        raise TypeError(f"{what}: an array is needed (numpy or the buffer protocol), not {type(x).__name__}")
+        raise TypeError(f"{what}: an array is needed (numpy, torch, the buffer protocol, DLPack "
+                        f"or the CUDA array interface), not {type(x).__name__}")
     return np.asarray(x)
 
 
@@ -113,7 +118,7 @@ def byte_array(x, what, nbytes=None, transposed=False):
     """A uint8 (or float8_e4m3fn) array whose memory is contiguous: in C order, or in Fortran
     order when transposed (FlashInfer's b = w.T views). Checks it holds nbytes."""
     x = as_array(x, what)
-    if x.dtype != np.uint8 and (E4M3 is None or x.dtype != E4M3):
+    if x.dtype != np.uint8 and str(x.dtype) != "float8_e4m3fn":
         raise TypeError(f"{what}: dtype {x.dtype}, uint8 (or float8_e4m3fn) needed")
     ok = x.flags.f_contiguous if transposed else x.flags.c_contiguous
     if not ok:
@@ -125,7 +130,7 @@ def byte_array(x, what, nbytes=None, transposed=False):
 
 
 def ptr(x):
-    return x.__array_interface__["data"][0]
+    return x.ptr if isinstance(x, View) else x.__array_interface__["data"][0]
 
 
 def writable(out, what, shape, dtypes):
@@ -148,6 +153,25 @@ def scalar(x, what):
     if isinstance(x, np.ndarray) and x.size == 1:
         return float(x.item())
     a = as_array(x, what)
+    if isinstance(a, View):
+        raise TypeError(f"{what}: a torch tensor or GPU array here goes by pointer (scalar_ptr)")
     if a.size != 1:
         raise ValueError(f"{what}: one value needed, got shape {a.shape}")
     return float(a.reshape(-1)[0])
+
+
+def scalar_ptr(x, what, device):
+    """(value, pointer) for a scale argument: a number or a numpy array by value (pointer None);
+    a torch tensor or GPU array (one float32 on the call's device) by pointer, read by the
+    library when the work runs (no host synchronization: CUDA-graph capturable)."""
+    if x is None or isinstance(x, (int, float, np.ndarray)):
+        return scalar(x, what), None
+    a = as_array(x, what)
+    if not isinstance(a, View):
+        return scalar(a, what), None
+    if a.size != 1 or a.dtype != np.float32:
+        raise ValueError(f"{what}: one float32 value needed, got shape {a.shape} dtype {a.dtype}")
+    if a.device != device:
+        raise ValueError(f"{what}: on {a.where()}, the call runs on "
+                         f"{'cpu' if device < 0 else f'cuda:{device}'}")
+    return None, a.ptr

@@ -134,14 +134,35 @@ def cpu_ctx():
     one thread at a time (docs/threads.md), so each Python thread gets its own."""
     ctx = getattr(_tls, "ctx", None)
     if ctx is None:
-        p = c_vp()
-        st = lib.fp4_create(ctypes.byref(p), -1)
-        if st != 0:
-            raise Fp4GemmError(lib.fp4_status_name(st).decode(),
-                               lib.fp4_last_error(None).decode())
-        ctx = _Ctx(p.value)
-        _tls.ctx = ctx
+        ctx = _tls.ctx = _Ctx(_create(-1))
     return ctx.ptr
+
+
+def ctx_for(device):
+    """This thread's context on `device` (-1: the CPU; 0..: a CUDA ordinal), created on first
+    use: one per (thread, device). NOTE: fp4_create allocates (cudaMalloc), so the first call
+    of a thread on a GPU must not be inside a CUDA graph capture (warm up first, as torch's
+    graph capture asks anyway); the GEMMs of one context share its split-K workspace, so one
+    thread's GEMMs on two streams must be ordered (docs/python.md)."""
+    if device < 0:
+        return cpu_ctx()
+    ctxs = getattr(_tls, "gpu", None)
+    if ctxs is None:
+        ctxs = _tls.gpu = {}
+    ctx = ctxs.get(device)
+    if ctx is None:
+        ctx = ctxs[device] = _Ctx(_create(device))
+    return ctx.ptr
+
+
+def _create(device):
+    p = c_vp()
+    st = lib.fp4_create(ctypes.byref(p), device)
+    if st != 0:
+        where = "the CPU" if device < 0 else f"CUDA device {device}"
+        raise Fp4GemmError(lib.fp4_status_name(st).decode(),
+                           f"{lib.fp4_last_error(None).decode()} (a context on {where})")
+    return p.value
 
 
 class _Ctx:

@@ -31,11 +31,16 @@ static PyObject *ext_init(PyObject *self, PyObject *args) {
 }
 
 /* The address of an object's first element (PyBUF_STRIDES: any strides; the caller checked
- * them). None -> NULL. */
+ * them). None -> NULL; an int is the address itself (a GPU array's data pointer, or a torch
+ * tensor's data_ptr(): _tensors.py). */
 static int buf_ptr(PyObject *obj, int writable, void **out) {
     if (obj == Py_None) {
         *out = NULL;
         return 0;
+    }
+    if (PyLong_Check(obj)) {
+        *out = PyLong_AsVoidPtr(obj);
+        return PyErr_Occurred() ? -1 : 0;
     }
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_STRIDES | (writable ? PyBUF_WRITABLE : 0)) != 0)
@@ -46,7 +51,9 @@ static int buf_ptr(PyObject *obj, int writable, void **out) {
 }
 
 /* gemm(ctx, a, a_sf, b, b_sf, d, m, n, k, a_dtype, a_layout, b_layout, d_dtype, ldd, alpha,
- *      backend, config) -> fp4_status (int) */
+ *      backend, config[, alpha_ptr, stream]) -> fp4_status (int). Arrays: buffers or
+ * addresses (int); alpha_ptr None or an address; stream a cudaStream_t as an int (0: the legacy
+ * default stream, NULL). */
 static PyObject *ext_gemm(PyObject *self, PyObject *args) {
     (void)self;
     unsigned long long ctx;
@@ -54,9 +61,11 @@ static PyObject *ext_gemm(PyObject *self, PyObject *args) {
     long long m, n, k, ldd;
     int a_dtype, a_layout, b_layout, d_dtype, backend, config;
     double alpha;
-    if (!PyArg_ParseTuple(args, "KOOOOOLLLiiiiLdii", &ctx, &a, &a_sf, &b, &b_sf, &d, &m, &n, &k,
-                          &a_dtype, &a_layout, &b_layout, &d_dtype, &ldd, &alpha, &backend,
-                          &config))
+    PyObject *alpha_obj = Py_None;
+    unsigned long long stream = 0;
+    if (!PyArg_ParseTuple(args, "KOOOOOLLLiiiiLdii|OK", &ctx, &a, &a_sf, &b, &b_sf, &d, &m, &n,
+                          &k, &a_dtype, &a_layout, &b_layout, &d_dtype, &ldd, &alpha, &backend,
+                          &config, &alpha_obj, &stream))
         return NULL;
     if (!g_gemm) {
         PyErr_SetString(PyExc_RuntimeError, "fp4gemm._ext: init() was not called");
@@ -65,9 +74,9 @@ static PyObject *ext_gemm(PyObject *self, PyObject *args) {
     fp4_gemm_desc desc;
     memset(&desc, 0, sizeof desc);
     desc.struct_size = sizeof desc;
-    void *pa, *pas, *pb, *pbs, *pd;
+    void *pa, *pas, *pb, *pbs, *pd, *palpha;
     if (buf_ptr(a, 0, &pa) || buf_ptr(a_sf, 0, &pas) || buf_ptr(b, 0, &pb) ||
-        buf_ptr(b_sf, 0, &pbs) || buf_ptr(d, 1, &pd))
+        buf_ptr(b_sf, 0, &pbs) || buf_ptr(d, 1, &pd) || buf_ptr(alpha_obj, 0, &palpha))
         return NULL;
     desc.m = m;
     desc.n = n;
@@ -83,9 +92,9 @@ static PyObject *ext_gemm(PyObject *self, PyObject *args) {
     desc.d = pd;
     desc.ldd = ldd;
     desc.alpha = (float)alpha;
-    desc.alpha_ptr = NULL;
+    desc.alpha_ptr = (const float *)palpha;
     desc.backend = (fp4_backend)backend;
-    desc.stream = NULL;
+    desc.stream = (struct CUstream_st *)(uintptr_t)stream;
     desc.config = config;
     fp4_status st;
     Py_BEGIN_ALLOW_THREADS

@@ -1,0 +1,146 @@
+"""PyTorch custom ops (torch.library, torch >= 2.4), registered when this module is imported:
+by `import fp4gemm` when torch is already imported, else on the first torch tensor fp4gemm
+sees, or by fp4gemm.register_torch_ops().
+
+    fp4gemm::mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=bfloat16, block_size=16,
+                    use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
+                    a_sf_layout="swizzled", b_sf_layout="swizzled") -> Tensor
+    fp4gemm::mm_fp4_out(same..., Tensor(a!) out) -> ()    (writes out)
+    fp4gemm::fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
+                          is_sf_swizzled_layout=True, is_sf_8x4_layout=False,
+                          enable_pdl=None) -> (Tensor, Tensor)
+
+For the CPU and CUDA; each runs the array code of _api.py (one library call, on
+torch.cuda.current_stream() on a GPU; scale tensors read by pointer when the work runs), so
+they work in eager mode, under CUDA graph capture and, with the fake implementations below
+(output shapes and dtypes only), under torch.compile(fullgraph=True). fp4gemm.mm_fp4 and
+fp4gemm.fp4_quantize call them for torch tensors (the wrappers below: FlashInfer's signature,
+out= through mm_fp4_out, a float alpha / global_scale made a one-element tensor on the input's
+device)."""
+from typing import Optional, Tuple
+
+import torch
+
+from . import _api
+from . import _lib as L
+from ._arrays import dtype_code
+
+if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # pragma: no cover
+    raise ImportError(f"fp4gemm's torch ops need torch >= 2.4 (torch.library.custom_op); this is {torch.__version__}")
+
+_DEVICES = ("cpu", "cuda")
+_OUT = {L.DTYPE_F32: torch.float32, L.DTYPE_F16: torch.float16, L.DTYPE_BF16: torch.bfloat16}
+
+
+@torch.library.custom_op("fp4gemm::mm_fp4", mutates_args=(), device_types=_DEVICES)
+def _mm_fp4(a: torch.Tensor, b: torch.Tensor, a_descale: Optional[torch.Tensor],
+            b_descale: torch.Tensor, alpha: Optional[torch.Tensor] = None,
+            out_dtype: torch.dtype = torch.bfloat16, block_size: int = 16,
+            use_8x4_sf_layout: bool = False, backend: str = "auto", use_nvfp4: bool = True,
+            a_sf_layout: str = "swizzled", b_sf_layout: str = "swizzled") -> torch.Tensor:
+    return _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, None, block_size,
+                        use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None)
+
+
+@torch.library.custom_op("fp4gemm::mm_fp4_out", mutates_args=("out",), device_types=_DEVICES)
+def _mm_fp4_out(a: torch.Tensor, b: torch.Tensor, a_descale: Optional[torch.Tensor],
+                b_descale: torch.Tensor, alpha: Optional[torch.Tensor], out_dtype: torch.dtype,
+                out: torch.Tensor, block_size: int = 16, use_8x4_sf_layout: bool = False,
+                backend: str = "auto", use_nvfp4: bool = True, a_sf_layout: str = "swizzled",
+                b_sf_layout: str = "swizzled") -> None:
+    _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                 use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None)
+
+
+@torch.library.custom_op("fp4gemm::fp4_quantize", mutates_args=(), device_types=_DEVICES)
+def _fp4_quantize(input: torch.Tensor, global_scale: Optional[torch.Tensor] = None,
+                  sf_vec_size: int = 16, sf_use_ue8m0: bool = False,
+                  is_sf_swizzled_layout: bool = True, is_sf_8x4_layout: bool = False,
+                  enable_pdl: Optional[bool] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    return _api._fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0,
+                              is_sf_swizzled_layout, is_sf_8x4_layout, None, "flashinfer")
+
+
+# ---- fake (meta) implementations: shapes and dtypes, the cheap checks ----------------------
+def _check_devices(what, **tensors):
+    """The real ops raise for tensors on different devices; so do the fakes (a meta tensor among
+    CPU ones dispatches here, and torch.compile meets the error at trace time)."""
+    devs = {k: t.device for k, t in tensors.items() if t is not None}
+    if len(set(devs.values())) > 1:
+        raise ValueError(f"{what}: tensors on different devices "
+                         f"({', '.join(f'{k} on {d}' for k, d in devs.items())}); all must be on one")
+
+
+def _check_out_dtype(out_dtype):
+    if out_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise TypeError(f"mm_fp4: out_dtype {out_dtype} is not float32, float16 or bfloat16")
+
+
+@_mm_fp4.register_fake
+def _mm_fp4_fake(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, block_size=16,
+                 use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
+                 a_sf_layout="swizzled", b_sf_layout="swizzled"):
+    torch._check(a.dim() == 2 and b.dim() == 2, lambda: "mm_fp4: a and b must be 2-D")
+    _check_devices("mm_fp4", a=a, b=b, a_descale=a_descale, b_descale=b_descale, alpha=alpha)
+    _check_out_dtype(out_dtype)
+    return a.new_empty((a.shape[0], b.shape[1]), dtype=out_dtype)
+
+
+@_mm_fp4_out.register_fake
+def _mm_fp4_out_fake(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size=16,
+                     use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
+                     a_sf_layout="swizzled", b_sf_layout="swizzled"):
+    _check_devices("mm_fp4", a=a, b=b, a_descale=a_descale, b_descale=b_descale, alpha=alpha, out=out)
+    _check_out_dtype(out_dtype)
+    return None
+
+
+@_fp4_quantize.register_fake
+def _fp4_quantize_fake(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
+                       is_sf_swizzled_layout=True, is_sf_8x4_layout=False, enable_pdl=None):
+    torch._check(input.dim() == 2, lambda: "fp4_quantize: input must be 2-D [M, K]")
+    _check_devices("fp4_quantize", input=input, global_scale=global_scale)
+    rows, k = input.shape
+    layout = L.SF_SWIZZLED if is_sf_swizzled_layout else L.SF_LINEAR
+    return (input.new_empty((rows, k // 2), dtype=torch.uint8),
+            input.new_empty(_api._sf_shape(rows, k, layout), dtype=torch.uint8))
+
+
+# ---- what fp4gemm.mm_fp4 / fp4_quantize call for torch tensors -----------------------------
+def _scale_tensor(x, like):
+    """A Python number -> a one-element float32 tensor on like's device (torch.full: a fill
+    kernel on a GPU, no host copy); tensors and None as they are."""
+    if x is None or isinstance(x, torch.Tensor):
+        return x
+    return torch.full((1,), float(x), dtype=torch.float32, device=like.device)
+
+
+def _torch_out_dtype(dt):
+    return dt if isinstance(dt, torch.dtype) else _OUT[dtype_code(dt, "mm_fp4: out_dtype")]
+
+
+def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out=None,
+           block_size=16, use_8x4_sf_layout=False, backend="auto", use_nvfp4=True, *,
+           a_sf_layout="swizzled", b_sf_layout="swizzled"):
+    """fp4gemm.mm_fp4 for torch tensors: torch.ops.fp4gemm.mm_fp4 (or mm_fp4_out with out=)."""
+    out_dtype = _torch_out_dtype(out_dtype)
+    alpha = _scale_tensor(alpha, a)
+    if out is None:
+        return torch.ops.fp4gemm.mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, block_size,
+                                        use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout,
+                                        b_sf_layout)
+    torch.ops.fp4gemm.mm_fp4_out(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                                 use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+    return out
+
+
+def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
+                 is_sf_swizzled_layout=True, is_sf_8x4_layout=False, enable_pdl=None):
+    """fp4gemm.fp4_quantize for torch tensors: torch.ops.fp4gemm.fp4_quantize."""
+    return torch.ops.fp4gemm.fp4_quantize(input, _scale_tensor(global_scale, input), sf_vec_size,
+                                          sf_use_ue8m0, is_sf_swizzled_layout, is_sf_8x4_layout,
+                                          enable_pdl)
+
+
+_api.torch_mm_fp4, _api.torch_fp4_quantize = mm_fp4, fp4_quantize
+_api.TORCH_TENSOR = torch.Tensor
