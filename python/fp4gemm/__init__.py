@@ -8,6 +8,8 @@ Arrays: numpy, torch tensors (CPU and CUDA, through the torch.library ops fp4gem
 fp4gemm::mm_fp4_out and fp4gemm::fp4_quantize), CuPy / DLPack / CUDA-array-interface GPU arrays;
 docs/python.md has the differences from FlashInfer.
 """
+import importlib.util as _ilu
+import os as _os
 import sys as _sys
 
 from ._lib import Fp4GemmError
@@ -16,7 +18,12 @@ from ._api import (fp4_quantize, mm_fp4, global_scale, dequantize, sf_convert, s
 from ._log import set_log_level, get_log_level, log_to_python
 from ._tensors import register_torch_ops
 
-if "torch" in _sys.modules:  # torch already imported: register the ops now (no import of torch otherwise)
+# torch is optional. Where it is installed, its ops are registered now, so that
+# torch.ops.fp4gemm.* exist before torch.compile traces or a CUDA graph captures a call (this
+# imports torch, ~1-2 s the first time; FP4GEMM_NO_TORCH=1 defers it to the first torch tensor
+# fp4gemm sees, or to register_torch_ops()).
+if "torch" in _sys.modules or (not _os.environ.get("FP4GEMM_NO_TORCH")
+                               and _ilu.find_spec("torch") is not None):
     register_torch_ops()
 
 __version__ = info()["version"]

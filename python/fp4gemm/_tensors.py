@@ -269,5 +269,5 @@ def empty(like, shape, dtype, what):
         with cupy.cuda.Device(like.device):
             a = cupy.empty(shape, dtype)
         return from_cai(a, what), a
-    raise ValueError(f"{what}: cannot allocate a {dtype} output next to a {type(like.obj).__name__} "
-                     "array (torch tensors and CuPy arrays only); pass out=")
+    raise ValueError(f"{what}: fp4gemm allocates outputs for numpy, torch and CuPy arrays only, not "
+                     f"next to a {type(like.obj).__name__}" + ("; pass out=" if what == "mm_fp4" else ""))
