@@ -7,14 +7,14 @@ import numpy as np
 
 from . import _lib as L
 from ._arrays import (as_array, byte_array, dtype_code, float_input, numpy_dtype, ptr,
-                      scalar, scalar_ptr, writable, BF16_NAMED)
+                      scalar_ptr, writable, BF16_NAMED)
 from . import _tensors as T
 from ._tensors import View
 
-# set by _torch_ops when it registers the torch.library ops: torch.Tensor, and the functions
-# that call the ops (so that torch.compile sees one op, not this module's ctypes calls)
+# set by _torch_ops when it registers the torch.library ops: torch.Tensor, and that module,
+# whose functions call the ops (so that torch.compile sees one op, not this module's ctypes)
 TORCH_TENSOR = ()
-torch_mm_fp4 = torch_fp4_quantize = None
+torch_ops = None
 
 
 def _out_dtype(code, ndt, like):
@@ -66,7 +66,7 @@ def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
     (a uint16 array of bf16 bits: dtype='bfloat16'). recipe: 'flashinfer' or 'modelopt'
     (then global_scale is ModelOpt's DECODE scale amax/2688)."""
     if isinstance(input, TORCH_TENSOR) and dtype is None and recipe == "flashinfer":
-        return torch_fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0,
+        return torch_ops.fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0,
                                   is_sf_swizzled_layout, is_sf_8x4_layout, enable_pdl)
     return _fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0, is_sf_swizzled_layout,
                          is_sf_8x4_layout, dtype, recipe)
@@ -123,7 +123,7 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
     device; the result is of a's kind on that device. An alpha that is a torch tensor or GPU
     array (one float32 on that device) is read when the GEMM runs (CUDA-graph capturable)."""
     if isinstance(a, TORCH_TENSOR) and a_dtype is None:
-        return torch_mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+        return torch_ops.mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
                             use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout=a_sf_layout,
                             b_sf_layout=b_sf_layout)
     return _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
@@ -243,7 +243,14 @@ def _plain(x):
 
 def global_scale(x, dtype=None):
     """FlashInfer's encode global scale of x: 448*6/amax(|x|) (NaN ignored; 1 for an all-zero
-    x), as float32 [1]: the global_scale argument of fp4_quantize."""
+    x), as float32 [1]: the global_scale argument of fp4_quantize. A torch tensor goes through
+    the op fp4gemm::global_scale; the result is on x's device, of x's kind."""
+    if isinstance(x, TORCH_TENSOR) and dtype is None:
+        return torch_ops.global_scale(x)
+    return _global_scale(x, dtype)
+
+
+def _global_scale(x, dtype):
     x, code, ld = float_input(x, "global_scale: x", dtype)
     dev = T.device_of("global_scale", x=x)
     out, obj = T.empty(x, (1,), np.float32, "global_scale")
@@ -255,7 +262,13 @@ def global_scale(x, dtype=None):
 
 def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype="float32"):
     """Decodes packed q [M, K/2] with its scales into out_dtype [M, K]: e2m1 * e4m3 / gs
-    (gs the ENCODE scale fp4_quantize took; None = 1)."""
+    (gs the ENCODE scale fp4_quantize took; None = 1). Torch tensors: the op fp4gemm::dequantize."""
+    if isinstance(q, TORCH_TENSOR):
+        return torch_ops.dequantize(q, sf, global_scale, is_sf_swizzled_layout, out_dtype)
+    return _dequantize(q, sf, global_scale, is_sf_swizzled_layout, out_dtype)
+
+
+def _dequantize(q, sf, global_scale, is_sf_swizzled_layout, out_dtype):
     q = byte_array(q, "dequantize: q")
     if q.ndim != 2:
         raise ValueError(f"dequantize: q must be 2-D [M, K/2], got shape {q.shape}")
@@ -282,7 +295,13 @@ def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype="
 def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
     """Rewrites the scales of a [rows, k] tensor from layout src to dst ('linear' [rows, k/16]
     <-> 'swizzled' 128x4 tiles [round_up(rows,128), round_up(k/16,4)]); bytes are moved,
-    never decoded."""
+    never decoded. Torch tensors: the op fp4gemm::sf_convert."""
+    if isinstance(sf, TORCH_TENSOR):
+        return torch_ops.sf_convert(sf, rows, k, src, dst)
+    return _sf_convert(sf, rows, k, src, dst)
+
+
+def _sf_convert(sf, rows, k, src, dst):
     sl, dl = _layout(src, "sf_convert: src"), _layout(dst, "sf_convert: dst")
     if rows < 1 or k < 16 or k % 16:
         raise ValueError(f"sf_convert: rows = {rows}, k = {k}: rows >= 1, k a positive multiple of 16")
@@ -295,14 +314,14 @@ def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
     return obj
 
 
-def _probe_desc(m, n, k, a_dtype, out_dtype, backend):
+def _probe_desc(m, n, k, a_dtype, out_dtype, backend, sf_layout="swizzled"):
     """A descriptor for [m, n, k] whose pointers are a small aligned dummy buffer: selection
     judges the problem, never reads the data."""
     d = L.GemmDesc()
     L.lib.fp4_gemm_desc_init(ctypes.byref(d))
     d.m, d.n, d.k = m, n, k
     d.a_dtype = L.DTYPE_E2M1 if a_dtype in (None, "e2m1", "fp4", "nvfp4") else dtype_code(a_dtype, "a_dtype")
-    d.a_sf_layout = d.b_sf_layout = L.SF_SWIZZLED
+    d.a_sf_layout = d.b_sf_layout = _layout(sf_layout, "sf_layout")
     d.d_dtype = dtype_code(out_dtype, "out_dtype")
     dummy = _DUMMY.__array_interface__["data"][0]
     d.a = d.b = d.b_sf = d.d = dummy
@@ -314,11 +333,13 @@ def _probe_desc(m, n, k, a_dtype, out_dtype, backend):
 _DUMMY = np.zeros(64, np.uint8)
 
 
-def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto", device=-1):
+def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto", device=-1,
+           sf_layout="swizzled"):
     """What mm_fp4 would run for an [m, n, k] problem on `device` (-1 the CPU, 0.. a CUDA
     ordinal), and why: (tactic name, reason), e.g. ('cpu/avx2_4x16', 'auto: policy for the
-    CPU ...'). a_dtype 'e2m1' (W4A4) or 'bfloat16'/'float16' (W4A16)."""
-    d = _probe_desc(m, n, k, a_dtype, out_dtype, backend)
+    CPU ...'). a_dtype 'e2m1' (W4A4) or 'bfloat16'/'float16' (W4A16); sf_layout the scales'
+    ('swizzled' or 'linear'). A backend that cannot run it raises Fp4GemmError with the reason."""
+    d = _probe_desc(m, n, k, a_dtype, out_dtype, backend, sf_layout)
     t = L.Tactic()
     why = ctypes.create_string_buffer(512)
     ctx = L.ctx_for(device)
@@ -326,9 +347,9 @@ def select(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", backend="auto", device
     return _tactic_name(t), why.value.decode()
 
 
-def list_tactics(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", device=-1):
+def list_tactics(m, n, k, a_dtype="e2m1", out_dtype="bfloat16", device=-1, sf_layout="swizzled"):
     """Every tactic that can run the problem on `device` (-1 the CPU), in auto's order."""
-    d = _probe_desc(m, n, k, a_dtype, out_dtype, "auto")
+    d = _probe_desc(m, n, k, a_dtype, out_dtype, "auto", sf_layout)
     buf = (L.Tactic * 256)()
     cnt = ctypes.c_int()
     ctx = L.ctx_for(device)

@@ -2,8 +2,6 @@
 protocol, __array_interface__; torch tensors and GPU arrays as _tensors.View) <-> pointers,
 sizes, strides and fp4gemm dtypes. Checks only what must hold for the pointer arithmetic to be
 right; the library checks the rest."""
-import ctypes
-
 import numpy as np
 
 from . import _lib as L

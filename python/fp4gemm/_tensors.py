@@ -206,7 +206,7 @@ def register_torch_ops():
     global _torch_ops_tried
     _torch_ops_tried = True
     try:
-        from . import _torch_ops  # noqa: F401
+        from . import _torch_ops  # noqa: F401 (registers the ops)
         return True
     except ImportError:
         return False

@@ -9,6 +9,10 @@ sees, or by fp4gemm.register_torch_ops().
     fp4gemm::fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
                           is_sf_swizzled_layout=True, is_sf_8x4_layout=False,
                           enable_pdl=None) -> (Tensor, Tensor)
+    fp4gemm::global_scale(x) -> Tensor [1] float32
+    fp4gemm::dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True,
+                        out_dtype=float32) -> Tensor
+    fp4gemm::sf_convert(sf, rows, k, src="linear", dst="swizzled") -> Tensor
 
 For the CPU and CUDA; each runs the array code of _api.py (one library call, on
 torch.cuda.current_stream() on a GPU; scale tensors read by pointer when the work runs), so
@@ -17,6 +21,7 @@ they work in eager mode, under CUDA graph capture and, with the fake implementat
 fp4gemm.fp4_quantize call them for torch tensors (the wrappers below: FlashInfer's signature,
 out= through mm_fp4_out, a float alpha / global_scale made a one-element tensor on the input's
 device)."""
+import sys
 from typing import Optional, Tuple
 
 import torch
@@ -61,6 +66,24 @@ def _fp4_quantize(input: torch.Tensor, global_scale: Optional[torch.Tensor] = No
                               is_sf_swizzled_layout, is_sf_8x4_layout, None, "flashinfer")
 
 
+@torch.library.custom_op("fp4gemm::global_scale", mutates_args=(), device_types=_DEVICES)
+def _global_scale(x: torch.Tensor) -> torch.Tensor:
+    return _api._global_scale(x, None)
+
+
+@torch.library.custom_op("fp4gemm::dequantize", mutates_args=(), device_types=_DEVICES)
+def _dequantize(q: torch.Tensor, sf: torch.Tensor, global_scale: Optional[torch.Tensor] = None,
+                is_sf_swizzled_layout: bool = True,
+                out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return _api._dequantize(q, sf, global_scale, is_sf_swizzled_layout, out_dtype)
+
+
+@torch.library.custom_op("fp4gemm::sf_convert", mutates_args=(), device_types=_DEVICES)
+def _sf_convert(sf: torch.Tensor, rows: int, k: int, src: str = "linear",
+                dst: str = "swizzled") -> torch.Tensor:
+    return _api._sf_convert(sf, rows, k, src, dst)
+
+
 # ---- fake (meta) implementations: shapes and dtypes, the cheap checks ----------------------
 def _check_devices(what, **tensors):
     """The real ops raise for tensors on different devices; so do the fakes (a meta tensor among
@@ -73,7 +96,7 @@ def _check_devices(what, **tensors):
 
 def _check_out_dtype(out_dtype):
     if out_dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"mm_fp4: out_dtype {out_dtype} is not float32, float16 or bfloat16")
+        raise TypeError(f"out_dtype {out_dtype} is not float32, float16 or bfloat16")
 
 
 @_mm_fp4.register_fake
@@ -106,7 +129,24 @@ def _fp4_quantize_fake(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=Fa
             input.new_empty(_api._sf_shape(rows, k, layout), dtype=torch.uint8))
 
 
-# ---- what fp4gemm.mm_fp4 / fp4_quantize call for torch tensors -----------------------------
+@_global_scale.register_fake
+def _global_scale_fake(x):
+    return x.new_empty((1,), dtype=torch.float32)
+
+
+@_dequantize.register_fake
+def _dequantize_fake(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype=torch.float32):
+    _check_devices("dequantize", q=q, sf=sf, global_scale=global_scale)
+    _check_out_dtype(out_dtype)
+    return q.new_empty((q.shape[0], 2 * q.shape[1]), dtype=out_dtype)
+
+
+@_sf_convert.register_fake
+def _sf_convert_fake(sf, rows, k, src="linear", dst="swizzled"):
+    return sf.new_empty(_api._sf_shape(rows, k, _api._layout(dst, "sf_convert: dst")), dtype=torch.uint8)
+
+
+# ---- what fp4gemm's functions call for torch tensors -----------------------------
 def _scale_tensor(x, like):
     """A Python number -> a one-element float32 tensor on like's device (torch.full: a fill
     kernel on a GPU, no host copy); tensors and None as they are."""
@@ -116,7 +156,7 @@ def _scale_tensor(x, like):
 
 
 def _torch_out_dtype(dt):
-    return dt if isinstance(dt, torch.dtype) else _OUT[dtype_code(dt, "mm_fp4: out_dtype")]
+    return dt if isinstance(dt, torch.dtype) else _OUT[dtype_code(dt, "out_dtype")]
 
 
 def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out=None,
@@ -142,5 +182,19 @@ def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
                                           enable_pdl)
 
 
-_api.torch_mm_fp4, _api.torch_fp4_quantize = mm_fp4, fp4_quantize
+def global_scale(x):
+    return torch.ops.fp4gemm.global_scale(x)
+
+
+def dequantize(q, sf, global_scale=None, is_sf_swizzled_layout=True, out_dtype=torch.float32):
+    swizzled = _api._layout(is_sf_swizzled_layout, "dequantize: is_sf_swizzled_layout") == L.SF_SWIZZLED
+    return torch.ops.fp4gemm.dequantize(q, sf, _scale_tensor(global_scale, q), swizzled,
+                                        _torch_out_dtype(out_dtype))
+
+
+def sf_convert(sf, rows, k, src="linear", dst="swizzled"):
+    return torch.ops.fp4gemm.sf_convert(sf, rows, k, src, dst)
+
+
+_api.torch_ops = sys.modules[__name__]
 _api.TORCH_TENSOR = torch.Tensor

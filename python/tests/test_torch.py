@@ -123,6 +123,24 @@ def test_opcheck():
                               (x, fp4gemm.global_scale(x), 16, False, swz))
 
 
+def test_helpers_equal_numpy_path_and_opcheck():
+    x = torch.randn(33, 96, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16)
+    gs = fp4gemm.global_scale(x)
+    np.testing.assert_array_equal(gs.numpy(), fp4gemm.global_scale(to_np(x), dtype="bfloat16"))
+    q, sf = fp4gemm.fp4_quantize(x, gs)
+    for od in ("float32", "bfloat16"):
+        d = fp4gemm.dequantize(q, sf, gs, True, od)
+        dn = fp4gemm.dequantize(q.numpy(), sf.numpy(), gs.numpy(), True, od)
+        assert isinstance(d, torch.Tensor) and d.dtype == TDT[od] and d.shape == (33, 96)
+        np.testing.assert_array_equal(to_np(d).view(np.uint8), np.asarray(dn).view(np.uint8))
+    lin = fp4gemm.sf_convert(sf, 33, 96, "swizzled", "linear")
+    np.testing.assert_array_equal(lin.numpy(), fp4gemm.sf_convert(sf.numpy(), 33, 96, "swizzled", "linear"))
+    assert torch.equal(fp4gemm.dequantize(q, lin, gs, "linear"), fp4gemm.dequantize(q, sf, gs))
+    torch.library.opcheck(torch.ops.fp4gemm.global_scale.default, (x,))
+    torch.library.opcheck(torch.ops.fp4gemm.dequantize.default, (q, sf, gs, True, torch.float16))
+    torch.library.opcheck(torch.ops.fp4gemm.sf_convert.default, (sf, 33, 96, "swizzled", "linear"))
+
+
 @pytest.mark.parametrize("m,k,swizzled", [(1, 16, True), (129, 80, True), (3, 48, False)])
 def test_fake_tensor_shapes_match_real(m, k, swizzled):
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -148,6 +166,14 @@ def _quantize_and_mm(x, gx, wq, wsf, alpha):
     return fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, alpha, torch.bfloat16) * 2
 
 
+def _step(x, wq, wsf, gw):
+    """A decode step as FlashInfer's callers write it: scale, quantize, GEMM, all inside."""
+    gx = fp4gemm.global_scale(x)
+    xq, xsf = fp4gemm.fp4_quantize(x, gx)
+    y = fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, 1.0 / (gx * gw), torch.bfloat16)
+    return fp4gemm.dequantize(xq, xsf, gx) + y.float().sum()
+
+
 def _mm_out(xq, wq, xsf, wsf, alpha, out):
     fp4gemm.mm_fp4(xq, wq.T, xsf, wsf.T, alpha, torch.float32, out)
     return out + 1
@@ -159,6 +185,7 @@ def test_compile_fullgraph_no_graph_break():
     alpha = 1.0 / (gx * gw)
     for fn, args in ((_linear, (xq, wq, xsf, wsf, alpha)),
                      (_quantize_and_mm, (x, gx, wq, wsf, alpha)),
+                     (_step, (x, wq, wsf, gw)),
                      (_mm_out, (xq, wq, xsf, wsf, alpha, torch.zeros(9, 48)))):
         explain = torch._dynamo.explain(fn)(*args)
         assert explain.graph_break_count == 0 and explain.graph_count == 1, explain.break_reasons
