@@ -1,7 +1,9 @@
 """Host overhead per call of the Python binding: a tiny mm_fp4 (m = 1, n = 8, k = 16) whose
 GEMM costs well under a microsecond, timed against the same GEMM's C call alone (ctypes
-calling fp4_gemm with a prebuilt descriptor) and an empty ctypes call. Prints microseconds
-per call (median of 7 runs of N calls). Usage: python python/bench/overhead.py"""
+calling fp4_gemm with a prebuilt descriptor) and an empty ctypes call; with torch installed,
+the same through the torch.library ops on CPU tensors, next to torch's own torch.mm of the
+same size. Prints microseconds per call (median of 7 runs of N calls).
+Usage: python python/bench/overhead.py"""
 import ctypes
 import platform
 import statistics
@@ -68,6 +70,35 @@ def main():
         print(f"{per_call_us(fn):8.2f} us  {name}")
     if ext is not None:
         print(f"{ctypes_only(call)():8.2f} us  mm_fp4(..., out=out) float32 through ctypes alone")
+    torch_rows(xq, xsf, wq, wsf)
+
+
+def torch_rows(xq, xsf, wq, wsf):
+    try:
+        import torch
+    except ImportError:
+        print("# torch not installed: no torch rows")
+        return
+    from fp4gemm._api import _mm_fp4
+    t = torch.from_numpy
+    a, asf, b, bsf = t(xq), t(xsf), t(wq).T, t(wsf).T
+    alpha = torch.ones(1)
+    out = torch.empty(a.shape[0], b.shape[1])
+    x, y = torch.randn(1, 16), torch.randn(16, 8)
+    f = torch.compile(lambda a, b, c, d, e, o: fp4gemm.mm_fp4(a, b, c, d, e, torch.float32, o),
+                      fullgraph=True)
+    f(a, b, asf, bsf, alpha, out)
+    n = 5000
+    print(f"# torch {torch.__version__}, CPU tensors, {torch.get_num_threads()} threads")
+    for name, fn in [
+        ("torch.mm(x[1,16], y[16,8], out=o): torch's own op, for scale", lambda: torch.mm(x, y, out=out)),
+        ("fp4gemm.mm_fp4(..., out=out): op fp4gemm::mm_fp4_out", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)),
+        ("fp4gemm.mm_fp4(...) allocating: op fp4gemm::mm_fp4", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32)),
+        ("torch.ops.fp4gemm.mm_fp4(...) called directly", lambda: torch.ops.fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32)),
+        ("the array path on torch tensors, no op (what the op runs)", lambda: _mm_fp4(a, b, asf, bsf, alpha, torch.float32, out, 16, False, "auto", True, "swizzled", "swizzled", None)),
+        ("torch.compile(fullgraph=True) function calling mm_fp4(out=)", lambda: f(a, b, asf, bsf, alpha, out)),
+    ]:
+        print(f"{per_call_us(fn, n):8.2f} us  {name}")
 
 
 if __name__ == "__main__":

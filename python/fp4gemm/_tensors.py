@@ -5,6 +5,7 @@ numpy array (shape, byte strides, dtype, flags). Argument translation only; the 
 the rest. torch and cupy are never imported here unless the caller's array is theirs (their
 module is then already loaded)."""
 import ctypes
+import math
 import sys
 
 import numpy as np
@@ -67,26 +68,32 @@ class View:
     """What a numpy-shaped check needs of a foreign array, and where its data is. `obj` is
     the array itself (kept alive while the View is); `lib` 'torch', 'cupy' or None (what
     allocates outputs like it); `stream` the stream the array's interface names (CUDA array
-    interface v3: work on the data goes there), or None."""
-    __slots__ = ("obj", "ptr", "shape", "strides", "dtype", "device", "flags", "lib", "stream", "keep")
+    interface v3: work on the data goes there), or None. strides in bytes, as numpy's."""
+    __slots__ = ("obj", "ptr", "shape", "strides", "dtype", "device", "writeable", "lib", "stream",
+                 "keep", "_flags")
 
     def __init__(self, obj, ptr, shape, strides, dtype, device, writeable, lib, stream=None, keep=None):
         self.obj, self.ptr, self.shape, self.dtype, self.device = obj, ptr, tuple(shape), dtype, device
-        isz = dtype.itemsize
         if strides is None:  # C-contiguous
-            strides, step = [0] * len(shape), isz
+            strides, step = [0] * len(shape), dtype.itemsize
             for i in range(len(shape) - 1, -1, -1):
                 strides[i] = step
                 step *= shape[i]
         self.strides = tuple(strides)
-        self.flags = Flags(_contiguous(self.shape, self.strides, isz, "C"),
-                           _contiguous(self.shape, self.strides, isz, "F"), writeable)
-        self.lib, self.stream, self.keep = lib, stream, keep
+        self.writeable, self.lib, self.stream, self.keep, self._flags = writeable, lib, stream, keep, None
+
+    @property
+    def flags(self):
+        if self._flags is None:
+            isz = self.dtype.itemsize
+            self._flags = Flags(_contiguous(self.shape, self.strides, isz, "C"),
+                                _contiguous(self.shape, self.strides, isz, "F"), self.writeable)
+        return self._flags
 
     ndim = property(lambda self: len(self.shape))
     itemsize = property(lambda self: self.dtype.itemsize)
-    size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
-    nbytes = property(lambda self: self.size * self.dtype.itemsize)
+    size = property(lambda self: math.prod(self.shape))
+    nbytes = property(lambda self: math.prod(self.shape) * self.dtype.itemsize)
 
     def where(self):
         return "cpu" if self.device < 0 else f"cuda:{self.device}"
@@ -116,16 +123,15 @@ def is_torch(x):
 
 
 def from_torch(x, what):
-    dev = x.device
-    if dev.type == "cuda":
-        d = dev.index if dev.index is not None else 0
-    elif dev.type == "cpu":
+    if x.is_cuda:
+        d = x.get_device()
+    elif x.is_cpu:
         d = -1
     else:
-        raise ValueError(f"{what}: a torch tensor on {dev}; fp4gemm runs on the CPU and CUDA devices")
-    isz = x.element_size()
-    return View(x, x.data_ptr(), x.shape, [s * isz for s in x.stride()], _torch_dtype(x, x.dtype),
-                d, True, "torch")
+        raise ValueError(f"{what}: a torch tensor on {x.device}; fp4gemm runs on the CPU and CUDA devices")
+    dt = _TORCH_DT.get(x.dtype) or _torch_dtype(x, x.dtype)
+    isz = dt.itemsize
+    return View(x, x.data_ptr(), x.shape, [s * isz for s in x.stride()], dt, d, True, "torch")
 
 
 # ---- __cuda_array_interface__ ---------------------------------------------------------------
