@@ -185,23 +185,26 @@ def _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8
         res = writable(out, "mm_fp4: out", (m, n), ok)
         if n > 1 and res.strides[1] != res.dtype.itemsize or m > 1 and res.strides[0] % res.dtype.itemsize:
             raise ValueError(f"mm_fp4: out must have contiguous rows, strides {res.strides}")
-    host = type(a_arr) is np.ndarray and type(b) is np.ndarray and type(sb) is np.ndarray and (
-        out is None or type(res) is np.ndarray)  # numpy alone: the CPU, no stream (the fast path)
+    # numpy alone (the fast path): the CPU, no stream
+    host = (type(a_arr) is np.ndarray and type(b) is np.ndarray and type(sb) is np.ndarray
+            and (sa is None or type(sa) is np.ndarray) and (out is None or type(res) is np.ndarray)
+            and (alpha is None or isinstance(alpha, (int, float, np.ndarray))))
     if host:
         dev, al_ptr, stream = -1, None, 0
         al = scalar(alpha, "mm_fp4: alpha")
-        ctx = L.cpu_ctx()
     else:
         dev = T.device_of("mm_fp4", a=a_arr, a_descale=sa, b=b, b_descale=sb,
                           out=res if out is not None else None)
         al, al_ptr = scalar_ptr(alpha, "mm_fp4: alpha", dev)
-        ctx = L.ctx_for(dev)
     al = 1.0 if al is None else al
     if out is None:
         res, out = T.empty(a_arr, (m, n), _out_dtype(code, ndt, a_arr), "mm_fp4")
     ldd = res.strides[0] // res.itemsize if m > 1 else n
-    if not host:
+    if host:
+        ctx = L.cpu_ctx()
+    else:
         stream = T.stream_of(dev, a_arr, b, res)
+        ctx = L.ctx_for(dev)
     if L.ext is not None:  # the C glue: buffers -> descriptor -> fp4_gemm
         be, cfg = _tactic(backend)
         st = L.ext.gemm(ctx, _plain(a_arr), None if sa is None else _plain(sa),
