@@ -5,6 +5,7 @@ numpy array (shape, byte strides, dtype, flags). Argument translation only; the 
 the rest. torch and cupy are never imported here unless the caller's array is theirs (their
 module is then already loaded)."""
 import ctypes
+import importlib
 import math
 import sys
 
@@ -212,7 +213,7 @@ def register_torch_ops():
     global _torch_ops_tried
     _torch_ops_tried = True
     try:
-        from . import _torch_ops  # noqa: F401 (registers the ops)
+        importlib.import_module(__package__ + "._torch_ops")  # importing it registers the ops
         return True
     except ImportError:
         return False
