@@ -67,7 +67,7 @@ def fp4_quantize(input, global_scale=None, sf_vec_size=16, sf_use_ue8m0=False,
     (then global_scale is ModelOpt's DECODE scale amax/2688)."""
     if isinstance(input, TORCH_TENSOR) and dtype is None and recipe == "flashinfer":
         return torch_ops.fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0,
-                                  is_sf_swizzled_layout, is_sf_8x4_layout, enable_pdl)
+                                      is_sf_swizzled_layout, is_sf_8x4_layout, enable_pdl)
     return _fp4_quantize(input, global_scale, sf_vec_size, sf_use_ue8m0, is_sf_swizzled_layout,
                          is_sf_8x4_layout, dtype, recipe)
 
@@ -124,8 +124,8 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
     array (one float32 on that device) is read when the GEMM runs (CUDA-graph capturable)."""
     if isinstance(a, TORCH_TENSOR) and a_dtype is None:
         return torch_ops.mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
-                            use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout=a_sf_layout,
-                            b_sf_layout=b_sf_layout)
+                                use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout=a_sf_layout,
+                                b_sf_layout=b_sf_layout)
     return _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
                    use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype)
 
