@@ -277,3 +277,18 @@ def test_quantize_bad_input():
         fp4gemm.fp4_quantize(torch.randn(4, 64).double())
     with pytest.raises(ValueError, match="one float32"):
         fp4gemm.fp4_quantize(x, torch.ones(2))
+
+
+def test_no_torch_import_with_fp4gemm_no_torch():
+    """FP4GEMM_NO_TORCH=1: `import fp4gemm` leaves torch unimported; the ops are registered at
+    the first torch tensor (a fresh interpreter: this one has them already)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, fp4gemm; assert 'torch' not in sys.modules, 'torch imported'\n"
+            "import torch; assert not hasattr(torch.ops.fp4gemm, 'mm_fp4')\n"
+            "q, sf = fp4gemm.fp4_quantize(torch.ones(2, 32))\n"
+            "assert isinstance(q, torch.Tensor) and hasattr(torch.ops.fp4gemm, 'mm_fp4')\n")
+    env = dict(os.environ, FP4GEMM_NO_TORCH="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
