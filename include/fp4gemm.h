@@ -222,7 +222,8 @@ typedef struct fp4_ctx fp4_ctx;
  * every call that takes the context. Reads FP4GEMM_BACKEND (a value that names nothing is
  * logged as a warning and fails only GEMMs left to auto; docs/backends.md). Allocates: the
  * context, and on a GPU each backend's state (cuda_mma's split-K workspace, 32 MiB + 64 KiB of
- * device memory on sm_80+; cublaslt's handle and 32 MiB workspace on sm_100+); a backend
+ * device memory on sm_80+; cuda_wgmma's, 96 MiB + 64 KiB on sm_90; cublaslt's handle and
+ * 32 MiB workspace on sm_100+); a backend
  * whose set-up fails is reported as unable to run, it does not fail fp4_create. On failure
  * *ctx is NULL and fp4_last_error(NULL) has the detail: FP4_ERR_INVALID_ARGUMENT (NULL ctx,
  * device < -1), FP4_ERR_NO_DEVICE (no such device, or a build without CUDA), FP4_ERR_CUDA,
