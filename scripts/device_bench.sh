@@ -4,11 +4,16 @@
 #   scripts/device_bench.sh [all|build|test|bench] [extra arguments for `fp4gemm bench`]
 #
 #   build  cmake + ninja (all cores, CUDA_ARCHS, default 90a) into $BUILD (default build)
-#   test   build, then ctest, compute-sanitizer memcheck and racecheck over $BUILD/test_gpu,
-#          and `fp4gemm info`
+#   test   build, then ctest, compute-sanitizer memcheck, racecheck and synccheck over
+#          $BUILD/test_gpu (SAN_TACTICS limits the GEMM tactics they cover), racecheck over
+#          $BUILD/test_threads_gpu (THREADS_SAN_TIMEOUT), and `fp4gemm info`
+#   python pip install ./python into a venv that sees the image's torch (no network), then
+#          pytest python/tests (the torch CUDA tests included); log in python.log
 #   bench  build, then `fp4gemm bench --preset $PRESET` (default llama3.1-8b) writing
 #          bench.csv, bench.json and bench.svg; extra arguments go to the bench
 #   all    test, then bench (may not fit in one 10-minute call: prefer test, then bench)
+#   Every step has a timeout (CTEST_TIMEOUT, SAN_TIMEOUT, BENCH_TIMEOUT): a hung kernel costs
+#   minutes, not the call.
 #
 # Everything is logged under $OUT (default ./out), in at most 8 files:
 #   build.log test.log info.log bench.log bench.csv bench.json bench.svg summary.txt
@@ -19,9 +24,9 @@ set -u -o pipefail
 stage=${1:-all}
 [ $# -gt 0 ] && shift
 case "$stage" in
-  all|build|test|bench) ;;
+  all|build|test|bench|python) ;;
   -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-  *) echo "device_bench.sh: unknown stage '$stage' (all, build, test, bench)" >&2; exit 2 ;;
+  *) echo "device_bench.sh: unknown stage '$stage' (all, build, test, bench, python)" >&2; exit 2 ;;
 esac
 
 cd "$(dirname "$0")/.."
@@ -30,6 +35,9 @@ BUILD=${BUILD:-build}
 CUDA_ARCHS=${CUDA_ARCHS:-90a}
 PRESET=${PRESET:-llama3.1-8b}
 SAN_TIMEOUT=${SAN_TIMEOUT:-240}      # seconds for each compute-sanitizer run
+SAN_TACTICS=${SAN_TACTICS:-}         # FP4GEMM_TEST_TACTICS for the sanitizer runs (e.g. cuda_wgmma)
+CTEST_TIMEOUT=${CTEST_TIMEOUT:-300}  # seconds for each ctest test
+THREADS_SAN_TIMEOUT=${THREADS_SAN_TIMEOUT:-300} # racecheck over test_threads_gpu
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-480}  # seconds for the bench
 mkdir -p "$OUT"
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
@@ -68,7 +76,8 @@ do_test() {
   local t0 rc; t0=$(date +%s)
   {
     echo "== $(date -u '+%F %T UTC') ctest"
-    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+    # a hung kernel must not eat the whole call: every test has CTEST_TIMEOUT seconds
+    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS" --timeout "$CTEST_TIMEOUT"
   } > "$OUT/test.log" 2>&1
   rc=$?
   note "ctest: $([ $rc -eq 0 ] && echo OK || echo FAILED) ($(elapsed "$t0")): $(grep -E 'tests passed|tests failed' "$OUT/test.log" | tail -n 1)"
@@ -76,7 +85,7 @@ do_test() {
 
   local sanitizer
   sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null)
-  for tool in memcheck racecheck; do
+  for tool in memcheck racecheck synccheck; do
     t0=$(date +%s)
     if [ -z "$sanitizer" ]; then
       note "compute-sanitizer $tool: SKIPPED (compute-sanitizer not found)"
@@ -88,8 +97,8 @@ do_test() {
       # racecheck is far slower than memcheck: it gets the quick shape list (every kernel
       # and every edge case still runs)
       quick=0; [ "$tool" = racecheck ] && quick=1
-      FP4GEMM_TEST_QUICK=$quick FP4GEMM_TEST_SKIP_LARGE=1 timeout "$SAN_TIMEOUT" "$sanitizer" --tool "$tool" \
-        --error-exitcode 99 "$BUILD/test_gpu"
+      FP4GEMM_TEST_TACTICS=$SAN_TACTICS FP4GEMM_TEST_QUICK=$quick FP4GEMM_TEST_SKIP_LARGE=1 \
+        timeout "$SAN_TIMEOUT" "$sanitizer" --tool "$tool" --error-exitcode 99 "$BUILD/test_gpu"
     } >> "$OUT/test.log" 2>&1
     rc=$?
     local verdict
@@ -102,6 +111,23 @@ do_test() {
     esac
     note "compute-sanitizer $tool: $verdict ($(elapsed "$t0")): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/test.log" | tail -n 1)"
   done
+
+  # the concurrency test under racecheck (issue 17): two of its jobs at a time, quick sizes
+  if [ -n "$sanitizer" ]; then
+    t0=$(date +%s)
+    {
+      echo
+      echo "== $(date -u '+%F %T UTC') compute-sanitizer --tool racecheck $BUILD/test_threads_gpu (timeout ${THREADS_SAN_TIMEOUT}s)"
+      FP4GEMM_TEST_SKIP_LARGE=1 timeout "$THREADS_SAN_TIMEOUT" "$sanitizer" --tool racecheck \
+        --error-exitcode 99 "$BUILD/test_threads_gpu"
+    } >> "$OUT/test.log" 2>&1
+    rc=$?
+    case $rc in
+      0) note "racecheck test_threads_gpu: OK ($(elapsed "$t0"))" ;;
+      124) note "racecheck test_threads_gpu: TIMED OUT after ${THREADS_SAN_TIMEOUT}s"; failed=1 ;;
+      *) note "racecheck test_threads_gpu: FAILED (exit $rc, $(elapsed "$t0"))"; failed=1 ;;
+    esac
+  fi
 
   "$BUILD/fp4gemm" info > "$OUT/info.log" 2>&1
   rc=$?
@@ -140,8 +166,25 @@ do_bench() {
   return $rc
 }
 
+# python: the package against the image's python3 and torch (nothing can be downloaded there:
+# --no-build-isolation uses the image's scikit-build-core; the venv sees the system packages)
+do_python() {
+  local t0 rc; t0=$(date +%s)
+  {
+    echo "== $(date -u '+%F %T UTC') python: $(python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1)"
+    python3 -m venv --system-site-packages build-py/device-venv &&
+      build-py/device-venv/bin/python -m pip install -q --no-build-isolation --no-deps ./python &&
+      timeout 300 build-py/device-venv/bin/python -m pytest -q python/tests
+  } > "$OUT/python.log" 2>&1
+  rc=$?
+  note "python: $([ $rc -eq 0 ] && echo OK || echo "FAILED (exit $rc)") ($(elapsed "$t0")): $(grep -E 'passed|failed' "$OUT/python.log" | tail -n 1)"
+  [ $rc -eq 0 ] || failed=1
+}
+
 t_all=$(date +%s)
-if do_build; then
+if [ "$stage" = python ]; then
+  do_python
+elif do_build; then
   case "$stage" in
     test) do_test ;;
     bench) do_bench "$@" ;;
