@@ -131,8 +131,10 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype="bfloat16", out=Non
 
 
 def _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
-            backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype):
-    """mm_fp4 on arrays (what the torch ops run too)."""
+            backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype, plan=None):
+    """mm_fp4 on arrays (what the torch ops run too). plan: a list, or None; a list gets, when
+    the checks pass and the C glue makes the call, the arguments of L.ext.gemm after ctx
+    (the torch ops' cache of checked calls, _torch_ops._gemm_fast, replays them) and the device."""
     if block_size != 16 or not use_nvfp4:
         raise NotImplementedError("fp4gemm is NVFP4 only: block_size=16, use_nvfp4=True")
     if use_8x4_sf_layout:
@@ -207,9 +209,11 @@ def _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8
         ctx = L.ctx_for(dev)
     if L.ext is not None:  # the C glue: buffers -> descriptor -> fp4_gemm
         be, cfg = _tactic(backend)
-        st = L.ext.gemm(ctx, _plain(a_arr), None if sa is None else _plain(sa),
-                        _plain(b), _plain(sb), _plain(res), m, n, k, a_code, a_layout,
-                        b_layout, code, ldd, al, be, cfg, al_ptr, stream)
+        args = (_plain(a_arr), None if sa is None else _plain(sa), _plain(b), _plain(sb),
+                _plain(res), m, n, k, a_code, a_layout, b_layout, code, ldd, al, be, cfg, al_ptr)
+        if plan is not None:
+            plan.append((args, dev))
+        st = L.ext.gemm(ctx, *args, stream)
         L.check(st, ctx, "fp4_gemm")
         return out
     d = L.GemmDesc()  # ctypes alone

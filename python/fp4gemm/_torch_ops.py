@@ -37,24 +37,86 @@ _DEVICES = ("cpu", "cuda")
 _OUT = {L.DTYPE_F32: torch.float32, L.DTYPE_F16: torch.float16, L.DTYPE_BF16: torch.bfloat16}
 
 
-@torch.library.custom_op("fp4gemm::mm_fp4", mutates_args=(), device_types=_DEVICES)
-def _mm_fp4(a: torch.Tensor, b: torch.Tensor, a_descale: Optional[torch.Tensor],
-            b_descale: torch.Tensor, alpha: Optional[torch.Tensor] = None,
-            out_dtype: torch.dtype = torch.bfloat16, block_size: int = 16,
-            use_8x4_sf_layout: bool = False, backend: str = "auto", use_nvfp4: bool = True,
-            a_sf_layout: str = "swizzled", b_sf_layout: str = "swizzled") -> torch.Tensor:
-    return _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, None, block_size,
-                        use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None)
+# mm_fp4 and mm_fp4_out: the per-call ops, registered with the lower-level torch.library.Library
+# (define + impl for the CPU and CUDA keys, register_fake below) rather than custom_op, whose
+# Python layers (schema binding, an autograd kernel that redispatches) cost ~6 us a call here;
+# these ops have no autograd formula either way (their inputs are quantized bytes).
+_LIB = torch.library.Library("fp4gemm", "FRAGMENT")
+_MM_ARGS = ("Tensor a, Tensor b, Tensor? a_descale, Tensor b_descale, Tensor? alpha{}, "
+            "ScalarType out_dtype{}{}, SymInt block_size=16, bool use_8x4_sf_layout=False, "
+            'str backend="auto", bool use_nvfp4=True, str a_sf_layout="swizzled", '
+            'str b_sf_layout="swizzled"')
+_LIB.define("mm_fp4(" + _MM_ARGS.format("=None", "=15", "") + ") -> Tensor")  # 15: bfloat16
+_LIB.define("mm_fp4_out(" + _MM_ARGS.format("", "", ", Tensor(a!) out") + ") -> ()")
+
+# Checked calls: the library arguments of a call whose checks passed, by everything the checks
+# read (each tensor's shape, strides, dtype and device; the other arguments); a call that
+# matches one skips the checks (they would pass again) and goes straight to the C glue with
+# the tensors' pointers. Bounded (cleared when full); the first call of a kind runs the full
+# path (_api._mm_fp4), which raises for bad arguments before anything is written.
+_PLANS = {}
 
 
-@torch.library.custom_op("fp4gemm::mm_fp4_out", mutates_args=("out",), device_types=_DEVICES)
-def _mm_fp4_out(a: torch.Tensor, b: torch.Tensor, a_descale: Optional[torch.Tensor],
-                b_descale: torch.Tensor, alpha: Optional[torch.Tensor], out_dtype: torch.dtype,
-                out: torch.Tensor, block_size: int = 16, use_8x4_sf_layout: bool = False,
-                backend: str = "auto", use_nvfp4: bool = True, a_sf_layout: str = "swizzled",
-                b_sf_layout: str = "swizzled") -> None:
-    _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
-                 use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None)
+def _meta(t):
+    return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
+
+
+def _ptr(t):
+    return None if t is None else t.data_ptr()
+
+
+def _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
+          backend, use_nvfp4, a_sf_layout, b_sf_layout):
+    """The kernel of both ops: out given (mm_fp4_out) or None (mm_fp4: returns a new tensor)."""
+    key = (a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
+           _meta(a_descale), _meta(b_descale), _meta(alpha), _meta(out), out_dtype, block_size,
+           use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+    ext = L.ext
+    plan = _PLANS.get(key) if ext is not None else None
+    if plan is None:
+        plan = [] if ext is not None else None
+        res = _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                           use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None,
+                           plan=plan)
+        if plan:  # cached only where the glue got these very tensors' pointers (no copies)
+            args, dev = plan[0]
+            if args[:5] + args[16:] == (a.data_ptr(), _ptr(a_descale), b.data_ptr(),
+                                       b_descale.data_ptr(), res.data_ptr(), _ptr(alpha)):
+                if len(_PLANS) >= 256:
+                    _PLANS.clear()
+                _PLANS[key] = (args[5:16], dev)
+        return res
+    args, dev = plan
+    if out is None:
+        out = torch.empty((args[0], args[1]), dtype=out_dtype, device=a.device)
+    if dev < 0:
+        ctx, stream = L.cpu_ctx(), 0
+    else:
+        ctx, stream = L.ctx_for(dev), torch.cuda.current_stream(dev).cuda_stream
+    st = ext.gemm(ctx, a.data_ptr(), _ptr(a_descale), b.data_ptr(), b_descale.data_ptr(),
+                  out.data_ptr(), *args, _ptr(alpha), stream)
+    L.check(st, ctx, "fp4_gemm")
+    return out
+
+
+def _mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, block_size=16,
+            use_8x4_sf_layout=False, backend="auto", use_nvfp4=True, a_sf_layout="swizzled",
+            b_sf_layout="swizzled"):
+    return _gemm(a, b, a_descale, b_descale, alpha, out_dtype, None, block_size,
+                 use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+
+
+def _mm_fp4_out(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size=16,
+                use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
+                a_sf_layout="swizzled", b_sf_layout="swizzled"):
+    _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
+          backend, use_nvfp4, a_sf_layout, b_sf_layout)
+
+
+for _key in ("CPU", "CUDA"):
+    _LIB.impl("mm_fp4", _mm_fp4, _key)
+    _LIB.impl("mm_fp4_out", _mm_fp4_out, _key)
+_OP_MM, _OP_MM_OUT = torch.ops.fp4gemm.mm_fp4.default, torch.ops.fp4gemm.mm_fp4_out.default
 
 
 @torch.library.custom_op("fp4gemm::fp4_quantize", mutates_args=(), device_types=_DEVICES)
@@ -99,7 +161,7 @@ def _check_out_dtype(out_dtype):
         raise TypeError(f"out_dtype {out_dtype} is not float32, float16 or bfloat16")
 
 
-@_mm_fp4.register_fake
+@torch.library.register_fake("fp4gemm::mm_fp4", lib=_LIB)
 def _mm_fp4_fake(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, block_size=16,
                  use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
                  a_sf_layout="swizzled", b_sf_layout="swizzled"):
@@ -109,7 +171,7 @@ def _mm_fp4_fake(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat1
     return a.new_empty((a.shape[0], b.shape[1]), dtype=out_dtype)
 
 
-@_mm_fp4_out.register_fake
+@torch.library.register_fake("fp4gemm::mm_fp4_out", lib=_LIB)
 def _mm_fp4_out_fake(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size=16,
                      use_8x4_sf_layout=False, backend="auto", use_nvfp4=True,
                      a_sf_layout="swizzled", b_sf_layout="swizzled"):
@@ -166,11 +228,10 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out
     out_dtype = _torch_out_dtype(out_dtype)
     alpha = _scale_tensor(alpha, a)
     if out is None:
-        return torch.ops.fp4gemm.mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, block_size,
-                                        use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout,
-                                        b_sf_layout)
-    torch.ops.fp4gemm.mm_fp4_out(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
-                                 use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+        return _OP_MM(a, b, a_descale, b_descale, alpha, out_dtype, block_size,
+                      use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+    _OP_MM_OUT(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
+               backend, use_nvfp4, a_sf_layout, b_sf_layout)
     return out
 
 
