@@ -57,10 +57,6 @@ _LIB.define("mm_fp4_out(" + _MM_ARGS.format("", "", ", Tensor(a!) out") + ") -> 
 _PLANS = {}
 
 
-def _meta(t):
-    return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
-
-
 def _ptr(t):
     return None if t is None else t.data_ptr()
 
@@ -69,8 +65,12 @@ def _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4
           backend, use_nvfp4, a_sf_layout, b_sf_layout):
     """The kernel of both ops: out given (mm_fp4_out) or None (mm_fp4: returns a new tensor)."""
     key = (a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
-           _meta(a_descale), _meta(b_descale), _meta(alpha), _meta(out), out_dtype, block_size,
-           use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
+           b_descale.shape, b_descale.stride(), b_descale.dtype, b_descale.device,
+           None if a_descale is None else (a_descale.shape, a_descale.stride(), a_descale.dtype,
+                                           a_descale.device),
+           None if alpha is None else (alpha.shape, alpha.stride(), alpha.dtype, alpha.device),
+           None if out is None else (out.shape, out.stride(), out.dtype, out.device),
+           out_dtype, block_size, use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
     ext = L.ext
     plan = _PLANS.get(key) if ext is not None else None
     if plan is None:
@@ -217,6 +217,41 @@ def _scale_tensor(x, like):
     return torch.full((1,), float(x), dtype=torch.float32, device=like.device)
 
 
+# Eager calls on plain CPU/CUDA tensors run the ops' kernel (_gemm) without the dispatcher
+# (~4 us a call here), where that is what the dispatcher would do anyway: not while torch.compile
+# traces (is_compiling() comes first: dynamo folds it and traces the op), no torch function or
+# dispatch mode (FakeTensorMode, `with torch.device(...)`, ...), no tensor subclass (FakeTensor,
+# FunctionalTensor, DTensor...), no jit tracing, no functorch transform, no profiler (it records
+# the op), no float input that requires grad. CUDA graph capture records the same kernels
+# either way. Every other call goes through the op.
+_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+_C = torch._C
+try:
+    _DIRECT = (_C._is_torch_function_mode_enabled, _C._len_torch_dispatch_stack,
+               _C._get_tracing_state, _C._are_functorch_transforms_active,
+               _C._autograd._profiler_enabled)
+except AttributeError:  # pragma: no cover - an older torch: always the op
+    _DIRECT = None
+if _is_compiling is None:  # pragma: no cover
+    _DIRECT = None
+_TENSOR = torch.Tensor
+
+
+def _plain_tensor(t):
+    return type(t) is _TENSOR and (t.is_cpu or t.is_cuda)
+
+
+def _direct(a, b, a_descale, b_descale, alpha, out):
+    mode, stack, tracing, functorch, profiler = _DIRECT
+    return (_plain_tensor(a) and _plain_tensor(b) and _plain_tensor(b_descale)
+            and (a_descale is None or _plain_tensor(a_descale))
+            and (alpha is None or _plain_tensor(alpha) and not alpha.requires_grad)
+            and (out is None or _plain_tensor(out) and not out.requires_grad)
+            and not a.requires_grad
+            and not mode() and not stack() and tracing() is None and not functorch()
+            and not profiler())
+
+
 def _torch_out_dtype(dt):
     return dt if isinstance(dt, torch.dtype) else _OUT[dtype_code(dt, "out_dtype")]
 
@@ -227,6 +262,12 @@ def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out
     """fp4gemm.mm_fp4 for torch tensors: torch.ops.fp4gemm.mm_fp4 (or mm_fp4_out with out=)."""
     out_dtype = _torch_out_dtype(out_dtype)
     alpha = _scale_tensor(alpha, a)
+    if (not _is_compiling() and _DIRECT and type(block_size) is int and type(backend) is str
+            and type(use_8x4_sf_layout) is bool and type(use_nvfp4) is bool
+            and type(a_sf_layout) is str and type(b_sf_layout) is str
+            and _direct(a, b, a_descale, b_descale, alpha, out)):
+        return _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                     use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
     if out is None:
         return _OP_MM(a, b, a_descale, b_descale, alpha, out_dtype, block_size,
                       use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout)
