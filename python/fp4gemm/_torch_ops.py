@@ -79,7 +79,7 @@ def _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4
                            use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None,
                            plan=plan)
         if plan:  # cached only where the glue got these very tensors' pointers (no copies)
-            args, dev = plan[0]
+            args, dev, _ = plan[0]
             if args[:5] + args[16:] == (a.data_ptr(), _ptr(a_descale), b.data_ptr(),
                                        b_descale.data_ptr(), res.data_ptr(), _ptr(alpha)):
                 if len(_PLANS) >= 256:
