@@ -13,6 +13,7 @@ import numpy as np
 
 import fp4gemm
 from fp4gemm import _lib as L
+from fp4gemm import _api
 from fp4gemm._api import _tactic_into
 from fp4gemm._arrays import ptr
 
@@ -62,6 +63,8 @@ def main():
         ("fp4_gemm through ctypes, prebuilt descriptor", lambda: L.lib.fp4_gemm(ctx, dref)),
         ("mm_fp4(..., out=out) float32" + (" (C glue)" if ext else " (ctypes: no C glue built)"), call),
         ("mm_fp4(...) allocating the output", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32")),
+        ("mm_fp4(..., out=out), the cache of checked calls emptied first (every check runs)",
+         lambda: (_api._NP_PLANS.clear(), call())),
         ("mm_fp4(..., backend='cpu_ref', out=out)", lambda: fp4gemm.mm_fp4(xq, b, xsf, bsf, alpha, "float32", out, backend="cpu_ref")),
     ]
     print(f"# {platform.processor() or platform.machine()}, Python {platform.python_version()}, "
@@ -80,6 +83,8 @@ def torch_rows(xq, xsf, wq, wsf):
         print("# torch not installed: no torch rows")
         return
     from fp4gemm._api import _mm_fp4
+    from fp4gemm._torch_ops import _gemm
+    op_out = torch.ops.fp4gemm.mm_fp4_out.default
     t = torch.from_numpy
     a, asf, b, bsf = t(xq), t(xsf), t(wq).T, t(wsf).T
     alpha = torch.ones(1)
@@ -92,10 +97,12 @@ def torch_rows(xq, xsf, wq, wsf):
     print(f"# torch {torch.__version__}, CPU tensors, {torch.get_num_threads()} threads")
     for name, fn in [
         ("torch.mm(x[1,16], y[16,8], out=o): torch's own op, for scale", lambda: torch.mm(x, y, out=out)),
-        ("fp4gemm.mm_fp4(..., out=out): op fp4gemm::mm_fp4_out", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)),
-        ("fp4gemm.mm_fp4(...) allocating: op fp4gemm::mm_fp4", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32)),
+        ("fp4gemm.mm_fp4(..., out=out): eager, the op's kernel without the dispatcher", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)),
+        ("fp4gemm.mm_fp4(...) allocating: likewise (op fp4gemm::mm_fp4's kernel)", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32)),
         ("torch.ops.fp4gemm.mm_fp4(...) called directly", lambda: torch.ops.fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32)),
-        ("the array path on torch tensors, no op (what the op runs)", lambda: _mm_fp4(a, b, asf, bsf, alpha, torch.float32, out, 16, False, "auto", True, "swizzled", "swizzled", None)),
+        ("torch.ops.fp4gemm.mm_fp4_out.default(...) called directly (the dispatcher)", lambda: op_out(a, b, asf, bsf, alpha, torch.float32, out)),
+        ("the ops' kernel alone, a checked call replayed (_torch_ops._gemm)", lambda: _gemm(a, b, asf, bsf, alpha, torch.float32, out, 16, False, "auto", True, "swizzled", "swizzled")),
+        ("the array path on torch tensors, every check (a call of a new kind)", lambda: _mm_fp4(a, b, asf, bsf, alpha, torch.float32, out, 16, False, "auto", True, "swizzled", "swizzled", None)),
         ("torch.compile(fullgraph=True) function calling mm_fp4(out=)", lambda: f(a, b, asf, bsf, alpha, out)),
     ]:
         print(f"{per_call_us(fn, n):8.2f} us  {name}")
