@@ -14,6 +14,10 @@ sees, or by fp4gemm.register_torch_ops().
                         out_dtype=float32) -> Tensor
     fp4gemm::sf_convert(sf, rows, k, src="linear", dst="swizzled") -> Tensor
 
+mm_fp4 and mm_fp4_out are defined with torch.library.Library (define/impl/register_fake: less
+dispatch overhead than custom_op), the others with torch.library.custom_op. fp4gemm.mm_fp4 on
+plain tensors in eager mode calls their kernel without the dispatcher (_direct says when), and
+the kernel replays calls whose checks passed (_PLANS); docs/python.md, "Host overhead per call".
 For the CPU and CUDA; each runs the array code of _api.py (one library call, on
 torch.cuda.current_stream() on a GPU; scale tensors read by pointer when the work runs), so
 they work in eager mode, under CUDA graph capture and, with the fake implementations below
