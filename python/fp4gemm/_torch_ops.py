@@ -68,6 +68,9 @@ def _ptr(t):
 def _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4_sf_layout,
           backend, use_nvfp4, a_sf_layout, b_sf_layout):
     """The kernel of both ops: out given (mm_fp4_out) or None (mm_fp4: returns a new tensor)."""
+    if a is None or b is None or b_descale is None:  # the op lets None through: the checks say
+        return _api._mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size,
+                            use_8x4_sf_layout, backend, use_nvfp4, a_sf_layout, b_sf_layout, None)
     key = (a.shape, a.stride(), a.dtype, a.device, b.shape, b.stride(), b.dtype, b.device,
            b_descale.shape, b_descale.stride(), b_descale.dtype, b_descale.device,
            None if a_descale is None else (a_descale.shape, a_descale.stride(), a_descale.dtype,

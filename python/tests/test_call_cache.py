@@ -140,3 +140,18 @@ def test_torch_modes_and_profiler_see_the_op():
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)
     assert any(e.name == "fp4gemm::mm_fp4_out" for e in prof.events())
+
+
+@pytest.mark.parametrize("missing", ["a", "b", "b_descale"])
+def test_torch_none_for_a_tensor_is_a_type_error(missing):
+    """torch's op call lets None through for a Tensor argument: the checks catch it."""
+    torch = pytest.importorskip("torch", minversion="2.4")
+    a, asf, b, bsf, alpha = torch_operands(2, 16, 32, 4)
+    kw = dict(a=a, b=b, a_descale=asf, b_descale=bsf, alpha=alpha, out_dtype=torch.float32)
+    fp4gemm.mm_fp4(**kw)
+    out = torch.full((2, 16), 3.0)
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        torch.ops.fp4gemm.mm_fp4_out.default(*dict(kw, **{missing: None}).values(), out)
+    with pytest.raises((TypeError, ValueError, RuntimeError)):
+        fp4gemm.mm_fp4(**dict(kw, **{missing: None}), out=out)
+    assert torch.all(out == 3.0)
