@@ -38,6 +38,7 @@
 #include "cuda/cuda_util.cuh"
 #include "backend.h"
 #include "cuda/mma/mma.h"
+#include "cuda/fp4_pairs.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -199,25 +200,6 @@ __device__ __forceinline__ void scales_to_pairs(uint32_t two, uint32_t &s_lo, ui
     s_hi = __byte_perm(hw, 0u, 0x3232);
 }
 
-template <bool BF16>
-__device__ __forceinline__ uint32_t mul_pair(uint32_t x, uint32_t s) {
-    uint32_t r;
-    if constexpr (BF16) {
-        __nv_bfloat162 a, b;
-        memcpy(&a, &x, 4);
-        memcpy(&b, &s, 4);
-        const __nv_bfloat162 c = __hmul2(a, b);
-        memcpy(&r, &c, 4);
-    } else {
-        __half2 a, b;
-        memcpy(&a, &x, 4);
-        memcpy(&b, &s, 4);
-        const __half2 c = __hmul2(a, b);
-        memcpy(&r, &c, 4);
-    }
-    return r;
-}
-
 /* Offset of row `row`'s 4-scale group `kb4` (k-blocks 4 kb4 .. 4 kb4 + 3) in either layout. */
 __device__ __forceinline__ int64_t sf_group_offset(bool swizzled, int64_t row, int64_t kb4,
                                                    int64_t kblocks) {
@@ -372,10 +354,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
                 uint32_t pr[4];
                 decode_e2m1x8<false>(words[w], pr);
                 uint4 v; /* value * 2^-14 * 2^14 * scale: exact, normal FP16 */
-                v.x = mul_pair<false>(mul_pair<false>(pr[0], two14), s2);
-                v.y = mul_pair<false>(mul_pair<false>(pr[1], two14), s2);
-                v.z = mul_pair<false>(mul_pair<false>(pr[2], two14), s2);
-                v.w = mul_pair<false>(mul_pair<false>(pr[3], two14), s2);
+                v.x = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[0], two14), s2);
+                v.y = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[1], two14), s2);
+                v.z = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[2], two14), s2);
+                v.w = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[3], two14), s2);
                 dst[(((tok / 8) * kChunks + c) * 4 + j0 + w) * 32 + (tok % 8) * 4 + tt] = v;
             }
         }
@@ -454,10 +436,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
                         const uint32_t s2 = sc[r][h][i / 2];
                         uint32_t pr[4];
                         decode_e2m1x8<kBf16>(word, pr);
-                        a0[r][h] = mul_pair<kBf16>(pr[0], s2);     /* (e0, e4): k 2t, 2t+1 */
-                        a0[r][2 + h] = mul_pair<kBf16>(pr[1], s2); /* (e1, e5): k 2t+8, 2t+9 */
-                        a1[r][h] = mul_pair<kBf16>(pr[2], s2);     /* (e2, e6) */
-                        a1[r][2 + h] = mul_pair<kBf16>(pr[3], s2); /* (e3, e7) */
+                        a0[r][h] = fp4_mul_pair<kBf16>(pr[0], s2);     /* (e0, e4): k 2t, 2t+1 */
+                        a0[r][2 + h] = fp4_mul_pair<kBf16>(pr[1], s2); /* (e1, e5): k 2t+8, 2t+9 */
+                        a1[r][h] = fp4_mul_pair<kBf16>(pr[2], s2);     /* (e2, e6) */
+                        a1[r][2 + h] = fp4_mul_pair<kBf16>(pr[3], s2); /* (e3, e7) */
                     }
 #pragma unroll
                 for (int j = 0; j < N8; j++) {

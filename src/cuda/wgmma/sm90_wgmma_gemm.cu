@@ -32,6 +32,7 @@
 #include "cuda/cuda_util.cuh"
 #include "backend.h"
 #include "cuda/wgmma/wgmma.h"
+#include "cuda/fp4_pairs.cuh"
 
 #include <cuda.h>
 #include <cudaTypedefs.h>
@@ -50,8 +51,7 @@
 struct fp4_cuda_wgmma_state {
     int runs;                             /* the kernels have an image for this device */
     PFN_cuTensorMapEncodeTiled_v12000 encode; /* the driver's tensor-map encoder */
-    void *workspace;                      /* W4A4: activations decoded to F16, row chunks */
-    int64_t workspace_bytes;
+    void *workspace; /* split-K counters and partials, W4A4 activations decoded to F16 */
 };
 
 namespace {
@@ -246,24 +246,6 @@ __device__ __forceinline__ uint32_t decode_byte_pair(uint32_t w, uint32_t sel) {
     const uint32_t mag = (q >> (BF16 ? 6 : 3)) & (BF16 ? 0x01C001C0u : 0x0E000E00u);
     return sign | mag;
 }
-template <bool BF16>
-__device__ __forceinline__ uint32_t hmul2_bits(uint32_t x, uint32_t s) {
-    uint32_t r;
-    if constexpr (BF16) {
-        __nv_bfloat162 a, b;
-        memcpy(&a, &x, 4);
-        memcpy(&b, &s, 4);
-        const __nv_bfloat162 c = __hmul2(a, b);
-        memcpy(&r, &c, 4);
-    } else {
-        __half2 a, b;
-        memcpy(&a, &x, 4);
-        memcpy(&b, &s, 4);
-        const __half2 c = __hmul2(a, b);
-        memcpy(&r, &c, 4);
-    }
-    return r;
-}
 /* Four E4M3 scales (bytes of `four`) to broadcast pairs (s_i, s_i) of scale * 2^7 (FP16) or
  * scale * 2^119 (BF16): the exact multipliers of the decoded codes. */
 template <bool BF16>
@@ -421,10 +403,10 @@ __global__ void __launch_bounds__(kThreads, 1)
         scale_pairs<BF16>(*reinterpret_cast<const uint32_t *>(ssm + slot * kSfBytes + sf_hi), sh);
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            cur[j][0] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j], sel), sl[j]);
-            cur[j][1] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j], sel), sh[j]);
-            cur[j][2] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
-            cur[j][3] = hmul2_bits<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
+            cur[j][0] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wl[2 * j], sel), sl[j]);
+            cur[j][1] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wh[2 * j], sel), sh[j]);
+            cur[j][2] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
+            cur[j][3] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
         }
         // 4 wgmmas on this stage; then retire the previous stage's and free its slot
         const uint64_t desc = make_desc_sw128(act + slot * act_tile_bytes(BN));
@@ -588,8 +570,8 @@ __global__ void sm90_decode_act_kernel(const uint8_t *a, const uint8_t *a_sf, in
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const uint32_t sel = i | i << 4 | (i + 4) << 8 | (i + 4) << 12;
-                o[4 * w + i] = hmul2_bits<false>(
-                    hmul2_bits<false>(decode_byte_pair<false>(words[w], sel), two14), s2);
+                o[4 * w + i] = fp4_mul_pair<false>(
+                    fp4_mul_pair<false>(decode_byte_pair<false>(words[w], sel), two14), s2);
             }
         uint4 *dst = reinterpret_cast<uint4 *>(out + r * k + b * 16);
         dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
@@ -750,7 +732,6 @@ extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **o
         return FP4_FAIL(ctx, fp4_cuda_status(err), "cuda_wgmma: workspace of %lld bytes: %s",
                         (long long)kWorkspaceBytes, cudaGetErrorString(err));
     }
-    st->workspace_bytes = kWorkspaceBytes;
     *out = st;
     return FP4_OK;
 }
