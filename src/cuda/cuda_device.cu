@@ -194,3 +194,19 @@ cudaError_t fp4_cuda_workspace_alloc(int64_t bytes, int64_t zero_bytes, void **o
     *out = ws;
     return cudaSuccess;
 }
+
+void fp4_cuda_workspace_free(void *ws) {
+    if (!ws) return;
+    cudaFree(ws);
+    (void)cudaGetLastError();
+}
+
+cudaError_t fp4_cuda_kernel_image(const void *kernel, const char *backend, int cc) {
+    cudaFuncAttributes attr;
+    const cudaError_t probe = cudaFuncGetAttributes(&attr, kernel);
+    (void)cudaGetLastError();
+    if (probe != cudaSuccess)
+        fp4_log(FP4_LOG_INFO, "%s has no image for sm_%d: %s", backend, cc,
+                cudaGetErrorString(probe));
+    return probe;
+}

@@ -49,6 +49,13 @@ static inline void fp4_cuda_clear_last_error(void) { (void)cudaGetLastError(); }
  * context waits for nobody else's work. On failure nothing stays allocated, *out is NULL and
  * the CUDA error is cleared. cuda_device.cu. */
 cudaError_t fp4_cuda_workspace_alloc(int64_t bytes, int64_t zero_bytes, void **out);
+/* Frees what fp4_cuda_workspace_alloc gave (NULL: nothing), clearing any error it leaves. */
+void fp4_cuda_workspace_free(void *ws);
+
+/* cudaSuccess if this build has an image (SASS, or PTX to JIT) of `kernel` for the current
+ * device (sm_`cc`); else the (not sticky, cleared) error, logged at info level naming
+ * `backend`. A backend's init probes one of its kernels this way. */
+cudaError_t fp4_cuda_kernel_image(const void *kernel, const char *backend, int cc);
 #define FP4_CUDA_CHECK_LAUNCH(ctx, what) FP4_CUDA_TRY((ctx), cudaGetLastError(), (what))
 
 /* cudaStream_t is `struct CUstream_st *`: the public header's type is the same pointer. */

@@ -632,14 +632,9 @@ extern "C" fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **out) 
     if (ctx->info.compute_capability < FP4_CC_AMPERE) return FP4_OK;
     fp4_cuda_mma_state *st = (fp4_cuda_mma_state *)calloc(1, sizeof *st);
     if (!st) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cuda_mma: out of host memory");
-    cudaFuncAttributes attr;
-    const cudaError_t probe =
-        cudaFuncGetAttributes(&attr, (const void *)kernel_for(FP4_DTYPE_E2M1, 0));
-    (void)cudaGetLastError();
-    st->runs = probe == cudaSuccess;
+    st->runs = fp4_cuda_kernel_image((const void *)kernel_for(FP4_DTYPE_E2M1, 0), "cuda_mma",
+                                     ctx->info.compute_capability) == cudaSuccess;
     if (!st->runs) {
-        fp4_log(FP4_LOG_INFO, "cuda_mma has no image for sm_%d: %s", ctx->info.compute_capability,
-                cudaGetErrorString(probe));
         *out = st;
         return FP4_OK;
     }
@@ -681,10 +676,7 @@ extern "C" fp4_status fp4_cuda_mma_init(fp4_ctx *ctx, fp4_cuda_mma_state **out) 
 
 extern "C" void fp4_cuda_mma_fini(fp4_cuda_mma_state *state) {
     if (!state) return;
-    if (state->workspace) {
-        cudaFree(state->workspace);
-        (void)cudaGetLastError();
-    }
+    fp4_cuda_workspace_free(state->workspace);
     free(state);
 }
 

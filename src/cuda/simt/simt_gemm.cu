@@ -172,18 +172,12 @@ extern "C" fp4_status fp4_cuda_simt_init(fp4_ctx *ctx, void **state) {
     if (ctx->device < 0) return FP4_OK;
     simt_state *s = static_cast<simt_state *>(calloc(1, sizeof(simt_state)));
     if (!s) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cuda_simt: out of host memory");
-    /* Does the kernel have an image (SASS, or PTX to JIT) for this device? The error that
-     * cudaFuncGetAttributes returns for a missing image is not sticky: clear it. */
-    cudaFuncAttributes attr;
+    // does the kernel have an image for this device?
     const cudaError_t probe =
-        cudaFuncGetAttributes(&attr, sm70_simt_gemm_kernel<FP4_DTYPE_E2M1, FP4_DTYPE_BF16>);
-    (void)cudaGetLastError();
+        fp4_cuda_kernel_image((const void *)sm70_simt_gemm_kernel<FP4_DTYPE_E2M1, FP4_DTYPE_BF16>,
+                              "cuda_simt", ctx->info.compute_capability);
     s->has_image = probe == cudaSuccess;
-    if (!s->has_image) {
-        snprintf(s->why, sizeof s->why, "%s", cudaGetErrorString(probe));
-        fp4_log(FP4_LOG_INFO, "cuda_simt has no image for sm_%d on device %d: %s",
-                ctx->info.compute_capability, ctx->device, s->why);
-    }
+    if (!s->has_image) snprintf(s->why, sizeof s->why, "%s", cudaGetErrorString(probe));
     *state = s;
     return FP4_OK;
 }

@@ -692,13 +692,9 @@ extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **o
     if (cc < FP4_CC_HOPPER || cc >= FP4_CC_BLACKWELL) return FP4_OK;
     fp4_cuda_wgmma_state *st = (fp4_cuda_wgmma_state *)calloc(1, sizeof *st);
     if (!st) return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cuda_wgmma: out of host memory");
-    cudaFuncAttributes attr;
-    const cudaError_t probe = cudaFuncGetAttributes(&attr, (const void *)kernel_for(true, 0));
-    (void)cudaGetLastError();
-    st->runs = probe == cudaSuccess;
+    st->runs =
+        fp4_cuda_kernel_image((const void *)kernel_for(true, 0), "cuda_wgmma", cc) == cudaSuccess;
     if (!st->runs) {
-        fp4_log(FP4_LOG_INFO, "cuda_wgmma has no image for sm_%d: %s", cc,
-                cudaGetErrorString(probe));
         *out = st;
         return FP4_OK;
     }
@@ -738,10 +734,7 @@ extern "C" fp4_status fp4_cuda_wgmma_init(fp4_ctx *ctx, fp4_cuda_wgmma_state **o
 
 extern "C" void fp4_cuda_wgmma_fini(fp4_cuda_wgmma_state *state) {
     if (!state) return;
-    if (state->workspace) {
-        cudaFree(state->workspace);
-        (void)cudaGetLastError();
-    }
+    fp4_cuda_workspace_free(state->workspace);
     free(state);
 }
 
