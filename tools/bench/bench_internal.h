@@ -258,6 +258,10 @@ int bench_cpu_point(bench_cpu *bc, bench_run *run, bench_shape shape, char *why,
 /* ---- bench.c, report.c ---------------------------------------------------------------- */
 /* Appends a result (zeroed but for provider and shape) and returns it. NULL without memory. */
 bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
+/* Takes fp4_measure's result into r (GPU and CPU runs alike): SKIPPED with a note when the
+ * point would exceed --max-point-seconds (returns 0), else OK with its median, p20, p80 and
+ * counts (returns 1). */
+int bench_take_measure(bench_result *r, const fp4_measure_result *m, double max_point_seconds);
 /* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */
 void bench_progress(const bench_run *run, const char *provider, bench_shape shape);
 

@@ -519,24 +519,7 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(why, WHY, "fp4_measure: %s", fp4_last_error(bc->ctx));
         return -1;
     }
-    if (m.too_slow) {
-        const double est_ms = m.estimate_us * 1e-3;
-        r->status = BENCH_SKIPPED;
-        r->too_slow = 1;
-        snprintf(r->note, sizeof r->note,
-                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches would take "
-                 "about %.1f s > --max-point-seconds %g",
-                 est_ms, m.replays, m.launches, est_ms * m.launches * (m.replays + 1) / 1e3,
-                 run->opt->max_point_seconds);
-        return 0;
-    }
-    r->status = BENCH_OK;
-    r->time_us = m.median_us;
-    r->p20_us = m.p20_us;
-    r->p80_us = m.p80_us;
-    r->launches = m.launches;
-    r->sets = m.sets;
-    r->replays = m.replays;
+    if (!bench_take_measure(r, &m, run->opt->max_point_seconds)) return 0;
     r->cold = md.sets * in_bytes >= LLC_FACTOR * (double)run->dev.l2_bytes;
     const double t = r->time_us * 1e-6;
     r->tflops = r->flops / t / 1e12;

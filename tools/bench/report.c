@@ -89,6 +89,28 @@ static void json_number(bench_text *t, double v, int known) {
 
 /* ---- the run's records --------------------------------------------------------------------------- */
 
+int bench_take_measure(bench_result *r, const fp4_measure_result *m, double max_point_seconds) {
+    if (m->too_slow) {
+        const double est_ms = m->estimate_us * 1e-3;
+        r->status = BENCH_SKIPPED;
+        r->too_slow = 1;
+        snprintf(r->note, sizeof r->note,
+                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches "
+                 "would take about %.1f s > --max-point-seconds %g",
+                 est_ms, m->replays, m->launches,
+                 est_ms * m->launches * (m->replays + 1) / 1e3, max_point_seconds);
+        return 0;
+    }
+    r->status = BENCH_OK;
+    r->time_us = m->median_us;
+    r->p20_us = m->p20_us;
+    r->p80_us = m->p80_us;
+    r->launches = m->launches;
+    r->sets = m->sets;
+    r->replays = m->replays;
+    return 1;
+}
+
 bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape) {
     if (run->nresults == run->cap) {
         const int cap = run->cap ? run->cap * 2 : 256;

@@ -299,24 +299,7 @@ static int time_provider(bench_cuda *bc, const bench_run *run, operands *o,
         if (!why[0]) bench_fail_fp4(why, bc->ctx, st, "fp4_measure");
         return -1;
     }
-    if (m.too_slow) {
-        const double est_ms = m.estimate_us * 1e-3;
-        r->status = BENCH_SKIPPED;
-        r->too_slow = 1;
-        snprintf(r->note, sizeof r->note,
-                 "too slow for the budget: %.3f ms per GEMM, so %d replays of %d launches "
-                 "would take about %.1f s > --max-point-seconds %g",
-                 est_ms, m.replays, m.launches, est_ms * m.launches * (m.replays + 1) / 1e3,
-                 run->opt->max_point_seconds);
-        return 0;
-    }
-    r->status = BENCH_OK;
-    r->time_us = m.median_us;
-    r->p20_us = m.p20_us;
-    r->p80_us = m.p80_us;
-    r->launches = m.launches;
-    r->sets = m.sets;
-    r->replays = m.replays;
+    if (!bench_take_measure(r, &m, run->opt->max_point_seconds)) return 0;
     r->graph = m.graph;
     r->cold = m.cold;
     if (!m.graph) append_note(r, m.note);
