@@ -17,7 +17,9 @@
  *   - faults: a device allocation larger than the card (FP4_ERR_OUT_OF_MEMORY), a kernel
  *     launch that CUDA refuses (into the legacy stream while a blocking stream captures:
  *     FP4_ERR_CUDA, D untouched): nothing leaked, the context usable for the next call.
- * This file uses the CUDA runtime directly (streams, graphs, cudaMemGetInfo); the library
+ * FP4GEMM_TEST_QUICK=1 cuts the jobs to 4 per thread and the replays to 4, for racecheck
+ * (scripts/device_bench.sh runs `FP4GEMM_TEST_QUICK=1 compute-sanitizer --tool racecheck
+ * test_threads_gpu jobs graphs`). This file uses the CUDA runtime directly (streams, graphs, cudaMemGetInfo); the library
  * carries its own, statically linked: both use the device's primary context.
  */
 #define _POSIX_C_SOURCE 200809L /* pthread_barrier_t, getenv */
@@ -42,6 +44,9 @@ int main(void) {
 #include <cuda_runtime_api.h>
 
 enum { THREADS = 8, ITERS = 40, GRAPH_THREADS = 2, GRAPH_GEMMS = 4, REPLAYS = 64 };
+/* jobs per thread and graph replays: ITERS and REPLAYS, or with FP4GEMM_TEST_QUICK (for
+ * compute-sanitizer racecheck, which runs each kernel far slower) 4 and 4 */
+static int g_iters = ITERS, g_replays = REPLAYS;
 /* Free memory may move by the driver's allocation granularity (2 MiB pages) without a leak;
  * allow two pages. One context's cuda_mma workspace alone is 32 MiB. */
 #define GRANULARITY ((size_t)4 << 20)
@@ -102,7 +107,7 @@ static void *worker_main(void *arg) {
         ready = 0;
     }
     pthread_barrier_wait(w->start);
-    for (int i = 0; i < ITERS; i++) {
+    for (int i = 0; i < g_iters; i++) {
         tw_job job;
         tw_job_make(tw_seed(g_base, (uint64_t)w->t, (uint64_t)i), &k_lim, &job);
         if (!ready || tw_job_run(&arena, &job, stream, &w->hashes[i], err, sizeof err) != FP4_OK) {
@@ -133,7 +138,7 @@ static void test_concurrent_jobs(void) {
         failed = 1;
     }
     for (int t = 0; t < THREADS && !failed; t++)
-        for (int i = 0; i < ITERS && !failed; i++) {
+        for (int i = 0; i < g_iters && !failed; i++) {
             tw_job job;
             tw_job_make(tw_seed(g_base, (uint64_t)t, (uint64_t)i), &k_lim, &job);
             tw_job_describe(&job, what, sizeof what);
@@ -163,7 +168,7 @@ static void test_concurrent_jobs(void) {
         return;
     }
     tu_case(1, "serial reference run on device 0: %d jobs, %d of them long-k GEMMs (split-K)",
-            THREADS * ITERS, split_k);
+            THREADS * g_iters, split_k);
     tu_case(cpu_differ == 0, "its %d quantize / dequantize outputs equal the CPU's (%d differ)",
             cpu_checked, cpu_differ);
 
@@ -183,7 +188,7 @@ static void test_concurrent_jobs(void) {
     for (int t = 0; t < THREADS; t++) {
         failures += workers[t].failures;
         if (workers[t].err[0]) printf("  thread %d: %s\n", t, workers[t].err);
-        for (int i = 0; i < ITERS; i++)
+        for (int i = 0; i < g_iters; i++)
             if (workers[t].hashes[i] != expected[t][i] && mismatches++ < 5) {
                 tw_job job;
                 tw_job_make(tw_seed(g_base, (uint64_t)t, (uint64_t)i), &k_lim, &job);
@@ -192,7 +197,7 @@ static void test_concurrent_jobs(void) {
             }
     }
     tu_case(failures == 0, "%d threads, each its own context and stream, x %d jobs: all ran",
-            THREADS, ITERS);
+            THREADS, g_iters);
     tu_case(mismatches == 0 && failures == 0,
             "every result bit-identical to the serial run (%d differ)", mismatches);
 }
@@ -273,7 +278,7 @@ static void *grapher_main(void *arg) {
     }
     // both threads replay at the same time
     pthread_barrier_wait(g->bar);
-    for (int r = 0; r < REPLAYS && ready && g->failures == 0; r++) {
+    for (int r = 0; r < g_replays && ready && g->failures == 0; r++) {
         cudaError_t e = cudaGraphLaunch(exec, stream);
         if (e != cudaSuccess) {
             G_FAIL("cudaGraphLaunch: %s", cudaGetErrorString(e));
@@ -354,7 +359,7 @@ static void test_graphs(void) {
         tu_case(failures == 0 && mismatches == 0,
                 "%d threads capture %d fp4_gemm each (%s capture mode) and replay them %d times "
                 "at the same time: D bit-identical to the serial run (%d differ)",
-                GRAPH_THREADS, GRAPH_GEMMS, mode_names[m], REPLAYS, mismatches);
+                GRAPH_THREADS, GRAPH_GEMMS, mode_names[m], g_replays, mismatches);
     }
 }
 
@@ -506,6 +511,10 @@ static int wanted(int argc, char **argv, const char *part) {
 int main(int argc, char **argv) {
     g_base = tu_seed(0x61A9E5ull);
     tu_begin("test_threads_gpu", g_base);
+    if (getenv("FP4GEMM_TEST_QUICK") && strcmp(getenv("FP4GEMM_TEST_QUICK"), "0")) {
+        g_iters = 4;
+        g_replays = 4;
+    }
     int count = 0;
     if (fp4_device_count(&count) != FP4_OK || count == 0) {
         tu_skip("no CUDA device");
