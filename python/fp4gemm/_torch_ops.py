@@ -32,7 +32,7 @@ import torch
 
 from . import _api
 from . import _lib as L
-from ._arrays import dtype_code
+from ._arrays import dtype_code, _dtype_code
 
 if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # pragma: no cover
     raise ImportError(f"fp4gemm's torch ops need torch >= 2.4 (torch.library.custom_op); this is {torch.__version__}")
@@ -260,7 +260,13 @@ def _direct(a, b, a_descale, b_descale, alpha, out):
 
 
 def _torch_out_dtype(dt):
-    return dt if isinstance(dt, torch.dtype) else _OUT[dtype_code(dt, "out_dtype")]
+    if isinstance(dt, torch.dtype):
+        return dt
+    # traced, the memo dict is off limits: Dynamo (torch 2.11) breaks the graph on a dict
+    # lookup when the dict holds numpy dtype keys from earlier numpy calls
+    if _is_compiling():
+        return _OUT[_dtype_code(dt, "out_dtype")]
+    return _OUT[dtype_code(dt, "out_dtype")]
 
 
 def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out=None,
