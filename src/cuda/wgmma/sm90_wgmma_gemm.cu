@@ -5,6 +5,9 @@
  *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]
  *   B: (N, K/2) bytes of E2M1 + E4M3 scales, swizzled 128x4 (the weight); A: BF16/F16 (M, K)
  *   (W4A16), or E2M1 + scales (W4A4), decoded first to F16 in the workspace; D: (M, ldd).
+ *   W4A4 with n < m (A's scales swizzled) runs swapped: A is the register operand, B is
+ *   decoded to F16, and the kernel writes D transposed (trans_out): the decode pass is the
+ *   smaller operand's.
  *
  * The idea: an E2M1 value times its E4M3 scale is exact in FP16 and in BF16, so each weight is
  * decoded with its block scale folded in, in registers, and fed to wgmma as its register operand
@@ -99,7 +102,8 @@ struct WgArgs {
     CUtensorMap tm_a;  /* 16-bit A (M, K): box 64 x BN, 128-byte swizzle */
     CUtensorMap tm_b;  /* B bytes (N, K/2): box 32 x 128 */
     CUtensorMap tm_sf; /* B's swizzled scales as 512-byte tiles: (tiles_n * k / 64) x 128 words */
-    CUtensorMap tm_d;  /* 16-bit D (M, N) with row stride ldd: box 64 x BN, 128-byte swizzle */
+    CUtensorMap tm_d;  /* 16-bit D (M, N) with row stride ldd: box 64 x BN, 128-byte swizzle;
+                        * trans_out: D as (rows, tokens), box 64 x 64 */
     int tma_store;     /* D goes out through tm_d (16-bit, aligned rows), else direct stores */
     int trans_out;     /* D^T: the kernel's (token, row) goes to d[row * ldd + token] (the
                         * swapped W4A4 launch: A is the register operand, decoded B the tokens) */
@@ -721,8 +725,6 @@ Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
 
 int sm_count(const fp4_ctx *ctx) { return ctx->info.sm_count > 0 ? ctx->info.sm_count : 1; }
 
-/* The rows of the 16-bit operand one launch covers: all of M, or (W4A4) a chunk of the rows
- * decoded to F16 (A's, or B's when the launch is swapped). */
 /* Does a W4A4 problem run swapped (A decoded in registers, B decoded once to F16)? When B has
  * fewer rows than A, so the decode pass is smaller, and A can be the register operand (its
  * scales swizzled, A and its scales 16-byte aligned for TMA). */
@@ -731,6 +733,8 @@ bool w4a4_swapped(const fp4_gemm_desc *d) {
            (uintptr_t)d->a % 16 == 0 && (uintptr_t)d->a_sf % 16 == 0 && d->n < d->m;
 }
 
+/* The rows of the 16-bit operand one launch covers: all of M, or (W4A4) a chunk of the rows
+ * decoded to F16 (A's, or B's when the launch is swapped). */
 int64_t launch_rows(const fp4_gemm_desc *d) {
     if (d->a_dtype != FP4_DTYPE_E2M1) return d->m;
     const int64_t total = w4a4_swapped(d) ? d->n : d->m;
