@@ -5,6 +5,9 @@
  *   D[m, n] = alpha * sum_k A[m, k] * B[n, k]
  *   B: (N, K/2) bytes of E2M1 + E4M3 scales, swizzled 128x4 (the weight); A: BF16/F16 (M, K)
  *   (W4A16), or E2M1 + scales (W4A4), decoded first to F16 in the workspace; D: (M, ldd).
+ *   W4A4 with n < m (A's scales swizzled) runs swapped: A is the register operand, B is
+ *   decoded to F16, and the kernel writes D transposed (trans_out): the decode pass is the
+ *   smaller operand's.
  *
  * The idea: an E2M1 value times its E4M3 scale is exact in FP16 and in BF16, so each weight is
  * decoded with its block scale folded in, in registers, and fed to wgmma as its register operand
@@ -99,8 +102,11 @@ struct WgArgs {
     CUtensorMap tm_a;  /* 16-bit A (M, K): box 64 x BN, 128-byte swizzle */
     CUtensorMap tm_b;  /* B bytes (N, K/2): box 32 x 128 */
     CUtensorMap tm_sf; /* B's swizzled scales as 512-byte tiles: (tiles_n * k / 64) x 128 words */
-    CUtensorMap tm_d;  /* 16-bit D (M, N) with row stride ldd: box 64 x BN, 128-byte swizzle */
+    CUtensorMap tm_d;  /* 16-bit D (M, N) with row stride ldd: box 64 x BN, 128-byte swizzle;
+                        * trans_out: D as (rows, tokens), box 64 x 64 */
     int tma_store;     /* D goes out through tm_d (16-bit, aligned rows), else direct stores */
+    int trans_out;     /* D^T: the kernel's (token, row) goes to d[row * ldd + token] (the
+                        * swapped W4A4 launch: A is the register operand, decoded B the tokens) */
     void *d;
     int64_t m, n, k, ldd;
     float alpha;
@@ -176,6 +182,13 @@ __device__ __forceinline__ void fence_proxy_async() {
 __device__ __forceinline__ void stmatrix_x4_trans(uint32_t addr, uint32_t r0, uint32_t r1,
                                                   uint32_t r2, uint32_t r3) {
     asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n"
+                 ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+/* the same, stored as they are (lane 8i + k: row k of matrix i gets the fragment's row k) */
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2,
+                                            uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n"
                  ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3)
                  : "memory");
 }
@@ -488,8 +501,21 @@ __global__ void __launch_bounds__(kThreads, 1)
         auto store_all = [&](auto dt) {
             constexpr fp4_dtype DT = decltype(dt)::value;
             const int64_t ld = p.ldd;
-            typename OutType<DT>::T *o =
-                static_cast<typename OutType<DT>::T *>(p.d) + (m0 + 2 * t) * ld + n_lo;
+            typedef typename OutType<DT>::T T;
+            if (p.trans_out) { // element (token, row) at d[row * ld + token]
+                T *o = static_cast<T *>(p.d) + n_lo * ld + m0 + 2 * t;
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int tok = 8 * j + (e % 2);
+                        if (tok >= rem || !(e < 2 ? ok_lo : ok_hi)) continue;
+                        o[(e / 2) * 8 * ld + tok] = to_out<DT>(alpha_eff * acc[4 * j + e]);
+                    }
+                }
+                return;
+            }
+            T *o = static_cast<T *>(p.d) + (m0 + 2 * t) * ld + n_lo;
 #pragma unroll
             for (int j = 0; j < BN / 8; j++, o += 8 * ld) {
                 if (8 * j < rem) {
@@ -514,6 +540,30 @@ __global__ void __launch_bounds__(kThreads, 1)
             // 2 warp + (i & 1) of its 128-byte row, swizzled by the token's row % 8
             const int mi = lane / 8, kr = lane % 8;
             const uint32_t base = smem_addr(mine);
+            if (p.trans_out) {
+                // D^T: stmatrix without .trans keeps the fragment's rows: the staging is BN / 64
+                // boxes of [64 rows][64 tokens] (128-byte rows, swizzled); lane 8i + k
+                // addresses row 16 warp + 8 (i & 1) + k, 16-byte chunk j % 8 of box j / 8
+#pragma unroll
+                for (int j2 = 0; j2 < BN / 16; j2++) {
+                    const int j = 2 * j2 + (mi / 2), row = 16 * warp + 8 * (mi & 1) + kr;
+                    const uint32_t addr = base + (j / 8) * (64 * 128) + row * 128 +
+                                          (((j % 8) ^ (row % 8)) * 16);
+                    const int jj = 2 * j2;
+                    stmatrix_x4(addr,
+                                to_out2<DT>(alpha_eff * acc[4 * jj], alpha_eff * acc[4 * jj + 1]),
+                                to_out2<DT>(alpha_eff * acc[4 * jj + 2], alpha_eff * acc[4 * jj + 3]),
+                                to_out2<DT>(alpha_eff * acc[4 * jj + 4], alpha_eff * acc[4 * jj + 5]),
+                                to_out2<DT>(alpha_eff * acc[4 * jj + 6], alpha_eff * acc[4 * jj + 7]));
+                }
+                fence_proxy_async();
+                named_barrier_wg(cw);
+                if (ctid % 128 == 0)
+                    for (int b = 0; b < BN / 64; b++)
+                        tma_store_2d(&p.tm_d, (int)(m0 + 64 * b), (int)(tn * kRows + cw * 64),
+                                     mine + b * (64 * 128));
+                return;
+            }
 #pragma unroll
             for (int j2 = 0; j2 < BN / 16; j2++) {
                 const int tok = 16 * j2 + 8 * (mi / 2) + kr;
@@ -675,11 +725,21 @@ Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
 
 int sm_count(const fp4_ctx *ctx) { return ctx->info.sm_count > 0 ? ctx->info.sm_count : 1; }
 
-/* The rows one launch covers: all of M, or (W4A4) a chunk. */
+/* Does a W4A4 problem run swapped (A decoded in registers, B decoded once to F16)? When B has
+ * fewer rows than A, so the decode pass is smaller, and A can be the register operand (its
+ * scales swizzled, A and its scales 16-byte aligned for TMA). */
+bool w4a4_swapped(const fp4_gemm_desc *d) {
+    return d->a_dtype == FP4_DTYPE_E2M1 && d->a_sf_layout == FP4_SF_SWIZZLED_128x4 &&
+           (uintptr_t)d->a % 16 == 0 && (uintptr_t)d->a_sf % 16 == 0 && d->n < d->m;
+}
+
+/* The rows of the 16-bit operand one launch covers: all of M, or (W4A4) a chunk of the rows
+ * decoded to F16 (A's, or B's when the launch is swapped). */
 int64_t launch_rows(const fp4_gemm_desc *d) {
     if (d->a_dtype != FP4_DTYPE_E2M1) return d->m;
-    const int64_t c = a4_chunk_rows(d->m, d->k);
-    return c > 0 && c < d->m ? c : d->m;
+    const int64_t total = w4a4_swapped(d) ? d->n : d->m;
+    const int64_t c = a4_chunk_rows(total, d->k);
+    return c > 0 && c < total ? c : total;
 }
 
 } // namespace
@@ -751,7 +811,8 @@ extern "C" int fp4_cuda_wgmma_default_config(const fp4_ctx *ctx, const fp4_gemm_
     int best = 0;
     double best_cost = 0.0;
     for (int c = 0; c < kConfigCount; c++) {
-        const Plan pl = make_plan(c, rows, desc->n, desc->k, sm_count(ctx));
+        const int64_t reg_rows = w4a4_swapped(desc) ? desc->m : desc->n;
+        const Plan pl = make_plan(c, rows, reg_rows, desc->k, sm_count(ctx));
         if (c == 0 || pl.cost < best_cost) {
             best = c;
             best_cost = pl.cost;
@@ -811,35 +872,52 @@ extern "C" const char *fp4_cuda_wgmma_why_not(const fp4_ctx *ctx,
     return NULL;
 }
 
-/* One launch of the GEMM kernel on rows [0, m) of a 16-bit A (already offset) and of D. */
+/* One launch of the GEMM kernel: `rows` rows of register-operand E2M1 (rs, its swizzled scales
+ * rs_sf) by `toks` rows of a 16-bit operand (tok16), K deep, into d: d[tok * ldd + row], or with
+ * trans d[row * ldd + tok]. The plain launch is (B, A16) into D; the swapped W4A4 one (A, B16)
+ * into D^T's view of D. */
+struct Operands {
+    const void *rs, *rs_sf;
+    int64_t rows;
+    const void *tok16;
+    bool bf16;
+    int64_t toks;
+    void *d;
+    bool trans;
+};
+
 static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_gemm_desc *desc,
-                              int cfg, const void *a16, bool bf16, int64_t m, void *d) {
+                              int cfg, const Operands &o) {
     const WgConfig &c = kConfigs[cfg];
-    const Plan pl = make_plan(cfg, m, desc->n, desc->k, sm_count(ctx));
+    const Plan pl = make_plan(cfg, o.toks, o.rows, desc->k, sm_count(ctx));
     WgArgs p;
     memset(&p, 0, sizeof p);
     const CUtensorMapDataType a_type =
-        bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+        o.bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
     const int64_t k = desc->k;
-    fp4_status s = encode_2d(ctx, st, &p.tm_a, "A", a16, a_type, 2, m, k, k, kStageK, c.bn,
-                             CU_TENSOR_MAP_SWIZZLE_128B);
+    fp4_status s = encode_2d(ctx, st, &p.tm_a, "16-bit operand", o.tok16, a_type, 2, o.toks, k,
+                             k, kStageK, c.bn, CU_TENSOR_MAP_SWIZZLE_128B);
     if (s == FP4_OK)
-        s = encode_2d(ctx, st, &p.tm_b, "B", desc->b, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1, desc->n,
-                      k / 2, k / 2, kStageK / 2, kRows, CU_TENSOR_MAP_SWIZZLE_NONE);
+        s = encode_2d(ctx, st, &p.tm_b, "E2M1 operand", o.rs, CU_TENSOR_MAP_DATA_TYPE_UINT8, 1,
+                      o.rows, k / 2, k / 2, kStageK / 2, kRows, CU_TENSOR_MAP_SWIZZLE_NONE);
     if (s == FP4_OK) // 512-byte scale tiles: (row tile, 64-k stage) in order, as 128 words each
-        s = encode_2d(ctx, st, &p.tm_sf, "B scales", desc->b_sf, CU_TENSOR_MAP_DATA_TYPE_UINT32,
+        s = encode_2d(ctx, st, &p.tm_sf, "E2M1 scales", o.rs_sf, CU_TENSOR_MAP_DATA_TYPE_UINT32,
                       4, pl.tiles_n * (k / kStageK), kSfBytes / 4, kSfBytes / 4, kSfBytes / 4, 1,
                       CU_TENSOR_MAP_SWIZZLE_NONE);
-    p.tma_store = desc->d_dtype != FP4_DTYPE_F32 && fp4_cuda_vec16_ok(d, desc->ldd, 2);
+    p.tma_store = desc->d_dtype != FP4_DTYPE_F32 && fp4_cuda_vec16_ok(o.d, desc->ldd, 2);
+    const CUtensorMapDataType d_type = desc->d_dtype == FP4_DTYPE_F16
+                                           ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                           : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
     if (s == FP4_OK && p.tma_store)
-        s = encode_2d(ctx, st, &p.tm_d, "D", d,
-                      desc->d_dtype == FP4_DTYPE_F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-                                                     : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                      2, m, desc->n, desc->ldd, 64, c.bn, CU_TENSOR_MAP_SWIZZLE_128B);
+        s = o.trans ? encode_2d(ctx, st, &p.tm_d, "D", o.d, d_type, 2, o.rows, o.toks, desc->ldd,
+                                64, 64, CU_TENSOR_MAP_SWIZZLE_128B)
+                    : encode_2d(ctx, st, &p.tm_d, "D", o.d, d_type, 2, o.toks, o.rows, desc->ldd,
+                                64, c.bn, CU_TENSOR_MAP_SWIZZLE_128B);
     if (s != FP4_OK) return s;
-    p.d = d;
-    p.m = m;
-    p.n = desc->n;
+    p.trans_out = o.trans;
+    p.d = o.d;
+    p.m = o.toks;
+    p.n = o.rows;
     p.k = desc->k;
     p.ldd = desc->ldd;
     p.alpha = desc->alpha;
@@ -854,8 +932,8 @@ static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_
     p.partials = reinterpret_cast<float *>(ws + kCounterBytes);
     const int64_t grid = pl.units < sm_count(ctx) ? pl.units : sm_count(ctx);
     fp4_cuda_clear_last_error();
-    kernel_for(bf16, cfg)<<<(unsigned)grid, kThreads, config_smem(cfg),
-                            fp4_cuda_stream(desc->stream)>>>(p);
+    kernel_for(o.bf16, cfg)<<<(unsigned)grid, kThreads, config_smem(cfg),
+                              fp4_cuda_stream(desc->stream)>>>(p);
     FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma kernel launch");
     return FP4_OK;
 }
@@ -863,25 +941,37 @@ static fp4_status launch_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *st, const fp4_
 extern "C" fp4_status fp4_cuda_wgmma_gemm(fp4_ctx *ctx, fp4_cuda_wgmma_state *state,
                                           const fp4_gemm_desc *desc, int config) {
     const int cfg = config < 0 ? fp4_cuda_wgmma_default_config(ctx, desc) : config;
-    if (desc->a_dtype != FP4_DTYPE_E2M1)
-        return launch_gemm(ctx, state, desc, cfg, desc->a, desc->a_dtype == FP4_DTYPE_BF16,
-                           desc->m, desc->d);
-    // W4A4: decode a chunk of A's rows to F16 in the workspace, then multiply; chunk by chunk
+    if (desc->a_dtype != FP4_DTYPE_E2M1) {
+        const Operands o = {desc->b, desc->b_sf, desc->n, desc->a,
+                            desc->a_dtype == FP4_DTYPE_BF16, desc->m, desc->d, false};
+        return launch_gemm(ctx, state, desc, cfg, o);
+    }
+    // W4A4: decode a chunk of the smaller operand's rows to F16 in the workspace, then multiply
+    // with the other one decoded in registers; chunk by chunk
+    const bool swap = w4a4_swapped(desc);
+    const int64_t total = swap ? desc->n : desc->m;
     const int64_t chunk = launch_rows(desc);
     const int esize = desc->d_dtype == FP4_DTYPE_F32 ? 4 : 2;
     const cudaStream_t stream = fp4_cuda_stream(desc->stream);
     uint16_t *a16 = reinterpret_cast<uint16_t *>(static_cast<char *>(state->workspace) +
                                                  kCounterBytes + kPartialBytes);
-    for (int64_t r0 = 0; r0 < desc->m; r0 += chunk) {
-        const int64_t rows = desc->m - r0 < chunk ? desc->m - r0 : chunk;
+    const uint8_t *q = static_cast<const uint8_t *>(swap ? desc->b : desc->a);
+    const uint8_t *q_sf = static_cast<const uint8_t *>(swap ? desc->b_sf : desc->a_sf);
+    const int q_swz = (swap ? desc->b_sf_layout : desc->a_sf_layout) == FP4_SF_SWIZZLED_128x4;
+    for (int64_t r0 = 0; r0 < total; r0 += chunk) {
+        const int64_t rows = total - r0 < chunk ? total - r0 : chunk;
         const unsigned blocks = fp4_cuda_grid_blocks(rows * (desc->k / 16), 256, sm_count(ctx));
         fp4_cuda_clear_last_error();
-        sm90_decode_act_kernel<<<blocks, 256, 0, stream>>>(
-            static_cast<const uint8_t *>(desc->a), static_cast<const uint8_t *>(desc->a_sf),
-            desc->a_sf_layout == FP4_SF_SWIZZLED_128x4, rows, desc->k, r0, a16);
-        FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma activation decode launch");
-        const fp4_status s = launch_gemm(ctx, state, desc, cfg, a16, false, rows,
-                                         static_cast<uint8_t *>(desc->d) + r0 * desc->ldd * esize);
+        sm90_decode_act_kernel<<<blocks, 256, 0, stream>>>(q, q_sf, q_swz, rows, desc->k, r0, a16);
+        FP4_CUDA_CHECK_LAUNCH(ctx, "cuda_wgmma operand decode launch");
+        Operands o;
+        if (swap) // D[m][r0 + c]: columns r0.. of D, as D^T's rows
+            o = {desc->a, desc->a_sf, desc->m, a16, false, rows,
+                 static_cast<uint8_t *>(desc->d) + r0 * esize, true};
+        else
+            o = {desc->b, desc->b_sf, desc->n, a16, false, rows,
+                 static_cast<uint8_t *>(desc->d) + r0 * desc->ldd * esize, false};
+        const fp4_status s = launch_gemm(ctx, state, desc, cfg, o);
         if (s != FP4_OK) return s;
     }
     return FP4_OK;
