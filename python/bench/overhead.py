@@ -2,7 +2,10 @@
 GEMM costs well under a microsecond, timed against the same GEMM's C call alone (ctypes
 calling fp4_gemm with a prebuilt descriptor) and an empty ctypes call; with torch installed,
 the same through the torch.library ops on CPU tensors, next to torch's own torch.mm of the
-same size. Prints microseconds per call (median of 7 runs of N calls).
+same size; with a CUDA device, the same on CUDA tensors (calls are asynchronous: each run
+of N calls ends with a synchronize, so a row is the host's cost per call whenever the GPU
+keeps up; the GEMM itself takes a few microseconds there). Prints microseconds per call
+(median of 7 runs of N calls).
 Usage: python python/bench/overhead.py"""
 import ctypes
 import platform
@@ -18,12 +21,14 @@ from fp4gemm._api import _tactic_into
 from fp4gemm._arrays import ptr
 
 
-def per_call_us(fn, n=20000):
+def per_call_us(fn, n=20000, sync=None):
     runs = []
     for _ in range(7):
         t = time.perf_counter()
         for _ in range(n):
             fn()
+        if sync:
+            sync()
         runs.append((time.perf_counter() - t) / n * 1e6)
     return statistics.median(runs)
 
@@ -106,6 +111,45 @@ def torch_rows(xq, xsf, wq, wsf):
         ("torch.compile(fullgraph=True) function calling mm_fp4(out=)", lambda: f(a, b, asf, bsf, alpha, out)),
     ]:
         print(f"{per_call_us(fn, n):8.2f} us  {name}")
+    if torch.cuda.is_available():
+        cuda_rows(torch, a, asf, b, bsf)
+
+
+def cuda_rows(torch, a, asf, b, bsf):
+    """The same calls on CUDA tensors of device 0; each run ends with a synchronize."""
+    dev = torch.device("cuda", 0)
+    a, asf, b, bsf = (v.to(dev) for v in (a, asf, b, bsf))
+    alpha = torch.ones(1, device=dev)
+    out = torch.empty(a.shape[0], b.shape[1], device=dev)
+    x, y = torch.randn(1, 16, device=dev), torch.randn(16, 8, device=dev)
+    f = torch.compile(lambda a, b, c, d, e, o: fp4gemm.mm_fp4(a, b, c, d, e, torch.float32, o),
+                      fullgraph=True)
+    f(a, b, asf, bsf, alpha, out)
+    fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)
+    # a CUDA graph of 100 calls, replayed: the launch cost without Python per call
+    g, reps = torch.cuda.CUDAGraph(), 100
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)
+        with torch.cuda.graph(g, stream=s):
+            for _ in range(reps):
+                fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out)
+    torch.cuda.synchronize()
+    sync = torch.cuda.synchronize
+    n = 5000
+    print(f"# torch {torch.__version__}, CUDA tensors on {torch.cuda.get_device_name(0)}, "
+          f"host CPU {platform.processor() or platform.machine()}")
+    for name, fn, calls in [
+        ("torch.mm(x[1,16], y[16,8], out=o) on CUDA: torch's own op, for scale", lambda: torch.mm(x, y, out=out), 1),
+        ("fp4gemm.mm_fp4(..., out=out) on CUDA tensors, eager", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32, out), 1),
+        ("fp4gemm.mm_fp4(...) on CUDA tensors, allocating", lambda: fp4gemm.mm_fp4(a, b, asf, bsf, alpha, torch.float32), 1),
+        ("torch.ops.fp4gemm.mm_fp4_out.default(...) on CUDA (the dispatcher)", lambda: torch.ops.fp4gemm.mm_fp4_out.default(a, b, asf, bsf, alpha, torch.float32, out), 1),
+        ("torch.compile(fullgraph=True) function calling mm_fp4(out=) on CUDA", lambda: f(a, b, asf, bsf, alpha, out), 1),
+        (f"a CUDA graph of {reps} mm_fp4 replayed, per GEMM (GPU time: no host work per call)", lambda: g.replay(), reps),
+    ]:
+        us = per_call_us(fn, n if calls == 1 else 50, sync) / calls
+        print(f"{us:8.2f} us  {name}")
 
 
 if __name__ == "__main__":
