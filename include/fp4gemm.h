@@ -724,6 +724,17 @@ typedef struct fp4_tune_result {
     int too_slow;              /* of which were cut by the budget */
     char message[512];         /* one line: the winner, or why nothing was tuned, and every
                                 * failed tactic with its reason */
+    /* Where this problem's time went, in seconds (added in 0.1.x after message: an older,
+     * smaller struct simply lacks them). The phases sum to elapsed_s up to the bookkeeping
+     * between them (listing tactics, the progress callback, the table) */
+    double elapsed_s;          /* the whole problem */
+    double operands_s;         /* random operands: generated on the host, uploaded once, copied
+                                * on the device into the other input sets */
+    double estimate_s;         /* every candidate's estimate launches */
+    double verify_s;           /* the contenders' checked runs (poisoned D, fp4_gemm_verify) */
+    double measure_s;          /* the contenders' timed replays */
+    int timed;                 /* tactics timed (the others were cut as too slow, failed, or
+                                * not reached) */
 } fp4_tune_result;
 
 void fp4_tune_options_init(fp4_tune_options *options);

@@ -45,6 +45,8 @@ fp4_require("${ERR}" "problem 1 of 2 \\(M=3 N=32 K=64\\), tactic [0-9]+ of [0-9]
             "the progress line: problem i of n, best so far, time left")
 fp4_require("${ERR}" "problem 2 of 2" "progress of the second problem")
 fp4_require("${OUT}" "2 of 2 problems tuned" "the summary")
+fp4_require("${OUT}" "\ntune: 2 of 2 problems tuned in [0-9.]+ s \\(operands [0-9.]+ s, estimates [0-9.]+ s, verify [0-9.]+ s, timing [0-9.]+ s, other [0-9.]+ s; [0-9]+ tactics timed, [0-9]+ cut, 0 failed\\)"
+            "the summary says where the time went, tactics timed and cut")
 fp4_require("${OUT}" "wrote cache.txt: 2 entries for \"CPU\"" "the file and its device")
 file(READ "${WORK}/cache.txt" cache)
 fp4_require("${cache}" "^fp4gemm-tuning 1\n" "the header line")

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char g_dir[256];
@@ -172,6 +173,50 @@ static void test_tune_cpu(fp4_ctx *ctx) {
             "fp4_tune: count 0, NULL problems, NULL ctx -> INVALID_ARGUMENT");
     tu_case(fp4_set_autotune(ctx, (fp4_autotune_mode)7) == FP4_ERR_INVALID_ARGUMENT,
             "fp4_set_autotune: an unknown mode -> INVALID_ARGUMENT");
+}
+
+static double wall_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Where fp4_tune's time went (docs/tuning.md "Cost"): each result's phases sum to about its
+ * elapsed time, and the elapsed times to about the call's wall time; every candidate is timed,
+ * cut or failed; a tactic far slower than the best (cpu_ref: orders of magnitude slower than
+ * the cpu backend here) is cut after its first launches, and at a larger M of the same shape
+ * without a launch. */
+static void test_tune_cost(void) {
+    fp4_ctx *ctx = NULL; /* a context of its own: the other cases use the first one's table */
+    if (!tu_ok(fp4_create(&ctx, -1), NULL, "fp4_create")) return;
+    fp4_gemm_desc probs[3] = {problem(16, 256, 512), problem(64, 256, 512), problem(8, 64, 128)};
+    fp4_tune_result res[3];
+    for (int i = 0; i < 3; i++) res[i].struct_size = sizeof res[i];
+    const double t0 = wall_s();
+    const fp4_status st = fp4_tune(ctx, probs, 3, NULL, res);
+    const double wall = wall_s() - t0;
+    double sum = 0;
+    for (int i = 0; i < 3; i++) {
+        const fp4_tune_result *r = &res[i];
+        const double phases = r->operands_s + r->estimate_s + r->verify_s + r->measure_s;
+        sum += r->elapsed_s;
+        tu_case(st == FP4_OK && r->tuned && r->elapsed_s > 0 && r->operands_s >= 0 &&
+                    r->estimate_s > 0 && r->verify_s > 0 && r->measure_s > 0 &&
+                    phases <= r->elapsed_s * (1 + 1e-9) && phases >= 0.7 * r->elapsed_s &&
+                    r->timed >= 1 && r->timed + r->too_slow + r->failed == r->candidates,
+                "tune m = %lld: %.4f s = operands %.4f + estimates %.4f + verify %.4f + timing "
+                "%.4f + other; %d timed, %d cut, %d failed of %d",
+                (long long)probs[i].m, r->elapsed_s, r->operands_s, r->estimate_s, r->verify_s,
+                r->measure_s, r->timed, r->too_slow, r->failed, r->candidates);
+    }
+    tu_case(sum <= wall && sum >= 0.8 * wall,
+            "tune: the problems' elapsed times (%.4f s) make up the call's %.4f s", sum, wall);
+    tu_case(strstr(res[0].message, "cpu_ref/default cut:") && res[0].timed < res[0].candidates,
+            "tune m = 16: cpu_ref cut untimed: %s", res[0].message);
+    tu_case(strstr(res[1].message, "cpu_ref/default cut:") &&
+                strstr(res[1].message, "at M = 16 already"),
+            "tune m = 64: cpu_ref cut without a launch (its time at M = 16): %s", res[1].message);
+    fp4_destroy(ctx);
 }
 
 static void test_round_trip(fp4_ctx *ctx) {
@@ -490,6 +535,7 @@ int main(void) {
     if (!tu_ok(fp4_create(&cpu, -1), NULL, "fp4_create")) return 1;
     test_buckets(&rng);
     test_tune_cpu(cpu);
+    test_tune_cost();
     test_round_trip(cpu);
     test_foreign_entries(cpu);
     test_corrupt(cpu);

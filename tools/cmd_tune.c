@@ -75,6 +75,21 @@ int tune_shapes(const char *cmd, fp4_ctx *ctx, const bench_shape *shapes, int n,
     int count = 0;
     double speedup_sum = 0;
     int speedups = 0;
+    /* where the time went, over the whole run */
+    double operands_s = 0, estimate_s = 0, verify_s = 0, measure_s = 0;
+    int timed = 0, cut = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        operands_s += res[i].operands_s;
+        estimate_s += res[i].estimate_s;
+        verify_s += res[i].verify_s;
+        measure_s += res[i].measure_s;
+        timed += res[i].timed;
+        cut += res[i].too_slow;
+        failed += res[i].failed;
+    }
+    const double total_s = cli_seconds() - t0;
+    double other_s = total_s - operands_s - estimate_s - verify_s - measure_s;
+    if (other_s < 0) other_s = 0;
     for (int i = 0; i < n; i++) {
         count += res[i].tuned;
         if (setup->quiet) continue;
@@ -97,8 +112,10 @@ int tune_shapes(const char *cmd, fp4_ctx *ctx, const bench_shape *shapes, int n,
             cli_say("%20s  %s\n", "", res[i].message);
     }
     if (!setup->quiet)
-        cli_say("%s: %d of %d problems tuned in %.1f s%s", cmd, count, n, cli_seconds() - t0,
-                speedups ? "" : "\n");
+        cli_say("%s: %d of %d problems tuned in %.1f s (operands %.1f s, estimates %.1f s, "
+                "verify %.1f s, timing %.1f s, other %.1f s; %d tactics timed, %d cut, %d "
+                "failed)%s", cmd, count, n, total_s, operands_s, estimate_s, verify_s,
+                measure_s, other_s, timed, cut, failed, speedups ? "" : "\n");
     if (!setup->quiet && speedups)
         cli_say("; mean speedup over untuned auto %.3fx\n", speedup_sum / speedups);
     *tuned = count;
@@ -118,9 +135,12 @@ static const char k_about[] =
 
 static const char k_notes[] =
     "A progress line goes to stderr (problem i of n, best so far, time left); one line per\n"
-    "problem, the winner against untuned auto, goes to stdout. The file holds the entries of\n"
-    "this device only (with --merge, also the entries FILE already had for it) and is written\n"
-    "atomically. Without a GPU the CPU backends are tuned (device cpu). docs/tuning.md.\n"
+    "problem, the winner against untuned auto, goes to stdout, then a summary: the time, and\n"
+    "where it went (operands, estimates, verify, timing, other), tactics timed and cut.\n"
+    "Tactics far slower than the best are cut after a launch or two. The file holds the\n"
+    "entries of this device only (with --merge, also the entries FILE already had for it) and\n"
+    "is written atomically. Without a GPU the CPU backends are tuned (device cpu).\n"
+    "docs/tuning.md.\n"
     "exit status: 0 every problem tuned; 1 some problem could not be tuned, or an error;\n"
     "2 bad usage.";
 

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "backend.h"
 #include "format.h"
+#include "tune/tune.h"
 #include "tune/tuning.h"
 
 #include <stdarg.h>
@@ -13,11 +14,16 @@
 #include <time.h>
 
 #define MAX_TACTICS 64
-/* Launches estimated under this (microseconds) are all timed: a few plain launches of short
- * work measure the launch overhead more than the kernel. */
+/* Launches estimated under this (microseconds) are short: plain launches of short work
+ * measure the launch overhead more than the kernel, so they are estimated from a burst of 8
+ * and the contenders are those within FP4_TUNE_CONTENDER_SHORT of the best estimate. */
 #define FP4_TUNE_SHORT_US 50.0
+#define FP4_TUNE_CONTENDER_SHORT 2.0
 /* Above it, a tactic whose estimate is over this times the best estimate is cut untimed. */
 #define FP4_TUNE_CONTENDER 1.3
+/* A tactic whose first launches (or a launch at a smaller M of the shape) take over this
+ * times the best estimate is cut there, without more launches. */
+#define FP4_TUNE_CUT 3.0
 #define MAX_SET_BYTES_TOTAL ((double)(2LL << 30)) /* input sets of one problem, at most */
 
 void fp4_tune_options_init(fp4_tune_options *o) {
@@ -53,11 +59,12 @@ static void fill_bytes(uint8_t *p, int64_t n, uint64_t *s) {
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
-/* The operands of one problem: `sets` copies of [A | A scales | B | B scales], and one D. */
+/* The operands of one problem: `sets` copies of [A | A scales | B | B scales], and one D, in
+ * the run's buffers (tune_run.pool, .dbuf). */
 typedef struct operands {
     void *base;   /* sets * set_stride bytes */
     void *d;
-    int64_t a_off, asf_off, b_off, bsf_off, set_stride;
+    int64_t a_off, asf_off, b_off, bsf_off, set_stride, d_bytes;
     double set_bytes; /* what one launch reads */
     int sets;
 } operands;
@@ -85,18 +92,72 @@ static fp4_status launch_gemm(void *user, int set, struct CUstream_st *stream) {
     return fp4_gemm(l->ctx, &d);
 }
 
-static void free_operands(fp4_ctx *ctx, operands *o) {
+/* What one launch of a tactic took at some M of a shape: a lower bound of its launch at any
+ * larger M of the same shape (more rows: no less work, the same weights read). */
+typedef struct observation {
+    int64_t m, n, k;
+    fp4_dtype a_dtype, d_dtype;
+    fp4_sf_layout a_sf, b_sf;
+    fp4_tactic tactic;
+    double us;
+} observation;
+
+typedef struct tune_run {
+    fp4_ctx *ctx;
+    const fp4_tune_options *opt;
+    double start, deadline; /* deadline 0: none */
+    int problem, problems;
+    int done;               /* problems finished, for the time left */
+    int judged;             /* tactics of this problem reported so far */
+    int next_set;           /* the input set of the next estimate launch (rotating: cold) */
+    /* buffers kept from problem to problem (grown when a problem needs more) */
+    uint8_t *host;
+    int64_t host_bytes;
+    void *pool, *dbuf;
+    int64_t pool_bytes, dbuf_bytes;
+    observation *seen;
+    int nseen, seen_cap;
+} tune_run;
+
+/* The run's buffers freed (fp4_tune's end), keeping a failure's message. */
+static void free_buffers(tune_run *r) {
     char keep[1024];
-    memcpy(keep, ctx->last_error, sizeof keep); /* freeing must not hide the failure */
-    if (o->base) fp4_free(ctx, o->base);
-    if (o->d) fp4_free(ctx, o->d);
-    memcpy(ctx->last_error, keep, sizeof keep);
-    memset(o, 0, sizeof *o);
+    memcpy(keep, r->ctx->last_error, sizeof keep); /* freeing must not hide the failure */
+    if (r->pool) fp4_free(r->ctx, r->pool);
+    if (r->dbuf) fp4_free(r->ctx, r->dbuf);
+    memcpy(r->ctx->last_error, keep, sizeof keep);
+    free(r->host);
+    free(r->seen);
+    r->pool = r->dbuf = NULL;
+    r->host = NULL;
+    r->seen = NULL;
 }
 
-/* Seeded random operands for d (prepared), uploaded into every set. */
-static fp4_status make_operands(fp4_ctx *ctx, const fp4_gemm_desc *d, uint64_t seed,
+/* *buf holds at least `bytes` of the context's memory: a larger one replaces it, with room
+ * to grow (twice the old size, up to the input sets' limit: a preset's M list grows). */
+static fp4_status grow_device(fp4_ctx *ctx, void **buf, int64_t *have, int64_t bytes) {
+    if (*have >= bytes) return FP4_OK;
+    int64_t want = 2 * *have < (int64_t)MAX_SET_BYTES_TOTAL ? 2 * *have
+                                                             : (int64_t)MAX_SET_BYTES_TOTAL;
+    if (want < bytes) want = bytes;
+    if (*buf) fp4_free(ctx, *buf);
+    *buf = NULL;
+    *have = 0;
+    fp4_status st = fp4_malloc(ctx, buf, want);
+    if (st == FP4_ERR_OUT_OF_MEMORY && want > bytes) { /* no room to spare: just what is asked */
+        ctx->last_error[0] = 0;
+        st = fp4_malloc(ctx, buf, want = bytes);
+    }
+    if (st == FP4_OK) *have = want;
+    return st;
+}
+
+/* Seeded random operands for d (prepared): one set made on the host and uploaded, the
+ * others device-to-device copies of it (the same bytes at other addresses: cold in L2 all
+ * the same, and far faster than uploads). */
+static fp4_status make_operands(tune_run *r, const fp4_gemm_desc *d, uint64_t seed,
                                 operands *o) {
+    fp4_ctx *ctx = r->ctx;
     memset(o, 0, sizeof *o);
     const int w4a4 = d->a_dtype == FP4_DTYPE_E2M1;
     const int64_t a_bytes = w4a4 ? d->m * d->k / 2 : d->m * d->k * 2;
@@ -109,14 +170,20 @@ static fp4_status make_operands(fp4_ctx *ctx, const fp4_gemm_desc *d, uint64_t s
     o->bsf_off = o->b_off + align256(b_bytes);
     o->set_stride = o->bsf_off + align256(bsf_bytes);
     o->set_bytes = (double)(a_bytes + asf_bytes + b_bytes + bsf_bytes);
+    o->d_bytes = d->m * d->ldd * fp4_dtype_size(d->d_dtype);
     int sets = fp4_measure_sets(ctx, o->set_bytes);
     while (sets > 1 && (double)sets * (double)o->set_stride > MAX_SET_BYTES_TOTAL) sets--;
     o->sets = sets;
 
-    uint8_t *host = malloc((size_t)o->set_stride);
-    if (!host)
-        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_tune: %lld bytes of host memory",
-                        (long long)o->set_stride);
+    if (r->host_bytes < o->set_stride) {
+        free(r->host);
+        r->host_bytes = 0;
+        if (!(r->host = malloc((size_t)o->set_stride)))
+            return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_tune: %lld bytes of host memory",
+                            (long long)o->set_stride);
+        r->host_bytes = o->set_stride;
+    }
+    uint8_t *host = r->host;
     memset(host, 0, (size_t)o->set_stride);
     uint64_t s = seed;
     /* E2M1 bytes: any byte is two valid elements. E4M3 scales: 2^-2 .. 2^2 with random
@@ -135,14 +202,59 @@ static fp4_status make_operands(fp4_ctx *ctx, const fp4_gemm_desc *d, uint64_t s
     for (int64_t i = 0; i < bsf_bytes; i++)
         host[o->bsf_off + i] = (uint8_t)((5 + splitmix(&s) % 5) << 3 | (splitmix(&s) & 7));
 
-    fp4_status st = fp4_malloc(ctx, &o->base, (int64_t)sets * o->set_stride);
-    if (st == FP4_OK)
-        st = fp4_malloc(ctx, &o->d, d->m * d->ldd * fp4_dtype_size(d->d_dtype));
-    for (int i = 0; i < sets && st == FP4_OK; i++)
-        st = fp4_upload(ctx, (char *)o->base + (int64_t)i * o->set_stride, host, o->set_stride);
-    free(host);
-    if (st != FP4_OK) free_operands(ctx, o);
+    fp4_status st = grow_device(ctx, &r->pool, &r->pool_bytes, (int64_t)sets * o->set_stride);
+    if (st == FP4_OK) st = grow_device(ctx, &r->dbuf, &r->dbuf_bytes, o->d_bytes);
+    if (st != FP4_OK) return st;
+    o->base = r->pool;
+    o->d = r->dbuf;
+    st = fp4_upload(ctx, o->base, host, o->set_stride);
+    /* sets [0, have) copied to [have, 2 have): log2(sets) copies */
+    for (int have = 1; have < sets && st == FP4_OK; have *= 2) {
+        const int n = have < sets - have ? have : sets - have;
+        st = fp4_tune_copy(ctx, (char *)o->base + (int64_t)have * o->set_stride, o->base,
+                           (int64_t)n * o->set_stride);
+    }
     return st;
+}
+
+/* The largest time seen for tactic t at an M <= d->m of d's shape in this run (0: none), and
+ * that M. */
+static double lower_bound(const tune_run *r, const fp4_gemm_desc *d, fp4_tactic t,
+                          int64_t *at_m) {
+    double us = 0;
+    for (int i = 0; i < r->nseen; i++) {
+        const observation *o = &r->seen[i];
+        if (o->n == d->n && o->k == d->k && o->m <= d->m && o->a_dtype == d->a_dtype &&
+            o->d_dtype == d->d_dtype && o->a_sf == d->a_sf_layout && o->b_sf == d->b_sf_layout &&
+            o->tactic.backend == t.backend && o->tactic.config == t.config && o->us > us) {
+            us = o->us;
+            *at_m = o->m;
+        }
+    }
+    return us;
+}
+
+/* Remembers what tactic t took at d's M (replacing an earlier value at the same point). */
+static void observe(tune_run *r, const fp4_gemm_desc *d, fp4_tactic t, double us) {
+    for (int i = 0; i < r->nseen; i++) {
+        observation *o = &r->seen[i];
+        if (o->m == d->m && o->n == d->n && o->k == d->k && o->a_dtype == d->a_dtype &&
+            o->d_dtype == d->d_dtype && o->a_sf == d->a_sf_layout && o->b_sf == d->b_sf_layout &&
+            o->tactic.backend == t.backend && o->tactic.config == t.config) {
+            o->us = us;
+            return;
+        }
+    }
+    if (r->nseen == r->seen_cap) { /* no memory: nothing remembered, nothing skipped */
+        const int cap = r->seen_cap ? 2 * r->seen_cap : 256;
+        observation *more = realloc(r->seen, (size_t)cap * sizeof *more);
+        if (!more) return;
+        r->seen = more;
+        r->seen_cap = cap;
+    }
+    observation o = {d->m, d->n, d->k, d->a_dtype, d->d_dtype, d->a_sf_layout, d->b_sf_layout,
+                     t, us};
+    r->seen[r->nseen++] = o;
 }
 
 /* Appends to buf[len] at *used. */
@@ -160,19 +272,9 @@ static void append(char *buf, size_t len, size_t *used, const char *fmt, ...) {
     if (n > 0) *used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
 }
 
-typedef struct tune_run {
-    fp4_ctx *ctx;
-    const fp4_tune_options *opt;
-    double start, deadline; /* deadline 0: none */
-    int problem, problems;
-    int done;               /* problems finished, for the time left */
-    int judged;             /* tactics of this problem reported so far */
-} tune_run;
-
-/* Each candidate is reported once, in the order judged (index says which, 0..count-1). */
-static void report(tune_run *r, fp4_tactic t, int candidate, int count, double us,
-                   const char *skipped, fp4_tactic best, double best_us) {
-    (void)candidate;
+/* Each candidate is reported once, in the order judged. */
+static void report(tune_run *r, fp4_tactic t, int count, double us, const char *skipped,
+                   fp4_tactic best, double best_us) {
     const int index = r->judged++;
     if (!r->opt->progress) return;
     fp4_tune_progress p;
@@ -195,11 +297,69 @@ static void report(tune_run *r, fp4_tactic t, int candidate, int count, double u
     r->opt->progress(r->opt->user, &p);
 }
 
+/* One problem's state while it is tuned. */
+typedef struct problem_state {
+    tune_run *r;
+    fp4_tune_result *res;
+    const fp4_tactic *cand;
+    int count;
+    fp4_tactic best;
+    double best_us, best_measure_s;
+    char failures[400];
+    size_t fu;
+} problem_state;
+
+/* A candidate not timed: counted, reported, and listed in the message. */
+static void drop(problem_state *ps, int i, int failed, const char *why) {
+    char name[96];
+    fp4_tactic_name(ps->cand[i], name, sizeof name);
+    if (failed) ps->res->failed++;
+    else ps->res->too_slow++;
+    append(ps->failures, sizeof ps->failures, &ps->fu, "%s%s %s", ps->fu ? "; " : "", name, why);
+    report(ps->r, ps->cand[i], ps->count, 0, why, ps->best, ps->best_us);
+}
+
+static int is_fatal(fp4_status s) { return s == FP4_ERR_CUDA || s == FP4_ERR_OUT_OF_MEMORY; }
+
+/* Estimates one launch of the tactic in l (docs/tuning.md "Cost"): a warm-up launch, one
+ * more, and if the faster of the two is over `cut_us`, stop there (*cut = 1); else, unless a
+ * launch takes FP4_TUNE_LONG_MS or more (then the faster of the two is the estimate), a burst
+ * of 8 launches (short ones: plain launches need many to say much) or 2 timed together. All
+ * on rotated input sets. */
+static fp4_status estimate(tune_run *r, launch_ctx *l, double cut_us, double *us, int *cut) {
+    fp4_measure_desc md;
+    fp4_measure_desc_init(&md);
+    md.launch = launch_gemm;
+    md.user = l;
+    md.sets = l->ops->sets;
+    md.stream = r->opt->stream;
+    double w = 0, t1 = 0, burst = 0;
+    fp4_status st = fp4_tune_time_launches(r->ctx, &md, r->next_set++ % md.sets, 1, &w);
+    if (st == FP4_OK) st = fp4_tune_time_launches(r->ctx, &md, r->next_set++ % md.sets, 1, &t1);
+    if (st != FP4_OK) return st;
+    const double e = (w < t1 ? w : t1) * 1e3;
+    *cut = cut_us > 0 && e > cut_us;
+    if (*cut) {
+        *us = e;
+        return FP4_OK;
+    }
+    const int n = e < FP4_TUNE_SHORT_US ? 8 : e < FP4_TUNE_LONG_MS * 1e3 ? 2 : 0;
+    st = fp4_tune_time_launches(r->ctx, &md, r->next_set % md.sets, n, &burst);
+    r->next_set += n;
+    if (st != FP4_OK) return st;
+    /* the smaller of the second launch and the burst's mean: noise (a busy host, a late
+     * first-use cost) only adds time */
+    *us = n == 0 ? e : burst / n < t1 ? burst * 1e3 / n : t1 * 1e3;
+    if (!(*us > 0)) *us = 1e-3;
+    return FP4_OK;
+}
+
 /* Tunes one prepared problem. FP4_OK unless something other than a tactic failed
  * (allocation, CUDA); res says how it went. */
 static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_result *res) {
     fp4_ctx *ctx = r->ctx;
     const fp4_tune_options *opt = r->opt;
+    const double t_start = now_s();
     size_t mu = 0;
     char *msg = res->message;
     const size_t mlen = sizeof res->message;
@@ -227,92 +387,96 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     }
     if (count == 0) {
         append(msg, mlen, &mu, "no tactic can run this problem here");
+        res->elapsed_s = now_s() - t_start;
         return FP4_OK;
     }
 
     operands o;
-    st = make_operands(ctx, &d, opt->seed ^ (uint64_t)r->problem * 0x9E37ull, &o);
+    double t0 = now_s();
+    st = make_operands(r, &d, opt->seed ^ (uint64_t)r->problem * 0x9E37ull, &o);
+    res->operands_s = now_s() - t0;
     if (st != FP4_OK) return st;
 
-    fp4_tactic best = {FP4_BACKEND_AUTO, -1};
-    double best_us = 0, best_measure_s = 0;
-    char failures[400] = "";
-    size_t fu = 0;
+    problem_state ps;
+    memset(&ps, 0, sizeof ps);
+    ps.r = r;
+    ps.res = res;
+    ps.cand = cand;
+    ps.count = count;
+    ps.best.backend = FP4_BACKEND_AUTO;
+    ps.best.config = -1;
     char why[300];
-    double est[MAX_TACTICS];
-    int alive[MAX_TACTICS];
+    double est[MAX_TACTICS], lb[MAX_TACTICS];
+    int64_t lb_m[MAX_TACTICS];
+    int alive[MAX_TACTICS], heur[MAX_TACTICS], order[MAX_TACTICS];
     double min_est = 0;
     launch_ctx l = {ctx, d, &o};
 
-    /* 1. every candidate: run once on poisoned D, verify, and estimate one launch (fp4_measure
-     *    with no budget to spend: it times a few launches and stops) */
-    for (int i = 0; i < count && st == FP4_OK; i++) {
+    /* 1. estimates: the heuristic's tactic first (a good best estimate early), then the
+     *    others, fastest seen at a smaller M first. A tactic already over FP4_TUNE_CUT x the
+     *    best estimate at a smaller M of this shape is cut without a launch (a launch takes
+     *    no less at a larger M); one whose first launches are over it stops there */
+    for (int i = 0; i < count; i++) {
         alive[i] = 0;
-        char name[96];
-        fp4_tactic_name(cand[i], name, sizeof name);
+        heur[i] = cand[i].backend == res->heuristic.backend &&
+                  cand[i].config == res->heuristic.config;
+        lb_m[i] = 0;
+        lb[i] = lower_bound(r, &d, cand[i], &lb_m[i]);
+        order[i] = i;
+    }
+    for (int x = 1; x < count; x++) /* insertion sort: the heuristic, then by lower bound */
+        for (int y = x; y > 0; y--) {
+            const int a = order[y - 1], b = order[y];
+            if (heur[a] || (!heur[b] && lb[a] <= lb[b])) break;
+            order[y - 1] = b;
+            order[y] = a;
+        }
+    for (int j = 0; j < count && st == FP4_OK; j++) {
+        const int i = order[j];
         if (r->deadline > 0 && now_s() > r->deadline) {
-            res->too_slow++;
-            append(failures, sizeof failures, &fu, "%s%s: the time budget ran out",
-                   fu ? "; " : "", name);
-            report(r, cand[i], i, count, 0, "the time budget ran out", best, best_us);
+            drop(&ps, i, 0, "the time budget ran out");
+            continue;
+        }
+        const double cut_us = heur[i] || min_est == 0 ? 0 : FP4_TUNE_CUT * min_est;
+        if (cut_us > 0 && lb[i] > cut_us) {
+            snprintf(why, sizeof why, "cut: %.1f us a launch at M = %lld already, over %.0fx the "
+                     "best estimate here (%.1f us)", lb[i], (long long)lb_m[i], FP4_TUNE_CUT,
+                     min_est);
+            drop(&ps, i, 0, why);
             continue;
         }
         l.desc.backend = cand[i].backend;
         l.desc.config = cand[i].config;
-        fp4_gemm_desc run = l.desc;
-        point_at_set(&run, &o, 0);
-        const char *skipped = NULL;
-        st = fp4_memset(ctx, o.d, 0xFF, d.m * d.ldd * fp4_dtype_size(d.d_dtype));
-        if (st != FP4_OK) break;
-        fp4_status gs = fp4_gemm(ctx, &run);
-        if (gs == FP4_OK) {
-            fp4_verify_result v;
-            memset(&v, 0, sizeof v);
-            v.struct_size = sizeof v;
-            gs = fp4_gemm_verify(ctx, &run, opt->verify_samples, opt->seed, &v);
-            if (gs == FP4_OK && !v.passed) {
-                snprintf(why, sizeof why, "wrong result: %.250s", v.message);
-                skipped = why;
-            }
-        }
-        fp4_measure_result mr;
-        if (gs == FP4_OK && !skipped) {
-            fp4_measure_desc md;
-            fp4_measure_desc_init(&md);
-            md.launch = launch_gemm;
-            md.user = &l;
-            md.sets = o.sets;
-            md.set_bytes = o.set_bytes;
-            md.stream = opt->stream;
-            md.budget_seconds = 1e-9; /* the estimate only */
-            memset(&mr, 0, sizeof mr);
-            mr.struct_size = sizeof mr;
-            gs = fp4_measure(ctx, &md, &mr);
-        }
+        int cut = 0;
+        const double te = now_s();
+        const fp4_status gs = estimate(r, &l, cut_us, &est[i], &cut);
+        res->estimate_s += now_s() - te;
         if (gs != FP4_OK) {
-            if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) { /* not the tactic's fault */
+            if (is_fatal(gs)) { /* not the tactic's fault */
                 st = gs;
                 break;
             }
             snprintf(why, sizeof why, "failed: %s: %.220s", fp4_status_name(gs),
                      ctx->last_error);
-            skipped = why;
+            drop(&ps, i, 1, why);
+            continue;
         }
-        if (skipped) {
-            res->failed++;
-            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, skipped);
-            report(r, cand[i], i, count, 0, skipped, best, best_us);
+        observe(r, &d, cand[i], est[i]);
+        if (cut) {
+            snprintf(why, sizeof why, "cut: a launch took %.1f us, over %.0fx the best estimate "
+                     "(%.1f us)", est[i], FP4_TUNE_CUT, min_est);
+            drop(&ps, i, 0, why);
             continue;
         }
         alive[i] = 1;
-        est[i] = mr.estimate_us > 0 ? mr.estimate_us : 1e-3;
         if (min_est == 0 || est[i] < min_est) min_est = est[i];
     }
 
-    /* 2. time the contenders, fastest estimate first: every tactic while launches are short
-     *    (there a few plain launches say little), else those within FP4_TUNE_CONTENDER of the
-     *    best estimate, and always the heuristic (for the comparison with untuned auto) */
-    int order[MAX_TACTICS], norder = 0;
+    /* 2. the contenders, fastest estimate first: those within FP4_TUNE_CONTENDER of the best
+     *    estimate (FP4_TUNE_CONTENDER_SHORT while launches are short: there plain launches
+     *    say less), and always the heuristic (for the comparison with untuned auto). Each is
+     *    run on a poisoned D and verified, then timed with a plan made from its estimate */
+    int norder = 0;
     for (int i = 0; i < count; i++)
         if (alive[i]) order[norder++] = i;
     for (int x = 1; x < norder; x++) /* insertion sort by estimate */
@@ -321,29 +485,70 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             order[y] = order[y - 1];
             order[y - 1] = t;
         }
+    const double factor =
+        min_est < FP4_TUNE_SHORT_US ? FP4_TUNE_CONTENDER_SHORT : FP4_TUNE_CONTENDER;
     for (int j = 0; j < norder && st == FP4_OK; j++) {
         const int i = order[j];
-        char name[96];
-        fp4_tactic_name(cand[i], name, sizeof name);
-        const int is_heuristic = cand[i].backend == res->heuristic.backend &&
-                                 cand[i].config == res->heuristic.config;
-        if (!is_heuristic && min_est >= FP4_TUNE_SHORT_US && est[i] > FP4_TUNE_CONTENDER * min_est) {
-            res->too_slow++;
+        if (!heur[i] && est[i] > factor * min_est) {
             snprintf(why, sizeof why, "cut: estimated %.1f us a launch, over %.2fx the best "
-                     "estimate (%.1f us)", est[i], FP4_TUNE_CONTENDER, min_est);
-            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
-            report(r, cand[i], i, count, 0, why, best, best_us);
+                     "estimate (%.1f us)", est[i], factor, min_est);
+            drop(&ps, i, 0, why);
             continue;
         }
         if (r->deadline > 0 && now_s() > r->deadline) {
-            res->too_slow++;
-            append(failures, sizeof failures, &fu, "%s%s: the time budget ran out",
-                   fu ? "; " : "", name);
-            report(r, cand[i], i, count, 0, "the time budget ran out", best, best_us);
+            drop(&ps, i, 0, "the time budget ran out");
             continue;
         }
         l.desc.backend = cand[i].backend;
         l.desc.config = cand[i].config;
+
+        /* verified: one run on D poisoned with NaN, checked against the fp64 reference */
+        fp4_gemm_desc run = l.desc;
+        point_at_set(&run, &o, 0);
+        const double tv = now_s();
+        st = fp4_memset(ctx, o.d, 0xFF, o.d_bytes);
+        if (st != FP4_OK) break;
+        fp4_status gs = fp4_gemm(ctx, &run);
+        fp4_verify_result v;
+        memset(&v, 0, sizeof v);
+        v.struct_size = sizeof v;
+        if (gs == FP4_OK) gs = fp4_gemm_verify(ctx, &run, opt->verify_samples, opt->seed, &v);
+        res->verify_s += now_s() - tv;
+        if (gs != FP4_OK) {
+            if (is_fatal(gs)) {
+                st = gs;
+                break;
+            }
+            snprintf(why, sizeof why, "failed: %s: %.220s", fp4_status_name(gs),
+                     ctx->last_error);
+            drop(&ps, i, 1, why);
+            continue;
+        }
+        if (!v.passed) {
+            snprintf(why, sizeof why, "wrong result: %.250s", v.message);
+            drop(&ps, i, 1, why);
+            continue;
+        }
+
+        /* timed: the first (the best estimate) always, bounded by budget_seconds only; the
+         * others within the tactic budget and, except the heuristic's, at most 3x what the
+         * best one's timing took (at least 0.25 s) */
+        fp4_tune_plan plan;
+        const double planned_s = fp4_tune_quick_plan(est[i] / 1e3, o.sets, &plan);
+        double budget = 0; /* none */
+        if (ps.best_us > 0) {
+            budget = opt->tactic_budget_seconds > 0 ? opt->tactic_budget_seconds : 2.0;
+            const double cap = 3.0 * ps.best_measure_s > 0.25 ? 3.0 * ps.best_measure_s : 0.25;
+            if (!heur[i] && cap < budget) budget = cap;
+        }
+        if (r->deadline > 0 && (budget == 0 || r->deadline - now_s() < budget))
+            budget = r->deadline - now_s() > 0.001 ? r->deadline - now_s() : 0.001;
+        if (budget > 0 && planned_s > budget) {
+            snprintf(why, sizeof why, "too slow (about %.1f us a launch: its timing would take "
+                     "%.2f s, over the %.2f s budget)", est[i], planned_s, budget);
+            drop(&ps, i, 0, why);
+            continue;
+        }
         fp4_measure_desc md;
         fp4_measure_desc_init(&md);
         md.launch = launch_gemm;
@@ -351,65 +556,47 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         md.sets = o.sets;
         md.set_bytes = o.set_bytes;
         md.stream = opt->stream;
-        /* the first (the best estimate) is always timed: without it there is no result; the
-         * others within the tactic budget, and at most 3x what the best one's timing took */
-        double budget = 0; /* none */
-        if (best_us > 0) {
-            budget = opt->tactic_budget_seconds > 0 ? opt->tactic_budget_seconds : 2.0;
-            const double cut = 3.0 * best_measure_s > 0.25 ? 3.0 * best_measure_s : 0.25;
-            if (!is_heuristic && cut < budget) budget = cut;
-        }
-        if (r->deadline > 0 && (budget == 0 || r->deadline - now_s() < budget))
-            budget = r->deadline - now_s() > 0.001 ? r->deadline - now_s() : 0.001;
-        md.budget_seconds = budget;
         fp4_measure_result mr;
-        memset(&mr, 0, sizeof mr);
-        mr.struct_size = sizeof mr;
-        const double t0 = now_s();
-        const fp4_status gs = fp4_measure(ctx, &md, &mr);
-        const double took = now_s() - t0;
+        fp4_measure_result_init(&mr);
+        mr.estimate_us = est[i];
+        const double tm = now_s();
+        gs = fp4_tune_measure_planned(ctx, &md, &plan, &mr);
+        const double took = now_s() - tm;
+        res->measure_s += took;
         if (gs != FP4_OK) {
-            if (gs == FP4_ERR_CUDA || gs == FP4_ERR_OUT_OF_MEMORY) {
+            if (is_fatal(gs)) {
                 st = gs;
                 break;
             }
-            res->failed++;
             snprintf(why, sizeof why, "failed while timed: %s: %.200s", fp4_status_name(gs),
                      ctx->last_error);
-            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
-            report(r, cand[i], i, count, 0, why, best, best_us);
+            drop(&ps, i, 1, why);
             continue;
         }
-        if (mr.too_slow) {
-            res->too_slow++;
-            snprintf(why, sizeof why, "too slow (about %.1f us a launch: its timing would take "
-                     "over the %.2f s budget)", mr.estimate_us, md.budget_seconds);
-            append(failures, sizeof failures, &fu, "%s%s %s", fu ? "; " : "", name, why);
-            report(r, cand[i], i, count, 0, why, best, best_us);
-            continue;
+        res->timed++;
+        observe(r, &d, cand[i], mr.median_us);
+        if (heur[i]) res->heuristic_us = mr.median_us;
+        if (ps.best_us == 0 || mr.median_us < ps.best_us) {
+            ps.best = cand[i];
+            ps.best_us = mr.median_us;
+            ps.best_measure_s = took;
         }
-        if (is_heuristic) res->heuristic_us = mr.median_us;
-        if (best_us == 0 || mr.median_us < best_us) {
-            best = cand[i];
-            best_us = mr.median_us;
-            best_measure_s = took;
-        }
-        report(r, cand[i], i, count, mr.median_us, NULL, best, best_us);
+        report(r, cand[i], count, mr.median_us, NULL, ps.best, ps.best_us);
     }
-    free_operands(ctx, &o);
+    res->elapsed_s = now_s() - t_start;
     if (st != FP4_OK) return st;
 
-    if (best_us > 0) {
+    if (ps.best_us > 0) {
         fp4_tuning_key key;
         fp4_tuning_key_of(&d, &key);
-        st = fp4_tuning_put(ctx, &key, best, best_us);
+        st = fp4_tuning_put(ctx, &key, ps.best, ps.best_us);
         if (st != FP4_OK) return st;
         res->tuned = 1;
-        res->best = best;
-        res->best_us = best_us;
+        res->best = ps.best;
+        res->best_us = ps.best_us;
         char name[96];
-        fp4_tactic_name(best, name, sizeof name);
-        append(msg, mlen, &mu, "%s: %.3f us (bucket m <= %lld; %d candidate%s", name, best_us,
+        fp4_tactic_name(ps.best, name, sizeof name);
+        append(msg, mlen, &mu, "%s: %.3f us (bucket m <= %lld; %d candidate%s", name, ps.best_us,
                (long long)key.m_bucket, count, count == 1 ? "" : "s");
         if (res->too_slow) append(msg, mlen, &mu, ", %d cut as too slow", res->too_slow);
         append(msg, mlen, &mu, ")");
@@ -417,7 +604,8 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         append(msg, mlen, &mu, "not tuned: no tactic passed (%d candidate%s: %d failed, %d too "
                "slow)", count, count == 1 ? "" : "s", res->failed, res->too_slow);
     }
-    if (fu) append(msg, mlen, &mu, "; %s", failures);
+    if (ps.fu) append(msg, mlen, &mu, "; %s", ps.failures);
+    res->elapsed_s = now_s() - t_start;
     return FP4_OK;
 }
 
@@ -511,6 +699,7 @@ fp4_status fp4_tune(fp4_ctx *ctx, const fp4_gemm_desc *problems, int count,
         }
         if (results) fp4_out_struct_fill(result_at(results, stride, i), res, sizeof *res);
     }
+    free_buffers(&r);
     ctx->tuning.tuning = nested;
     if (st == FP4_OK) ctx->last_error[0] = 0;
     return st;

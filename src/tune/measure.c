@@ -76,6 +76,30 @@ static double host_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* The replays on the CPU: `warmup` untimed ones, then r->replays timed, each of r->launches
+ * launches, timed with the host clock. */
+static fp4_status host_replays(fp4_ctx *ctx, const fp4_measure_desc *d, int warmup,
+                               fp4_measure_result *r) {
+    fp4_status st;
+    double *us = malloc((size_t)r->replays * sizeof *us);
+    if (!us)
+        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_measure: out of host memory for %d "
+                        "replays", r->replays);
+    for (int rep = -warmup; rep < r->replays; rep++) { /* warm-up replays, then timed ones */
+        const double t0 = host_ms();
+        for (int l = 0; l < r->launches; l++)
+            if ((st = d->launch(d->user, l % d->sets, NULL)) != FP4_OK) {
+                free(us);
+                return st;
+            }
+        if (rep >= 0) us[rep] = (host_ms() - t0) * 1e3 / r->launches;
+    }
+    fp4_tune_summarize(us, r->replays, r);
+    free(us);
+    snprintf(r->note, sizeof r->note, "host clock");
+    return FP4_OK;
+}
+
 /* The CPU path: the same steps as on a GPU, without a graph, timed with the host clock. */
 static fp4_status measure_host(fp4_ctx *ctx, const fp4_measure_desc *d, fp4_measure_result *r) {
     fp4_status st;
@@ -93,22 +117,70 @@ static fp4_status measure_host(fp4_ctx *ctx, const fp4_measure_desc *d, fp4_meas
         r->too_slow = 1;
         return FP4_OK;
     }
-    double *us = malloc((size_t)r->replays * sizeof *us);
-    if (!us)
-        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_measure: out of host memory for %d "
-                        "replays", r->replays);
-    for (int rep = -1; rep < r->replays; rep++) { /* one warm-up replay, then the timed ones */
-        t0 = host_ms();
-        for (int l = 0; l < r->launches; l++)
-            if ((st = d->launch(d->user, l % d->sets, NULL)) != FP4_OK) {
-                free(us);
-                return st;
-            }
-        if (rep >= 0) us[rep] = (host_ms() - t0) * 1e3 / r->launches;
+    return host_replays(ctx, d, 1, r);
+}
+
+double fp4_tune_quick_plan(double est_ms, int sets, fp4_tune_plan *p) {
+    if (!(est_ms > 0)) est_ms = 1e-6;
+    if (sets < 1) sets = 1;
+    /* enough launches for FP4_TUNE_LONG_MS (a graph launch's few microseconds vanish), at most
+     * fp4_measure's 10, and never fewer than the sets (every one of them, for cold inputs) */
+    const double want = ceil(FP4_TUNE_LONG_MS / est_ms);
+    int l = want > FP4_MEASURE_MIN_LAUNCHES ? FP4_MEASURE_MIN_LAUNCHES : want < 2 ? 2 : (int)want;
+    if (l < sets) l = sets;
+    const double replay_ms = est_ms * l;
+    double r = ceil(FP4_TUNE_TARGET_MS / replay_ms);
+    const double min_r = ceil((double)FP4_TUNE_MIN_TIMED / l);
+    if (r < min_r) r = min_r;
+    if (r < FP4_TUNE_MIN_REPLAYS) r = FP4_TUNE_MIN_REPLAYS;
+    if (r > FP4_MEASURE_MAX_REPLAYS) r = FP4_MEASURE_MAX_REPLAYS;
+    p->launches = l;
+    p->replays = (int)r;
+    p->warmup = replay_ms < FP4_TUNE_UPLOAD_MS;
+    return replay_ms * (r + p->warmup) / 1e3;
+}
+
+fp4_status fp4_tune_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d, int first_set,
+                                  int count, double *ms) {
+    *ms = 0;
+    if (count < 1) return FP4_OK;
+#if defined(FP4GEMM_HAVE_CUDA)
+    if (ctx->device >= 0) return fp4_tune_cuda_time_launches(ctx, d, first_set, count, ms);
+#endif
+    if (ctx->device >= 0)
+        return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "fp4_tune: this fp4gemm was built without CUDA");
+    const double t0 = host_ms();
+    for (int i = 0; i < count; i++) {
+        const fp4_status st = d->launch(d->user, (first_set + i) % d->sets, NULL);
+        if (st != FP4_OK) return st;
     }
-    fp4_tune_summarize(us, r->replays, r);
-    free(us);
-    snprintf(r->note, sizeof r->note, "host clock");
+    *ms = host_ms() - t0;
+    return FP4_OK;
+}
+
+fp4_status fp4_tune_measure_planned(fp4_ctx *ctx, const fp4_measure_desc *d,
+                                    const fp4_tune_plan *plan, fp4_measure_result *r) {
+    r->sets = d->sets;
+    r->launches = plan->launches;
+    r->replays = plan->replays;
+    if (ctx->device < 0) return host_replays(ctx, d, plan->warmup ? 1 : 0, r);
+    if (d->set_bytes > 0 && ctx->info.l2_bytes > 0)
+        r->cold = (double)d->sets * d->set_bytes >= FP4_MEASURE_L2_FACTOR * (double)ctx->info.l2_bytes;
+#if defined(FP4GEMM_HAVE_CUDA)
+    return fp4_tune_cuda_replays(ctx, d, plan, r);
+#else
+    return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "fp4_tune: this fp4gemm was built without CUDA");
+#endif
+}
+
+fp4_status fp4_tune_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+    if (bytes <= 0) return FP4_OK;
+#if defined(FP4GEMM_HAVE_CUDA)
+    if (ctx->device >= 0) return fp4_tune_cuda_copy(ctx, dst, src, bytes);
+#endif
+    if (ctx->device >= 0)
+        return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "fp4_tune: this fp4gemm was built without CUDA");
+    memmove(dst, src, (size_t)bytes);
     return FP4_OK;
 }
 

@@ -76,24 +76,73 @@ void capture(fp4_ctx *ctx, const fp4_measure_desc *d, cudaStream_t stream, measu
                  cudaGetErrorString(err));
 }
 
+/* The stream the launches go to: the desc's, or (the legacy stream can't be captured) one of
+ * our own, non-blocking (a blocking stream being captured forbids any use of the legacy
+ * stream meanwhile), after the caller's legacy-stream work (uploads, memsets) ends. */
+fp4_status pick_stream(fp4_ctx *ctx, const fp4_measure_desc *d, measure_state *s,
+                       cudaStream_t *stream) {
+    *stream = fp4_cuda_stream(d->stream);
+    if (*stream) return FP4_OK;
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
+                 "fp4_measure: waiting for the legacy stream");
+    FP4_CUDA_TRY(ctx, cudaStreamCreateWithFlags(&s->own_stream, cudaStreamNonBlocking),
+                 "fp4_measure: cudaStreamCreateWithFlags");
+    *stream = s->own_stream;
+    return FP4_OK;
+}
+
+/* One graph of r->launches launches over the rotated sets (plain launches if it can't be
+ * made); one warm-up replay if `warmup` (else the graph is only uploaded), then r->replays
+ * replays back to back, each between two events; the statistics into r. */
+fp4_status run_replays(fp4_ctx *ctx, const fp4_measure_desc *d, cudaStream_t stream,
+                       measure_state *s, int warmup, fp4_measure_result *r) {
+    fp4_status st;
+    for (int i = 0; i < s->nevents; i++) (void)cudaEventDestroy(s->events[i]);
+    free(s->events);
+    s->events = nullptr;
+    s->nevents = 0;
+    if ((st = make_events(ctx, s, r->replays + 1)) != FP4_OK) return st;
+    capture(ctx, d, stream, s, r);
+    r->graph = s->exec != nullptr;
+    s->us = (double *)malloc((size_t)r->replays * sizeof(double));
+    if (!s->us)
+        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_measure: out of host memory");
+    if (!warmup && s->exec)
+        FP4_CUDA_TRY(ctx, cudaGraphUpload(s->exec, stream), "fp4_measure: cudaGraphUpload");
+    for (int rep = warmup ? -1 : 0; rep < r->replays; rep++) {
+        if (rep >= 0)
+            FP4_CUDA_TRY(ctx, cudaEventRecord(s->events[rep], stream),
+                         "fp4_measure: cudaEventRecord");
+        if (s->exec) {
+            FP4_CUDA_TRY(ctx, cudaGraphLaunch(s->exec, stream), "fp4_measure: cudaGraphLaunch");
+        } else {
+            for (int l = 0; l < r->launches; l++)
+                if ((st = d->launch(d->user, l % d->sets, stream)) != FP4_OK) return st;
+        }
+        if (rep < 0)
+            FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up replay");
+    }
+    FP4_CUDA_TRY(ctx, cudaEventRecord(s->events[r->replays], stream),
+                 "fp4_measure: cudaEventRecord");
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the timed replays");
+    for (int i = 0; i < r->replays; i++) {
+        double ms = 0.0;
+        if ((st = elapsed_ms(ctx, s->events[i], s->events[i + 1], &ms)) != FP4_OK) return st;
+        s->us[i] = ms * 1e3 / r->launches;
+    }
+    fp4_tune_summarize(s->us, r->replays, r);
+    return FP4_OK;
+}
+
 } // namespace
 
 extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc *d,
                                             fp4_measure_result *r) {
     fp4_status st = fp4_cuda_set_device(ctx);
     if (st != FP4_OK) return st;
-    cudaStream_t stream = fp4_cuda_stream(d->stream);
     measure_state s;
-    if (!stream) {
-        /* NOTE: the legacy stream can't be captured into a graph: measure on a stream of our
-         * own, non-blocking (a blocking stream being captured forbids any use of the legacy
-         * stream meanwhile), after the caller's legacy-stream work (uploads, memsets) ends */
-        FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
-                     "fp4_measure: waiting for the legacy stream");
-        FP4_CUDA_TRY(ctx, cudaStreamCreateWithFlags(&s.own_stream, cudaStreamNonBlocking),
-                     "fp4_measure: cudaStreamCreateWithFlags");
-        stream = s.own_stream;
-    }
+    cudaStream_t stream = nullptr;
+    if ((st = pick_stream(ctx, d, &s, &stream)) != FP4_OK) return st;
     if ((st = make_events(ctx, &s, 2)) != FP4_OK) return st;
 
     /* warm-up launch (first-use costs), then a few to estimate one launch */
@@ -117,41 +166,44 @@ extern "C" fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc
         r->too_slow = 1;
         return FP4_OK;
     }
+    return run_replays(ctx, d, stream, &s, 1, r);
+}
 
-    /* one graph of L launches over the rotated sets (plain launches if it can't be made) */
-    for (int i = 0; i < s.nevents; i++) (void)cudaEventDestroy(s.events[i]);
-    free(s.events);
-    s.events = nullptr;
-    s.nevents = 0;
-    if ((st = make_events(ctx, &s, r->replays + 1)) != FP4_OK) return st;
-    capture(ctx, d, stream, &s, r);
-    r->graph = s.exec != nullptr;
-    s.us = (double *)malloc((size_t)r->replays * sizeof(double));
-    if (!s.us)
-        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_measure: out of host memory");
+extern "C" fp4_status fp4_tune_cuda_replays(fp4_ctx *ctx, const fp4_measure_desc *d,
+                                            const fp4_tune_plan *plan, fp4_measure_result *r) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    measure_state s;
+    cudaStream_t stream = nullptr;
+    if ((st = pick_stream(ctx, d, &s, &stream)) != FP4_OK) return st;
+    return run_replays(ctx, d, stream, &s, plan->warmup, r);
+}
 
-    /* one warm-up replay, then the replays back to back, each between two events */
-    for (int rep = -1; rep < r->replays; rep++) {
-        if (rep >= 0)
-            FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[rep], stream),
-                         "fp4_measure: cudaEventRecord");
-        if (s.exec) {
-            FP4_CUDA_TRY(ctx, cudaGraphLaunch(s.exec, stream), "fp4_measure: cudaGraphLaunch");
-        } else {
-            for (int l = 0; l < r->launches; l++)
-                if ((st = d->launch(d->user, l % d->sets, stream)) != FP4_OK) return st;
+extern "C" fp4_status fp4_tune_cuda_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d,
+                                                  int first_set, int count, double *ms) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    /* plain launches, no capture: the legacy stream (NULL) will do */
+    cudaStream_t stream = fp4_cuda_stream(d->stream);
+    measure_state s;
+    if ((st = make_events(ctx, &s, 2)) != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[0], stream), "fp4_tune: cudaEventRecord");
+    for (int i = 0; i < count; i++)
+        if ((st = d->launch(d->user, (first_set + i) % d->sets, stream)) != FP4_OK) {
+            (void)cudaStreamSynchronize(stream); /* what was enqueued ends before we return */
+            return st;
         }
-        if (rep < 0)
-            FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up replay");
-    }
-    FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[r->replays], stream),
-                 "fp4_measure: cudaEventRecord");
-    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the timed replays");
-    for (int i = 0; i < r->replays; i++) {
-        double ms = 0.0;
-        if ((st = elapsed_ms(ctx, s.events[i], s.events[i + 1], &ms)) != FP4_OK) return st;
-        s.us[i] = ms * 1e3 / r->launches;
-    }
-    fp4_tune_summarize(s.us, r->replays, r);
+    FP4_CUDA_TRY(ctx, cudaEventRecord(s.events[1], stream), "fp4_tune: cudaEventRecord");
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_tune: the timed launches");
+    return elapsed_ms(ctx, s.events[0], s.events[1], ms);
+}
+
+extern "C" fp4_status fp4_tune_cuda_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+    fp4_status st = fp4_cuda_set_device(ctx);
+    if (st != FP4_OK) return st;
+    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice),
+                 "cudaMemcpy device to device");
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
+                 "cudaStreamSynchronize after cudaMemcpy device to device");
     return FP4_OK;
 }

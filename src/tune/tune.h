@@ -31,10 +31,61 @@ int fp4_tune_plan_replays(double est_ms, int launches, int min_replays, double b
 /* Sorts us[n] (microseconds per launch, one per replay) and fills median/p20/p80. */
 void fp4_tune_summarize(double *us, int n, fp4_measure_result *r);
 
+/* ---- the autotuner's timing (autotune.c, docs/tuning.md "Cost") ---------------------------
+ * fp4_measure's method in two steps the tuner drives itself: its own estimate launches (with
+ * a cut as soon as a tactic is far slower than the best), then the replays with a plan made
+ * from that estimate, without fp4_measure's own warm-up and estimate launches. */
+
+#define FP4_TUNE_TARGET_MS 10.0 /* the tuner's timed replays take about this long, at least */
+#define FP4_TUNE_MIN_REPLAYS 5  /* timed replays, at least (long launches: little noise) */
+#define FP4_TUNE_MIN_TIMED 20   /* timed launches (replays x launches), at least */
+#define FP4_TUNE_LONG_MS 1.0    /* a replay has at least this many ms of launches, up to
+                                 * FP4_MEASURE_MIN_LAUNCHES launches (and always every set) */
+#define FP4_TUNE_UPLOAD_MS 5.0  /* replays at least this long get no warm-up replay: the
+                                 * graph is uploaded instead (the kernels ran just before) */
+
+/* A replay plan: launches per replay (a CUDA graph of them), timed replays, and whether one
+ * untimed warm-up replay runs first. */
+typedef struct fp4_tune_plan {
+    int launches, replays, warmup;
+} fp4_tune_plan;
+
+/* The tuner's plan for launches of est_ms each over `sets` input sets: launches = every set,
+ * at least max(2, ceil(FP4_TUNE_LONG_MS / est_ms)) up to FP4_MEASURE_MIN_LAUNCHES (so short
+ * launches get fp4_measure's 10); replays = enough for FP4_TUNE_TARGET_MS, at least
+ * FP4_TUNE_MIN_REPLAYS and FP4_TUNE_MIN_TIMED launches in all, at most
+ * FP4_MEASURE_MAX_REPLAYS; a warm-up replay unless a replay takes FP4_TUNE_UPLOAD_MS or more.
+ * Returns the plan's time in seconds (est_ms x launches x (replays + warm-up)). */
+double fp4_tune_quick_plan(double est_ms, int sets, fp4_tune_plan *plan);
+
+/* Runs `count` launches of d->launch back to back on sets first_set, first_set + 1, ...
+ * (mod d->sets) on d->stream (NULL: the legacy stream; no capture here) and writes their
+ * total time to *ms: CUDA events around them on a GPU, the host clock on the CPU.
+ * Synchronizes. The launch's failure is returned as is. */
+fp4_status fp4_tune_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d, int first_set,
+                                  int count, double *ms);
+
+/* fp4_measure's replays (a graph of plan->launches launches, launch i on set i % d->sets, the
+ * warm-up replay if plan->warmup, plan->replays timed replays, median per launch) without its
+ * warm-up launch, estimate and budget. result: launches, sets, replays, graph, cold, median,
+ * p20, p80, note (estimate_us is left to the caller). d as fp4_measure's, already valid. */
+fp4_status fp4_tune_measure_planned(fp4_ctx *ctx, const fp4_measure_desc *d,
+                                    const fp4_tune_plan *plan, fp4_measure_result *result);
+
+/* bytes from src to dst, both in the context's memory (cudaMemcpy device to device on a GPU,
+ * synchronized). */
+fp4_status fp4_tune_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
+
 #if defined(FP4GEMM_HAVE_CUDA)
 /* fp4_measure on a GPU context (desc validated, result zeroed with launches/sets/cold set). */
 fp4_status fp4_tune_cuda_measure(fp4_ctx *ctx, const fp4_measure_desc *desc,
                                  fp4_measure_result *result);
+/* fp4_tune_measure_planned, fp4_tune_time_launches and fp4_tune_copy on a GPU context. */
+fp4_status fp4_tune_cuda_replays(fp4_ctx *ctx, const fp4_measure_desc *desc,
+                                 const fp4_tune_plan *plan, fp4_measure_result *result);
+fp4_status fp4_tune_cuda_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d, int first_set,
+                                       int count, double *ms);
+fp4_status fp4_tune_cuda_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
 /* fp4_count_nonfinite on a GPU context (arguments validated). */
 fp4_status fp4_tune_cuda_count_nonfinite(fp4_ctx *ctx, const void *x, fp4_dtype dtype,
                                          int64_t rows, int64_t cols, int64_t ld,
