@@ -696,11 +696,11 @@ typedef struct fp4_tune_options {
     size_t struct_size;        /* sizeof(fp4_tune_options); fp4_tune_options_init sets it */
     double budget_seconds;     /* the whole call; problems not reached are left untuned
                                 * (result->tuned = 0). <= 0: no limit. Default 0 */
-    double tactic_budget_seconds; /* the most one tactic's measurement may take (fp4_measure's
-                                * budget), except the first timed (the best estimate), which is
+    double tactic_budget_seconds; /* the most one tactic's timing may take (planned from its
+                                * estimate), except the first timed (the best estimate), which is
                                 * bounded by budget_seconds only; a tactic other than the
                                 * heuristic's is also cut when it would take over 3x the best
-                                * one's measurement (at least 0.25 s). Default 2 */
+                                * one's timing (at least 0.25 s). Default 2 */
     int verify_samples;        /* fp4_gemm_verify's samples; <= 0: its default (68) */
     uint64_t seed;             /* the random operands and the samples. Default 1 */
     fp4_tune_progress_fn progress; /* may be NULL */
@@ -740,19 +740,26 @@ typedef struct fp4_tune_result {
 void fp4_tune_options_init(fp4_tune_options *options);
 void fp4_tune_result_init(fp4_tune_result *result); /* zeroes, sets struct_size */
 
-/* Tunes `count` problems: for each, every tactic fp4_gemm_list_tactics gives is run once on
- * seeded random operands, checked with fp4_gemm_verify (a tactic that fails or is wrong is
- * skipped and reported in the result) and its launch time estimated; the contenders are then
- * timed with fp4_measure (docs/PERF.md: the input sets rotated to be cold in L2, median over
- * replays): all of them while launches are short (< 50 us), else those estimated within 1.3x
- * of the best, and always the heuristic's tactic; slower ones are cut untimed (too_slow). The
- * fastest median wins and goes into the context's table under the problem's bucket, replacing
- * what was there (docs/tuning.md). Only m, n, k,
+/* Tunes `count` problems (docs/tuning.md). For each, every tactic fp4_gemm_list_tactics gives
+ * is estimated from a few plain launches on seeded random operands: the heuristic's tactic
+ * first, then the others, each stopped after 2 launches when over 3x the best estimate (or
+ * not launched at all when it was cut so at the previous, smaller M of the same shape in this
+ * call: a launch takes no less at a larger M). The contenders - those estimated within 1.3x
+ * of the best (2x while launches are under 50 us), and always the heuristic's tactic - are
+ * each run once on a NaN-poisoned D and checked with fp4_gemm_verify (a tactic that fails or
+ * is wrong is skipped and reported in the result), then timed with fp4_measure's method
+ * (docs/PERF.md: CUDA graph replays over input sets rotated to be cold in L2, median per
+ * launch) with a replay count planned from the estimate (about 10 ms of replays, at least 5
+ * replays and 20 launches); slower ones are cut untimed (too_slow). The fastest median wins
+ * and goes into the context's table under the problem's bucket, replacing what was there.
+ * The result also says where the time went (elapsed_s and its phases). Give the problems of
+ * one shape in increasing M to benefit from the cuts of the smaller ones. Only m, n, k,
  * a_dtype, a_sf_layout, b_sf_layout and d_dtype of each problem are read (its pointers,
  * backend, config and stream are ignored, so they may be NULL); the problem is timed at its
  * own m, which stands for its bucket. options may be NULL (the defaults). results may be NULL,
  * else holds count results, each with struct_size set. Allocates the operands on the
- * context's device (for the largest problem's sizes, times the input sets) and synchronizes.
+ * context's device (for the largest problem's sizes, times the input sets: at most 2 GiB,
+ * kept from problem to problem and freed at the end) and synchronizes.
  * Errors: INVALID_ARGUMENT (NULL ctx or problems, count < 1, a bad problem: its index is in
  * fp4_last_error), OUT_OF_MEMORY, CUDA. A problem that no tactic can run, or that all fail,
  * is not an error: its result says so (tuned = 0). */

@@ -502,10 +502,18 @@ static void test_gpu(void) {
         tu_case(st == FP4_OK && res[i].tuned && res[i].candidates >= 2 && res[i].failed == 0 &&
                     res[i].best_us > 0 && s == FP4_OK && starts_with(why, "tuned") &&
                     t.backend == res[i].best.backend && t.config == res[i].best.config &&
-                    (res[i].heuristic_us == 0 || res[i].best_us <= res[i].heuristic_us),
-                "GPU tune m = %lld: %s, %.2f us (heuristic %.2f us), %d candidates: %s",
+                    (res[i].heuristic_us == 0 || res[i].best_us <= res[i].heuristic_us) &&
+                    res[i].timed >= 1 &&
+                    res[i].timed + res[i].too_slow + res[i].failed == res[i].candidates &&
+                    res[i].measure_s > 0 && res[i].verify_s > 0 && res[i].estimate_s > 0 &&
+                    res[i].operands_s > 0 &&
+                    res[i].operands_s + res[i].estimate_s + res[i].verify_s + res[i].measure_s <=
+                        res[i].elapsed_s,
+                "GPU tune m = %lld: %s, %.2f us (heuristic %.2f us), %d candidates, %d timed; "
+                "%.3f s: operands %.3f, estimates %.3f, verify %.3f, timing %.3f: %s",
                 (long long)probs[i].m, name, res[i].best_us, res[i].heuristic_us,
-                res[i].candidates, res[i].message);
+                res[i].candidates, res[i].timed, res[i].elapsed_s, res[i].operands_s,
+                res[i].estimate_s, res[i].verify_s, res[i].measure_s, res[i].message);
     }
     char path[512];
     snprintf(path, sizeof path, "%s/gpu.txt", g_dir);

@@ -126,12 +126,14 @@ int tune_shapes(const char *cmd, fp4_ctx *ctx, const bench_shape *shapes, int n,
 
 static const char k_about[] =
     "Finds the fastest tactic (backend and kernel config) for each problem and writes them to\n"
-    "a tuning cache. Each tactic that can run a problem is run once on random NVFP4 data and\n"
-    "checked against an fp64 reference (a wrong one is skipped and reported), then timed as\n"
-    "'fp4gemm bench' times (fp4_measure: CUDA graph replays over cold input sets, median);\n"
-    "the fastest wins. Load the file with FP4GEMM_TUNING_FILE=FILE (or fp4_tuning_load): auto\n"
-    "then runs the tuned tactic of each problem's bucket (M rounded up to 1, 2, 4, .., 256,\n"
-    "then multiples of 256 to 4096, then powers of two; N, K, dtypes and layouts exact).";
+    "a tuning cache. Each tactic that can run a problem is estimated from a few launches on\n"
+    "random NVFP4 data; the contenders (near the best estimate, and the heuristic's choice)\n"
+    "are checked against an fp64 reference (a wrong one is skipped and reported), then timed\n"
+    "as 'fp4gemm bench' times (CUDA graph replays over cold input sets, median; fewer replays\n"
+    "for long launches); the fastest wins. Load the file with FP4GEMM_TUNING_FILE=FILE (or\n"
+    "fp4_tuning_load): auto then runs the tuned tactic of each problem's bucket (M rounded up\n"
+    "to 1, 2, 4, .., 256, then multiples of 256 to 4096, then powers of two; N, K, dtypes and\n"
+    "layouts exact).";
 
 static const char k_notes[] =
     "A progress line goes to stderr (problem i of n, best so far, time left); one line per\n"

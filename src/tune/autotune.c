@@ -93,13 +93,15 @@ static fp4_status launch_gemm(void *user, int set, struct CUstream_st *stream) {
 }
 
 /* What one launch of a tactic took at some M of a shape: a lower bound of its launch at any
- * larger M of the same shape (more rows: no less work, the same weights read). */
+ * larger M of the same shape (more rows: no less work, the same weights read). `slow`: it was
+ * cut there as too slow. */
 typedef struct observation {
     int64_t m, n, k;
     fp4_dtype a_dtype, d_dtype;
     fp4_sf_layout a_sf, b_sf;
     fp4_tactic tactic;
     double us;
+    int slow;
 } observation;
 
 typedef struct tune_run {
@@ -217,31 +219,33 @@ static fp4_status make_operands(tune_run *r, const fp4_gemm_desc *d, uint64_t se
     return st;
 }
 
-/* The largest time seen for tactic t at an M <= d->m of d's shape in this run (0: none), and
- * that M. */
-static double lower_bound(const tune_run *r, const fp4_gemm_desc *d, fp4_tactic t,
-                          int64_t *at_m) {
-    double us = 0;
-    for (int i = 0; i < r->nseen; i++) {
-        const observation *o = &r->seen[i];
-        if (o->n == d->n && o->k == d->k && o->m <= d->m && o->a_dtype == d->a_dtype &&
-            o->d_dtype == d->d_dtype && o->a_sf == d->a_sf_layout && o->b_sf == d->b_sf_layout &&
-            o->tactic.backend == t.backend && o->tactic.config == t.config && o->us > us) {
-            us = o->us;
-            *at_m = o->m;
-        }
-    }
-    return us;
+static int same_point(const observation *o, const fp4_gemm_desc *d, fp4_tactic t) {
+    return o->n == d->n && o->k == d->k && o->a_dtype == d->a_dtype && o->d_dtype == d->d_dtype &&
+           o->a_sf == d->a_sf_layout && o->b_sf == d->b_sf_layout &&
+           o->tactic.backend == t.backend && o->tactic.config == t.config;
 }
 
-/* Remembers what tactic t took at d's M (replacing an earlier value at the same point). */
-static void observe(tune_run *r, const fp4_gemm_desc *d, fp4_tactic t, double us) {
+/* Tactic t's time at the largest M <= d->m of d's shape seen in this run, if it was cut there
+ * as too slow (else 0: no bound is used), and that M. */
+static double lower_bound(const tune_run *r, const fp4_gemm_desc *d, fp4_tactic t,
+                          int64_t *at_m) {
+    const observation *last = NULL;
+    for (int i = 0; i < r->nseen; i++) {
+        const observation *o = &r->seen[i];
+        if (same_point(o, d, t) && o->m <= d->m && (!last || o->m > last->m)) last = o;
+    }
+    if (!last || !last->slow) return 0;
+    *at_m = last->m;
+    return last->us;
+}
+
+/* Remembers what tactic t took at d's M (replacing an earlier value at the same M). */
+static void observe(tune_run *r, const fp4_gemm_desc *d, fp4_tactic t, double us, int slow) {
     for (int i = 0; i < r->nseen; i++) {
         observation *o = &r->seen[i];
-        if (o->m == d->m && o->n == d->n && o->k == d->k && o->a_dtype == d->a_dtype &&
-            o->d_dtype == d->d_dtype && o->a_sf == d->a_sf_layout && o->b_sf == d->b_sf_layout &&
-            o->tactic.backend == t.backend && o->tactic.config == t.config) {
+        if (same_point(o, d, t) && o->m == d->m) {
             o->us = us;
+            o->slow = slow;
             return;
         }
     }
@@ -253,7 +257,7 @@ static void observe(tune_run *r, const fp4_gemm_desc *d, fp4_tactic t, double us
         r->seen_cap = cap;
     }
     observation o = {d->m, d->n, d->k, d->a_dtype, d->d_dtype, d->a_sf_layout, d->b_sf_layout,
-                     t, us};
+                     t, us, slow};
     r->seen[r->nseen++] = o;
 }
 
@@ -461,7 +465,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             drop(&ps, i, 1, why);
             continue;
         }
-        observe(r, &d, cand[i], est[i]);
+        observe(r, &d, cand[i], est[i], cut);
         if (cut) {
             snprintf(why, sizeof why, "cut: a launch took %.1f us, over %.0fx the best estimate "
                      "(%.1f us)", est[i], FP4_TUNE_CUT, min_est);
@@ -492,6 +496,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         if (!heur[i] && est[i] > factor * min_est) {
             snprintf(why, sizeof why, "cut: estimated %.1f us a launch, over %.2fx the best "
                      "estimate (%.1f us)", est[i], factor, min_est);
+            observe(r, &d, cand[i], est[i], 1);
             drop(&ps, i, 0, why);
             continue;
         }
@@ -574,7 +579,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             continue;
         }
         res->timed++;
-        observe(r, &d, cand[i], mr.median_us);
+        observe(r, &d, cand[i], mr.median_us, 0);
         if (heur[i]) res->heuristic_us = mr.median_us;
         if (ps.best_us == 0 || mr.median_us < ps.best_us) {
             ps.best = cand[i];
