@@ -745,7 +745,8 @@ void fp4_tune_result_init(fp4_tune_result *result); /* zeroes, sets struct_size 
  * first, then the others, each stopped after 2 launches when over 3x the best estimate (or
  * not launched at all when it was cut so at the previous, smaller M of the same shape in this
  * call: a launch takes no less at a larger M). The contenders - those estimated within 1.3x
- * of the best (2x while launches are under 50 us), and always the heuristic's tactic - are
+ * of the best (2x while launches are under 50 us, 1.15x from 1 ms), and always the
+ * heuristic's tactic - are
  * each run once on a NaN-poisoned D and checked with fp4_gemm_verify (a tactic that fails or
  * is wrong is skipped and reported in the result), then timed with fp4_measure's method
  * (docs/PERF.md: CUDA graph replays over input sets rotated to be cold in L2, median per

@@ -19,8 +19,11 @@
  * and the contenders are those within FP4_TUNE_CONTENDER_SHORT of the best estimate. */
 #define FP4_TUNE_SHORT_US 50.0
 #define FP4_TUNE_CONTENDER_SHORT 2.0
-/* Above it, a tactic whose estimate is over this times the best estimate is cut untimed. */
+/* Above it, a tactic whose estimate is over this times the best estimate is cut untimed; over
+ * FP4_TUNE_LONG_MS a launch (a single one then varies by well under 1%), over
+ * FP4_TUNE_CONTENDER_LONG. */
 #define FP4_TUNE_CONTENDER 1.3
+#define FP4_TUNE_CONTENDER_LONG 1.15
 /* A tactic whose first launches (or a launch at a smaller M of the shape) take over this
  * times the best estimate is cut there, without more launches. */
 #define FP4_TUNE_CUT 3.0
@@ -478,8 +481,9 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
 
     /* 2. the contenders, fastest estimate first: those within FP4_TUNE_CONTENDER of the best
      *    estimate (FP4_TUNE_CONTENDER_SHORT while launches are short: there plain launches
-     *    say less), and always the heuristic (for the comparison with untuned auto). Each is
-     *    run on a poisoned D and verified, then timed with a plan made from its estimate */
+     *    say less; FP4_TUNE_CONTENDER_LONG for long ones), and always the heuristic (for the
+     *    comparison with untuned auto). Each is run on a poisoned D and verified, then timed
+     *    with a plan made from its estimate */
     int norder = 0;
     for (int i = 0; i < count; i++)
         if (alive[i]) order[norder++] = i;
@@ -489,8 +493,9 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             order[y] = order[y - 1];
             order[y - 1] = t;
         }
-    const double factor =
-        min_est < FP4_TUNE_SHORT_US ? FP4_TUNE_CONTENDER_SHORT : FP4_TUNE_CONTENDER;
+    const double factor = min_est < FP4_TUNE_SHORT_US              ? FP4_TUNE_CONTENDER_SHORT
+                          : min_est < FP4_TUNE_LONG_MS * 1e3 ? FP4_TUNE_CONTENDER
+                                                             : FP4_TUNE_CONTENDER_LONG;
     for (int j = 0; j < norder && st == FP4_OK; j++) {
         const int i = order[j];
         if (!heur[i] && est[i] > factor * min_est) {
