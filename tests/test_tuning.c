@@ -189,6 +189,9 @@ static double wall_s(void) {
 static void test_tune_cost(void) {
     fp4_ctx *ctx = NULL; /* a context of its own: the other cases use the first one's table */
     if (!tu_ok(fp4_create(&ctx, -1), NULL, "fp4_create")) return;
+    /* one thread: OpenMP teams of two test processes on a small machine (ctest -j) slow each
+     * other's launches 100-fold, which would make the times below say nothing */
+    fp4_ctx_set_num_threads(ctx, 1);
     fp4_gemm_desc probs[3] = {problem(16, 256, 512), problem(64, 256, 512), problem(8, 64, 128)};
     fp4_tune_result res[3];
     for (int i = 0; i < 3; i++) res[i].struct_size = sizeof res[i];

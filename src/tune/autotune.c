@@ -60,6 +60,17 @@ static void fill_bytes(uint8_t *p, int64_t n, uint64_t *s) {
     for (; i < n; i++) p[i] = (uint8_t)splitmix(s);
 }
 
+/* E4M3 scales 2^-2 .. 2^2 with random mantissas (exponent field 5..9), so that D stays far
+ * from overflow at any K; four per draw. */
+static void fill_scales(uint8_t *p, int64_t n, uint64_t *s) {
+    uint64_t v = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if ((i & 3) == 0) v = splitmix(s);
+        const unsigned bits = (unsigned)(v >> (16 * (i & 3)));
+        p[i] = (uint8_t)((5 + (bits & 0xFFF) % 5) << 3 | (bits >> 12 & 7));
+    }
+}
+
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 /* The operands of one problem: `sets` copies of [A | A scales | B | B scales], and one D, in
@@ -116,8 +127,11 @@ typedef struct tune_run {
     int judged;             /* tactics of this problem reported so far */
     int next_set;           /* the input set of the next estimate launch (rotating: cold) */
     /* buffers kept from problem to problem (grown when a problem needs more) */
-    uint8_t *host;
+    uint8_t *host;          /* A and its scales of one set */
     int64_t host_bytes;
+    uint8_t *host_b;        /* B and its scales, [B | pad | scales]: made once per weight */
+    int64_t host_b_bytes, b_n, b_k;
+    fp4_sf_layout b_layout;
     void *pool, *dbuf;
     int64_t pool_bytes, dbuf_bytes;
     observation *seen;
@@ -132,9 +146,10 @@ static void free_buffers(tune_run *r) {
     if (r->dbuf) fp4_free(r->ctx, r->dbuf);
     memcpy(r->ctx->last_error, keep, sizeof keep);
     free(r->host);
+    free(r->host_b);
     free(r->seen);
     r->pool = r->dbuf = NULL;
-    r->host = NULL;
+    r->host = r->host_b = NULL;
     r->seen = NULL;
 }
 
@@ -157,11 +172,25 @@ static fp4_status grow_device(fp4_ctx *ctx, void **buf, int64_t *have, int64_t b
     return st;
 }
 
+/* *buf holds at least `bytes` of host memory (the old contents are lost when it grows). */
+static fp4_status grow_host(fp4_ctx *ctx, uint8_t **buf, int64_t *have, int64_t bytes) {
+    if (*have >= bytes) return FP4_OK;
+    free(*buf);
+    *have = 0;
+    if (!(*buf = malloc((size_t)bytes)))
+        return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_tune: %lld bytes of host memory",
+                        (long long)bytes);
+    *have = bytes;
+    return FP4_OK;
+}
+
 /* Seeded random operands for d (prepared): one set made on the host and uploaded, the
  * others device-to-device copies of it (the same bytes at other addresses: cold in L2 all
- * the same, and far faster than uploads). */
+ * the same, and far faster than uploads). B (the weight) is drawn from the seed and its shape
+ * only, so the problems of one weight (a preset's M list) share the host copy made for the
+ * first; A from the seed and the problem's index. */
 static fp4_status make_operands(tune_run *r, const fp4_gemm_desc *d, uint64_t seed,
-                                operands *o) {
+                                int problem, operands *o) {
     fp4_ctx *ctx = r->ctx;
     memset(o, 0, sizeof *o);
     const int w4a4 = d->a_dtype == FP4_DTYPE_E2M1;
@@ -180,39 +209,44 @@ static fp4_status make_operands(tune_run *r, const fp4_gemm_desc *d, uint64_t se
     while (sets > 1 && (double)sets * (double)o->set_stride > MAX_SET_BYTES_TOTAL) sets--;
     o->sets = sets;
 
-    if (r->host_bytes < o->set_stride) {
-        free(r->host);
-        r->host_bytes = 0;
-        if (!(r->host = malloc((size_t)o->set_stride)))
-            return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "fp4_tune: %lld bytes of host memory",
-                            (long long)o->set_stride);
-        r->host_bytes = o->set_stride;
-    }
+    /* A and its scales */
+    fp4_status st = grow_host(ctx, &r->host, &r->host_bytes, o->b_off);
+    if (st != FP4_OK) return st;
     uint8_t *host = r->host;
-    memset(host, 0, (size_t)o->set_stride);
-    uint64_t s = seed;
-    /* E2M1 bytes: any byte is two valid elements. E4M3 scales: 2^-2 .. 2^2 with random
-     * mantissas (exponent field 5..9), so that D stays far from overflow at any K. */
+    memset(host, 0, (size_t)o->b_off);
+    uint64_t s = seed ^ (uint64_t)problem * 0x9E37ull;
+    /* E2M1 bytes: any byte is two valid elements */
     if (w4a4) {
         fill_bytes(host + o->a_off, a_bytes, &s);
-        for (int64_t i = 0; i < asf_bytes; i++)
-            host[o->asf_off + i] = (uint8_t)((5 + splitmix(&s) % 5) << 3 | (splitmix(&s) & 7));
+        fill_scales(host + o->asf_off, asf_bytes, &s);
     } else {
         for (int64_t i = 0; i < d->m * d->k; i++) {
             const float x = (float)((double)(splitmix(&s) >> 11) * 0x1p-53 * 2.0 - 1.0);
             fp4_store_from_f32(host + o->a_off, d->a_dtype, i, x);
         }
     }
-    fill_bytes(host + o->b_off, b_bytes, &s);
-    for (int64_t i = 0; i < bsf_bytes; i++)
-        host[o->bsf_off + i] = (uint8_t)((5 + splitmix(&s) % 5) << 3 | (splitmix(&s) & 7));
+    /* B and its scales, unless the last problem's weight was this one */
+    const int64_t b_part = o->set_stride - o->b_off;
+    if (!r->host_b || r->b_n != d->n || r->b_k != d->k || r->b_layout != d->b_sf_layout) {
+        r->b_n = 0;
+        if ((st = grow_host(ctx, &r->host_b, &r->host_b_bytes, b_part)) != FP4_OK) return st;
+        memset(r->host_b, 0, (size_t)b_part);
+        uint64_t sb = seed ^ 0xB5ull ^ (uint64_t)d->n * 0x9E3779B97F4A7C15ull ^
+                      (uint64_t)d->k * 0xBF58476D1CE4E5B9ull;
+        fill_bytes(r->host_b, b_bytes, &sb);
+        fill_scales(r->host_b + (o->bsf_off - o->b_off), bsf_bytes, &sb);
+        r->b_n = d->n;
+        r->b_k = d->k;
+        r->b_layout = d->b_sf_layout;
+    }
 
-    fp4_status st = grow_device(ctx, &r->pool, &r->pool_bytes, (int64_t)sets * o->set_stride);
+    st = grow_device(ctx, &r->pool, &r->pool_bytes, (int64_t)sets * o->set_stride);
     if (st == FP4_OK) st = grow_device(ctx, &r->dbuf, &r->dbuf_bytes, o->d_bytes);
     if (st != FP4_OK) return st;
     o->base = r->pool;
     o->d = r->dbuf;
-    st = fp4_upload(ctx, o->base, host, o->set_stride);
+    st = fp4_upload(ctx, o->base, host, o->b_off);
+    if (st == FP4_OK) st = fp4_upload(ctx, (char *)o->base + o->b_off, r->host_b, b_part);
     /* sets [0, have) copied to [have, 2 have): log2(sets) copies */
     for (int have = 1; have < sets && st == FP4_OK; have *= 2) {
         const int n = have < sets - have ? have : sets - have;
@@ -400,7 +434,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
 
     operands o;
     double t0 = now_s();
-    st = make_operands(r, &d, opt->seed ^ (uint64_t)r->problem * 0x9E37ull, &o);
+    st = make_operands(r, &d, opt->seed, r->problem, &o);
     res->operands_s = now_s() - t0;
     if (st != FP4_OK) return st;
 
