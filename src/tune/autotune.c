@@ -262,18 +262,18 @@ static int same_point(const observation *o, const fp4_gemm_desc *d, fp4_tactic t
            o->tactic.backend == t.backend && o->tactic.config == t.config;
 }
 
-/* Tactic t's time at the largest M <= d->m of d's shape seen in this run, if it was cut there
- * as too slow (else 0: no bound is used), and that M. */
-static double lower_bound(const tune_run *r, const fp4_gemm_desc *d, fp4_tactic t,
-                          int64_t *at_m) {
+/* Tactic t's time at the largest M <= d->m of d's shape seen in this run (0: none), that M,
+ * and whether it was cut there as too slow. */
+static double last_seen(const tune_run *r, const fp4_gemm_desc *d, fp4_tactic t, int64_t *at_m,
+                        int *slow) {
     const observation *last = NULL;
     for (int i = 0; i < r->nseen; i++) {
         const observation *o = &r->seen[i];
         if (same_point(o, d, t) && o->m <= d->m && (!last || o->m > last->m)) last = o;
     }
-    if (!last || !last->slow) return 0;
-    *at_m = last->m;
-    return last->us;
+    *at_m = last ? last->m : 0;
+    *slow = last ? last->slow : 0;
+    return last ? last->us : 0;
 }
 
 /* Remembers what tactic t took at d's M (replacing an earlier value at the same M). */
@@ -447,28 +447,28 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     ps.best.backend = FP4_BACKEND_AUTO;
     ps.best.config = -1;
     char why[300];
-    double est[MAX_TACTICS], lb[MAX_TACTICS];
-    int64_t lb_m[MAX_TACTICS];
-    int alive[MAX_TACTICS], heur[MAX_TACTICS], order[MAX_TACTICS];
+    double est[MAX_TACTICS], seen[MAX_TACTICS];
+    int64_t seen_m[MAX_TACTICS];
+    int alive[MAX_TACTICS], heur[MAX_TACTICS], order[MAX_TACTICS], slow[MAX_TACTICS];
     double min_est = 0;
     launch_ctx l = {ctx, d, &o};
 
     /* 1. estimates: the heuristic's tactic first (a good best estimate early), then the
-     *    others, fastest seen at a smaller M first. A tactic already over FP4_TUNE_CUT x the
-     *    best estimate at a smaller M of this shape is cut without a launch (a launch takes
-     *    no less at a larger M); one whose first launches are over it stops there */
+     *    others, fastest at the previous M of this shape first (unseen ones before them). A
+     *    tactic cut as too slow at the previous M, with a time there already over FP4_TUNE_CUT
+     *    x the best estimate, is cut without a launch (a launch takes no less at a larger M);
+     *    one whose first launches are over it stops there */
     for (int i = 0; i < count; i++) {
         alive[i] = 0;
         heur[i] = cand[i].backend == res->heuristic.backend &&
                   cand[i].config == res->heuristic.config;
-        lb_m[i] = 0;
-        lb[i] = lower_bound(r, &d, cand[i], &lb_m[i]);
+        seen[i] = last_seen(r, &d, cand[i], &seen_m[i], &slow[i]);
         order[i] = i;
     }
-    for (int x = 1; x < count; x++) /* insertion sort: the heuristic, then by lower bound */
+    for (int x = 1; x < count; x++) /* insertion sort: the heuristic, then by time seen */
         for (int y = x; y > 0; y--) {
             const int a = order[y - 1], b = order[y];
-            if (heur[a] || (!heur[b] && lb[a] <= lb[b])) break;
+            if (heur[a] || (!heur[b] && seen[a] <= seen[b])) break;
             order[y - 1] = b;
             order[y] = a;
         }
@@ -479,9 +479,9 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             continue;
         }
         const double cut_us = heur[i] || min_est == 0 ? 0 : FP4_TUNE_CUT * min_est;
-        if (cut_us > 0 && lb[i] > cut_us) {
+        if (cut_us > 0 && slow[i] && seen[i] > cut_us) { /* a lower bound of its time here */
             snprintf(why, sizeof why, "cut: %.1f us a launch at M = %lld already, over %.0fx the "
-                     "best estimate here (%.1f us)", lb[i], (long long)lb_m[i], FP4_TUNE_CUT,
+                     "best estimate here (%.1f us)", seen[i], (long long)seen_m[i], FP4_TUNE_CUT,
                      min_est);
             drop(&ps, i, 0, why);
             continue;
