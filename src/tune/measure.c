@@ -165,7 +165,8 @@ fp4_status fp4_tune_measure_planned(fp4_ctx *ctx, const fp4_measure_desc *d,
     r->replays = plan->replays;
     if (ctx->device < 0) return host_replays(ctx, d, plan->warmup ? 1 : 0, r);
     if (d->set_bytes > 0 && ctx->info.l2_bytes > 0)
-        r->cold = (double)d->sets * d->set_bytes >= FP4_MEASURE_L2_FACTOR * (double)ctx->info.l2_bytes;
+        r->cold = (double)d->sets * d->set_bytes >=
+                  FP4_MEASURE_L2_FACTOR * (double)ctx->info.l2_bytes;
 #if defined(FP4GEMM_HAVE_CUDA)
     return fp4_tune_cuda_replays(ctx, d, plan, r);
 #else
