@@ -72,6 +72,40 @@ fp4_status fp4_tune_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d, int f
 fp4_status fp4_tune_measure_planned(fp4_ctx *ctx, const fp4_measure_desc *d,
                                     const fp4_tune_plan *plan, fp4_measure_result *result);
 
+/* The operands of one problem of fp4_tune (operands.c): `sets` copies of [A | A scales |
+ * B | B scales] at base, set i at base + i * set_stride, and one D. */
+typedef struct fp4_tune_operands {
+    void *base;        /* sets * set_stride bytes */
+    void *d;           /* d_bytes */
+    int64_t a_off, asf_off, b_off, bsf_off, set_stride, d_bytes;
+    double set_bytes;  /* what one launch reads (A, B, scales) */
+    int sets;
+} fp4_tune_operands;
+
+/* The buffers of one fp4_tune call, grown as its problems need (all zero at first). */
+typedef struct fp4_tune_buffers {
+    uint8_t *host;            /* A and its scales of one set */
+    int64_t host_bytes;
+    uint8_t *host_b;          /* B and its scales, [B | pad | scales]: made once per weight */
+    int64_t host_b_bytes, b_n, b_k;
+    fp4_sf_layout b_layout;
+    void *pool, *dbuf;        /* the context's memory: the input sets, D */
+    int64_t pool_bytes, dbuf_bytes;
+} fp4_tune_buffers;
+
+/* Seeded random operands of prepared problem d in b's buffers: A from seed and `problem`,
+ * B from seed and d's shape (kept on the host for the next problem of the same weight); as
+ * many sets as fp4_measure_sets asks for (at most 2 GiB of them); one uploaded, the others
+ * device-to-device copies. Errors: OUT_OF_MEMORY, CUDA. */
+fp4_status fp4_tune_make_operands(fp4_ctx *ctx, fp4_tune_buffers *b, const fp4_gemm_desc *d,
+                                  uint64_t seed, int problem, fp4_tune_operands *o);
+
+/* Points d's A, A scales (W4A4), B, B scales at input set `set` of o, and D at o's D. */
+void fp4_tune_point_at_set(fp4_gemm_desc *d, const fp4_tune_operands *o, int set);
+
+/* Frees b's buffers (keeping the context's last error). */
+void fp4_tune_free_buffers(fp4_ctx *ctx, fp4_tune_buffers *b);
+
 /* bytes from src to dst, both in the context's memory (cudaMemcpy device to device on a GPU,
  * synchronized). */
 fp4_status fp4_tune_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
