@@ -25,7 +25,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BENCH_MAX_PROVIDERS 16
+/* the table's rows plus the tactics --providers names: every config of every backend fits */
+#define BENCH_MAX_PROVIDERS 48
 /* the library's method (fp4gemm.h, fp4_measure), named here for the report */
 #define BENCH_MIN_LAUNCHES FP4_MEASURE_MIN_LAUNCHES /* launches in one graph, at least */
 #define BENCH_MIN_REPLAYS FP4_MEASURE_MIN_REPLAYS   /* timed graph replays, at least */

@@ -169,6 +169,9 @@ int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int 
         const char *end = strchr(p, ',');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
         int found = find_row(cat, *ncat, p, len);
+        if (found < 0 && *ncat >= BENCH_MAX_PROVIDERS)
+            return cli_fail(CMD, CLI_USAGE, "--providers: at most %d providers and tactics in one "
+                            "run ('%.*s' is one too many)", BENCH_MAX_PROVIDERS, (int)len, p);
         if (found < 0) found = tactic_row(cat, ncat, p, len);
         if (found < 0) {
             char names[512] = "";
