@@ -169,14 +169,17 @@ do_bench() {
 }
 
 # python: the package against the image's python3 and torch (nothing can be downloaded there:
-# --no-build-isolation uses the image's scikit-build-core; the venv sees the system packages)
+# --no-build-isolation uses the image's scikit-build-core; --target installs beside the image's
+# environment (its python3 is itself a venv) instead of into it; this is how it ran on 2026-11-30)
 do_python() {
   local t0 rc; t0=$(date +%s)
   {
     echo "== $(date -u '+%F %T UTC') python: $(python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1)"
-    python3 -m venv --system-site-packages build-py/device-venv &&
-      build-py/device-venv/bin/python -m pip install -q --no-build-isolation --no-deps ./python &&
-      timeout 300 build-py/device-venv/bin/python -m pytest -q python/tests
+    rm -rf build-py/device-site &&
+      CMAKE_BUILD_PARALLEL_LEVEL=$JOBS python3 -m pip install -q --no-build-isolation --no-deps \
+        --target build-py/device-site ./python &&
+      (cd /tmp && PYTHONPATH="$OLDPWD/build-py/device-site" timeout 300 python3 -m pytest -q -rs \
+        -p no:cacheprovider "$OLDPWD/python/tests")
   } > "$OUT/python.log" 2>&1
   rc=$?
   note "python: $([ $rc -eq 0 ] && echo OK || echo "FAILED (exit $rc)") ($(elapsed "$t0")): $(grep -E 'passed|failed' "$OUT/python.log" | tail -n 1)"
