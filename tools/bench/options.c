@@ -161,6 +161,16 @@ static int tactic_row(bench_provider *cat, int *ncat, const char *text, size_t l
     return (*ncat)++;
 }
 
+/* Is text[0, len) a tactic's name ("backend/config") that the library knows? */
+static int names_a_tactic(const char *text, size_t len) {
+    char token[96];
+    fp4_tactic t;
+    if (len >= sizeof token) return 0;
+    memcpy(token, text, len);
+    token[len] = 0;
+    return fp4_tactic_from_name(token, &t) == FP4_OK;
+}
+
 int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int *chosen,
                           int *nchosen) {
     *nchosen = 0;
@@ -169,10 +179,13 @@ int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int 
         const char *end = strchr(p, ',');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
         int found = find_row(cat, *ncat, p, len);
-        if (found < 0 && *ncat >= BENCH_MAX_PROVIDERS)
-            return cli_fail(CMD, CLI_USAGE, "--providers: at most %d providers and tactics in one "
-                            "run ('%.*s' is one too many)", BENCH_MAX_PROVIDERS, (int)len, p);
-        if (found < 0) found = tactic_row(cat, ncat, p, len);
+        if (found < 0) {
+            if (names_a_tactic(p, len) && *ncat >= BENCH_MAX_PROVIDERS)
+                return cli_fail(CMD, CLI_USAGE, "--providers: at most %d providers and tactics "
+                                "in one run ('%.*s' is one too many)", BENCH_MAX_PROVIDERS,
+                                (int)len, p);
+            found = tactic_row(cat, ncat, p, len);
+        }
         if (found < 0) {
             char names[512] = "";
             size_t used = 0;
