@@ -222,6 +222,30 @@ static fp4_status estimate(tune_run *r, launch_ctx *l, double cut_us, double *us
 
 /* Tunes one prepared problem. FP4_OK unless something other than a tactic failed
  * (allocation, CUDA); res says how it went. */
+/* Runs the tactic of l->desc once on D poisoned with NaN and checks it against the fp64
+ * reference. FP4_OK with *passed set, or the failing call's status; *why says what failed. */
+static fp4_status verify_tactic(tune_run *r, const launch_ctx *l, const fp4_tune_operands *o,
+                                int *passed, char *why, size_t wlen) {
+    fp4_ctx *ctx = r->ctx;
+    fp4_gemm_desc run = l->desc;
+    fp4_tune_point_at_set(&run, o, 0);
+    *passed = 0;
+    fp4_status gs = fp4_memset(ctx, o->d, 0xFF, o->d_bytes);
+    if (gs != FP4_OK) return gs;
+    gs = fp4_gemm(ctx, &run);
+    fp4_verify_result v;
+    memset(&v, 0, sizeof v);
+    v.struct_size = sizeof v;
+    if (gs == FP4_OK) gs = fp4_gemm_verify(ctx, &run, r->opt->verify_samples, r->opt->seed, &v);
+    if (gs != FP4_OK) {
+        snprintf(why, wlen, "failed: %s: %.220s", fp4_status_name(gs), ctx->last_error);
+        return gs;
+    }
+    *passed = v.passed;
+    if (!v.passed) snprintf(why, wlen, "wrong result: %.250s", v.message);
+    return FP4_OK;
+}
+
 static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_result *res) {
     fp4_ctx *ctx = r->ctx;
     const fp4_tune_options *opt = r->opt;
@@ -237,7 +261,10 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     fp4_tactic cand[MAX_TACTICS];
     int count = 0;
     fp4_status st = fp4_gemm_list_tactics(ctx, &d, cand, MAX_TACTICS, &count);
-    if (st != FP4_OK) return st;
+    if (st != FP4_OK) {
+        res->elapsed_s = now_s() - t_start;
+        return st;
+    }
     if (count > MAX_TACTICS) count = MAX_TACTICS;
     res->candidates = count;
     /* what untuned auto runs: always timed, for the comparison */
@@ -261,7 +288,10 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     double t0 = now_s();
     st = fp4_tune_make_operands(ctx, &r->buf, &d, opt->seed, r->problem, &o);
     res->operands_s = now_s() - t0;
-    if (st != FP4_OK) return st;
+    if (st != FP4_OK) {
+        res->elapsed_s = now_s() - t_start;
+        return st;
+    }
 
     problem_state ps;
     memset(&ps, 0, sizeof ps);
@@ -275,6 +305,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     double est[MAX_TACTICS], seen[MAX_TACTICS];
     int64_t seen_m[MAX_TACTICS];
     int alive[MAX_TACTICS], heur[MAX_TACTICS], order[MAX_TACTICS], slow[MAX_TACTICS];
+    int verified[MAX_TACTICS];
     double min_est = 0;
     launch_ctx l = {ctx, d, &o};
 
@@ -285,6 +316,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
      *    one whose first launches are over it stops there */
     for (int i = 0; i < count; i++) {
         alive[i] = 0;
+        verified[i] = 0;
         heur[i] = cand[i].backend == res->heuristic.backend &&
                   cand[i].config == res->heuristic.config;
         seen[i] = last_seen(r, &d, cand[i], &seen_m[i], &slow[i]);
@@ -334,8 +366,24 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
             drop(&ps, i, 0, why);
             continue;
         }
+        if (min_est == 0 || est[i] < min_est) {
+            /* the best estimate cuts the others: it must come from a right tactic */
+            int passed = 0;
+            const double tv = now_s();
+            const fp4_status vs = verify_tactic(r, &l, &o, &passed, why, sizeof why);
+            res->verify_s += now_s() - tv;
+            if (vs != FP4_OK && is_fatal(vs)) {
+                st = vs;
+                break;
+            }
+            if (vs != FP4_OK || !passed) {
+                drop(&ps, i, 1, why);
+                continue;
+            }
+            verified[i] = 1;
+            min_est = est[i];
+        }
         alive[i] = 1;
-        if (min_est == 0 || est[i] < min_est) min_est = est[i];
     }
 
     /* 2. the contenders, fastest estimate first: those within FP4_TUNE_CONTENDER of the best
@@ -371,32 +419,21 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         l.desc.backend = cand[i].backend;
         l.desc.config = cand[i].config;
 
-        /* verified: one run on D poisoned with NaN, checked against the fp64 reference */
-        fp4_gemm_desc run = l.desc;
-        fp4_tune_point_at_set(&run, &o, 0);
-        const double tv = now_s();
-        st = fp4_memset(ctx, o.d, 0xFF, o.d_bytes);
-        if (st != FP4_OK) break;
-        fp4_status gs = fp4_gemm(ctx, &run);
-        fp4_verify_result v;
-        memset(&v, 0, sizeof v);
-        v.struct_size = sizeof v;
-        if (gs == FP4_OK) gs = fp4_gemm_verify(ctx, &run, opt->verify_samples, opt->seed, &v);
-        res->verify_s += now_s() - tv;
-        if (gs != FP4_OK) {
-            if (is_fatal(gs)) {
-                st = gs;
+        /* verified (unless phase 1 did): one run on D poisoned with NaN, checked against the
+         * fp64 reference */
+        if (!verified[i]) {
+            int passed = 0;
+            const double tv = now_s();
+            const fp4_status vs = verify_tactic(r, &l, &o, &passed, why, sizeof why);
+            res->verify_s += now_s() - tv;
+            if (vs != FP4_OK && is_fatal(vs)) {
+                st = vs;
                 break;
             }
-            snprintf(why, sizeof why, "failed: %s: %.220s", fp4_status_name(gs),
-                     ctx->last_error);
-            drop(&ps, i, 1, why);
-            continue;
-        }
-        if (!v.passed) {
-            snprintf(why, sizeof why, "wrong result: %.250s", v.message);
-            drop(&ps, i, 1, why);
-            continue;
+            if (vs != FP4_OK || !passed) {
+                drop(&ps, i, 1, why);
+                continue;
+            }
         }
 
         /* timed: the first (the best estimate) always, bounded by budget_seconds only; the
@@ -429,7 +466,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         fp4_measure_result_init(&mr);
         mr.estimate_us = est[i];
         const double tm = now_s();
-        gs = fp4_tune_measure_planned(ctx, &md, &plan, &mr);
+        const fp4_status gs = fp4_tune_measure_planned(ctx, &md, &plan, &mr);
         const double took = now_s() - tm;
         res->measure_s += took;
         if (gs != FP4_OK) {

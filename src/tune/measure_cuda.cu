@@ -117,7 +117,12 @@ fp4_status run_replays(fp4_ctx *ctx, const fp4_measure_desc *d, cudaStream_t str
             FP4_CUDA_TRY(ctx, cudaGraphLaunch(s->exec, stream), "fp4_measure: cudaGraphLaunch");
         } else {
             for (int l = 0; l < r->launches; l++)
-                if ((st = d->launch(d->user, l % d->sets, stream)) != FP4_OK) return st;
+                if ((st = d->launch(d->user, l % d->sets, stream)) != FP4_OK) {
+                    /* the launches already queued must finish before the caller reuses
+                     * their buffers (the tuner keeps them across problems) */
+                    (void)cudaStreamSynchronize(stream);
+                    return st;
+                }
         }
         if (rep < 0)
             FP4_CUDA_TRY(ctx, cudaStreamSynchronize(stream), "fp4_measure: the warm-up replay");
