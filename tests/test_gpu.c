@@ -96,6 +96,11 @@ static const quant_shape k_quant_shapes[] = {
     {130, 80, 24, 0, 1, 1},  /* non-contiguous rows, 16-byte aligned: vector loads */
     {5, 64, 3, 0, 1, 0},     /* row stride not a multiple of 16 bytes: scalar loads */
     {200, 32, 0, 1, 0, 0},   /* misaligned pointers: scalar loads and stores */
+    /* more items than the fast kernels' one wave of threads (132 SMs x 1024), so that each
+     * thread walks several rows: an odd number of k-blocks (513) in strided rows, and 16-byte
+     * packed stores with one Inf */
+    {600, 8208, 8, 0, 1, 0},
+    {2100, 4096, 0, 0, 0, 1},
 };
 
 /* Host input [rows, ld] as float: activations, the gap columns k..ld filled with a large

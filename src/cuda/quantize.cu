@@ -17,6 +17,9 @@
  */
 #include "cuda_util.cuh"
 #include "quant_recipe.h"
+#include "quantize_fast.cuh"
+
+#include <cuda_fp16.h>
 
 #include <float.h>
 
@@ -244,15 +247,490 @@ __global__ void modelopt_ws2_finalize_kernel(float *ws2_inout) {
     *ws2_inout = fp4_modelopt_ws2_from_amax(amax);
 }
 
+/* ---- fast paths: whole k-blocks per thread, 16-byte accesses, loads one item ahead ------ */
+
+/* The fast kernels run on 16-byte aligned rows (fp4_cuda_vec16_ok) and 8-byte aligned packed
+ * rows; the kernels above take every other case. A thread owns an "item" of kItemBlocks(DT)
+ * whole k-blocks of one row: 64 bytes of F32/F16/BF16 elements (two blocks of 16-bit
+ * elements, one of F32), so the amax of a block needs no other thread, and the loads of its
+ * next item are in flight while it computes this one. The launch bounds keep 4 CTAs of 256
+ * threads per SM (<= 64 registers), and the grid is one wave of them, each thread walking the
+ * items of a [row_grid, items_per_row] grid with a stride, without any division. */
+constexpr int kFastThreads = 256;
+constexpr int kFastCtasPerSm = 4;
+
+/* CTAs per SM of the quantizer: 3 (<= 80 registers) where 64 registers spill (F16 input, the
+ * modelopt recipe's per-element division). */
+constexpr int quantize_ctas_per_sm(fp4_dtype dt, fp4_quant_recipe recipe) {
+    return dt == FP4_DTYPE_F16 || recipe == FP4_QUANT_RECIPE_MODELOPT ? 3 : kFastCtasPerSm;
+}
+
+template <fp4_dtype DT> constexpr int kItemBlocks = DT == FP4_DTYPE_F32 ? 1 : 2;
+
+/* The position of a thread in a [row_grid, per_row] grid of items and its stride through
+ * it: start at item blockIdx.x * blockDim.x + threadIdx.x, step by the grid's thread count
+ * (stride_rows rows and stride_cols items, host-computed). 32-bit: fast_grid_fits. */
+struct ItemGrid {
+    int32_t row_grid, per_row, stride_rows, stride_cols;
+};
+
+struct ItemPos {
+    int32_t row, col;
+};
+
+__device__ __forceinline__ ItemPos item_first(const ItemGrid &g) {
+    const int32_t idx = (int32_t)(blockIdx.x * blockDim.x + threadIdx.x);
+    return ItemPos{idx / g.per_row, idx % g.per_row};
+}
+
+__device__ __forceinline__ ItemPos item_next(const ItemGrid &g, ItemPos it) {
+    it.col += g.stride_cols;
+    it.row += g.stride_rows;
+    if (it.col >= g.per_row) {
+        it.col -= g.per_row;
+        it.row++;
+    }
+    return it;
+}
+
+/* Does a [row_grid, per_row] item grid fit ItemGrid's 32-bit positions (with room for the
+ * last step past its end)? The kernels above take the others. */
+static bool fast_grid_fits(int64_t row_grid, int64_t per_row) {
+    return row_grid >= 1 && per_row >= 1 && row_grid < (1 << 30) && per_row < (1 << 30);
+}
+
+static ItemGrid item_grid(int64_t row_grid, int64_t per_row, unsigned blocks) {
+    const int64_t stride = (int64_t)blocks * kFastThreads; /* < 2^31: blocks <= SMs * 4 */
+    return ItemGrid{(int32_t)row_grid, (int32_t)per_row, (int32_t)(stride / per_row),
+                    (int32_t)(stride % per_row)};
+}
+
+static unsigned fast_grid_blocks(int64_t items, int sm_count, int ctas_per_sm = kFastCtasPerSm) {
+    const int64_t needed = (items + kFastThreads - 1) / kFastThreads;
+    const int64_t cap = (int64_t)(sm_count > 0 ? sm_count : 1) * ctas_per_sm;
+    return (unsigned)(needed < cap ? (needed > 0 ? needed : 1) : cap);
+}
+
+/* The 64 input bytes of item (row, kb0..): 4 loads of 16 bytes, zero for k-blocks past the
+ * row's end (an odd number of k-blocks) and for rows past the tensor (swizzled padding). */
+template <fp4_dtype DT>
+__device__ __forceinline__ void load_item64(const uint8_t *base, int64_t row_bytes,
+                                            int64_t rows, int64_t kblocks, int64_t row,
+                                            int64_t kb0, uint4 v[4]) {
+    constexpr int kChunksPerBlock = 4 / kItemBlocks<DT>;
+    const uint4 *p = reinterpret_cast<const uint4 *>(base + row * row_bytes) +
+                     kb0 * kChunksPerBlock;
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+        const bool valid = row < rows && kb0 + c / kChunksPerBlock < kblocks;
+        v[c] = valid ? __ldg(p + c) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* Block b of an item's 64 bytes as 16 floats (exact conversions; a NaN's payload may differ
+ * from format.h's, which no quantizer output depends on: NaN elements are code 0 and are
+ * ignored by the amax). */
+template <fp4_dtype DT>
+__device__ __forceinline__ void item_block_f32(const uint4 v[4], int b, float x[16]) {
+    if constexpr (DT == FP4_DTYPE_F32) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            x[4 * c + 0] = __uint_as_float(v[c].x);
+            x[4 * c + 1] = __uint_as_float(v[c].y);
+            x[4 * c + 2] = __uint_as_float(v[c].z);
+            x[4 * c + 3] = __uint_as_float(v[c].w);
+        }
+    } else {
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            const uint32_t w[4] = {v[2 * b + c].x, v[2 * b + c].y, v[2 * b + c].z,
+                                   v[2 * b + c].w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                if constexpr (DT == FP4_DTYPE_BF16) {
+                    x[8 * c + 2 * i] = __uint_as_float(w[i] << 16);
+                    x[8 * c + 2 * i + 1] = __uint_as_float(w[i] & 0xFFFF0000u);
+                } else {
+                    x[8 * c + 2 * i] = __half2float(__ushort_as_half((unsigned short)w[i]));
+                    x[8 * c + 2 * i + 1] =
+                        __half2float(__ushort_as_half((unsigned short)(w[i] >> 16)));
+                }
+            }
+        }
+    }
+}
+
+/* ---- fast quantize ---- */
+
+struct FastQuantArgs {
+    QuantArgs q;
+    ItemGrid grid;
+    int64_t kblocks, kb_grid;
+    bool q16;       /* 16-byte stores of an item's two packed blocks are aligned */
+    bool sf_pairs;  /* 2-byte stores of an item's two scale bytes are aligned */
+};
+
+/* The bits of max |x[i]| over block b of an item, as an unsigned integer that orders as the
+ * values (|x| of F32/F16/BF16 does): the max of the 16-bit halves of the words for F16/BF16
+ * (__vmaxu2, one instruction on sm_90), widened to the F32 bits of that value. A NaN gives
+ * bits above Inf's (0x7F800000). */
+template <fp4_dtype DT>
+__device__ __forceinline__ uint32_t item_block_max_bits(const uint4 v[4], int b) {
+    if constexpr (DT == FP4_DTYPE_F32) {
+        uint32_t m = 0;
+#pragma unroll
+        for (int c = 0; c < 4; c++)
+            m = max(max(m, v[c].x & 0x7FFFFFFFu),
+                    max(max(v[c].y & 0x7FFFFFFFu, v[c].z & 0x7FFFFFFFu), v[c].w & 0x7FFFFFFFu));
+        return m;
+    } else {
+        uint32_t m2 = 0;
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            const uint4 w = v[2 * b + c];
+            m2 = __vmaxu2(m2, w.x & 0x7FFF7FFFu);
+            m2 = __vmaxu2(m2, w.y & 0x7FFF7FFFu);
+            m2 = __vmaxu2(m2, w.z & 0x7FFF7FFFu);
+            m2 = __vmaxu2(m2, w.w & 0x7FFF7FFFu);
+        }
+        const uint32_t m = max(m2 & 0xFFFFu, m2 >> 16);
+        if constexpr (DT == FP4_DTYPE_BF16) return m << 16;
+        /* F16: Inf and NaN to F32's, finite values converted exactly */
+        return m >= 0x7C00u ? 0x7F800000u + (m - 0x7C00u)
+                            : __float_as_uint(__half2float(__ushort_as_half((unsigned short)m)));
+    }
+}
+
+/* The sign bits of 8 packed codes (bits 4i+3) from the 8 16-bit elements in words w (element
+ * 2j in the low half of w[j]): 4 byte permutes that replicate each element's sign bit over a
+ * byte (prmt's sign mode: selector nibbles 8-15), then 2 masks. In the flashinfer recipe a
+ * code's sign is its element's: y = x * out_scale with out_scale in [+0, FLT_MAX]. */
+__device__ __forceinline__ uint32_t sign_nibbles8(uint4 w) {
+    uint32_t a, b, c, d;
+    // bytes of a: the signs of elements 0, 2, 1, 3 as 0x00 / 0xFF; of b: 4, 6, 5, 7
+    asm("prmt.b32 %0, %1, %2, 0xFBD9;" : "=r"(a) : "r"(w.x), "r"(w.y));
+    asm("prmt.b32 %0, %1, %2, 0xFBD9;" : "=r"(b) : "r"(w.z), "r"(w.w));
+    // c: elements 0, 2, 4, 6 (the low nibbles); d: 1, 3, 5, 7 (the high nibbles)
+    asm("prmt.b32 %0, %1, %2, 0x5410;" : "=r"(c) : "r"(a), "r"(b));
+    asm("prmt.b32 %0, %1, %2, 0x7632;" : "=r"(d) : "r"(a), "r"(b));
+    return ((c & 0x0F0F0F0Fu) | (d & 0xF0F0F0F0u)) & 0x88888888u;
+}
+
+/* Quantizes block b of an item: the scale byte and the 8 packed bytes, exactly as
+ * quantize_block16_flashinfer / _modelopt (the same float operations; the elements'
+ * encode is fp4_e2m1_pack8_finite where no element can be NaN, those functions otherwise).
+ * Returns true if the block held a NaN or Inf. */
+template <fp4_dtype DT, fp4_quant_recipe RECIPE>
+__device__ __forceinline__ bool quantize_item_block(const uint4 v[4], int b, float gs,
+                                                    float gs_sixth, float gs_inv,
+                                                    uint8_t *sf_code, uint2 *packed) {
+    float x[16];
+    item_block_f32<DT>(v, b, x);
+    // 1. vmax from the bits: fmaxf(0, |x[0]|, ..) unless a NaN or Inf is there
+    const uint32_t max_bits = item_block_max_bits<DT>(v, b);
+    if (max_bits >= 0x7F800000u) { /* a NaN or Inf: the reference functions, as they are */
+        float vmax;
+        block_vmax16(x, &vmax);
+        if constexpr (RECIPE == FP4_QUANT_RECIPE_MODELOPT)
+            quantize_block16_modelopt(x, vmax, gs, sf_code, packed);
+        else
+            quantize_block16_flashinfer(x, vmax, gs, sf_code, packed);
+        return true;
+    }
+    const float vmax = __uint_as_float(max_bits);
+    if constexpr (RECIPE == FP4_QUANT_RECIPE_MODELOPT) {
+        // as quantize_block16_modelopt
+        float s = __fdiv_rn(vmax, __fmul_rn(6.0f, gs));
+        if (s == 0.0f) s = 1.0f;
+        if (s < 0x1p-9f) s = 0x1p-9f;
+        if (s > 448.0f) s = 448.0f;
+        const uint8_t code = fp4_e4m3_encode(s);
+        const float divisor = __fmul_rn(fp4_e4m3_decode(code), gs);
+        if (isnan(divisor) || divisor == 0.0f) { /* x / divisor may be NaN */
+            quantize_block16_modelopt(x, vmax, gs, sf_code, packed);
+            return false;
+        }
+        uint32_t word[2] = {0, 0};
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const float y = __fdiv_rn(x[i], divisor);
+            const uint32_t q = y == 0.0f ? 0u : fp4_e2m1_encode_finite(y);
+            word[i / 8] |= q << (4 * (i % 8));
+        }
+        *sf_code = code;
+        *packed = make_uint2(word[0], word[1]);
+    } else {
+        // as quantize_block16_flashinfer; out_scale is never NaN and x is finite, so no
+        // y is NaN
+        // (gs * fp32(1/6) and 1 / gs are the thread's, computed once: gs_sixth, gs_inv)
+        const float sf_f32 = vmax == 0.0f ? 0.0f : __fmul_rn(vmax, gs_sixth);
+        float sf_val;
+        const uint8_t code = (uint8_t)fp4_block_scale_fast(sf_f32, &sf_val);
+        const float out_scale =
+            vmax == 0.0f ? 0.0f : fminf(__fdiv_rn(1.0f, __fmul_rn(sf_val, gs_inv)), FLT_MAX);
+        float y[16];
+#pragma unroll
+        for (int i = 0; i < 16; i++) y[i] = __fmul_rn(x[i], out_scale);
+        *sf_code = code;
+        if constexpr (DT == FP4_DTYPE_F32)
+            *packed = make_uint2(fp4_e2m1_pack8_finite(y), fp4_e2m1_pack8_finite(y + 8));
+        else /* the signs straight from the 16-bit elements */
+            *packed = make_uint2(fp4_e2m1_pack8_mag(y) | sign_nibbles8(v[2 * b]),
+                                 fp4_e2m1_pack8_mag(y + 8) | sign_nibbles8(v[2 * b + 1]));
+    }
+    return false;
+}
+
+/* Items over the (padded, for the swizzled layout) scale grid: [row_grid, kb_grid / NB]. An
+ * item past the tensor's rows or k-blocks writes its zero scale bytes only. */
+template <fp4_dtype DT, fp4_quant_recipe RECIPE>
+__global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE))
+    quantize_fast_kernel(FastQuantArgs a) {
+    constexpr int NB = kItemBlocks<DT>;
+    const QuantArgs &p = a.q;
+    const uint8_t *in = static_cast<const uint8_t *>(p.in);
+    const int64_t row_bytes = p.ld_in * (int64_t)sizeof(typename std::conditional<
+                                  DT == FP4_DTYPE_F32, float, uint16_t>::type);
+    ItemPos it = item_first(a.grid);
+    uint4 cur[4];
+    if (it.row < a.grid.row_grid)
+        load_item64<DT>(in, row_bytes, p.rows, a.kblocks, it.row, (int64_t)it.col * NB, cur);
+    const float gs = p.gs_ptr ? *p.gs_ptr : p.gs; /* flashinfer: encode gs; modelopt: ws2 */
+    const float gs_sixth = __fmul_rn(gs, FP4_ONE_SIXTH_F32), gs_inv = __fdiv_rn(1.0f, gs);
+    bool nonfinite = false;
+
+    while (it.row < a.grid.row_grid) {
+        // the next item's loads first, then this item
+        const ItemPos nx = item_next(a.grid, it);
+        uint4 nxt[4];
+        if (nx.row < a.grid.row_grid)
+            load_item64<DT>(in, row_bytes, p.rows, a.kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+
+        const int64_t kb0 = (int64_t)it.col * NB;
+        uint8_t code[NB];
+        uint2 packed[NB];
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            code[b] = 0;
+            packed[b] = make_uint2(0, 0);
+            if (it.row < p.rows && kb0 + b < a.kblocks)
+                nonfinite |= quantize_item_block<DT, RECIPE>(cur, b, gs, gs_sixth, gs_inv,
+                                                             &code[b], &packed[b]);
+        }
+        // the packed blocks of the tensor's rows
+        if (it.row < p.rows) {
+            uint8_t *q = p.out_q + (int64_t)it.row * (p.k / 2) + kb0 * 8;
+            if (NB == 2 && a.q16 && kb0 + 1 < a.kblocks) {
+                *reinterpret_cast<uint4 *>(q) =
+                    make_uint4(packed[0].x, packed[0].y, packed[NB - 1].x, packed[NB - 1].y);
+            } else {
+#pragma unroll
+                for (int b = 0; b < NB; b++)
+                    if (kb0 + b < a.kblocks) reinterpret_cast<uint2 *>(q)[b] = packed[b];
+            }
+        }
+        // the scale bytes (zeros in the swizzled padding)
+        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, it.row, kb0, p.k);
+        if (NB == 2 && a.sf_pairs) {
+            *reinterpret_cast<uint16_t *>(p.out_sf + sf_off) =
+                (uint16_t)(code[0] | (code[NB - 1] << 8));
+        } else {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if (kb0 + b < a.kb_grid) p.out_sf[sf_off + b] = code[b];
+        }
+
+        it = nx;
+#pragma unroll
+        for (int c = 0; c < 4; c++) cur[c] = nxt[c];
+    }
+    if (nonfinite && p.nonfinite_flag) *p.nonfinite_flag = 1u;
+}
+
+/* ---- fast dequantize ---- */
+
+struct FastDequantArgs {
+    DequantArgs d;
+    ItemGrid grid;
+    int64_t kblocks;
+    bool q16;      /* 16-byte loads of an item's two packed blocks are aligned */
+    bool sf_pairs; /* 2-byte loads of an item's two scale bytes are aligned and in bounds */
+};
+
+/* The 16 outputs of one block in the output dtype's bits (16-bit dtypes: two per word). */
+template <fp4_dtype DT>
+__device__ __forceinline__ void dequant_block(uint2 packed, uint8_t sf, float gs, uint32_t *out) {
+    const uint32_t nib[2] = {packed.x, packed.y};
+    const float scale = fp4_e4m3_decode(sf);
+    float d1, d15;
+    if (fp4_dequant_bases(scale, gs, &d1, &d15)) {
+        // one exact multiplication per element (quantize_fast.cuh); y is never NaN
+#pragma unroll
+        for (int i = 0; i < 16; i += 2) {
+            const uint32_t w = nib[i / 8] >> (4 * (i % 8));
+            const float y0 = fp4_dequant_elem(w & 0xFu, d1, d15);
+            const float y1 = fp4_dequant_elem((w >> 4) & 0xFu, d1, d15);
+            if constexpr (DT == FP4_DTYPE_F32) {
+                out[i] = __float_as_uint(y0);
+                out[i + 1] = __float_as_uint(y1);
+            } else if constexpr (DT == FP4_DTYPE_BF16) {
+                out[i / 2] = fp4_f32_to_bf16_nonnan(y0) | (fp4_f32_to_bf16_nonnan(y1) << 16);
+            } else {
+                out[i / 2] = (uint32_t)fp4_f32_to_f16(y0) | ((uint32_t)fp4_f32_to_f16(y1) << 16);
+            }
+        }
+    } else {
+        // dequantize_kernel's arithmetic: (e2m1 * e4m3) / gs per element
+#pragma unroll
+        for (int i = 0; i < 16; i += 2) {
+            const uint32_t w = nib[i / 8] >> (4 * (i % 8));
+            const float y0 = __fdiv_rn(__fmul_rn(fp4_e2m1_decode((uint8_t)(w & 0xFu)), scale), gs);
+            const float y1 =
+                __fdiv_rn(__fmul_rn(fp4_e2m1_decode((uint8_t)((w >> 4) & 0xFu)), scale), gs);
+            if constexpr (DT == FP4_DTYPE_F32) {
+                out[i] = __float_as_uint(y0);
+                out[i + 1] = __float_as_uint(y1);
+            } else if constexpr (DT == FP4_DTYPE_BF16) {
+                out[i / 2] = (uint32_t)fp4_f32_to_bf16(y0) | ((uint32_t)fp4_f32_to_bf16(y1) << 16);
+            } else {
+                out[i / 2] = (uint32_t)fp4_f32_to_f16(y0) | ((uint32_t)fp4_f32_to_f16(y1) << 16);
+            }
+        }
+    }
+}
+
+/* Items over the tensor: [rows, ceil(kblocks / NB)]; each writes NB * 16 elements = 64 bytes
+ * with 16-byte stores. */
+template <fp4_dtype DT>
+__global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
+    dequantize_fast_kernel(FastDequantArgs a) {
+    constexpr int NB = kItemBlocks<DT>;
+    constexpr int kWords = DT == FP4_DTYPE_F32 ? 16 : 8; /* 32-bit words of one block */
+    const DequantArgs &p = a.d;
+    const int64_t esize = DT == FP4_DTYPE_F32 ? 4 : 2;
+
+    // an item's input: NB packed blocks (8 bytes each) and NB scale bytes
+    auto load = [&](ItemPos it, uint2 packed[NB], uint8_t sf[NB]) {
+        const int64_t kb0 = (int64_t)it.col * NB;
+        const uint8_t *q = p.q + (int64_t)it.row * (p.k / 2) + kb0 * 8;
+        if (NB == 2 && a.q16 && kb0 + 1 < a.kblocks) {
+            const uint4 v = __ldg(reinterpret_cast<const uint4 *>(q));
+            packed[0] = make_uint2(v.x, v.y);
+            packed[NB - 1] = make_uint2(v.z, v.w);
+        } else {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                packed[b] = kb0 + b < a.kblocks ? __ldg(reinterpret_cast<const uint2 *>(q) + b)
+                                                : make_uint2(0, 0);
+        }
+        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, it.row, kb0, p.k);
+        if (NB == 2 && a.sf_pairs) { /* kb0 + 1 is at sf_off + 1 in both layouts */
+            const unsigned short two = __ldg(reinterpret_cast<const unsigned short *>(p.sf + sf_off));
+            sf[0] = (uint8_t)two;
+            sf[NB - 1] = (uint8_t)(two >> 8);
+        } else {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                sf[b] = kb0 + b < a.kblocks ? __ldg(p.sf + sf_off + b) : (uint8_t)0;
+        }
+    };
+
+    ItemPos it = item_first(a.grid);
+    uint2 packed[NB];
+    uint8_t sf[NB];
+    if (it.row < a.grid.row_grid) load(it, packed, sf);
+    const float gs = p.gs_ptr ? *p.gs_ptr : p.gs;
+
+    while (it.row < a.grid.row_grid) {
+        const ItemPos nx = item_next(a.grid, it);
+        uint2 packed_nx[NB];
+        uint8_t sf_nx[NB];
+        if (nx.row < a.grid.row_grid) load(nx, packed_nx, sf_nx);
+
+        const int64_t kb0 = (int64_t)it.col * NB;
+        uint8_t *out = static_cast<uint8_t *>(p.out) + ((int64_t)it.row * p.ld_out + kb0 * 16) * esize;
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            if (kb0 + b >= a.kblocks) break;
+            uint32_t w[kWords];
+            dequant_block<DT>(packed[b], sf[b], gs, w);
+            uint4 *o = reinterpret_cast<uint4 *>(out + b * 16 * esize);
+#pragma unroll
+            for (int c = 0; c < kWords / 4; c++)
+                o[c] = make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
+        }
+
+        it = nx;
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            packed[b] = packed_nx[b];
+            sf[b] = sf_nx[b];
+        }
+    }
+}
+
+/* ---- fast amax ---- */
+
+/* amax_kernel's result (max |x| over the tensor, NaN ignored, atomicMax of the bits) with
+ * 64-byte items, loaded one item ahead. */
+template <fp4_dtype DT>
+__global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
+    amax_fast_kernel(ItemGrid g, int64_t rows, int64_t kblocks, const void *in, int64_t ld_in,
+                     unsigned int *amax_bits) {
+    constexpr int NB = kItemBlocks<DT>;
+    const uint8_t *base = static_cast<const uint8_t *>(in);
+    const int64_t row_bytes = ld_in * (DT == FP4_DTYPE_F32 ? 4 : 2);
+    ItemPos it = item_first(g);
+    uint4 cur[4];
+    if (it.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, it.row, (int64_t)it.col * NB, cur);
+    float amax = 0.0f;
+    while (it.row < g.row_grid) {
+        const ItemPos nx = item_next(g, it);
+        uint4 nxt[4];
+        if (nx.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+        // blocks past the row's end were loaded as zeros: they do not change the max
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            float x[16];
+            item_block_f32<DT>(cur, b, x);
+#pragma unroll
+            for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(x[i]));
+        }
+        it = nx;
+#pragma unroll
+        for (int c = 0; c < 4; c++) cur[c] = nxt[c];
+    }
+    // reduce the warp, then the block's warps, then one atomic per block
+    for (int offset = 16; offset > 0; offset /= 2)
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
+    __shared__ float warp_max[kFastThreads / 32];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) warp_max[warp] = amax;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < kFastThreads / 32; w++) amax = fmaxf(amax, warp_max[w]);
+        if (amax > 0.0f) atomicMax(amax_bits, __float_as_uint(amax));
+    }
+}
+
 /* Max-accumulates max |x| of one [rows, k] tensor into *amax_bits (amax_kernel). */
 fp4_status launch_amax(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype, const void *in,
                        int64_t ld_in, unsigned int *amax_bits, cudaStream_t stream) {
     const bool vec = fp4_cuda_vec16_ok(in, ld_in, fp4_dtype_size(in_dtype));
-    const unsigned blocks = fp4_cuda_grid_blocks(rows * (k / 16), kThreads, ctx->info.sm_count);
+    const int64_t kblocks = k / 16;
     fp4_cuda_clear_last_error();
     const bool known = fp4_dispatch_float_dtype(in_dtype, [&](auto dt) {
-        amax_kernel<decltype(dt)::value><<<blocks, kThreads, 0, stream>>>(rows, k, in, ld_in, vec,
-                                                                          amax_bits);
+        constexpr fp4_dtype DT = decltype(dt)::value;
+        const int64_t per_row = fp4_ceil_div(kblocks, kItemBlocks<DT>);
+        if (vec && fast_grid_fits(rows, per_row)) { /* amax_fast_kernel: 64-byte items */
+            const unsigned blocks = fast_grid_blocks(rows * per_row, ctx->info.sm_count);
+            amax_fast_kernel<DT><<<blocks, kFastThreads, 0, stream>>>(
+                item_grid(rows, per_row, blocks), rows, kblocks, in, ld_in, amax_bits);
+        } else {
+            const unsigned blocks =
+                fp4_cuda_grid_blocks(rows * kblocks, kThreads, ctx->info.sm_count);
+            amax_kernel<DT><<<blocks, kThreads, 0, stream>>>(rows, k, in, ld_in, vec, amax_bits);
+        }
     });
     if (!known) return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "amax: in_dtype %d", (int)in_dtype);
     FP4_CUDA_CHECK_LAUNCH(ctx, "amax kernel launch");
@@ -281,18 +759,39 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
     p.vec_load = fp4_cuda_vec16_ok(desc->in, desc->ld_in, fp4_dtype_size(desc->in_dtype));
     p.vec_store = ((uintptr_t)desc->out_q % 8) == 0;
 
-    /* one thread per entry of the (padded) scale grid */
+    /* the (padded) scale grid */
     const int64_t kblocks = p.k / 16;
     const int64_t row_grid = p.swizzled ? fp4_ceil_div(p.rows, 128) * 128 : p.rows;
     const int64_t kb_grid = p.swizzled ? fp4_ceil_div(kblocks, 4) * 4 : kblocks;
-    const int64_t work = row_grid * kb_grid;
-    const unsigned blocks = fp4_cuda_grid_blocks(work, kThreads, ctx->info.sm_count);
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
     const bool modelopt = desc->recipe == FP4_QUANT_RECIPE_MODELOPT;
     const bool known = fp4_dispatch_float_dtype(desc->in_dtype, [&](auto dt) {
         constexpr fp4_dtype DT = decltype(dt)::value;
+        const int64_t per_row = fp4_ceil_div(kb_grid, kItemBlocks<DT>);
+        if (p.vec_load && p.vec_store && fast_grid_fits(row_grid, per_row)) {
+            /* quantize_fast_kernel: items of whole k-blocks over the scale grid */
+            FastQuantArgs a;
+            a.q = p;
+            a.kblocks = kblocks;
+            a.kb_grid = kb_grid;
+            a.q16 = ((uintptr_t)p.out_q % 16) == 0 && (p.k / 2) % 16 == 0;
+            a.sf_pairs = ((uintptr_t)p.out_sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
+            const int ctas = quantize_ctas_per_sm(DT, desc->recipe);
+            const unsigned blocks = fast_grid_blocks(row_grid * per_row, ctx->info.sm_count, ctas);
+            a.grid = item_grid(row_grid, per_row, blocks);
+            if (modelopt)
+                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_MODELOPT>
+                    <<<blocks, kFastThreads, 0, stream>>>(a);
+            else
+                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_FLASHINFER>
+                    <<<blocks, kFastThreads, 0, stream>>>(a);
+            return;
+        }
+        /* one thread per entry of the (padded) scale grid */
+        const unsigned blocks =
+            fp4_cuda_grid_blocks(row_grid * kb_grid, kThreads, ctx->info.sm_count);
         if (modelopt)
             quantize_kernel<DT, FP4_QUANT_RECIPE_MODELOPT><<<blocks, kThreads, 0, stream>>>(p);
         else
@@ -322,13 +821,27 @@ extern "C" fp4_status fp4_cuda_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *
     p.vec_load = ((uintptr_t)desc->q % 8) == 0;
     p.vec_store = fp4_cuda_vec16_ok(desc->out, desc->ld_out, fp4_dtype_size(desc->out_dtype));
 
-    const unsigned blocks =
-        fp4_cuda_grid_blocks(p.rows * (p.k / 16), kThreads, ctx->info.sm_count);
+    const int64_t kblocks = p.k / 16;
     cudaStream_t stream = fp4_cuda_stream(desc->stream);
 
     fp4_cuda_clear_last_error();
     const bool known = fp4_dispatch_float_dtype(desc->out_dtype, [&](auto dt) {
-        dequantize_kernel<decltype(dt)::value><<<blocks, kThreads, 0, stream>>>(p);
+        constexpr fp4_dtype DT = decltype(dt)::value;
+        const int64_t per_row = fp4_ceil_div(kblocks, kItemBlocks<DT>);
+        if (p.vec_load && p.vec_store && fast_grid_fits(p.rows, per_row)) {
+            /* dequantize_fast_kernel: items of whole k-blocks, 16-byte stores */
+            FastDequantArgs a;
+            a.d = p;
+            a.kblocks = kblocks;
+            a.q16 = ((uintptr_t)p.q % 16) == 0 && (p.k / 2) % 16 == 0;
+            a.sf_pairs = ((uintptr_t)p.sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
+            const unsigned blocks = fast_grid_blocks(p.rows * per_row, ctx->info.sm_count);
+            a.grid = item_grid(p.rows, per_row, blocks);
+            dequantize_fast_kernel<DT><<<blocks, kFastThreads, 0, stream>>>(a);
+            return;
+        }
+        const unsigned blocks = fp4_cuda_grid_blocks(p.rows * kblocks, kThreads, ctx->info.sm_count);
+        dequantize_kernel<DT><<<blocks, kThreads, 0, stream>>>(p);
     });
     if (!known)
         return FP4_FAIL(ctx, FP4_ERR_INTERNAL, "fp4_cuda_dequantize: out_dtype %d",
