@@ -311,6 +311,22 @@ static unsigned fast_grid_blocks(int64_t items, int sm_count, int ctas_per_sm = 
     return (unsigned)(needed < cap ? (needed > 0 ? needed : 1) : cap);
 }
 
+/* fp4_sf_offset_at(swizzled, row, kb, k) for the 32-bit positions of ItemGrid (row and kb
+ * non-negative: shifts and masks are the divisions and remainders), with the bytes of a
+ * 128-row band of tiles, kt * 512 (swizzled), or the row's k-blocks (linear), from the host. */
+__device__ __forceinline__ int64_t sf_offset_fast(bool swizzled, int32_t row, int32_t kb,
+                                                  int64_t row_stride) {
+    if (!swizzled) return (int64_t)row * row_stride + kb;
+    return (int64_t)(row >> 7) * row_stride +
+           (int64_t)(((uint32_t)kb >> 2) * 512u + (uint32_t)(row & 31) * 16u +
+                     (uint32_t)((row >> 5) & 3) * 4u + (uint32_t)(kb & 3));
+}
+
+/* sf_offset_fast's row_stride. */
+static int64_t sf_row_stride(bool swizzled, int64_t k) {
+    return swizzled ? fp4_ceil_div(k / 16, 4) * 512 : k / 16;
+}
+
 /* The 64 input bytes of item (row, kb0..): 4 loads of 16 bytes, zero for k-blocks past the
  * row's end (an odd number of k-blocks) and for rows past the tensor (swizzled padding). */
 template <fp4_dtype DT>
@@ -366,6 +382,7 @@ struct FastQuantArgs {
     QuantArgs q;
     ItemGrid grid;
     int64_t kblocks, kb_grid;
+    int64_t sf_stride; /* sf_row_stride */
     bool q16;       /* 16-byte stores of an item's two packed blocks are aligned */
     bool sf_pairs;  /* 2-byte stores of an item's two scale bytes are aligned */
 };
@@ -462,12 +479,13 @@ __device__ __forceinline__ bool quantize_item_block(const uint4 v[4], int b, flo
     } else {
         // as quantize_block16_flashinfer; out_scale is never NaN and x is finite, so no
         // y is NaN
-        // (gs * fp32(1/6) and 1 / gs are the thread's, computed once: gs_sixth, gs_inv)
+        // (gs * fp32(1/6) and 1 / gs are the thread's, computed once: gs_sixth, gs_inv;
+        // __frcp_rn(z) is 1 / z correctly rounded, as __fdiv_rn(1, z), in fewer instructions)
         const float sf_f32 = vmax == 0.0f ? 0.0f : __fmul_rn(vmax, gs_sixth);
         float sf_val;
         const uint8_t code = (uint8_t)fp4_block_scale_fast(sf_f32, &sf_val);
         const float out_scale =
-            vmax == 0.0f ? 0.0f : fminf(__fdiv_rn(1.0f, __fmul_rn(sf_val, gs_inv)), FLT_MAX);
+            vmax == 0.0f ? 0.0f : fminf(__frcp_rn(__fmul_rn(sf_val, gs_inv)), FLT_MAX);
         float y[16];
 #pragma unroll
         for (int i = 0; i < 16; i++) y[i] = __fmul_rn(x[i], out_scale);
@@ -530,7 +548,7 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE)
             }
         }
         // the scale bytes (zeros in the swizzled padding)
-        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, it.row, kb0, p.k);
+        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, (int32_t)kb0, a.sf_stride);
         if (NB == 2 && a.sf_pairs) {
             *reinterpret_cast<uint16_t *>(p.out_sf + sf_off) =
                 (uint16_t)(code[0] | (code[NB - 1] << 8));
@@ -553,6 +571,7 @@ struct FastDequantArgs {
     DequantArgs d;
     ItemGrid grid;
     int64_t kblocks;
+    int64_t sf_stride; /* sf_row_stride */
     bool q16;      /* 16-byte loads of an item's two packed blocks are aligned */
     bool sf_pairs; /* 2-byte loads of an item's two scale bytes are aligned and in bounds */
 };
@@ -564,20 +583,26 @@ __device__ __forceinline__ void dequant_block(uint2 packed, uint8_t sf, float gs
     const float scale = fp4_e4m3_decode(sf);
     float d1, d15;
     if (fp4_dequant_bases(scale, gs, &d1, &d15)) {
-        // one exact multiplication per element (quantize_fast.cuh); y is never NaN
+        if constexpr (DT == FP4_DTYPE_F32) {
+            // one exact multiplication per element (quantize_fast.cuh); y is never NaN
 #pragma unroll
-        for (int i = 0; i < 16; i += 2) {
-            const uint32_t w = nib[i / 8] >> (4 * (i % 8));
-            const float y0 = fp4_dequant_elem(w & 0xFu, d1, d15);
-            const float y1 = fp4_dequant_elem((w >> 4) & 0xFu, d1, d15);
-            if constexpr (DT == FP4_DTYPE_F32) {
-                out[i] = __float_as_uint(y0);
-                out[i + 1] = __float_as_uint(y1);
-            } else if constexpr (DT == FP4_DTYPE_BF16) {
-                out[i / 2] = fp4_f32_to_bf16_nonnan(y0) | (fp4_f32_to_bf16_nonnan(y1) << 16);
-            } else {
-                out[i / 2] = (uint32_t)fp4_f32_to_f16(y0) | ((uint32_t)fp4_f32_to_f16(y1) << 16);
+            for (int i = 0; i < 16; i++)
+                out[i] = __float_as_uint(fp4_dequant_elem((nib[i / 8] >> (4 * (i % 8))) & 0xFu, d1, d15));
+        } else {
+            // the block's 8 magnitudes (one exact multiplication each, quantize_fast.cuh;
+            // never NaN) converted once, then byte permutes pick each element's
+            uint32_t lut[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float y0 = fp4_dequant_elem(2 * i, d1, d15);
+                const float y1 = fp4_dequant_elem(2 * i + 1, d1, d15);
+                if constexpr (DT == FP4_DTYPE_BF16)
+                    lut[i] = fp4_f32_to_bf16_nonnan(y0) | (fp4_f32_to_bf16_nonnan(y1) << 16);
+                else
+                    lut[i] = (uint32_t)fp4_f32_to_f16(y0) | ((uint32_t)fp4_f32_to_f16(y1) << 16);
             }
+            fp4_dequant_lut8(nib[0], lut, out);
+            fp4_dequant_lut8(nib[1], lut, out + 4);
         }
     } else {
         // dequantize_kernel's arithmetic: (e2m1 * e4m3) / gs per element
@@ -623,7 +648,7 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
                 packed[b] = kb0 + b < a.kblocks ? __ldg(reinterpret_cast<const uint2 *>(q) + b)
                                                 : make_uint2(0, 0);
         }
-        const int64_t sf_off = fp4_sf_offset_at(p.swizzled, it.row, kb0, p.k);
+        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, (int32_t)kb0, a.sf_stride);
         if (NB == 2 && a.sf_pairs) { /* kb0 + 1 is at sf_off + 1 in both layouts */
             const unsigned short two = __ldg(reinterpret_cast<const unsigned short *>(p.sf + sf_off));
             sf[0] = (uint8_t)two;
@@ -776,6 +801,7 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
             a.q = p;
             a.kblocks = kblocks;
             a.kb_grid = kb_grid;
+            a.sf_stride = sf_row_stride(p.swizzled, p.k);
             a.q16 = ((uintptr_t)p.out_q % 16) == 0 && (p.k / 2) % 16 == 0;
             a.sf_pairs = ((uintptr_t)p.out_sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
             const int ctas = quantize_ctas_per_sm(DT, desc->recipe);
@@ -833,6 +859,7 @@ extern "C" fp4_status fp4_cuda_dequantize(fp4_ctx *ctx, const fp4_dequant_desc *
             FastDequantArgs a;
             a.d = p;
             a.kblocks = kblocks;
+            a.sf_stride = sf_row_stride(p.swizzled, p.k);
             a.q16 = ((uintptr_t)p.q % 16) == 0 && (p.k / 2) % 16 == 0;
             a.sf_pairs = ((uintptr_t)p.sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
             const unsigned blocks = fast_grid_blocks(p.rows * per_row, ctx->info.sm_count);

@@ -123,6 +123,57 @@ FP4_HD float fp4_dequant_elem(uint32_t c, float d1, float d15) {
     return fp4_mul_rn(fp4_bits_f32(p_bits), base);
 }
 
+/* PTX prmt.b32 (the default mode): byte k of the result is byte sel[4k+2..4k] of the 8 bytes
+ * {b, a} (a's bytes are 0..3), or, when sel[4k+3] is set, that byte's bit 7 copied over the
+ * whole byte. Emulated on the host, so that the dequantizer's selection logic can be tested
+ * there. */
+FP4_HD uint32_t fp4_prmt(uint32_t a, uint32_t b, uint32_t sel) {
+#ifdef __CUDA_ARCH__
+    uint32_t d;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+    return d;
+#else
+    const uint64_t x = ((uint64_t)b << 32) | a;
+    uint32_t d = 0;
+    for (int k = 0; k < 4; k++) {
+        const uint32_t s = (sel >> (4 * k)) & 0xFu;
+        uint32_t byte = (uint32_t)(x >> (8 * (s & 7u))) & 0xFFu;
+        if (s & 8u) byte = (byte & 0x80u) ? 0xFFu : 0u;
+        d |= byte << (8 * k);
+    }
+    return d;
+#endif
+}
+
+/* The 16-bit outputs (BF16 or F16 bits) of the 8 codes of a packed word w (code i in bits
+ * 4i..4i+3), two per output word (code 2j in the low half of out[j]), from a block's table
+ * lut: lut[i / 2] holds in its half i % 2 the output of magnitude code i (0..7). A negative
+ * code's output is its magnitude's with the sign bit set (the conversions to BF16 and F16
+ * round symmetrically; no output of the fast path is NaN). Each pair of outputs is two byte
+ * permutes of the table (magnitudes 0-3 and 4-7), a blend on bit 2 of the codes and the sign:
+ * seven instructions for two elements, the selectors built for four pairs at once. */
+FP4_HD void fp4_dequant_lut8(uint32_t w, const uint32_t lut[4], uint32_t out[4]) {
+    // byte j of sel_even / sel_odd: the permute selector (2i, 2i + 1) of code 2j / 2j + 1,
+    // i = code & 3; bytes of bit2_* and sign_*: bit 2 and bit 3 of those codes in bit 7
+    const uint32_t sel_even = ((w << 1) & 0x06060606u) * 0x11u + 0x10101010u;
+    const uint32_t sel_odd = ((w >> 3) & 0x06060606u) * 0x11u + 0x10101010u;
+    const uint32_t bit2_even = (w << 5) & 0x80808080u, bit2_odd = (w << 1) & 0x80808080u;
+    const uint32_t sign_even = (w << 4) & 0x80808080u, sign_odd = w & 0x80808080u;
+#ifdef __CUDA_ARCH__ /* device pass: the host compiler knows no unroll pragma */
+#pragma unroll
+#endif
+    for (uint32_t j = 0; j < 4; j++) {
+        const uint32_t sel = fp4_prmt(sel_even, sel_odd, j | ((4u + j) << 4));
+        const uint32_t lo = fp4_prmt(lut[0], lut[1], sel);
+        const uint32_t hi = fp4_prmt(lut[2], lut[3], sel);
+        const uint32_t take_hi = fp4_prmt(bit2_even, bit2_odd,
+                                          (8u | j) | ((8u | j) << 4) | ((12u + j) << 8) |
+                                              ((12u + j) << 12));
+        const uint32_t sign = fp4_prmt(sign_even, sign_odd, (j << 4) | ((4u + j) << 12));
+        out[j] = ((hi & take_hi) | (lo & ~take_hi)) ^ (sign & 0x80008000u);
+    }
+}
+
 /* fp4_f32_to_bf16 for a y that is not NaN (no NaN test). */
 FP4_HD uint32_t fp4_f32_to_bf16_nonnan(float y) {
     const uint32_t u = fp4_f32_bits(y);
