@@ -498,6 +498,48 @@ static int find_tie_vmax(fp4_dtype dt, float *gs_out, float *vmax, int cap) {
     return 0;
 }
 
+/* Extreme global scales through a device pointer on 16-bit inputs (the fast kernels take the
+ * signs of BF16/F16 elements straight from their bits, which holds for any gs: out_scale is in
+ * [+0, FLT_MAX]): 0, NaN, -0, Inf and a negative one, both recipes (modelopt: ws2 0 and NaN
+ * make its divisor 0 or NaN, the per-block fallback), both layouts, then dequantized with the
+ * same gs (the per-element fallback of the fast dequantizer). */
+static void test_quantizer_gs_specials(void) {
+    static const float values[] = {0.0f, NAN, -0.0f, INFINITY, -2.5f};
+    static const fp4_dtype dtypes[2] = {FP4_DTYPE_BF16, FP4_DTYPE_F16};
+    const quant_shape s = {9, 256, 0, 0, 1, 1};
+    const int64_t elems = s.rows * s.k;
+    float *x = xmalloc(elems * 4);
+    make_quant_input(&s, x, s.k);
+    for (int di = 0; di < 2; di++) {
+        const fp4_dtype dt = dtypes[di];
+        const int64_t esize = fp4_dtype_size(dt);
+        uint8_t *host_in = xmalloc(elems * esize), *d_in = NULL;
+        float *d_gs = NULL;
+        for (int64_t i = 0; i < elems; i++) host_store(host_in, dt, i, x[i]);
+        TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_in, elems * esize));
+        TRY(g_gpu, fp4_malloc(g_gpu, (void **)&d_gs, sizeof(float)));
+        TRY(g_gpu, fp4_upload(g_gpu, d_in, host_in, elems * esize));
+        for (size_t vi = 0; vi < sizeof values / sizeof values[0]; vi++) {
+            char label[96];
+            snprintf(label, sizeof label, "%s rows=9 k=256 gs=%g", fp4_dtype_name(dt),
+                     (double)values[vi]);
+            TRY(g_gpu, fp4_upload(g_gpu, d_gs, &values[vi], sizeof(float)));
+            for (int li = 0; li < 2; li++)
+                for (int ri = 0; ri < 2; ri++)
+                    check_quantize(&s, dt, (fp4_sf_layout)li, (fp4_quant_recipe)ri, 0, label,
+                                   host_in, d_in, d_gs, values[vi]);
+        }
+        goto next;
+    fail:
+        tu_case(0, "quantize gs specials %s set-up", fp4_dtype_name(dt));
+    next:
+        fp4_free(g_gpu, d_in);
+        fp4_free(g_gpu, d_gs);
+        free(host_in);
+    }
+    free(x);
+}
+
 /* E4M3 rounding ties on the GPU: for each dtype, one row per tie vmax (its first block holds
  * it, at a varying position and sign, with smaller elements, zeros and -0; three more blocks
  * are ordinary), quantized with both recipes, both layouts, gs by value and by pointer:
@@ -1341,6 +1383,7 @@ int main(void) {
     test_global_scale_edges();
     test_modelopt_ws2_group();
     test_quantizer_ties();
+    test_quantizer_gs_specials();
     test_sf_convert_gpu();
     test_gs_pointer_gpu();
     test_simt_heuristic();
