@@ -423,13 +423,10 @@ __device__ __forceinline__ uint32_t item_block_max_bits(const uint4 v[4], int b)
  * byte (prmt's sign mode: selector nibbles 8-15), then 2 masks. In the flashinfer recipe a
  * code's sign is its element's: y = x * out_scale with out_scale in [+0, FLT_MAX]. */
 __device__ __forceinline__ uint32_t sign_nibbles8(uint4 w) {
-    uint32_t a, b, c, d;
     // bytes of a: the signs of elements 0, 2, 1, 3 as 0x00 / 0xFF; of b: 4, 6, 5, 7
-    asm("prmt.b32 %0, %1, %2, 0xFBD9;" : "=r"(a) : "r"(w.x), "r"(w.y));
-    asm("prmt.b32 %0, %1, %2, 0xFBD9;" : "=r"(b) : "r"(w.z), "r"(w.w));
+    const uint32_t a = fp4_prmt(w.x, w.y, 0xFBD9u), b = fp4_prmt(w.z, w.w, 0xFBD9u);
     // c: elements 0, 2, 4, 6 (the low nibbles); d: 1, 3, 5, 7 (the high nibbles)
-    asm("prmt.b32 %0, %1, %2, 0x5410;" : "=r"(c) : "r"(a), "r"(b));
-    asm("prmt.b32 %0, %1, %2, 0x7632;" : "=r"(d) : "r"(a), "r"(b));
+    const uint32_t c = fp4_prmt(a, b, 0x5410u), d = fp4_prmt(a, b, 0x7632u);
     return ((c & 0x0F0F0F0Fu) | (d & 0xF0F0F0F0u)) & 0x88888888u;
 }
 
