@@ -259,11 +259,20 @@ __global__ void modelopt_ws2_finalize_kernel(float *ws2_inout) {
 constexpr int kFastThreads = 256;
 constexpr int kFastCtasPerSm = 4;
 
-/* CTAs per SM of the quantizer: 3 (<= 80 registers) where 64 registers spill (F16 input, the
- * modelopt recipe's per-element division). */
-constexpr int quantize_ctas_per_sm(fp4_dtype dt, fp4_quant_recipe recipe) {
-    return dt == FP4_DTYPE_F16 || recipe == FP4_QUANT_RECIPE_MODELOPT ? 3 : kFastCtasPerSm;
+/* CTAs per SM of the quantizer on a GPU of compute capability cc: 3 (<= 80 registers) where
+ * 64 registers spill (F16 input, the modelopt recipe's per-element division, and every input
+ * on Blackwell, whose compiler needs a few more). The kernel's launch bounds take cc from
+ * __CUDA_ARCH__ (FP4_QUANT_CC), the grid from the device's. */
+constexpr int quantize_ctas_per_sm(fp4_dtype dt, fp4_quant_recipe recipe, int cc) {
+    return dt == FP4_DTYPE_F16 || recipe == FP4_QUANT_RECIPE_MODELOPT || cc >= 100
+               ? 3
+               : kFastCtasPerSm;
 }
+#ifdef __CUDA_ARCH__
+#define FP4_QUANT_CC (__CUDA_ARCH__ / 10)
+#else
+#define FP4_QUANT_CC 0
+#endif
 
 template <fp4_dtype DT> constexpr int kItemBlocks = DT == FP4_DTYPE_F32 ? 1 : 2;
 
@@ -499,7 +508,7 @@ __device__ __forceinline__ bool quantize_item_block(const uint4 v[4], int b, flo
 /* Items over the (padded, for the swizzled layout) scale grid: [row_grid, kb_grid / NB]. An
  * item past the tensor's rows or k-blocks writes its zero scale bytes only. */
 template <fp4_dtype DT, fp4_quant_recipe RECIPE>
-__global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE))
+__global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE, FP4_QUANT_CC))
     quantize_fast_kernel(FastQuantArgs a) {
     constexpr int NB = kItemBlocks<DT>;
     const QuantArgs &p = a.q;
@@ -801,7 +810,8 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
             a.sf_stride = sf_row_stride(p.swizzled, p.k);
             a.q16 = ((uintptr_t)p.out_q % 16) == 0 && (p.k / 2) % 16 == 0;
             a.sf_pairs = ((uintptr_t)p.out_sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
-            const int ctas = quantize_ctas_per_sm(DT, desc->recipe);
+            const int ctas =
+                quantize_ctas_per_sm(DT, desc->recipe, ctx->info.compute_capability);
             const unsigned blocks = fast_grid_blocks(row_grid * per_row, ctx->info.sm_count, ctas);
             a.grid = item_grid(row_grid, per_row, blocks);
             if (modelopt)
