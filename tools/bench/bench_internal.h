@@ -146,6 +146,9 @@ typedef struct bench_device {
      * bytes read + written per second (0 if not measured) */
     int64_t quant_rows, quant_k;
     double amax_gbs, quant_gbs, dequant_gbs;
+    /* decode-size quantize (BF16 1 x 4096 and 16 x 16384, swizzled) against an empty kernel,
+     * each timed the same way (graph replays): microseconds per call (0 if not measured) */
+    double quant_1x4096_us, quant_16x16384_us, empty_kernel_us;
 } bench_device;
 
 /* Everything an output (table, CSV, JSON, SVG) needs. */

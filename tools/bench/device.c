@@ -391,6 +391,12 @@ static fp4_status call_dequantize(void *arg, int set, struct CUstream_st *stream
     return fp4_dequantize(bc->ctx, &d);
 }
 
+static fp4_status launch_empty(void *arg, int set, struct CUstream_st *stream) {
+    (void)arg;
+    (void)set;
+    return bench_empty_kernel(stream) == cudaSuccess ? FP4_OK : FP4_ERR_CUDA;
+}
+
 /* The library's memory-bound kernels (global scale, quantize, dequantize) on a BF16
  * [8192, 8192] activation-like tensor (128 MiB: far past L2), in bytes read + written per
  * second, to compare with the copy ceiling. */
@@ -419,6 +425,18 @@ static int measure_quantizer(bench_cuda *bc, bench_device *dev, char *why) {
     dev->amax_gbs = 2 * elems / (ms_amax * 1e-3) / 1e9;
     dev->quant_gbs = (2 * elems + packed) / (ms_quant * 1e-3) / 1e9;
     dev->dequant_gbs = (packed + 2 * elems) / (ms_dequant * 1e-3) / 1e9;
+    /* decode sizes: what one quantize costs next to an empty launch (the buffers are larger) */
+    double ms_1, ms_16, ms_empty;
+    b.rows = 1;
+    b.k = 4096;
+    if (measure_ms(bc, call_quantize, &b, &ms_1, why) != 0) goto done;
+    b.rows = 16;
+    b.k = 16384;
+    if (measure_ms(bc, call_quantize, &b, &ms_16, why) != 0) goto done;
+    if (measure_ms(bc, launch_empty, NULL, &ms_empty, why) != 0) goto done;
+    dev->quant_1x4096_us = ms_1 * 1e3;
+    dev->quant_16x16384_us = ms_16 * 1e3;
+    dev->empty_kernel_us = ms_empty * 1e3;
     rc = 0;
 done:
     bench_release((void **)&b.x);

@@ -88,6 +88,13 @@ extern "C" cudaError_t bench_fill_bf16(uint16_t *out, int64_t n, uint64_t seed, 
     return cudaGetLastError();
 }
 
+__global__ void empty_kernel() {}
+
+extern "C" cudaError_t bench_empty_kernel(cudaStream_t stream) {
+    empty_kernel<<<1, 32, 0, stream>>>();
+    return cudaGetLastError();
+}
+
 extern "C" cudaError_t bench_amax_bf16(const uint16_t *x, int64_t n, float *amax,
                                        cudaStream_t stream) {
     cudaError_t err = cudaMemsetAsync(amax, 0, sizeof(float), stream);

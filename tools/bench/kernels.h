@@ -25,6 +25,9 @@ cudaError_t bench_fill_bf16(uint16_t *out, int64_t n, uint64_t seed, float scale
 cudaError_t bench_copy_sm(void *dst, const void *src, int64_t bytes, int sm_count,
                           cudaStream_t stream);
 
+/* An empty kernel (one block of 32 threads): the cost of a launch, for comparisons. */
+cudaError_t bench_empty_kernel(cudaStream_t stream);
+
 /* *amax = max |x[i]| over n BF16 values (NaN ignored). Zeroes *amax first, stream-ordered. */
 cudaError_t bench_amax_bf16(const uint16_t *x, int64_t n, float *amax, cudaStream_t stream);
 

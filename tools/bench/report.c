@@ -275,6 +275,13 @@ void bench_print_header(const bench_run *run, const char *shapes_text) {
                 d->name, (long long)d->quant_rows, (long long)d->quant_k, d->amax_gbs,
                 100 * d->amax_gbs / d->copy_gbs, d->quant_gbs, 100 * d->quant_gbs / d->copy_gbs,
                 d->dequant_gbs, 100 * d->dequant_gbs / d->copy_gbs);
+    if (d->empty_kernel_us > 0)
+        cli_say("  quantizer at decode sizes (BF16, swizzled; graph replays as above): 1 x 4096 "
+                "%.2f us (%.2fx an empty kernel), 16 x 16384 %.2f us (%.2fx); an empty kernel "
+                "%.2f us\n",
+                d->quant_1x4096_us, d->quant_1x4096_us / d->empty_kernel_us,
+                d->quant_16x16384_us, d->quant_16x16384_us / d->empty_kernel_us,
+                d->empty_kernel_us);
     if (d->ceiling_note[0]) cli_say("  ceilings: %s\n", d->ceiling_note);
     cli_say("  method: each provider checked before timing (all outputs finite, %d sampled "
             "outputs vs a double reference); CUDA graph of >= %d launches, each on the next "
@@ -432,6 +439,12 @@ void bench_write_json(const bench_run *run, const char *shapes_text, bench_text 
     json_number(t, d->quant_gbs, d->quant_gbs > 0);
     bench_text_printf(t, ", \"dequantize_gbs\": ");
     json_number(t, d->dequant_gbs, d->dequant_gbs > 0);
+    bench_text_printf(t, ", \"quantize_1x4096_us\": ");
+    json_number(t, d->quant_1x4096_us, d->quant_1x4096_us > 0);
+    bench_text_printf(t, ", \"quantize_16x16384_us\": ");
+    json_number(t, d->quant_16x16384_us, d->quant_16x16384_us > 0);
+    bench_text_printf(t, ", \"empty_kernel_us\": ");
+    json_number(t, d->empty_kernel_us, d->empty_kernel_us > 0);
     bench_text_printf(t, ", \"note\": ");
     json_string(t, d->ceiling_note);
     bench_text_printf(t,
