@@ -153,6 +153,8 @@ fp4_status fp4_cuda_set_device(fp4_ctx *ctx);
 fp4_status fp4_cuda_malloc(fp4_ctx *ctx, void **ptr, int64_t bytes);
 fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr);
 fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
+/* dst[0, bytes) = src[0, bytes), both on ctx's device; done when it returns. */
+fp4_status fp4_cuda_copy_device(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
 fp4_status fp4_cuda_download(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
 fp4_status fp4_cuda_memset(fp4_ctx *ctx, void *dst, int value, int64_t bytes);
 fp4_status fp4_cuda_synchronize(fp4_ctx *ctx, struct CUstream_st *stream);

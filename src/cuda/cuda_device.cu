@@ -136,17 +136,27 @@ extern "C" fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr) {
     return FP4_OK;
 }
 
-extern "C" fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+/* cudaMemcpy of `kind` on ctx's device, then a wait for the legacy default stream it ran on.
+ * NOTE: from pageable host memory, cudaMemcpy may return once the data is staged, before it
+ * has reached the device; the wait makes the copy done before work the caller then puts on a
+ * non-blocking stream. */
+static fp4_status copy_synced(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes,
+                              cudaMemcpyKind kind, const char *what) {
     fp4_status st = fp4_cuda_set_device(ctx);
     if (st != FP4_OK) return st;
-    /* NOTE: from pageable host memory, cudaMemcpy may return once the data is staged, before
-     * it has reached the device: wait for the legacy default stream it ran on, so that the
-     * copy is done before work the caller then puts on a non-blocking stream. */
-    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyHostToDevice),
-                 "cudaMemcpy host to device");
-    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
-                 "cudaStreamSynchronize after cudaMemcpy host to device");
+    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, kind), what);
+    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy), what);
     return FP4_OK;
+}
+
+extern "C" fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+    return copy_synced(ctx, dst, src, bytes, cudaMemcpyHostToDevice, "cudaMemcpy host to device");
+}
+
+extern "C" fp4_status fp4_cuda_copy_device(fp4_ctx *ctx, void *dst, const void *src,
+                                           int64_t bytes) {
+    return copy_synced(ctx, dst, src, bytes, cudaMemcpyDeviceToDevice,
+                       "cudaMemcpy device to device");
 }
 
 extern "C" fp4_status fp4_cuda_download(fp4_ctx *ctx, void *dst, const void *src,

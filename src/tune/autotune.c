@@ -246,6 +246,26 @@ static fp4_status verify_tactic(tune_run *r, const launch_ctx *l, const fp4_tune
     return FP4_OK;
 }
 
+/* verify_tactic for candidate i, its time added to the result: 1 if it passed; 0 if it failed
+ * or was wrong (dropped, with the reason); -1 on an error that is not the tactic's (*st). */
+static int verified_or_dropped(problem_state *ps, const launch_ctx *l,
+                               const fp4_tune_operands *o, int i, fp4_status *st, char *why,
+                               size_t wlen) {
+    int passed = 0;
+    const double tv = now_s();
+    const fp4_status vs = verify_tactic(ps->r, l, o, &passed, why, wlen);
+    ps->res->verify_s += now_s() - tv;
+    if (vs != FP4_OK && is_fatal(vs)) {
+        *st = vs;
+        return -1;
+    }
+    if (vs != FP4_OK || !passed) {
+        drop(ps, i, 1, why);
+        return 0;
+    }
+    return 1;
+}
+
 static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_result *res) {
     fp4_ctx *ctx = r->ctx;
     const fp4_tune_options *opt = r->opt;
@@ -368,18 +388,9 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         }
         if (min_est == 0 || est[i] < min_est) {
             /* the best estimate cuts the others: it must come from a right tactic */
-            int passed = 0;
-            const double tv = now_s();
-            const fp4_status vs = verify_tactic(r, &l, &o, &passed, why, sizeof why);
-            res->verify_s += now_s() - tv;
-            if (vs != FP4_OK && is_fatal(vs)) {
-                st = vs;
-                break;
-            }
-            if (vs != FP4_OK || !passed) {
-                drop(&ps, i, 1, why);
-                continue;
-            }
+            const int v = verified_or_dropped(&ps, &l, &o, i, &st, why, sizeof why);
+            if (v < 0) break;
+            if (v == 0) continue;
             verified[i] = 1;
             min_est = est[i];
         }
@@ -422,18 +433,9 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         /* verified (unless phase 1 did): one run on D poisoned with NaN, checked against the
          * fp64 reference */
         if (!verified[i]) {
-            int passed = 0;
-            const double tv = now_s();
-            const fp4_status vs = verify_tactic(r, &l, &o, &passed, why, sizeof why);
-            res->verify_s += now_s() - tv;
-            if (vs != FP4_OK && is_fatal(vs)) {
-                st = vs;
-                break;
-            }
-            if (vs != FP4_OK || !passed) {
-                drop(&ps, i, 1, why);
-                continue;
-            }
+            const int v = verified_or_dropped(&ps, &l, &o, i, &st, why, sizeof why);
+            if (v < 0) break;
+            if (v == 0) continue;
         }
 
         /* timed: the first (the best estimate) always, bounded by budget_seconds only; the

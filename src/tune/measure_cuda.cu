@@ -203,12 +203,4 @@ extern "C" fp4_status fp4_tune_cuda_time_launches(fp4_ctx *ctx, const fp4_measur
     return elapsed_ms(ctx, s.events[0], s.events[1], ms);
 }
 
-extern "C" fp4_status fp4_tune_cuda_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
-    fp4_status st = fp4_cuda_set_device(ctx);
-    if (st != FP4_OK) return st;
-    FP4_CUDA_TRY(ctx, cudaMemcpy(dst, src, (size_t)bytes, cudaMemcpyDeviceToDevice),
-                 "cudaMemcpy device to device");
-    FP4_CUDA_TRY(ctx, cudaStreamSynchronize(cudaStreamLegacy),
-                 "cudaStreamSynchronize after cudaMemcpy device to device");
-    return FP4_OK;
-}
+

@@ -119,7 +119,6 @@ fp4_status fp4_tune_cuda_replays(fp4_ctx *ctx, const fp4_measure_desc *desc,
                                  const fp4_tune_plan *plan, fp4_measure_result *result);
 fp4_status fp4_tune_cuda_time_launches(fp4_ctx *ctx, const fp4_measure_desc *d, int first_set,
                                        int count, double *ms);
-fp4_status fp4_tune_cuda_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes);
 /* fp4_count_nonfinite on a GPU context (arguments validated). */
 fp4_status fp4_tune_cuda_count_nonfinite(fp4_ctx *ctx, const void *x, fp4_dtype dtype,
                                          int64_t rows, int64_t cols, int64_t ld,
