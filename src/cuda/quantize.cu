@@ -104,6 +104,23 @@ __device__ __forceinline__ void quantize_block16_modelopt(const float x[16], flo
     *packed = make_uint2(word[0], word[1]);
 }
 
+/* The block's largest amax (THREADS threads, each with its own) into *amax_bits: the warp by
+ * shuffles, the block's warps through shared memory, then one atomicMax on the bits (amax >= 0,
+ * so the float order is the unsigned order). */
+template <int THREADS>
+__device__ __forceinline__ void block_amax_to_bits(float amax, unsigned *amax_bits) {
+    for (int offset = 16; offset > 0; offset /= 2)
+        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
+    __shared__ float warp_max[THREADS / 32];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) warp_max[warp] = amax;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < THREADS / 32; w++) amax = fmaxf(amax, warp_max[w]);
+        if (amax > 0.0f) atomicMax(amax_bits, __float_as_uint(amax));
+    }
+}
+
 /* One thread per (row, k-block) of the scale grid: rows and k-blocks are padded to 128 and 4
  * in the swizzled layout, and the threads of the padding write its zero scale bytes. */
 template <fp4_dtype DT, fp4_quant_recipe RECIPE>
@@ -220,17 +237,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int i = 0; i < 16; i++) amax = fmaxf(amax, fabsf(x[i]));
     }
-    // reduce the warp, then the block's warps, then one atomic per block
-    for (int offset = 16; offset > 0; offset /= 2)
-        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-    __shared__ float warp_max[kThreads / 32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) warp_max[warp] = amax;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < kThreads / 32; w++) amax = fmaxf(amax, warp_max[w]);
-        if (amax > 0.0f) atomicMax(amax_bits, __float_as_uint(amax));
-    }
+    block_amax_to_bits<kThreads>(amax, amax_bits);
 }
 
 /* Turns the amax bits at *gs_inout into gs = 2688 / amax (1 if amax == 0, FLT_MAX if not
@@ -731,17 +738,7 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
 #pragma unroll
         for (int c = 0; c < 4; c++) cur[c] = nxt[c];
     }
-    // reduce the warp, then the block's warps, then one atomic per block
-    for (int offset = 16; offset > 0; offset /= 2)
-        amax = fmaxf(amax, __shfl_xor_sync(0xFFFFFFFFu, amax, offset));
-    __shared__ float warp_max[kFastThreads / 32];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) warp_max[warp] = amax;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        for (int w = 1; w < kFastThreads / 32; w++) amax = fmaxf(amax, warp_max[w]);
-        if (amax > 0.0f) atomicMax(amax_bits, __float_as_uint(amax));
-    }
+    block_amax_to_bits<kFastThreads>(amax, amax_bits);
 }
 
 /* Max-accumulates max |x| of one [rows, k] tensor into *amax_bits (amax_kernel). */
