@@ -249,7 +249,7 @@ static void test_shapes(tu_rng *rng) {
     static const int64_t shapes[][3] = {
         {1, 1, 16},    {1, 37, 48},   {2, 5, 16},     {3, 130, 208},  {4, 700, 512},  {5, 17, 80},
         {16, 33, 96},  {1, 1, 1040},  {17, 300, 528}, {64, 64, 512},  {65, 129, 1040}, {130, 7, 32},
-        {7, 1, 4096},  {1, 300, 4096}, {129, 65, 16},
+        {7, 1, 4096},  {1, 300, 4096}, {129, 65, 16}, {1, 45, 208},  {1, 37, 1040},
     };
     static const fp4_dtype a_types[] = {FP4_DTYPE_E2M1, FP4_DTYPE_BF16, FP4_DTYPE_F16};
     static const fp4_dtype d_types[] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};

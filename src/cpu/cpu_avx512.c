@@ -1,8 +1,8 @@
 /* cpu_avx512.c - the AVX-512F kernels of the `cpu` backend (compiled with -mavx512f; run only
  * where the CPU has it, cpu_simd.c). One k-block of 16 is one zmm register: the block's 8
- * bytes broadcast, a per-lane shift (vpsrlvd) and the 16-float E2M1 table in a register
- * (vpermps), times the block scale: four instructions. Same bits as cpu_generic.c
- * (cpu_kernels.h). */
+ * bytes broadcast, a per-lane shift (vpsrlvd), and a permute (vpermps) of the block scale's
+ * 64-byte row of cpu_e2m1_scaled, read from memory: the E2M1 values already times the scale,
+ * so no multiply. Same bits as cpu_generic.c (cpu_kernels.h). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include "cpu_kernels.h"
 
@@ -11,28 +11,29 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-ALWAYS_INLINE __m512 e2m1_table(void) {
-    return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f,
-                          -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
-}
-
 /* Per-lane shifts: lane j takes nibble j / 2 of 32-bit word j % 2 (CPU_LANE_ELEMENT). */
 ALWAYS_INLINE __m512i lane_shifts(void) {
     return _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
 }
 
-/* Block kb: its 8 bytes broadcast, each lane's nibble shifted down (vpermps reads the low 4
- * bits of each index), looked up in the table, times the block scale. */
-ALWAYS_INLINE __m512 decode_block(const __m512 tab, const __m512i sh, const uint8_t *row,
-                                  const uint8_t *sf, int swz, int64_t kb) {
+/* Block kb's lookup indices: its 8 bytes broadcast, each lane's nibble shifted down (vpermps
+ * reads the low 4 bits of each index). */
+ALWAYS_INLINE __m512i block_codes(const __m512i sh, const uint8_t *row, int64_t kb) {
     int64_t q;
     memcpy(&q, row + kb * 8, 8);
-    const __m512i idx = _mm512_srlv_epi32(_mm512_set1_epi64(q), sh);
-    const __m512 s = _mm512_set1_ps(cpu_e4m3_value[sf[cpu_sf_kb(swz, kb)]]);
-    return _mm512_mul_ps(_mm512_permutexvar_ps(idx, tab), s);
+    return _mm512_srlv_epi32(_mm512_set1_epi64(q), sh);
 }
 
-/* mr rows of A by nn rows of B: mr * nn independent accumulators. */
+/* Block kb decoded, scale folded: its codes looked up in its scale's row of cpu_e2m1_scaled
+ * (the permute reads that row from memory; no multiply). */
+ALWAYS_INLINE __m512 decode_block(const __m512i sh, const uint8_t *row, const uint8_t *sf, int swz,
+                                  int64_t kb) {
+    return _mm512_permutexvar_ps(block_codes(sh, row, kb),
+                                 _mm512_load_ps(cpu_e2m1_scaled[sf[cpu_sf_kb(swz, kb)]]));
+}
+
+/* mr rows of A by nn rows of B: mr * nn independent accumulators. Per block and row of B: a
+ * broadcast load, a shift, a permute (from the scale's table row) and one FMA per row of A. */
 ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_t n, const int nn,
                           int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first) {
     const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN], *ahead[CPU_GEMV_NN];
@@ -44,7 +45,6 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
         ahead[i] = n + i + CPU_GEMV_NN < p->n ? row[i] + CPU_GEMV_NN * (p->k / 2) : row[i];
     }
     const int swz = p->b_swizzled;
-    const __m512 tab = e2m1_table();
     const __m512i sh = lane_shifts();
     const float *a = p->a + m0 * p->lda;
     const int64_t lda = p->lda;
@@ -57,8 +57,10 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
         for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + kb * 16);
         if ((kb & 7) == 0) /* one 64-byte line per row every 8 blocks */
             for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(ahead[i] + kb * 8), _MM_HINT_T0);
+        const int64_t so = cpu_sf_kb(swz, kb);
         for (int i = 0; i < nn; i++) {
-            const __m512 w = decode_block(tab, sh, row[i], sf[i], swz, kb);
+            const __m512 w = _mm512_permutexvar_ps(block_codes(sh, row[i], kb),
+                                                   _mm512_load_ps(cpu_e2m1_scaled[sf[i][so]]));
             for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);
         }
     }
@@ -66,8 +68,65 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
         for (int r = 0; r < mr; r++) _mm512_storeu_ps(sums + i * ld + r * 16, acc[i][r]);
 }
 
+/* One row of A by 4 rows of B (n % 4 == 0: their scales lie a fixed stride apart in both
+ * layouts), k-blocks [kb0, kb0 + 8 * groups) with kb0 % 8 == 0: the M = 1 loop, unrolled by
+ * 8 blocks (one 64-byte line of each row, two 4-block groups of scales) so that the pointers
+ * stay in registers. Same products, same order as gemv_t. */
+static void gemv_1x4(const cpu_problem *p, int64_t m0, int64_t n, int64_t kb0, int64_t groups,
+                     __m512 acc[4]) {
+    const int64_t rb = p->k / 2, rb3 = 3 * rb;
+    const int64_t sfs = p->b_swizzled ? 16 : p->kblocks, sfs3 = 3 * sfs;
+    const int64_t sf_step = p->b_swizzled ? 512 : 4; /* one group of 4 k-blocks */
+    const uint8_t *bp = p->b + n * rb + kb0 * 8;
+    const uint8_t *sp = p->b_sf + cpu_sf_row(p, n) + cpu_sf_kb(p->b_swizzled, kb0);
+    /* the next call's rows (4 further on), prefetched at the same k: one pass of rows ahead */
+    const int64_t ahead = n + 8 <= p->n ? 4 * rb : 0;
+    const float *a = p->a + m0 * p->lda + kb0 * 16;
+    const __m512i sh = lane_shifts();
+    const char *tab = (const char *)cpu_e2m1_scaled;
+    __m512 c0 = acc[0], c1 = acc[1], c2 = acc[2], c3 = acc[3];
+#define FP4_BLOCK(c, rowoff, sfoff, j)                                                            \
+    do {                                                                                         \
+        int64_t q_;                                                                              \
+        memcpy(&q_, bp + (rowoff) + (j) * 8, 8);                                                 \
+        const __m512i i_ = _mm512_srlv_epi32(_mm512_set1_epi64(q_), sh);                         \
+        const __m512 t_ = _mm512_load_ps((const float *)(tab + (int64_t)sp[(sfoff) + ((j) & 3) + \
+                                                            ((j) >> 2) * sf_step] * 64));       \
+        c = _mm512_fmadd_ps(x, _mm512_permutexvar_ps(i_, t_), c);                                \
+    } while (0)
+    for (int64_t g = 0; g < groups; g++) {
+        _mm_prefetch((const char *)(bp + ahead), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + ahead + rb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + ahead + 2 * rb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + ahead + rb3), _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512 x = _mm512_loadu_ps(a + j * 16);
+            FP4_BLOCK(c0, 0, 0, j);
+            FP4_BLOCK(c1, rb, sfs, j);
+            FP4_BLOCK(c2, 2 * rb, 2 * sfs, j);
+            FP4_BLOCK(c3, rb3, sfs3, j);
+        }
+        bp += 64;
+        sp += 2 * sf_step;
+        a += 128;
+    }
+#undef FP4_BLOCK
+    acc[0] = c0, acc[1] = c1, acc[2] = c2, acc[3] = c3;
+}
+
 static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
                  int64_t kbs, float *sums, int64_t ld, int first) {
+    if (nn == 4 && mr == 1 && n % 4 == 0 && kb0 % 8 == 0 && kbs >= 8) {
+        __m512 acc[4];
+        for (int i = 0; i < 4; i++) acc[i] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sums + i * ld);
+        const int64_t groups = kbs / 8;
+        gemv_1x4(p, m0, n, kb0, groups, acc);
+        for (int i = 0; i < 4; i++) _mm512_storeu_ps(sums + i * ld, acc[i]);
+        if (kbs > groups * 8)
+            gemv_t(p, m0, 1, n, 4, kb0 + groups * 8, kbs - groups * 8, sums, ld, 0);
+        return;
+    }
     if (nn == 4 && mr == 1) {
         gemv_t(p, m0, 1, n, 4, kb0, kbs, sums, ld, first);
         return;
@@ -90,7 +149,6 @@ static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, in
 
 static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_t kbs,
                    float *panel, int64_t ldp) {
-    const __m512 tab = e2m1_table();
     const __m512i sh = lane_shifts();
     for (int r = 0; r < nr; r++) {
         float *dst = panel + r * ldp;
@@ -102,7 +160,7 @@ static void decode(const cpu_problem *p, int64_t n0, int nr, int64_t kb0, int64_
         const uint8_t *row = p->b + n * (p->k / 2);
         const uint8_t *sf = p->b_sf + cpu_sf_row(p, n);
         for (int64_t kb = kb0; kb < kb0 + kbs; kb++)
-            _mm512_storeu_ps(dst + (kb - kb0) * 16, decode_block(tab, sh, row, sf, p->b_swizzled, kb));
+            _mm512_storeu_ps(dst + (kb - kb0) * 16, decode_block(sh, row, sf, p->b_swizzled, kb));
     }
 }
 

@@ -3,10 +3,12 @@
  * the reference.
  *
  * Two configs (docs/backends.md):
- *   gemv     streaming, for small m: threads take 16-row chunks of B and, for each group of up
- *            to 4 rows of A, decode 4 rows of B at a time in registers and multiply them into
- *            the group's accumulators; the weight is read once from memory (a second group
- *            finds the chunk in cache), A in 1024-deep slices that stay in L1. Limit: m <= 16.
+ *   gemv     streaming, for small m: threads take 16-row chunks of B (each thread the chunks
+ *            of its own contiguous share first, then what is left of the others') and, for
+ *            each group of up to 4 rows of A, decode 4 rows of B at a time in registers and
+ *            multiply them into the group's accumulators; the weight is read once from memory
+ *            (a second group finds the chunk in cache), A in 1024-deep slices that stay in L1.
+ *            Limit: m <= 16.
  *   blocked  for large m: tiles of 128 x 32 outputs; per tile, 1024-deep slices of B's 32
  *            rows are decoded into an F32 panel (128 KiB, L2) and a 4 x 4 register-blocked
  *            micro-kernel runs over it. Any shape.
@@ -18,7 +20,8 @@
  *
  * Threads: the context's setting (fp4_ctx_set_num_threads), else OpenMP's default
  * (OMP_NUM_THREADS, else one per core); problems under 1e6 multiply-adds run on the calling
- * thread. Work items are handed out dynamically. Without OpenMP at build time, one thread.
+ * thread. Work items are claimed dynamically (gemv: from the thread's own share first).
+ * Without OpenMP at build time, one thread.
  *
  * Memory: unlike the GPU backends, a run allocates host scratch (A as F32, and per thread a
  * 128 KiB panel and 256 KiB of partial sums for `blocked`) and frees it before returning;
@@ -45,7 +48,8 @@ enum {
     BLK_MC = 128,      /* blocked tile: rows of A ... */
     BLK_NC = 32,       /* ... by rows of B */
     BLK_KCB = 64,      /* k-blocks per decoded slice (1024 elements) */
-    HEUR_GEMV_M = 7    /* the heuristic runs gemv up to this m */
+    HEUR_GEMV_M = 7,   /* the heuristic runs gemv up to this m */
+    CURSOR_STRIDE = 8  /* int64s between gemv's share cursors (a cache line) */
 };
 static const char *const k_config_names[CONFIG_COUNT] = {"gemv", "blocked"};
 
@@ -254,7 +258,17 @@ static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {
     }
     const int64_t m_tiles = (d->m + BLK_MC - 1) / BLK_MC, n_tiles = (d->n + BLK_NC - 1) / BLK_NC;
     const int64_t gemv_items = (d->n + GEMV_CHUNK - 1) / GEMV_CHUNK;
-    (void)threads;
+    /* gemv: the next unclaimed item of each thread's share, one cache line apart */
+    int64_t *cursor = NULL;
+    if (config == CONFIG_GEMV) {
+        cursor = malloc((size_t)threads * CURSOR_STRIDE * sizeof *cursor);
+        if (!cursor) {
+            free(a);
+            return FP4_FAIL(ctx, FP4_ERR_OUT_OF_MEMORY, "cpu: out of memory for %d threads' cursors",
+                            threads);
+        }
+        for (int t = 0; t < threads; t++) cursor[t * CURSOR_STRIDE] = gemv_items * t / threads;
+    }
 
     /* gemv's few rows of A are converted here, which saves the threads a barrier */
     const int pack_first = config == CONFIG_GEMV || threads == 1;
@@ -287,12 +301,23 @@ static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {
             }
         }
         if (config == CONFIG_GEMV) {
+            /* each thread streams its own contiguous share of B's rows first (one sequential
+             * stream per core, which the prefetchers follow: faster from DRAM than items
+             * handed out in turn), then helps with the others' shares; items are claimed
+             * one at a time from a share's cursor, so none runs twice */
+            for (int t = 0; t < threads; t++) {
+                const int share = (tid + t) % threads;
+                const int64_t end = gemv_items * (share + 1) / threads;
+                for (;;) {
+                    int64_t it;
 #ifdef _OPENMP
-#pragma omp for schedule(dynamic)
+#pragma omp atomic capture
 #endif
-            for (int64_t it = 0; it < gemv_items; it++) {
-                const int64_t n0 = it * GEMV_CHUNK;
-                gemv_item(kr, &p, d, alpha, n0, n0 + GEMV_CHUNK < d->n ? n0 + GEMV_CHUNK : d->n);
+                    it = cursor[share * CURSOR_STRIDE]++;
+                    if (it >= end) break;
+                    const int64_t n0 = it * GEMV_CHUNK;
+                    gemv_item(kr, &p, d, alpha, n0, n0 + GEMV_CHUNK < d->n ? n0 + GEMV_CHUNK : d->n);
+                }
             }
         } else {
             float *panel = scratch + per_thread * tid;
@@ -306,6 +331,7 @@ static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {
                              panel, part);
         }
     }
+    free(cursor);
     free(scratch);
     free(a);
     return FP4_OK;

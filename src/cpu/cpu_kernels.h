@@ -40,6 +40,12 @@ typedef struct cpu_problem {
 /* The E4M3 decode table: the value of every code (NaN for 0x7F/0xFF). */
 extern const float cpu_e4m3_value[256];
 
+/* The block values by scale: [s][c] = (value of E2M1 code c) * cpu_e4m3_value[s], exact (the
+ * product has at most 6 significant bits and lies in [2^-10, 2688]); rows of NaN scales are NaN.
+ * Code order (c = 0..15), 64-byte rows: a kernel looks a block's codes up in its scale's row,
+ * which folds the scale in without a multiply and gives the same bits as multiplying. */
+extern const float cpu_e2m1_scaled[256][16];
+
 /* The offset of B's scale (n, kb): cpu_sf_row(p, n) + cpu_sf_kb(p, kb). */
 static inline int64_t cpu_sf_row(const cpu_problem *p, int64_t n) {
     if (!p->b_swizzled) return n * p->kblocks;

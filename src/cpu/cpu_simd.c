@@ -46,6 +46,29 @@ const float cpu_e4m3_value[256] = {
     -0x8p5f, -0x9p5f, -0xap5f, -0xbp5f, -0xcp5f, -0xdp5f, -0xep5f, NAN,
 };
 
+/* cpu_e2m1_scaled: [s][c] = (value of E2M1 code c) * cpu_e4m3_value[s], built by the compiler.
+ * E2M1 code c: sign bit 3, exponent bits 2..1, mantissa bit 0: m / 2 for exponent 0, else
+ * (2 + m) * 2^e / 4. The double product is exact (at most 6 significant bits) and so is its
+ * conversion to float; NaN scales give NaN rows. */
+#define E2M1_ABS(c) ((((c) >> 1) & 3) ? (2 + ((c) & 1)) * (double)(1u << (((c) >> 1) & 3)) / 4.0 \
+                                      : ((c) & 1) / 2.0)
+#define E2M1_VAL(c) (((c) & 8) ? -E2M1_ABS(c) : E2M1_ABS(c))
+#define E4M3_ABS(s) ((((s) >> 3) & 15) ? (8 + ((s) & 7)) * (double)(1u << (((s) >> 3) & 15)) / 1024.0 \
+                                       : ((s) & 7) / 512.0)
+#define E4M3_VAL(s) (((s) & 0x80) ? -E4M3_ABS(s) : E4M3_ABS(s))
+#define SCALED(s, c) ((((s) & 0x7F) == 0x7F) ? NAN : (float)(E2M1_VAL(c) * E4M3_VAL(s)))
+#define SCALED_ROW(s)                                                                           \
+    {SCALED(s, 0), SCALED(s, 1), SCALED(s, 2), SCALED(s, 3), SCALED(s, 4), SCALED(s, 5),       \
+     SCALED(s, 6), SCALED(s, 7), SCALED(s, 8), SCALED(s, 9), SCALED(s, 10), SCALED(s, 11),     \
+     SCALED(s, 12), SCALED(s, 13), SCALED(s, 14), SCALED(s, 15)}
+#define SCALED_8(s)                                                                             \
+    SCALED_ROW(s), SCALED_ROW(s + 1), SCALED_ROW(s + 2), SCALED_ROW(s + 3), SCALED_ROW(s + 4), \
+        SCALED_ROW(s + 5), SCALED_ROW(s + 6), SCALED_ROW(s + 7)
+#define SCALED_64(s) SCALED_8(s), SCALED_8(s + 8), SCALED_8(s + 16), SCALED_8(s + 24), \
+        SCALED_8(s + 32), SCALED_8(s + 40), SCALED_8(s + 48), SCALED_8(s + 56)
+_Alignas(64) const float cpu_e2m1_scaled[256][16] = {SCALED_64(0), SCALED_64(64), SCALED_64(128),
+                                                     SCALED_64(192)};
+
 /* ASCII strcasecmp (C11 has none). */
 static int same_name(const char *a, const char *b) {
     for (;; a++, b++) {
