@@ -1015,6 +1015,19 @@ static void test_gemm(void) {
     }
 }
 
+/* An m x n x k NVFP4 descriptor for fp4_gemm_select only: its pointers are 16-byte aligned
+ * fakes, never dereferenced. */
+static fp4_gemm_desc selection_desc(int64_t m, int64_t n, int64_t k) {
+    fp4_gemm_desc g;
+    fp4_gemm_desc_init(&g);
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    g.a = g.b = g.a_sf = g.b_sf = (const void *)(uintptr_t)4096;
+    g.d = (void *)(uintptr_t)4096;
+    return g;
+}
+
 /* cuda_simt's heuristic (its default config per M), as fp4_gemm_select reports it. */
 static void test_simt_heuristic(void) {
     char why[512];
@@ -1029,13 +1042,7 @@ static void test_simt_heuristic(void) {
                  {8, "cuda_simt/gemv_mr8"}, {16, "cuda_simt/gemv_mr8"}, {17, "cuda_simt/tiled"},
                  {4096, "cuda_simt/tiled"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        fp4_gemm_desc g;
-        fp4_gemm_desc_init(&g);
-        g.m = cases[i].m;
-        g.n = 64;
-        g.k = 64;
-        g.a = g.b = g.a_sf = g.b_sf = (const void *)(uintptr_t)4096; /* never dereferenced */
-        g.d = (void *)(uintptr_t)4096;
+        fp4_gemm_desc g = selection_desc(cases[i].m, 64, 64);
         g.backend = FP4_BACKEND_CUDA_SIMT;
         fp4_tactic t = {FP4_BACKEND_AUTO, -2};
         char name[64] = "";
@@ -1070,13 +1077,7 @@ static void test_hopper_policy(void) {
     } cases[] = {{1, FP4_BACKEND_CUDA_MMA},    {32, FP4_BACKEND_CUDA_MMA},
                  {33, FP4_BACKEND_CUDA_WGMMA}, {4096, FP4_BACKEND_CUDA_WGMMA}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        fp4_gemm_desc g;
-        fp4_gemm_desc_init(&g);
-        g.m = cases[i].m;
-        g.n = 4096;
-        g.k = 4096;
-        g.a = g.b = g.a_sf = g.b_sf = (const void *)(uintptr_t)4096; /* never dereferenced */
-        g.d = (void *)(uintptr_t)4096;
+        fp4_gemm_desc g = selection_desc(cases[i].m, 4096, 4096);
         g.a_sf_layout = g.b_sf_layout = FP4_SF_SWIZZLED_128x4;
         fp4_tactic t = {FP4_BACKEND_AUTO, -2};
         const fp4_status st = fp4_gemm_select(g_gpu, &g, &t, why, sizeof why);
