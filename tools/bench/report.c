@@ -87,6 +87,12 @@ static void json_number(bench_text *t, double v, int known) {
         bench_text_printf(t, "null");
 }
 
+/* `, "key": v`, or null where the measurement is missing (v <= 0 means not measured). */
+static void json_measured(bench_text *t, const char *key, double v) {
+    bench_text_printf(t, ", \"%s\": ", key);
+    json_number(t, v, v > 0);
+}
+
 /* ---- the run's records --------------------------------------------------------------------------- */
 
 int bench_take_measure(bench_result *r, const fp4_measure_result *m, double max_point_seconds) {
@@ -420,31 +426,22 @@ void bench_write_json(const bench_run *run, const char *shapes_text, bench_text 
     json_number(t, d->copy_gbs, d->copy_gbs > 0);
     bench_text_printf(t, ", \"copy_bytes\": %lld, \"bf16_tflops\": ", (long long)d->copy_bytes);
     json_number(t, d->bf16_tflops, d->bf16_tflops > 0);
-    bench_text_printf(t, ", \"fp8_tflops\": ");
-    json_number(t, d->fp8_tflops, d->fp8_tflops > 0);
+    json_measured(t, "fp8_tflops", d->fp8_tflops);
     bench_text_printf(t, ", \"roofline\": {\"bf16_tflops\": ");
     json_number(t, run->roof_bf16_tflops, run->roof_bf16_tflops > 0);
-    bench_text_printf(t, ", \"fp8_tflops\": ");
-    json_number(t, run->roof_fp8_tflops, run->roof_fp8_tflops > 0);
-    bench_text_printf(t, ", \"copy_gbs\": ");
-    json_number(t, run->roof_copy_gbs, run->roof_copy_gbs > 0);
+    json_measured(t, "fp8_tflops", run->roof_fp8_tflops);
+    json_measured(t, "copy_gbs", run->roof_copy_gbs);
     bench_text_printf(t, ", \"note\": ");
     json_string(t, run->roof_note);
     bench_text_printf(t, "}");
     bench_text_printf(t, ", \"bf16_shape\": [8192, 8192, 8192], \"quantizer_shape\": [%lld, %lld]",
                       (long long)d->quant_rows, (long long)d->quant_k);
-    bench_text_printf(t, ", \"global_scale_gbs\": ");
-    json_number(t, d->amax_gbs, d->amax_gbs > 0);
-    bench_text_printf(t, ", \"quantize_gbs\": ");
-    json_number(t, d->quant_gbs, d->quant_gbs > 0);
-    bench_text_printf(t, ", \"dequantize_gbs\": ");
-    json_number(t, d->dequant_gbs, d->dequant_gbs > 0);
-    bench_text_printf(t, ", \"quantize_1x4096_us\": ");
-    json_number(t, d->quant_1x4096_us, d->quant_1x4096_us > 0);
-    bench_text_printf(t, ", \"quantize_16x16384_us\": ");
-    json_number(t, d->quant_16x16384_us, d->quant_16x16384_us > 0);
-    bench_text_printf(t, ", \"empty_kernel_us\": ");
-    json_number(t, d->empty_kernel_us, d->empty_kernel_us > 0);
+    json_measured(t, "global_scale_gbs", d->amax_gbs);
+    json_measured(t, "quantize_gbs", d->quant_gbs);
+    json_measured(t, "dequantize_gbs", d->dequant_gbs);
+    json_measured(t, "quantize_1x4096_us", d->quant_1x4096_us);
+    json_measured(t, "quantize_16x16384_us", d->quant_16x16384_us);
+    json_measured(t, "empty_kernel_us", d->empty_kernel_us);
     bench_text_printf(t, ", \"note\": ");
     json_string(t, d->ceiling_note);
     bench_text_printf(t,
