@@ -186,7 +186,7 @@ def _mm_fp4(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8
             backend, use_nvfp4, a_sf_layout, b_sf_layout, a_dtype, plan=None):
     """mm_fp4 on arrays (what the torch ops run too). plan: a list, or None; a list gets, when
     the checks pass and the C glue makes the call, the arguments of L.ext.gemm after ctx
-    (the torch ops' cache of checked calls, _torch_ops._gemm_fast, replays them) and the device."""
+    (the torch ops' cache of checked calls, _torch_ops._gemm, replays them) and the device."""
     if block_size != 16 or not use_nvfp4:
         raise NotImplementedError("fp4gemm is NVFP4 only: block_size=16, use_nvfp4=True")
     if use_8x4_sf_layout:

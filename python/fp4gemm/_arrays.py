@@ -10,10 +10,8 @@ from ._tensors import View, view, DType
 try:  # optional: numpy has no bfloat16; ml_dtypes (the JAX project's) gives one
     import ml_dtypes as _mld
     BF16 = np.dtype(_mld.bfloat16)
-    E4M3 = np.dtype(_mld.float8_e4m3fn)
 except ImportError:  # pragma: no cover - depends on the environment
     BF16 = None
-    E4M3 = None
 BF16_NAMED = DType("bfloat16", 2)  # a torch/DLPack bfloat16 array's dtype without ml_dtypes
 
 _NAMES = {"float32": L.DTYPE_F32, "f32": L.DTYPE_F32, "float": L.DTYPE_F32,

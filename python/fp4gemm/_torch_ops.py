@@ -32,13 +32,17 @@ import torch
 
 from . import _api
 from . import _lib as L
-from ._arrays import dtype_code, _dtype_code
+from ._arrays import _NAMES, _dtype_code
 
 if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # pragma: no cover
     raise ImportError(f"fp4gemm's torch ops need torch >= 2.4 (torch.library.custom_op); this is {torch.__version__}")
 
 _DEVICES = ("cpu", "cuda")
 _OUT = {L.DTYPE_F32: torch.float32, L.DTYPE_F16: torch.float16, L.DTYPE_BF16: torch.bfloat16}
+# out_dtype given by name ("bfloat16", FlashInfer's default spelling): a table of string keys
+# only, which torch.compile traces without a graph break (the numpy memo in _arrays also holds
+# numpy dtype keys, which Dynamo refuses)
+_OUT_NAMED = {name: _OUT[code] for name, code in _NAMES.items()}
 
 
 # mm_fp4 and mm_fp4_out: the per-call ops, registered with the lower-level torch.library.Library
@@ -231,15 +235,13 @@ def _scale_tensor(x, like):
 # FunctionalTensor, DTensor...), no jit tracing, no functorch transform, no profiler (it records
 # the op), no float input that requires grad. CUDA graph capture records the same kernels
 # either way. Every other call goes through the op.
-_is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+_is_compiling = torch.compiler.is_compiling  # torch >= 2.4 (checked at import)
 _C = torch._C
 try:
     _DIRECT = (_C._is_torch_function_mode_enabled, _C._len_torch_dispatch_stack,
                _C._get_tracing_state, _C._are_functorch_transforms_active,
                _C._autograd._profiler_enabled)
 except AttributeError:  # pragma: no cover - an older torch: always the op
-    _DIRECT = None
-if _is_compiling is None:  # pragma: no cover
     _DIRECT = None
 _TENSOR = torch.Tensor
 
@@ -262,11 +264,8 @@ def _direct(a, b, a_descale, b_descale, alpha, out):
 def _torch_out_dtype(dt):
     if isinstance(dt, torch.dtype):
         return dt
-    # traced, the memo dict is off limits: Dynamo (torch 2.11) breaks the graph on a dict
-    # lookup when the dict holds numpy dtype keys from earlier numpy calls
-    if _is_compiling():
-        return _OUT[_dtype_code(dt, "out_dtype")]
-    return _OUT[dtype_code(dt, "out_dtype")]
+    named = _OUT_NAMED.get(dt) if isinstance(dt, str) else None
+    return named if named is not None else _OUT[_dtype_code(dt, "out_dtype")]
 
 
 def mm_fp4(a, b, a_descale, b_descale, alpha=None, out_dtype=torch.bfloat16, out=None,

@@ -227,10 +227,14 @@ def bad_calls():
         (dict(a=xq.to("meta")), ValueError, "different devices"),
         (dict(a=torch.randn(m, k)), TypeError, "float32"),  # W4A16 wants f16/bf16
     ]
+    assert len(cases) == N_BAD, "a bad case added or removed: change N_BAD so that every one runs"
     return good, cases, (m, n)
 
 
-@pytest.mark.parametrize("i", range(14))
+N_BAD = 14
+
+
+@pytest.mark.parametrize("i", range(N_BAD))
 def test_bad_input_raises_and_writes_nothing(i):
     good, cases, (m, n) = bad_calls()
     change, exc, match = cases[i]

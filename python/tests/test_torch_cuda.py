@@ -223,10 +223,14 @@ def bad_calls():
         (dict(backend="cpu"), fp4gemm.Fp4GemmError, "FP4_ERR"),  # a CPU backend on a GPU context
         (dict(backend="cudnn"), fp4gemm.Fp4GemmError, "cudnn"),
     ]
+    assert len(cases) == N_BAD, "a bad case added or removed: change N_BAD so that every one runs"
     return good, cases, (m, n)
 
 
-@pytest.mark.parametrize("i", range(9))
+N_BAD = 9
+
+
+@pytest.mark.parametrize("i", range(N_BAD))
 def test_bad_input_raises_and_writes_nothing(i):
     good, cases, (m, n) = bad_calls()
     change, exc, match = cases[i]
