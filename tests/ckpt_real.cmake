@@ -84,8 +84,9 @@ else()
 endif()
 
 # 3b. --fuse: q/k/v share one weight_scale_2, the largest of their own; --exclude is honoured
+# (--fuse as two words, --exclude as one: both forms of a repeatable option)
 fp4_expect(0 checkpoint quantize model/model.safetensors qf --device cpu --fuse query,key,value
-           --exclude "pooler*")
+           "--exclude=pooler*")
 fp4_require("${OUT}" "quantized 36 linear layers" "pooler.dense excluded")
 fp4_expect(0 checkpoint inspect qf --layers-only)
 set(ws2s "")

@@ -203,6 +203,17 @@ static int store_value(const cli_command *cmd, cli_opt *o, const char *v) {
         }
         *(const char **)o->dest = v;
         return CLI_OK;
+    case CLI_STRINGS: {
+        cli_strings *list = (cli_strings *)o->dest;
+        if (!*v) {
+            why = "must not be empty";
+            break;
+        }
+        if (list->n >= list->cap)
+            return cli_fail(cmd->name, CLI_USAGE, "%s: at most %d of them", o->name, list->cap);
+        list->items[list->n++] = v;
+        return CLI_OK;
+    }
     case CLI_DEVICE:
         if (strcmp(v, "cpu") == 0) {
             *(int *)o->dest = -1;

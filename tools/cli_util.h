@@ -41,6 +41,7 @@ typedef enum cli_kind {
     CLI_INT,     /* int64_t in [min, max] */
     CLI_FLOAT,   /* float: finite and > 0 (decimal, C hex float, or 0x + 8 digits: f32 bits) */
     CLI_STRING,  /* const char *: non-empty */
+    CLI_STRINGS, /* cli_strings: a repeatable non-empty string, each one appended */
     CLI_DEVICE,  /* int: "cpu" or -1 for the CPU, 0.. a CUDA device */
     CLI_TACTIC,  /* fp4_tactic: "auto", a backend or "backend/config" (fp4_tactic_from_name) */
     CLI_DTYPE,   /* fp4_dtype, by name; only those whose bit (1 << dtype) is in `allowed` */
@@ -50,6 +51,12 @@ typedef enum cli_kind {
 #define CLI_DT(d) (1u << (d))
 #define CLI_DT_FLOATS (CLI_DT(FP4_DTYPE_F32) | CLI_DT(FP4_DTYPE_F16) | CLI_DT(FP4_DTYPE_BF16))
 #define CLI_DT_HALVES (CLI_DT(FP4_DTYPE_F16) | CLI_DT(FP4_DTYPE_BF16))
+
+/* The values of a CLI_STRINGS option, in the order given: at most `cap` (more: a usage error). */
+typedef struct cli_strings {
+    const char **items;
+    int n, cap;
+} cli_strings;
 
 typedef struct cli_opt {
     const char *name;    /* as typed: "-k" (also "-k16", "-k=16") or "--rows" (also "--rows=16") */

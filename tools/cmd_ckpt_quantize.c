@@ -260,12 +260,14 @@ done:
 
 int cmd_ckpt_quantize(int argc, char **argv) {
     qopts o = {.device = -2};
-    const char *one_exclude = NULL, *one_fuse = NULL;
+    /* the default excludes are appended after the user's: room kept for them */
+    enum { N_DEFAULT = sizeof k_default_excludes / sizeof *k_default_excludes };
+    cli_strings excl = {o.exclude, 0, MAX_PATTERNS - N_DEFAULT}, fuse = {o.fuse, 0, MAX_PATTERNS};
     cli_opt opts[] = {
-        {.name = "--exclude", .metavar = "PATTERN", .kind = CLI_STRING, .dest = &one_exclude,
+        {.name = "--exclude", .metavar = "PATTERN", .kind = CLI_STRINGS, .dest = &excl,
          .help = "leave layers matching PATTERN (a shell glob on the\nlayer name, e.g. "
                  "'*.mlp.gate') unquantized; repeatable.\nAlways added: *embed*, lm_head, *.lm_head"},
-        {.name = "--fuse", .metavar = "A,B,..", .kind = CLI_STRING, .dest = &one_fuse,
+        {.name = "--fuse", .metavar = "A,B,..", .kind = CLI_STRINGS, .dest = &fuse,
          .help = "sibling layers that share one weight_scale_2 (the\nmax of their amax, as "
                  "ModelOpt does for fused\nprojections): e.g. q_proj,k_proj,v_proj; repeatable"},
         {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &o.device,
@@ -288,48 +290,28 @@ int cmd_ckpt_quantize(int argc, char **argv) {
         .notes = "No input_scale is written: static activation scales need calibration data,\n"
                  "which this command does not have (quantize activations at run time). A\n"
                  "sharded input is written as one file. A progress line per layer goes to stderr."};
-    /* --exclude and --fuse repeat: collect them, then parse the rest */
-    char **rest = malloc((size_t)(argc + 1) * sizeof *rest);
-    if (!rest) return cli_fail(CMD, CLI_FAIL, "out of memory");
-    int n_rest = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const int ex = !strcmp(a, "--exclude"), fu = !strcmp(a, "--fuse");
-        if ((ex || fu) && i + 1 < argc) {
-            if ((ex ? o.n_exclude : o.n_fuse) >= MAX_PATTERNS - 4) {
-                free(rest);
-                return cli_fail(CMD, CLI_USAGE, "more than %d %s", MAX_PATTERNS - 4, a);
-            }
-            if (ex) o.exclude[o.n_exclude++] = argv[++i];
-            else o.fuse[o.n_fuse++] = argv[++i];
-            continue;
-        }
-        rest[n_rest++] = argv[i];
-    }
-    rest[n_rest] = NULL;
     int rc = CLI_RUN;
     const char *pos[2];
-    char **args = rest;
-    for (int i = 1; i < n_rest; i++)
+    char **args = argv;
+    for (int i = 1; i < argc; i++)
         if (!strcmp(args[i], "--help") || !strcmp(args[i], "-h")) {
             cli_print_help(&cmd, stdout);
-            free(rest);
             return CLI_OK;
         }
-    if (n_rest < 3 || args[1][0] == '-' || args[2][0] == '-')
+    if (argc < 3 || args[1][0] == '-' || args[2][0] == '-')
         rc = cli_fail(CMD, CLI_USAGE, "usage: fp4gemm %s IN OUT [options] (see --help)", CMD);
     if (rc == CLI_RUN) {
         pos[0] = args[1], pos[1] = args[2];
         args[2] = args[0];
-        rc = cli_parse(&cmd, n_rest - 2, args + 2);
+        rc = cli_parse(&cmd, argc - 2, args + 2);
     }
     if (rc == CLI_RUN) {
-        for (size_t i = 0; i < sizeof k_default_excludes / sizeof *k_default_excludes; i++)
-            o.exclude[o.n_exclude++] = k_default_excludes[i];
+        o.n_exclude = excl.n;
+        o.n_fuse = fuse.n;
+        for (int i = 0; i < N_DEFAULT; i++) o.exclude[o.n_exclude++] = k_default_excludes[i];
         o.in = pos[0], o.out = pos[1];
         if (o.device == -2) o.device = cli_default_device();
         rc = run_quantize(&o);
     }
-    free(rest);
     return rc;
 }
