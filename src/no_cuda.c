@@ -16,6 +16,9 @@ fp4_status fp4_cuda_free(fp4_ctx *ctx, void *ptr) { return NO_CUDA(ctx); }
 fp4_status fp4_cuda_upload(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
     return NO_CUDA(ctx);
 }
+fp4_status fp4_cuda_copy_device(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
+    return NO_CUDA(ctx);
+}
 fp4_status fp4_cuda_download(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
     return NO_CUDA(ctx);
 }

@@ -176,11 +176,7 @@ fp4_status fp4_tune_measure_planned(fp4_ctx *ctx, const fp4_measure_desc *d,
 
 fp4_status fp4_tune_copy(fp4_ctx *ctx, void *dst, const void *src, int64_t bytes) {
     if (bytes <= 0) return FP4_OK;
-#if defined(FP4GEMM_HAVE_CUDA)
     if (ctx->device >= 0) return fp4_cuda_copy_device(ctx, dst, src, bytes);
-#endif
-    if (ctx->device >= 0)
-        return FP4_FAIL(ctx, FP4_ERR_NO_DEVICE, "fp4_tune: this fp4gemm was built without CUDA");
     memmove(dst, src, (size_t)bytes);
     return FP4_OK;
 }
