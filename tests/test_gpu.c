@@ -58,12 +58,8 @@ static int64_t first_diff(const uint8_t *a, const uint8_t *b, int64_t n) {
     return -1;
 }
 
-/* FP4GEMM_TEST_QUICK=1: only the small shapes (every kernel and edge case still runs), for
- * compute-sanitizer's racecheck, which is orders of magnitude slower. */
-static int quick_mode(void) {
-    const char *q = getenv("FP4GEMM_TEST_QUICK");
-    return q && *q && strcmp(q, "0") != 0;
-}
+/* FP4GEMM_TEST_QUICK=1 (tu_quick): only the small shapes (every kernel and edge case still
+ * runs), for compute-sanitizer's racecheck, which is orders of magnitude slower. */
 
 /* FP4GEMM_TEST_TACTICS=cuda_wgmma,auto: only the GEMM tactics whose names contain one of the
  * comma-separated words (for a sanitizer run over one backend); unset: all. */
@@ -325,7 +321,7 @@ static void test_quantizer(void) {
     int counter = 0;
     for (size_t si = 0; si < sizeof k_quant_shapes / sizeof k_quant_shapes[0]; si++) {
         const quant_shape *s = &k_quant_shapes[si];
-        if (quick_mode() && s->rows * s->k > (1 << 16)) {
+        if (tu_quick() && s->rows * s->k > (1 << 16)) {
             tu_skip("quantize rows=%lld k=%lld: FP4GEMM_TEST_QUICK is set (for slow checkers)",
                     (long long)s->rows, (long long)s->k);
             continue;
@@ -1005,7 +1001,7 @@ static void test_gemm(void) {
     int variant = 0, alpha_counter = 0;
     for (size_t si = 0; si < sizeof k_gemm_shapes / sizeof k_gemm_shapes[0]; si++) {
         const gemm_shape *s = &k_gemm_shapes[si];
-        if (quick_mode() && s->m * s->n * s->k > (1 << 21)) {
+        if (tu_quick() && s->m * s->n * s->k > (1 << 21)) {
             tu_skip("gemm m=%lld n=%lld k=%lld: FP4GEMM_TEST_QUICK is set (for slow checkers)",
                     (long long)s->m, (long long)s->n, (long long)s->k);
             continue;

@@ -511,7 +511,7 @@ static int wanted(int argc, char **argv, const char *part) {
 int main(int argc, char **argv) {
     g_base = tu_seed(0x61A9E5ull);
     tu_begin("test_threads_gpu", g_base);
-    if (getenv("FP4GEMM_TEST_QUICK") && strcmp(getenv("FP4GEMM_TEST_QUICK"), "0")) {
+    if (tu_quick()) {
         g_iters = 4;
         g_replays = 4;
     }

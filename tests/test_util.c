@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *g_suite = "test";
 static int g_passed, g_failed, g_skipped;
@@ -52,6 +53,11 @@ void tu_fill_scales(tu_rng *rng, uint8_t *p, int64_t n, int lo_exp, int hi_exp) 
         if (e == 15 && m == 7) m = 6;
         p[i] = (uint8_t)((e << 3) | m);
     }
+}
+
+int tu_quick(void) {
+    const char *q = getenv("FP4GEMM_TEST_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
 }
 
 uint64_t tu_seed(uint64_t fallback) {

@@ -30,6 +30,8 @@ void tu_fill_scales(tu_rng *rng, uint8_t *p, int64_t n, int lo_exp, int hi_exp);
 
 /* The seed of this run: FP4GEMM_TEST_SEED if set, else `fallback`. Printed by tu_begin. */
 uint64_t tu_seed(uint64_t fallback);
+/* FP4GEMM_TEST_QUICK set and not "0": the GPU tests' small sizes, for compute-sanitizer. */
+int tu_quick(void);
 void tu_begin(const char *suite, uint64_t seed);
 
 /* One case: prints "<name> OK" or "<name> FAIL" (name is printf-formatted) and counts it. */
