@@ -148,6 +148,16 @@ static int quantize_layer(fp4_ctx *ctx, const qopts *o, const fp4_safetensors *s
 static int run_quantize(qopts *o) {
     fp4_safetensors *st = NULL;
     fp4_ctx *ctx = NULL;
+    {   /* OUT/model.safetensors and OUT/config.json would replace the input's own */
+        char in_dir[4096];
+        struct stat si, so;
+        ckpt_folder(o->in, in_dir, sizeof in_dir);
+        if (stat(in_dir, &si) == 0 && stat(o->out, &so) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino)
+            return cli_fail(CMD, CLI_USAGE, "OUT %s is the input's folder: its model.safetensors "
+                            "and config.json would be replaced; give the output its own folder",
+                            o->out);
+    }
     fp4_status s = fp4_safetensors_open(o->in, &st);
     if (s != FP4_OK) return cli_lib_fail(CMD, "opening the input", s, NULL);
     const int64_t count = fp4_safetensors_count(st);
@@ -284,7 +294,7 @@ int cmd_ckpt_quantize(int argc, char **argv) {
                  "  <layer>.weight_scale_2  F32, fp32(amax / 2688)\n"
                  "and norms, biases, embeddings and excluded layers are copied as they are.\n"
                  "IN: a .safetensors file, an index .json or a folder. OUT: a folder (made if\n"
-                 "missing) that gets model.safetensors, hf_quant_config.json and, when IN's\n"
+                 "missing; not IN's own) that gets model.safetensors, hf_quant_config.json and, when IN's\n"
                  "folder has a config.json, config.json with quantization_config.",
         .opts = opts, .n_opts = 3,
         .notes = "No input_scale is written: static activation scales need calibration data,\n"
