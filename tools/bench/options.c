@@ -136,7 +136,8 @@ static int find_row(const bench_provider *cat, int ncat, const char *name, size_
 }
 
 /* A tactic name ("cuda_simt/gemv_mr8", any case) as a row: found, or added after the rows of
- * the table as a copy of its backend's row with that config. -1 if it is not a GPU tactic. */
+ * the table as a copy of its backend's row with that config. -1 if it is not a GPU tactic, -2 if
+ * it is one but the table is full. */
 static int tactic_row(bench_provider *cat, int *ncat, const char *text, size_t len) {
     char token[96], name[96];
     fp4_tactic t;
@@ -152,23 +153,12 @@ static int tactic_row(bench_provider *cat, int *ncat, const char *text, size_t l
         if (cat[i].kind == BENCH_KIND_FP4 && cat[i].backend == t.backend && cat[i].config < 0)
             base = i;
     const size_t name_len = strlen(name);
-    if (base < 0 || t.backend == FP4_BACKEND_AUTO || *ncat >= BENCH_MAX_PROVIDERS ||
-        name_len >= sizeof cat[0].name)
-        return -1;
+    if (base < 0 || t.backend == FP4_BACKEND_AUTO || name_len >= sizeof cat[0].name) return -1;
+    if (*ncat >= BENCH_MAX_PROVIDERS) return -2; /* a tactic, but the table is full */
     cat[*ncat] = cat[base];
     memcpy(cat[*ncat].name, name, name_len + 1);
     cat[*ncat].config = t.config;
     return (*ncat)++;
-}
-
-/* Is text[0, len) a tactic's name ("backend/config") that the library knows? */
-static int names_a_tactic(const char *text, size_t len) {
-    char token[96];
-    fp4_tactic t;
-    if (len >= sizeof token) return 0;
-    memcpy(token, text, len);
-    token[len] = 0;
-    return fp4_tactic_from_name(token, &t) == FP4_OK;
 }
 
 int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int *chosen,
@@ -179,13 +169,10 @@ int bench_parse_providers(const char *text, bench_provider *cat, int *ncat, int 
         const char *end = strchr(p, ',');
         const size_t len = end ? (size_t)(end - p) : strlen(p);
         int found = find_row(cat, *ncat, p, len);
-        if (found < 0) {
-            if (names_a_tactic(p, len) && *ncat >= BENCH_MAX_PROVIDERS)
-                return cli_fail(CMD, CLI_USAGE, "--providers: at most %d providers and tactics "
-                                "in one run ('%.*s' is one too many)", BENCH_MAX_PROVIDERS,
-                                (int)len, p);
-            found = tactic_row(cat, ncat, p, len);
-        }
+        if (found < 0) found = tactic_row(cat, ncat, p, len);
+        if (found == -2)
+            return cli_fail(CMD, CLI_USAGE, "--providers: at most %d providers and tactics in one "
+                            "run ('%.*s' is one too many)", BENCH_MAX_PROVIDERS, (int)len, p);
         if (found < 0) {
             char names[512] = "";
             size_t used = 0;
