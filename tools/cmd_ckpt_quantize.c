@@ -294,8 +294,9 @@ int cmd_ckpt_quantize(int argc, char **argv) {
                  "  <layer>.weight_scale_2  F32, fp32(amax / 2688)\n"
                  "and norms, biases, embeddings and excluded layers are copied as they are.\n"
                  "IN: a .safetensors file, an index .json or a folder. OUT: a folder (made if\n"
-                 "missing; not IN's own) that gets model.safetensors, hf_quant_config.json and, when IN's\n"
-                 "folder has a config.json, config.json with quantization_config.",
+                 "missing; not IN's own) that gets model.safetensors, hf_quant_config.json\n"
+                 "and, when IN's folder has a config.json, config.json with\n"
+                 "quantization_config.",
         .opts = opts, .n_opts = 3,
         .notes = "No input_scale is written: static activation scales need calibration data,\n"
                  "which this command does not have (quantize activations at run time). A\n"
