@@ -220,8 +220,6 @@ static fp4_status estimate(tune_run *r, launch_ctx *l, double cut_us, double *us
     return FP4_OK;
 }
 
-/* Tunes one prepared problem. FP4_OK unless something other than a tactic failed
- * (allocation, CUDA); res says how it went. */
 /* Runs the tactic of l->desc once on D poisoned with NaN and checks it against the fp64
  * reference. FP4_OK with *passed set, or the failing call's status; *why says what failed. */
 static fp4_status verify_tactic(tune_run *r, const launch_ctx *l, const fp4_tune_operands *o,
@@ -266,10 +264,10 @@ static int verified_or_dropped(problem_state *ps, const launch_ctx *l,
     return 1;
 }
 
-static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_result *res) {
+static fp4_status tune_one_body(tune_run *r, const fp4_gemm_desc *problem,
+                                fp4_tune_result *res) {
     fp4_ctx *ctx = r->ctx;
     const fp4_tune_options *opt = r->opt;
-    const double t_start = now_s();
     size_t mu = 0;
     char *msg = res->message;
     const size_t mlen = sizeof res->message;
@@ -281,10 +279,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     fp4_tactic cand[MAX_TACTICS];
     int count = 0;
     fp4_status st = fp4_gemm_list_tactics(ctx, &d, cand, MAX_TACTICS, &count);
-    if (st != FP4_OK) {
-        res->elapsed_s = now_s() - t_start;
-        return st;
-    }
+    if (st != FP4_OK) return st;
     if (count > MAX_TACTICS) count = MAX_TACTICS;
     res->candidates = count;
     /* what untuned auto runs: always timed, for the comparison */
@@ -300,7 +295,6 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     }
     if (count == 0) {
         append(msg, mlen, &mu, "no tactic can run this problem here");
-        res->elapsed_s = now_s() - t_start;
         return FP4_OK;
     }
 
@@ -308,10 +302,7 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
     double t0 = now_s();
     st = fp4_tune_make_operands(ctx, &r->buf, &d, opt->seed, r->problem, &o);
     res->operands_s = now_s() - t0;
-    if (st != FP4_OK) {
-        res->elapsed_s = now_s() - t_start;
-        return st;
-    }
+    if (st != FP4_OK) return st;
 
     problem_state ps;
     memset(&ps, 0, sizeof ps);
@@ -491,7 +482,6 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
         }
         report(r, cand[i], count, mr.median_us, NULL, ps.best, ps.best_us);
     }
-    res->elapsed_s = now_s() - t_start;
     if (st != FP4_OK) return st;
 
     if (ps.best_us > 0) {
@@ -513,8 +503,16 @@ static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_r
                "slow)", count, count == 1 ? "" : "s", res->failed, res->too_slow);
     }
     if (ps.fu) append(msg, mlen, &mu, "; %s", ps.failures);
-    res->elapsed_s = now_s() - t_start;
     return FP4_OK;
+}
+
+/* Tunes one prepared problem. FP4_OK unless something other than a tactic failed
+ * (allocation, CUDA); res says how it went, and how long it took, on every return. */
+static fp4_status tune_one(tune_run *r, const fp4_gemm_desc *problem, fp4_tune_result *res) {
+    const double t_start = now_s();
+    const fp4_status st = tune_one_body(r, problem, res);
+    res->elapsed_s = now_s() - t_start;
+    return st;
 }
 
 void fp4_tune_result_init(fp4_tune_result *result) {
