@@ -20,8 +20,6 @@ int ckpt_read_quant_config(const char *path, char *summary, size_t len);
 
 /* The folder a checkpoint path names: the path itself for a folder, else its parent ("."). */
 void ckpt_folder(const char *path, char *dir, size_t len);
-/* The value of an E4M3 byte (NaN for 0x7F/0xFF). */
-double ckpt_e4m3(uint8_t b);
 /* Element i of an F32/F16/BF16 safetensors tensor, as a double; NaN for other dtypes. */
 double ckpt_element(const fp4_st_tensor *t, int64_t i);
 /* "[384, 1536]" */

@@ -5,6 +5,7 @@
  *   verify NVFP4 [--against ORIGINAL]   every NVFP4 layer dequantized and checked */
 #include "ckpt_config.h"
 #include "cli_util.h"
+#include "format.h" /* fp4_e4m3_decode */
 
 #include <math.h>
 #include <stdio.h>
@@ -23,13 +24,6 @@ void ckpt_folder(const char *path, char *dir, size_t len) {
     const char *slash = strrchr(path, '/');
     if (!slash) snprintf(dir, len, ".");
     else snprintf(dir, len, "%.*s", (int)(slash == path ? 1 : slash - path), path);
-}
-
-double ckpt_e4m3(uint8_t b) {
-    const int e = (b >> 3) & 15, m = b & 7;
-    if (e == 15 && m == 7) return NAN;
-    const double v = e ? ldexp(1.0 + m / 8.0, e - 7) : ldexp(m / 8.0, -6);
-    return (b & 0x80) ? -v : v;
 }
 
 double ckpt_element(const fp4_st_tensor *t, int64_t i) {
@@ -102,7 +96,7 @@ static scale_stats stats_of(const fp4_st_tensor *sf) {
     scale_stats s = {INFINITY, -INFINITY, 0, 0, 0, sf->bytes};
     const uint8_t *p = sf->data;
     for (int64_t i = 0; i < sf->bytes; i++) {
-        const double v = ckpt_e4m3(p[i]);
+        const double v = fp4_e4m3_decode(p[i]);
         if (isnan(v)) s.nan++;
         else {
             if (v == 0) s.zero++;
@@ -235,7 +229,7 @@ static int verify_layer(fp4_ctx *ctx, const fp4_safetensors *st, const fp4_safet
     s = fp4_dequantize(ctx, &d);
     const uint8_t *sf = w.sf;
     for (int64_t i = 0; i < n * k / 16; i++) {
-        r->nan_scales += isnan(ckpt_e4m3(sf[i]));
+        r->nan_scales += isnan(fp4_e4m3_decode(sf[i]));
         r->saturated += (sf[i] & 0x7F) == 0x7E;
     }
     fp4_st_tensor o;
