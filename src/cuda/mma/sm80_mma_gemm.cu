@@ -165,6 +165,22 @@ __device__ __forceinline__ uint32_t lop3_and_or(uint32_t a, uint32_t c_mask, uin
  * (15|8 7|6). The left shifts are written as multiplications so that they run as IMADs. */
 template <bool BF16>
 __device__ __forceinline__ void decode_e2m1x8(uint32_t w, uint32_t p[4]) {
+    if constexpr (!BF16) {
+        /* FP16: the 3 code bits go to 11..9 and the sign to 15, all inside the half's high
+         * byte: build that byte for the even codes (e) and the odd codes (o) of the word,
+         * then move them into place with one byte permute per pair (zeros elsewhere). 6
+         * logic/shift operations and 4 PRMTs per word instead of 16 operations; the same bits
+         * for every word (checked exhaustively on the host over all 2^32 words) */
+        constexpr uint32_t kMagBits = 0x0E0E0E0Eu; /* bits 3..1 of each byte */
+        const uint32_t ws = w & 0x88888888u;       /* the 8 signs */
+        const uint32_t e = ((w << 1) & kMagBits) | ((ws << 4) & ~kMagBits); /* codes 0 2 4 6 */
+        const uint32_t o = ((w >> 3) & kMagBits) | (ws & ~kMagBits);        /* codes 1 3 5 7 */
+        p[0] = __byte_perm(e, 0u, 0x2404); /* (e0, e4) */
+        p[1] = __byte_perm(o, 0u, 0x2404); /* (e1, e5) */
+        p[2] = __byte_perm(e, 0u, 0x3414); /* (e2, e6) */
+        p[3] = __byte_perm(o, 0u, 0x3414); /* (e3, e7) */
+        return;
+    }
     constexpr int kPos = BF16 ? 6 : 9;                   /* where the code's m bit goes */
     constexpr uint32_t kMag = BF16 ? 0x01C001C0u : 0x0E000E00u;
 #pragma unroll
