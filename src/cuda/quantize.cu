@@ -637,15 +637,31 @@ __device__ __forceinline__ void dequant_block(uint2 packed, uint8_t sf, float gs
     }
 }
 
-/* Items over the tensor: [rows, ceil(kblocks / NB)]; each writes NB * 16 elements = 64 bytes
- * with 16-byte stores. */
+/* Items over the tensor: [rows, ceil(kblocks / NB)]; each is NB * 16 elements = 64 bytes of
+ * output. The stores go through a per-warp staging tile so that every store instruction of a
+ * warp writes 32 consecutive 16-byte chunks (512 contiguous bytes when the warp's 32 items
+ * are consecutive in one row, as on any row of k % 1024 == 0): lane l decodes its item into
+ * chunks 4l..4l+3 of the tile, then store c of lane l writes chunk 32c + l, that is chunk
+ * l % 4 of lane 8c + l / 4's item, to that item's address (its offset shuffled from its lane: any item
+ * layout stays correct, only the contiguity depends on it). v2 stored each lane's 64 bytes
+ * itself: a store instruction of the warp then wrote 16 bytes into each of 32 sectors, twice
+ * the L2 traffic. The loop is warp-uniform (the lanes' items are consecutive, so the warp is
+ * done when none has an item); lanes without an item publish a null address. */
 template <fp4_dtype DT>
 __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     dequantize_fast_kernel(FastDequantArgs a) {
     constexpr int NB = kItemBlocks<DT>;
     constexpr int kWords = DT == FP4_DTYPE_F32 ? 16 : 8; /* 32-bit words of one block */
+    constexpr unsigned kFull = 0xFFFFFFFFu;
     const DequantArgs &p = a.d;
     const int64_t esize = DT == FP4_DTYPE_F32 ? 4 : 2;
+    // the warp's tile: 32 items x 4 chunks of 16 bytes, chunk c of lane l's item at
+    // 4l + (c ^ ((l >> 1) & 3)): the 8 lanes of a quarter-warp hit 8 distinct 16-byte bank
+    // groups on the writes (lanes 2m, 2m+1 differ in bit 2 of the index, the others in the
+    // xor) and on the reads (chunks 0-3 of two consecutive lanes' items)
+    __shared__ uint4 stage[kFastThreads / 32][32 * 4];
+    const uint32_t lane = threadIdx.x & 31u;
+    uint4 *const tile = stage[threadIdx.x >> 5];
 
     // an item's input: NB packed blocks (8 bytes each) and NB scale bytes
     auto load = [&](ItemPos it, uint2 packed[NB], uint8_t sf[NB]) {
@@ -679,24 +695,48 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     if (it.row < a.grid.row_grid) load(it, packed, sf);
     const float gs = p.gs_ptr ? *p.gs_ptr : p.gs;
 
-    while (it.row < a.grid.row_grid) {
+    while (__any_sync(kFull, it.row < a.grid.row_grid)) {
         const ItemPos nx = item_next(a.grid, it);
         uint2 packed_nx[NB];
         uint8_t sf_nx[NB];
         if (nx.row < a.grid.row_grid) load(nx, packed_nx, sf_nx);
 
-        const int64_t kb0 = (int64_t)it.col * NB;
-        uint8_t *out = static_cast<uint8_t *>(p.out) + ((int64_t)it.row * p.ld_out + kb0 * 16) * esize;
+        // decode this lane's item into its tile chunks; dst: its output's byte offset from
+        // p.out (a multiple of 64), bit 0 set when only its first block exists (an odd number
+        // of k-blocks), -1 for no item. (An offset, not an address: the stores stay STG.)
+        long long dst = -1;
+        if (it.row < a.grid.row_grid) {
+            const int64_t kb0 = (int64_t)it.col * NB;
+            const int64_t out = ((int64_t)it.row * p.ld_out + kb0 * 16) * esize;
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            if (kb0 + b >= a.kblocks) break;
-            uint32_t w[kWords];
-            dequant_block<DT>(packed[b], sf[b], gs, w);
-            uint4 *o = reinterpret_cast<uint4 *>(out + b * 16 * esize);
+            for (int b = 0; b < NB; b++) {
+                uint32_t w[kWords];
+                if (kb0 + b < a.kblocks) {
+                    dequant_block<DT>(packed[b], sf[b], gs, w);
+                } else {
 #pragma unroll
-            for (int c = 0; c < kWords / 4; c++)
-                o[c] = make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
+                    for (int i = 0; i < kWords; i++) w[i] = 0u; /* never stored */
+                }
+#pragma unroll
+                for (int c = 0; c < kWords / 4; c++) {
+                    const uint32_t chunk = (uint32_t)(b * (kWords / 4) + c);
+                    tile[4u * lane + (chunk ^ ((lane >> 1) & 3u))] =
+                        make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
+                }
+            }
+            dst = out | (NB == 2 && kb0 + 1 >= a.kblocks ? 1 : 0);
         }
+        __syncwarp(kFull);
+        // store c: chunk lane % 4 of lane src = 8c + lane / 4's item
+#pragma unroll
+        for (uint32_t c = 0; c < 4; c++) {
+            const uint32_t src = 8u * c + (lane >> 2), chunk = lane & 3u;
+            const long long d = __shfl_sync(kFull, dst, (int)src);
+            const uint4 v = tile[4u * src + (chunk ^ ((src >> 1) & 3u))];
+            if (d >= 0 && !((d & 1) && chunk >= 2u))
+                reinterpret_cast<uint4 *>(static_cast<uint8_t *>(p.out) + (d & ~1ll))[chunk] = v;
+        }
+        __syncwarp(kFull); /* the tile is rewritten next iteration */
 
         it = nx;
 #pragma unroll
