@@ -327,6 +327,16 @@ static unsigned fast_grid_blocks(int64_t items, int sm_count, int ctas_per_sm = 
     return (unsigned)(needed < cap ? (needed > 0 ? needed : 1) : cap);
 }
 
+/* Small tensors: quantize 16-bit inputs in items of one k-block (32 bytes) instead of two
+ * when one wave of the quantizer's CTAs has a thread for every k-block of the (padded) scale
+ * grid. Each thread then does one item, and its chain of dependent instructions after the
+ * loads (what a decode-sized call, 1 x 4096 or 16 x 16384, waits for) is half as long. */
+static bool quantize_one_block_items(fp4_dtype dt, int64_t row_grid, int64_t kb_grid,
+                                     int sm_count, int ctas_per_sm) {
+    return dt != FP4_DTYPE_F32 &&
+           row_grid * kb_grid <= (int64_t)(sm_count > 0 ? sm_count : 1) * ctas_per_sm * kFastThreads;
+}
+
 /* fp4_sf_offset_at(swizzled, row, kb, k) for the 32-bit positions of ItemGrid (row and kb
  * non-negative: shifts and masks are the divisions and remainders), with the bytes of a
  * 128-row band of tiles, kt * 512 (swizzled), or the row's k-blocks (linear), from the host. */
@@ -343,18 +353,20 @@ static int64_t sf_row_stride(bool swizzled, int64_t k) {
     return swizzled ? fp4_ceil_div(k / 16, 4) * 512 : k / 16;
 }
 
-/* The 64 input bytes of item (row, kb0..): 4 loads of 16 bytes, zero for k-blocks past the
- * row's end (an odd number of k-blocks) and for rows past the tensor (swizzled padding). */
-template <fp4_dtype DT>
+/* The input bytes of item (row, kb0..) of NB k-blocks (64 bytes for kItemBlocks(DT), 32 for
+ * one block of 16-bit elements): loads of 16 bytes, zero for k-blocks past the row's end (an
+ * odd number of k-blocks) and for rows past the tensor (swizzled padding). */
+template <fp4_dtype DT> constexpr int kChunksPerBlock = DT == FP4_DTYPE_F32 ? 4 : 2;
+
+template <fp4_dtype DT, int NB = kItemBlocks<DT>>
 __device__ __forceinline__ void load_item64(const uint8_t *base, int64_t row_bytes,
                                             int64_t rows, int64_t kblocks, int64_t row,
-                                            int64_t kb0, uint4 v[4]) {
-    constexpr int kChunksPerBlock = 4 / kItemBlocks<DT>;
-    const uint4 *p = reinterpret_cast<const uint4 *>(base + row * row_bytes) +
-                     kb0 * kChunksPerBlock;
+                                            int64_t kb0, uint4 v[NB * kChunksPerBlock<DT>]) {
+    constexpr int kCpb = kChunksPerBlock<DT>;
+    const uint4 *p = reinterpret_cast<const uint4 *>(base + row * row_bytes) + kb0 * kCpb;
 #pragma unroll
-    for (int c = 0; c < 4; c++) {
-        const bool valid = row < rows && kb0 + c / kChunksPerBlock < kblocks;
+    for (int c = 0; c < NB * kCpb; c++) {
+        const bool valid = row < rows && kb0 + c / kCpb < kblocks;
         v[c] = valid ? __ldg(p + c) : make_uint4(0, 0, 0, 0);
     }
 }
@@ -513,19 +525,21 @@ __device__ __forceinline__ bool quantize_item_block(const uint4 v[4], int b, flo
 }
 
 /* Items over the (padded, for the swizzled layout) scale grid: [row_grid, kb_grid / NB]. An
- * item past the tensor's rows or k-blocks writes its zero scale bytes only. */
-template <fp4_dtype DT, fp4_quant_recipe RECIPE>
+ * item past the tensor's rows or k-blocks writes its zero scale bytes only. NB is
+ * kItemBlocks(DT), or 1 for small 16-bit tensors (quantize_one_block_items). */
+template <fp4_dtype DT, fp4_quant_recipe RECIPE, int NB = kItemBlocks<DT>>
 __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE, FP4_QUANT_CC))
     quantize_fast_kernel(FastQuantArgs a) {
-    constexpr int NB = kItemBlocks<DT>;
+    static_assert(NB == 1 || NB == kItemBlocks<DT>, "items of 1 or kItemBlocks(DT) k-blocks");
+    constexpr int kChunks = NB * kChunksPerBlock<DT>; /* 16-byte loads per item */
     const QuantArgs &p = a.q;
     const uint8_t *in = static_cast<const uint8_t *>(p.in);
     const int64_t row_bytes = p.ld_in * (int64_t)sizeof(typename std::conditional<
                                   DT == FP4_DTYPE_F32, float, uint16_t>::type);
     ItemPos it = item_first(a.grid);
-    uint4 cur[4];
+    uint4 cur[kChunks];
     if (it.row < a.grid.row_grid)
-        load_item64<DT>(in, row_bytes, p.rows, a.kblocks, it.row, (int64_t)it.col * NB, cur);
+        load_item64<DT, NB>(in, row_bytes, p.rows, a.kblocks, it.row, (int64_t)it.col * NB, cur);
     const float gs = p.gs_ptr ? *p.gs_ptr : p.gs; /* flashinfer: encode gs; modelopt: ws2 */
     const float gs_sixth = __fmul_rn(gs, FP4_ONE_SIXTH_F32), gs_inv = __fdiv_rn(1.0f, gs);
     bool nonfinite = false;
@@ -533,9 +547,9 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE,
     while (it.row < a.grid.row_grid) {
         // the next item's loads first, then this item
         const ItemPos nx = item_next(a.grid, it);
-        uint4 nxt[4];
+        uint4 nxt[kChunks];
         if (nx.row < a.grid.row_grid)
-            load_item64<DT>(in, row_bytes, p.rows, a.kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+            load_item64<DT, NB>(in, row_bytes, p.rows, a.kblocks, nx.row, (int64_t)nx.col * NB, nxt);
 
         const int64_t kb0 = (int64_t)it.col * NB;
         uint8_t code[NB];
@@ -573,7 +587,7 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE,
 
         it = nx;
 #pragma unroll
-        for (int c = 0; c < 4; c++) cur[c] = nxt[c];
+        for (int c = 0; c < kChunks; c++) cur[c] = nxt[c];
     }
     if (nonfinite && p.nonfinite_flag) *p.nonfinite_flag = 1u;
 }
@@ -781,6 +795,16 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     block_amax_to_bits<kFastThreads>(amax, amax_bits);
 }
 
+/* Launches quantize_fast_kernel<DT, recipe, NB>. */
+template <fp4_dtype DT, int NB>
+void launch_quantize_fast(bool modelopt, unsigned blocks, cudaStream_t stream,
+                          const FastQuantArgs &a) {
+    if (modelopt)
+        quantize_fast_kernel<DT, FP4_QUANT_RECIPE_MODELOPT, NB><<<blocks, kFastThreads, 0, stream>>>(a);
+    else
+        quantize_fast_kernel<DT, FP4_QUANT_RECIPE_FLASHINFER, NB><<<blocks, kFastThreads, 0, stream>>>(a);
+}
+
 /* Max-accumulates max |x| of one [rows, k] tensor into *amax_bits (amax_kernel). */
 fp4_status launch_amax(fp4_ctx *ctx, int64_t rows, int64_t k, fp4_dtype in_dtype, const void *in,
                        int64_t ld_in, unsigned int *amax_bits, cudaStream_t stream) {
@@ -837,7 +861,10 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
     const bool modelopt = desc->recipe == FP4_QUANT_RECIPE_MODELOPT;
     const bool known = fp4_dispatch_float_dtype(desc->in_dtype, [&](auto dt) {
         constexpr fp4_dtype DT = decltype(dt)::value;
-        const int64_t per_row = fp4_ceil_div(kb_grid, kItemBlocks<DT>);
+        const int ctas = quantize_ctas_per_sm(DT, desc->recipe, ctx->info.compute_capability);
+        const bool one_block =
+            quantize_one_block_items(DT, row_grid, kb_grid, ctx->info.sm_count, ctas);
+        const int64_t per_row = fp4_ceil_div(kb_grid, one_block ? 1 : kItemBlocks<DT>);
         if (p.vec_load && p.vec_store && fast_grid_fits(row_grid, per_row)) {
             /* quantize_fast_kernel: items of whole k-blocks over the scale grid */
             FastQuantArgs a;
@@ -847,16 +874,12 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
             a.sf_stride = sf_row_stride(p.swizzled, p.k);
             a.q16 = ((uintptr_t)p.out_q % 16) == 0 && (p.k / 2) % 16 == 0;
             a.sf_pairs = ((uintptr_t)p.out_sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
-            const int ctas =
-                quantize_ctas_per_sm(DT, desc->recipe, ctx->info.compute_capability);
             const unsigned blocks = fast_grid_blocks(row_grid * per_row, ctx->info.sm_count, ctas);
             a.grid = item_grid(row_grid, per_row, blocks);
-            if (modelopt)
-                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_MODELOPT>
-                    <<<blocks, kFastThreads, 0, stream>>>(a);
+            if (one_block)
+                launch_quantize_fast<DT, 1>(modelopt, blocks, stream, a);
             else
-                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_FLASHINFER>
-                    <<<blocks, kFastThreads, 0, stream>>>(a);
+                launch_quantize_fast<DT, kItemBlocks<DT>>(modelopt, blocks, stream, a);
             return;
         }
         /* one thread per entry of the (padded) scale grid */
