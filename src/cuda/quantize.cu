@@ -360,10 +360,11 @@ template <fp4_dtype DT> constexpr int kChunksPerBlock = DT == FP4_DTYPE_F32 ? 4 
 
 template <fp4_dtype DT, int NB = kItemBlocks<DT>>
 __device__ __forceinline__ void load_item64(const uint8_t *base, int64_t row_bytes,
-                                            int64_t rows, int64_t kblocks, int64_t row,
-                                            int64_t kb0, uint4 v[NB * kChunksPerBlock<DT>]) {
+                                            int32_t rows, int32_t kblocks, int32_t row,
+                                            int32_t kb0, uint4 v[NB * kChunksPerBlock<DT>]) {
     constexpr int kCpb = kChunksPerBlock<DT>;
-    const uint4 *p = reinterpret_cast<const uint4 *>(base + row * row_bytes) + kb0 * kCpb;
+    const uint4 *p = reinterpret_cast<const uint4 *>(base + (int64_t)row * row_bytes) +
+                     (int64_t)kb0 * kCpb;
 #pragma unroll
     for (int c = 0; c < NB * kCpb; c++) {
         const bool valid = row < rows && kb0 + c / kCpb < kblocks;
@@ -536,10 +537,13 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE,
     const uint8_t *in = static_cast<const uint8_t *>(p.in);
     const int64_t row_bytes = p.ld_in * (int64_t)sizeof(typename std::conditional<
                                   DT == FP4_DTYPE_F32, float, uint16_t>::type);
+    // 32-bit sizes and positions (fast_grid_fits: row_grid and kb_grid < 2^31): the loop's
+    // bounds checks are single compares
+    const int32_t rows = (int32_t)p.rows, kblocks = (int32_t)a.kblocks, kb_grid = (int32_t)a.kb_grid;
     ItemPos it = item_first(a.grid);
     uint4 cur[kChunks];
     if (it.row < a.grid.row_grid)
-        load_item64<DT, NB>(in, row_bytes, p.rows, a.kblocks, it.row, (int64_t)it.col * NB, cur);
+        load_item64<DT, NB>(in, row_bytes, rows, kblocks, it.row, it.col * NB, cur);
     const float gs = p.gs_ptr ? *p.gs_ptr : p.gs; /* flashinfer: encode gs; modelopt: ws2 */
     const float gs_sixth = __fmul_rn(gs, FP4_ONE_SIXTH_F32), gs_inv = __fdiv_rn(1.0f, gs);
     bool nonfinite = false;
@@ -549,40 +553,40 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE,
         const ItemPos nx = item_next(a.grid, it);
         uint4 nxt[kChunks];
         if (nx.row < a.grid.row_grid)
-            load_item64<DT, NB>(in, row_bytes, p.rows, a.kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+            load_item64<DT, NB>(in, row_bytes, rows, kblocks, nx.row, nx.col * NB, nxt);
 
-        const int64_t kb0 = (int64_t)it.col * NB;
+        const int32_t kb0 = it.col * NB;
         uint8_t code[NB];
         uint2 packed[NB];
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             code[b] = 0;
             packed[b] = make_uint2(0, 0);
-            if (it.row < p.rows && kb0 + b < a.kblocks)
+            if (it.row < rows && kb0 + b < kblocks)
                 nonfinite |= quantize_item_block<DT, RECIPE>(cur, b, gs, gs_sixth, gs_inv,
                                                              &code[b], &packed[b]);
         }
         // the packed blocks of the tensor's rows
-        if (it.row < p.rows) {
-            uint8_t *q = p.out_q + (int64_t)it.row * (p.k / 2) + kb0 * 8;
-            if (NB == 2 && a.q16 && kb0 + 1 < a.kblocks) {
+        if (it.row < rows) {
+            uint8_t *q = p.out_q + (int64_t)it.row * (p.k / 2) + (int64_t)kb0 * 8;
+            if (NB == 2 && a.q16 && kb0 + 1 < kblocks) {
                 *reinterpret_cast<uint4 *>(q) =
                     make_uint4(packed[0].x, packed[0].y, packed[NB - 1].x, packed[NB - 1].y);
             } else {
 #pragma unroll
                 for (int b = 0; b < NB; b++)
-                    if (kb0 + b < a.kblocks) reinterpret_cast<uint2 *>(q)[b] = packed[b];
+                    if (kb0 + b < kblocks) reinterpret_cast<uint2 *>(q)[b] = packed[b];
             }
         }
         // the scale bytes (zeros in the swizzled padding)
-        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, (int32_t)kb0, a.sf_stride);
+        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, kb0, a.sf_stride);
         if (NB == 2 && a.sf_pairs) {
             *reinterpret_cast<uint16_t *>(p.out_sf + sf_off) =
                 (uint16_t)(code[0] | (code[NB - 1] << 8));
         } else {
 #pragma unroll
             for (int b = 0; b < NB; b++)
-                if (kb0 + b < a.kb_grid) p.out_sf[sf_off + b] = code[b];
+                if (kb0 + b < kb_grid) p.out_sf[sf_off + b] = code[b];
         }
 
         it = nx;
@@ -774,12 +778,12 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     const int64_t row_bytes = ld_in * (DT == FP4_DTYPE_F32 ? 4 : 2);
     ItemPos it = item_first(g);
     uint4 cur[4];
-    if (it.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, it.row, (int64_t)it.col * NB, cur);
+    if (it.row < g.row_grid) load_item64<DT>(base, row_bytes, (int32_t)rows, (int32_t)kblocks, it.row, it.col * NB, cur);
     float amax = 0.0f;
     while (it.row < g.row_grid) {
         const ItemPos nx = item_next(g, it);
         uint4 nxt[4];
-        if (nx.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+        if (nx.row < g.row_grid) load_item64<DT>(base, row_bytes, (int32_t)rows, (int32_t)kblocks, nx.row, nx.col * NB, nxt);
         // blocks past the row's end were loaded as zeros: they do not change the max
 #pragma unroll
         for (int b = 0; b < NB; b++) {
