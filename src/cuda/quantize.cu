@@ -327,6 +327,16 @@ static unsigned fast_grid_blocks(int64_t items, int sm_count, int ctas_per_sm = 
     return (unsigned)(needed < cap ? (needed > 0 ? needed : 1) : cap);
 }
 
+/* Small tensors: quantize 16-bit inputs in items of one k-block (32 bytes) instead of two
+ * when one wave of the quantizer's CTAs has a thread for every k-block of the (padded) scale
+ * grid. Each thread then does one item, and its chain of dependent instructions after the
+ * loads (what a decode-sized call, 1 x 4096 or 16 x 16384, waits for) is half as long. */
+static bool quantize_one_block_items(fp4_dtype dt, int64_t row_grid, int64_t kb_grid,
+                                     int sm_count, int ctas_per_sm) {
+    return dt != FP4_DTYPE_F32 &&
+           row_grid * kb_grid <= (int64_t)(sm_count > 0 ? sm_count : 1) * ctas_per_sm * kFastThreads;
+}
+
 /* fp4_sf_offset_at(swizzled, row, kb, k) for the 32-bit positions of ItemGrid (row and kb
  * non-negative: shifts and masks are the divisions and remainders), with the bytes of a
  * 128-row band of tiles, kt * 512 (swizzled), or the row's k-blocks (linear), from the host. */
@@ -343,18 +353,21 @@ static int64_t sf_row_stride(bool swizzled, int64_t k) {
     return swizzled ? fp4_ceil_div(k / 16, 4) * 512 : k / 16;
 }
 
-/* The 64 input bytes of item (row, kb0..): 4 loads of 16 bytes, zero for k-blocks past the
- * row's end (an odd number of k-blocks) and for rows past the tensor (swizzled padding). */
-template <fp4_dtype DT>
+/* The input bytes of item (row, kb0..) of NB k-blocks (64 bytes for kItemBlocks(DT), 32 for
+ * one block of 16-bit elements): loads of 16 bytes, zero for k-blocks past the row's end (an
+ * odd number of k-blocks) and for rows past the tensor (swizzled padding). */
+template <fp4_dtype DT> constexpr int kChunksPerBlock = DT == FP4_DTYPE_F32 ? 4 : 2;
+
+template <fp4_dtype DT, int NB = kItemBlocks<DT>>
 __device__ __forceinline__ void load_item64(const uint8_t *base, int64_t row_bytes,
-                                            int64_t rows, int64_t kblocks, int64_t row,
-                                            int64_t kb0, uint4 v[4]) {
-    constexpr int kChunksPerBlock = 4 / kItemBlocks<DT>;
-    const uint4 *p = reinterpret_cast<const uint4 *>(base + row * row_bytes) +
-                     kb0 * kChunksPerBlock;
+                                            int32_t rows, int32_t kblocks, int32_t row,
+                                            int32_t kb0, uint4 v[NB * kChunksPerBlock<DT>]) {
+    constexpr int kCpb = kChunksPerBlock<DT>;
+    const uint4 *p = reinterpret_cast<const uint4 *>(base + (int64_t)row * row_bytes) +
+                     (int64_t)kb0 * kCpb;
 #pragma unroll
-    for (int c = 0; c < 4; c++) {
-        const bool valid = row < rows && kb0 + c / kChunksPerBlock < kblocks;
+    for (int c = 0; c < NB * kCpb; c++) {
+        const bool valid = row < rows && kb0 + c / kCpb < kblocks;
         v[c] = valid ? __ldg(p + c) : make_uint4(0, 0, 0, 0);
     }
 }
@@ -513,19 +526,24 @@ __device__ __forceinline__ bool quantize_item_block(const uint4 v[4], int b, flo
 }
 
 /* Items over the (padded, for the swizzled layout) scale grid: [row_grid, kb_grid / NB]. An
- * item past the tensor's rows or k-blocks writes its zero scale bytes only. */
-template <fp4_dtype DT, fp4_quant_recipe RECIPE>
+ * item past the tensor's rows or k-blocks writes its zero scale bytes only. NB is
+ * kItemBlocks(DT), or 1 for small 16-bit tensors (quantize_one_block_items). */
+template <fp4_dtype DT, fp4_quant_recipe RECIPE, int NB = kItemBlocks<DT>>
 __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE, FP4_QUANT_CC))
     quantize_fast_kernel(FastQuantArgs a) {
-    constexpr int NB = kItemBlocks<DT>;
+    static_assert(NB == 1 || NB == kItemBlocks<DT>, "items of 1 or kItemBlocks(DT) k-blocks");
+    constexpr int kChunks = NB * kChunksPerBlock<DT>; /* 16-byte loads per item */
     const QuantArgs &p = a.q;
     const uint8_t *in = static_cast<const uint8_t *>(p.in);
     const int64_t row_bytes = p.ld_in * (int64_t)sizeof(typename std::conditional<
                                   DT == FP4_DTYPE_F32, float, uint16_t>::type);
+    // 32-bit sizes and positions (fast_grid_fits: row_grid and kb_grid < 2^31): the loop's
+    // bounds checks are single compares
+    const int32_t rows = (int32_t)p.rows, kblocks = (int32_t)a.kblocks, kb_grid = (int32_t)a.kb_grid;
     ItemPos it = item_first(a.grid);
-    uint4 cur[4];
+    uint4 cur[kChunks];
     if (it.row < a.grid.row_grid)
-        load_item64<DT>(in, row_bytes, p.rows, a.kblocks, it.row, (int64_t)it.col * NB, cur);
+        load_item64<DT, NB>(in, row_bytes, rows, kblocks, it.row, it.col * NB, cur);
     const float gs = p.gs_ptr ? *p.gs_ptr : p.gs; /* flashinfer: encode gs; modelopt: ws2 */
     const float gs_sixth = __fmul_rn(gs, FP4_ONE_SIXTH_F32), gs_inv = __fdiv_rn(1.0f, gs);
     bool nonfinite = false;
@@ -533,47 +551,47 @@ __global__ void __launch_bounds__(kFastThreads, quantize_ctas_per_sm(DT, RECIPE,
     while (it.row < a.grid.row_grid) {
         // the next item's loads first, then this item
         const ItemPos nx = item_next(a.grid, it);
-        uint4 nxt[4];
+        uint4 nxt[kChunks];
         if (nx.row < a.grid.row_grid)
-            load_item64<DT>(in, row_bytes, p.rows, a.kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+            load_item64<DT, NB>(in, row_bytes, rows, kblocks, nx.row, nx.col * NB, nxt);
 
-        const int64_t kb0 = (int64_t)it.col * NB;
+        const int32_t kb0 = it.col * NB;
         uint8_t code[NB];
         uint2 packed[NB];
 #pragma unroll
         for (int b = 0; b < NB; b++) {
             code[b] = 0;
             packed[b] = make_uint2(0, 0);
-            if (it.row < p.rows && kb0 + b < a.kblocks)
+            if (it.row < rows && kb0 + b < kblocks)
                 nonfinite |= quantize_item_block<DT, RECIPE>(cur, b, gs, gs_sixth, gs_inv,
                                                              &code[b], &packed[b]);
         }
         // the packed blocks of the tensor's rows
-        if (it.row < p.rows) {
-            uint8_t *q = p.out_q + (int64_t)it.row * (p.k / 2) + kb0 * 8;
-            if (NB == 2 && a.q16 && kb0 + 1 < a.kblocks) {
+        if (it.row < rows) {
+            uint8_t *q = p.out_q + (int64_t)it.row * (p.k / 2) + (int64_t)kb0 * 8;
+            if (NB == 2 && a.q16 && kb0 + 1 < kblocks) {
                 *reinterpret_cast<uint4 *>(q) =
                     make_uint4(packed[0].x, packed[0].y, packed[NB - 1].x, packed[NB - 1].y);
             } else {
 #pragma unroll
                 for (int b = 0; b < NB; b++)
-                    if (kb0 + b < a.kblocks) reinterpret_cast<uint2 *>(q)[b] = packed[b];
+                    if (kb0 + b < kblocks) reinterpret_cast<uint2 *>(q)[b] = packed[b];
             }
         }
         // the scale bytes (zeros in the swizzled padding)
-        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, (int32_t)kb0, a.sf_stride);
+        const int64_t sf_off = sf_offset_fast(p.swizzled, it.row, kb0, a.sf_stride);
         if (NB == 2 && a.sf_pairs) {
             *reinterpret_cast<uint16_t *>(p.out_sf + sf_off) =
                 (uint16_t)(code[0] | (code[NB - 1] << 8));
         } else {
 #pragma unroll
             for (int b = 0; b < NB; b++)
-                if (kb0 + b < a.kb_grid) p.out_sf[sf_off + b] = code[b];
+                if (kb0 + b < kb_grid) p.out_sf[sf_off + b] = code[b];
         }
 
         it = nx;
 #pragma unroll
-        for (int c = 0; c < 4; c++) cur[c] = nxt[c];
+        for (int c = 0; c < kChunks; c++) cur[c] = nxt[c];
     }
     if (nonfinite && p.nonfinite_flag) *p.nonfinite_flag = 1u;
 }
@@ -637,15 +655,31 @@ __device__ __forceinline__ void dequant_block(uint2 packed, uint8_t sf, float gs
     }
 }
 
-/* Items over the tensor: [rows, ceil(kblocks / NB)]; each writes NB * 16 elements = 64 bytes
- * with 16-byte stores. */
+/* Items over the tensor: [rows, ceil(kblocks / NB)]; each is NB * 16 elements = 64 bytes of
+ * output. The stores go through a per-warp staging tile so that every store instruction of a
+ * warp writes 32 consecutive 16-byte chunks (512 contiguous bytes when the warp's 32 items
+ * are consecutive in one row, as on any row of k % 1024 == 0): lane l decodes its item into
+ * chunks 4l..4l+3 of the tile, then store c of lane l writes chunk 32c + l, that is chunk
+ * l % 4 of lane 8c + l / 4's item, to that item's address (its offset shuffled from its lane: any item
+ * layout stays correct, only the contiguity depends on it). v2 stored each lane's 64 bytes
+ * itself: a store instruction of the warp then wrote 16 bytes into each of 32 sectors, twice
+ * the L2 traffic. The loop is warp-uniform (the lanes' items are consecutive, so the warp is
+ * done when none has an item); lanes without an item publish a null address. */
 template <fp4_dtype DT>
 __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     dequantize_fast_kernel(FastDequantArgs a) {
     constexpr int NB = kItemBlocks<DT>;
     constexpr int kWords = DT == FP4_DTYPE_F32 ? 16 : 8; /* 32-bit words of one block */
+    constexpr unsigned kFull = 0xFFFFFFFFu;
     const DequantArgs &p = a.d;
     const int64_t esize = DT == FP4_DTYPE_F32 ? 4 : 2;
+    // the warp's tile: 32 items x 4 chunks of 16 bytes, chunk c of lane l's item at
+    // 4l + (c ^ ((l >> 1) & 3)): the 8 lanes of a quarter-warp hit 8 distinct 16-byte bank
+    // groups on the writes (lanes 2m, 2m+1 differ in bit 2 of the index, the others in the
+    // xor) and on the reads (chunks 0-3 of two consecutive lanes' items)
+    __shared__ uint4 stage[kFastThreads / 32][32 * 4];
+    const uint32_t lane = threadIdx.x & 31u;
+    uint4 *const tile = stage[threadIdx.x >> 5];
 
     // an item's input: NB packed blocks (8 bytes each) and NB scale bytes
     auto load = [&](ItemPos it, uint2 packed[NB], uint8_t sf[NB]) {
@@ -679,24 +713,48 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     if (it.row < a.grid.row_grid) load(it, packed, sf);
     const float gs = p.gs_ptr ? *p.gs_ptr : p.gs;
 
-    while (it.row < a.grid.row_grid) {
+    while (__any_sync(kFull, it.row < a.grid.row_grid)) {
         const ItemPos nx = item_next(a.grid, it);
         uint2 packed_nx[NB];
         uint8_t sf_nx[NB];
         if (nx.row < a.grid.row_grid) load(nx, packed_nx, sf_nx);
 
-        const int64_t kb0 = (int64_t)it.col * NB;
-        uint8_t *out = static_cast<uint8_t *>(p.out) + ((int64_t)it.row * p.ld_out + kb0 * 16) * esize;
+        // decode this lane's item into its tile chunks; dst: its output's byte offset from
+        // p.out (a multiple of 64), bit 0 set when only its first block exists (an odd number
+        // of k-blocks), -1 for no item. (An offset, not an address: the stores stay STG.)
+        long long dst = -1;
+        if (it.row < a.grid.row_grid) {
+            const int64_t kb0 = (int64_t)it.col * NB;
+            const int64_t out = ((int64_t)it.row * p.ld_out + kb0 * 16) * esize;
 #pragma unroll
-        for (int b = 0; b < NB; b++) {
-            if (kb0 + b >= a.kblocks) break;
-            uint32_t w[kWords];
-            dequant_block<DT>(packed[b], sf[b], gs, w);
-            uint4 *o = reinterpret_cast<uint4 *>(out + b * 16 * esize);
+            for (int b = 0; b < NB; b++) {
+                uint32_t w[kWords];
+                if (kb0 + b < a.kblocks) {
+                    dequant_block<DT>(packed[b], sf[b], gs, w);
+                } else {
 #pragma unroll
-            for (int c = 0; c < kWords / 4; c++)
-                o[c] = make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
+                    for (int i = 0; i < kWords; i++) w[i] = 0u; /* never stored */
+                }
+#pragma unroll
+                for (int c = 0; c < kWords / 4; c++) {
+                    const uint32_t chunk = (uint32_t)(b * (kWords / 4) + c);
+                    tile[4u * lane + (chunk ^ ((lane >> 1) & 3u))] =
+                        make_uint4(w[4 * c], w[4 * c + 1], w[4 * c + 2], w[4 * c + 3]);
+                }
+            }
+            dst = out | (NB == 2 && kb0 + 1 >= a.kblocks ? 1 : 0);
         }
+        __syncwarp(kFull);
+        // store c: chunk lane % 4 of lane src = 8c + lane / 4's item
+#pragma unroll
+        for (uint32_t c = 0; c < 4; c++) {
+            const uint32_t src = 8u * c + (lane >> 2), chunk = lane & 3u;
+            const long long d = __shfl_sync(kFull, dst, (int)src);
+            const uint4 v = tile[4u * src + (chunk ^ ((src >> 1) & 3u))];
+            if (d >= 0 && !((d & 1) && chunk >= 2u))
+                reinterpret_cast<uint4 *>(static_cast<uint8_t *>(p.out) + (d & ~1ll))[chunk] = v;
+        }
+        __syncwarp(kFull); /* the tile is rewritten next iteration */
 
         it = nx;
 #pragma unroll
@@ -720,12 +778,12 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
     const int64_t row_bytes = ld_in * (DT == FP4_DTYPE_F32 ? 4 : 2);
     ItemPos it = item_first(g);
     uint4 cur[4];
-    if (it.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, it.row, (int64_t)it.col * NB, cur);
+    if (it.row < g.row_grid) load_item64<DT>(base, row_bytes, (int32_t)rows, (int32_t)kblocks, it.row, it.col * NB, cur);
     float amax = 0.0f;
     while (it.row < g.row_grid) {
         const ItemPos nx = item_next(g, it);
         uint4 nxt[4];
-        if (nx.row < g.row_grid) load_item64<DT>(base, row_bytes, rows, kblocks, nx.row, (int64_t)nx.col * NB, nxt);
+        if (nx.row < g.row_grid) load_item64<DT>(base, row_bytes, (int32_t)rows, (int32_t)kblocks, nx.row, nx.col * NB, nxt);
         // blocks past the row's end were loaded as zeros: they do not change the max
 #pragma unroll
         for (int b = 0; b < NB; b++) {
@@ -739,6 +797,16 @@ __global__ void __launch_bounds__(kFastThreads, kFastCtasPerSm)
         for (int c = 0; c < 4; c++) cur[c] = nxt[c];
     }
     block_amax_to_bits<kFastThreads>(amax, amax_bits);
+}
+
+/* Launches quantize_fast_kernel<DT, recipe, NB>. */
+template <fp4_dtype DT, int NB>
+void launch_quantize_fast(bool modelopt, unsigned blocks, cudaStream_t stream,
+                          const FastQuantArgs &a) {
+    if (modelopt)
+        quantize_fast_kernel<DT, FP4_QUANT_RECIPE_MODELOPT, NB><<<blocks, kFastThreads, 0, stream>>>(a);
+    else
+        quantize_fast_kernel<DT, FP4_QUANT_RECIPE_FLASHINFER, NB><<<blocks, kFastThreads, 0, stream>>>(a);
 }
 
 /* Max-accumulates max |x| of one [rows, k] tensor into *amax_bits (amax_kernel). */
@@ -797,7 +865,10 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
     const bool modelopt = desc->recipe == FP4_QUANT_RECIPE_MODELOPT;
     const bool known = fp4_dispatch_float_dtype(desc->in_dtype, [&](auto dt) {
         constexpr fp4_dtype DT = decltype(dt)::value;
-        const int64_t per_row = fp4_ceil_div(kb_grid, kItemBlocks<DT>);
+        const int ctas = quantize_ctas_per_sm(DT, desc->recipe, ctx->info.compute_capability);
+        const bool one_block =
+            quantize_one_block_items(DT, row_grid, kb_grid, ctx->info.sm_count, ctas);
+        const int64_t per_row = fp4_ceil_div(kb_grid, one_block ? 1 : kItemBlocks<DT>);
         if (p.vec_load && p.vec_store && fast_grid_fits(row_grid, per_row)) {
             /* quantize_fast_kernel: items of whole k-blocks over the scale grid */
             FastQuantArgs a;
@@ -807,16 +878,12 @@ extern "C" fp4_status fp4_cuda_quantize(fp4_ctx *ctx, const fp4_quant_desc *desc
             a.sf_stride = sf_row_stride(p.swizzled, p.k);
             a.q16 = ((uintptr_t)p.out_q % 16) == 0 && (p.k / 2) % 16 == 0;
             a.sf_pairs = ((uintptr_t)p.out_sf % 2) == 0 && (p.swizzled || kblocks % 2 == 0);
-            const int ctas =
-                quantize_ctas_per_sm(DT, desc->recipe, ctx->info.compute_capability);
             const unsigned blocks = fast_grid_blocks(row_grid * per_row, ctx->info.sm_count, ctas);
             a.grid = item_grid(row_grid, per_row, blocks);
-            if (modelopt)
-                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_MODELOPT>
-                    <<<blocks, kFastThreads, 0, stream>>>(a);
+            if (one_block)
+                launch_quantize_fast<DT, 1>(modelopt, blocks, stream, a);
             else
-                quantize_fast_kernel<DT, FP4_QUANT_RECIPE_FLASHINFER>
-                    <<<blocks, kFastThreads, 0, stream>>>(a);
+                launch_quantize_fast<DT, kItemBlocks<DT>>(modelopt, blocks, stream, a);
             return;
         }
         /* one thread per entry of the (padded) scale grid */
