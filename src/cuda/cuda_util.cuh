@@ -89,6 +89,26 @@ static inline bool fp4_dispatch_float_dtype(fp4_dtype dtype, F &&f) {
     }
 }
 
+/* ---- device: split-K arrival ------------------------------------------------------------ */
+
+/* One CTA's arrival at a split-K tile's counter, by one thread, after a barrier that ordered
+ * every thread's partial-sum stores before it: returns the counter's old value (the last of
+ * `splits` arrivals sees splits - 1; the counter wraps back to 0 then, ready for the next
+ * launch, as atomicInc). The atomic is acq_rel at GPU scope: it releases the stores the barrier
+ * ordered before it (release is cumulative), and the last arrival acquires every earlier one's;
+ * a barrier after it passes that on to the threads that read the partials. This is the PTX
+ * memory model's pattern (CUTLASS's semaphore uses it) and costs one atomic round trip, where
+ * __threadfence (a fence.sc: MEMBAR.SC.GPU) before and after cost 9-12% of cuda_wgmma's time at
+ * small M on an H200 (ncu, docs/PERF.md). */
+__device__ __forceinline__ unsigned fp4_splitk_arrive(unsigned *counter, unsigned splits) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;\n"
+                 : "=r"(old)
+                 : "l"(counter), "r"(splits - 1)
+                 : "memory");
+    return old;
+}
+
 /* ---- device: one k-block of 16 F32/F16/BF16 values ------------------------------------ */
 
 /* Loads elements [offset, offset + 16) of an F32/F16/BF16 array as float (exactly).

@@ -504,16 +504,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
 #pragma unroll
                 for (int e = 0; e < 4; e++)
                     __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
-        // the CTA's stores, then one GPU-scope fence and the counter (fences are cumulative:
-        // thread 0's covers what the barrier ordered before it); atomicInc wraps the counter
-        // back to 0 on the last arrival, so no reset is needed and a value left over by an
-        // interrupted or (unsupported) concurrent launch cannot outlive the next one
+        // the CTA's stores, then the counter (fp4_splitk_arrive: its release covers what the
+        // barrier ordered before it); it wraps back to 0 on the last arrival, so no reset is
+        // needed and a value left over by an interrupted or (unsupported) concurrent launch
+        // cannot outlive the next one
         __syncthreads();
-        if (tid == 0) {
-            __threadfence();
-            s_prev = atomicInc(p.counters + tile, (unsigned)p.splits - 1);
-            __threadfence();
-        }
+        if (tid == 0) s_prev = fp4_splitk_arrive(p.counters + tile, (unsigned)p.splits);
         __syncthreads();
         if (s_prev != (unsigned)p.splits - 1) return;
         // the sums in split order; U splits' loads in flight at a time (at least 16 loads)

@@ -462,16 +462,13 @@ __global__ void __launch_bounds__(kThreads, 1)
             float *part = p.partials + ((tile * p.splits + split) * (BN / 2)) * 256 + ctid;
 #pragma unroll
             for (int i = 0; i < BN / 2; i++) __stcg(part + i * 256, acc[i]);
-            // the stores of all 256 consumers, then one GPU-scope fence and the counter (fences
-            // are cumulative: thread 0's covers what the barrier ordered before it); atomicInc
-            // wraps the counter back to 0 on the last arrival, ready for the next launch
+            // the stores of all 256 consumers, then the counter (fp4_splitk_arrive: its release
+            // covers what the barrier ordered before it; it wraps back to 0 on the last arrival,
+            // ready for the next launch)
             named_barrier_consumers();
-            if (ctid == 0) {
-                __threadfence();
-                s_last_split =
-                    atomicInc(p.counters + tile, (unsigned)p.splits - 1) == (unsigned)p.splits - 1;
-                __threadfence();
-            }
+            if (ctid == 0)
+                s_last_split = fp4_splitk_arrive(p.counters + tile, (unsigned)p.splits) ==
+                               (unsigned)p.splits - 1;
             named_barrier_consumers();
             if (!s_last_split) continue;
             const float *part0 = p.partials + tile * p.splits * (BN / 2) * 256 + ctid;
