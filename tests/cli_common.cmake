@@ -1,5 +1,5 @@
-# cli_common.cmake - what the CLI test scripts (cli_smoke, cli_files, cli_tune) share: the
-# argument check, a fresh scratch folder WORK, and the run-and-check helpers below.
+# cli_common.cmake - what the CLI test scripts (cli_smoke, cli_bench, cli_files, cli_tune)
+# share: the argument check, a fresh scratch folder WORK, and the run-and-check helpers below.
 #
 # include()d at the top of each script, which is run by ctest as
 #   cmake -DFP4=<path of fp4gemm> -DWORK=<scratch dir> -P tests/<script>.cmake

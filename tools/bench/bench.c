@@ -290,6 +290,7 @@ int cmd_bench(int argc, char **argv) {
     float max_seconds = -1.0f; /* 2 on a GPU, 30 on the CPU */
     int device = -2;            /* device 0 if there is a GPU, else the CPU */
     int64_t replays = BENCH_MIN_REPLAYS, seed = 1;
+    const char *rounds_arg = NULL; /* parsed below: the error then names the range */
     cli_opt opts[] = {
         {.name = "--preset", .metavar = "NAME", .kind = CLI_STRING, .dest = &preset_name,
          .help = "(N, K) weight shapes x the M list: deepseek-r1,\n"
@@ -310,6 +311,9 @@ int cmd_bench(int argc, char **argv) {
         {.name = "--replays", .metavar = "N", .kind = CLI_INT, .dest = &replays,
          .help = "timed graph replays per point, at least\n(default 20; cheap points get up to 100)",
          .min = BENCH_MIN_REPLAYS, .max = 100000},
+        {.name = "--rounds", .metavar = "1..20", .kind = CLI_STRING, .dest = &rounds_arg,
+         .help = "time each point's providers this often, in turn and\n"
+                 "alternating order; a row = its median round (default 1)"},
         {.name = "--device", .metavar = "D", .kind = CLI_DEVICE, .dest = &device,
          .help = "CUDA device number, or cpu (-1) (default: device 0\nif there is a GPU, else the CPU)"},
         {.name = "--seed", .metavar = "N", .kind = CLI_INT, .dest = &seed,
@@ -327,6 +331,12 @@ int cmd_bench(int argc, char **argv) {
                            k_notes};
     const int parsed = cli_parse(&command, argc, argv);
     if (parsed != CLI_RUN) return parsed;
+
+    int64_t rounds = 1;
+    const char *rounds_why = NULL;
+    if (rounds_arg && cli_parse_i64(rounds_arg, 1, BENCH_MAX_ROUNDS, &rounds, &rounds_why) != 0)
+        return cli_fail(CMD, CLI_USAGE, "--rounds %s: must be an integer from 1 to %d",
+                        rounds_arg, BENCH_MAX_ROUNDS);
 
     if (device == -2) device = cli_default_device();
     const int on_cpu = device < 0;
@@ -355,6 +365,7 @@ int cmd_bench(int argc, char **argv) {
     opt.seed = (uint64_t)seed;
     opt.max_point_seconds = max_seconds;
     opt.min_replays = (int)replays;
+    opt.rounds = (int)rounds;
     opt.csv_path = csv;
     opt.json_path = json;
     opt.svg_path = svg;

@@ -9,8 +9,9 @@
  *   svg.c         the SVG chart (speedup over cublas_bf16 vs M, one panel per (N, K))
  *   CUDA only (bench_cuda.h): device.c (the session, provider checks, ceilings),
  *   operands.c (the rotated input sets of a point, the FP8 reference), run.c (per provider:
- *   ready?, checked with fp4_gemm_verify, timed with fp4_measure), cublaslt.c (the cuBLASLt
- *   BF16/FP8 plans of the baselines), kernels.cu (the few device kernels of the bench).
+ *   ready?, checked with fp4_gemm_verify, timed with fp4_measure in --rounds rounds),
+ *   cublaslt.c (the cuBLASLt BF16/FP8 plans of the baselines), kernels.cu (the few device
+ *   kernels of the bench).
  *
  * The timing method and the tolerance are the library's (fp4_measure, fp4_gemm_verify,
  * fp4_verify_samples): the same for the bench, `fp4gemm gemm` and the autotuner. In a build
@@ -34,6 +35,7 @@
 #define BENCH_MAX_SETS FP4_MEASURE_MAX_SETS         /* rotated input sets, at most */
 #define BENCH_L2_FACTOR FP4_MEASURE_L2_FACTOR       /* one replay spans >= this many L2s */
 #define BENCH_SAMPLES 68        /* sampled output elements checked: 64 random + 4 corners */
+#define BENCH_MAX_ROUNDS 20     /* --rounds: timings of each provider at a point, at most */
 
 /* What a provider runs. */
 typedef enum bench_kind {
@@ -124,6 +126,8 @@ typedef struct bench_options {
     uint64_t seed;
     double max_point_seconds;
     int min_replays;
+    int rounds;             /* --rounds, 1..BENCH_MAX_ROUNDS: each provider timed this often
+                             * per point, in turn; a row is its median round */
     const char *csv_path, *json_path, *svg_path;
     int progress;           /* stderr is a terminal */
 } bench_options;
@@ -266,7 +270,21 @@ bench_result *bench_add_result(bench_run *run, int provider, bench_shape shape);
  * point would exceed --max-point-seconds (returns 0), else OK with its median, p20, p80 and
  * counts (returns 1). */
 int bench_take_measure(bench_result *r, const fp4_measure_result *m, double max_point_seconds);
-/* Progress on stderr (only when it is a terminal): "[12/64] cuda_wgmma M=1024 ...". */
-void bench_progress(const bench_run *run, const char *provider, bench_shape shape);
+/* Progress on stderr (only when it is a terminal): "[12/64] M=1024 ... cuda_wgmma round 2/3"
+ * (`round` counts from 0 and is printed from 1, only with --rounds > 1). */
+void bench_progress(const bench_run *run, const char *provider, bench_shape shape, int round);
+
+/* ---- rounds (--rounds R, report.c): every provider of a point is checked and timed in round
+ * 0, in the listed order; those timed are timed again in rounds 1..R-1, the order reversed
+ * on every odd round, so that no provider is always first. */
+/* The provider timed at step i (0..n-1) of round `round`. */
+int bench_round_order(int round, int i, int n);
+/* Of n measurements of one provider (rounds over the budget left out), the one whose median
+ * is the median of their medians: the lower of the two middle ones for an even count, so that
+ * time, p20 and p80 of a row all come from one round. NULL when none was timed. */
+const fp4_measure_result *bench_median_round(const fp4_measure_result *rounds, int n);
+/* With more than one round, appends to r's note the range of the round medians ("3 rounds:
+ * 8.37..9.50 us"), and how many were over the budget. */
+void bench_note_rounds(bench_result *r, const fp4_measure_result *rounds, int n);
 
 #endif /* FP4_BENCH_INTERNAL_H */

@@ -3,7 +3,8 @@
  * one point at a time for the CPU providers: the `cpu` backend, `cpu_ref`, auto, and OpenBLAS
  * sgemm (sgemv at M = 1) on the dequantized F32 operands where the bench was built with
  * OpenBLAS. Same rows, table, CSV, JSON and SVG as on a GPU (report.c, svg.c); the method is
- * the library's (fp4_gemm_verify, fp4_measure with the host clock), in docs/PERF.md.
+ * the library's (fp4_gemm_verify, fp4_measure with the host clock, --rounds as on a GPU), in
+ * docs/PERF.md.
  *
  * Ceilings, measured at the start: DRAM read bandwidth (every thread sums its share of a
  * 256 MiB buffer, 8x the last-level cache or more; best of 5) and the FP32 FMA peak (every
@@ -453,16 +454,23 @@ static int64_t slower_before(const bench_run *run, int provider, bench_shape s) 
     return best;
 }
 
-/* Checks (D poisoned, one launch on set 0, fp4_gemm_verify of the NVFP4 operands), then times
- * with fp4_measure. Returns 0 (r filled), -1 on an error of the library (why). */
-static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands *o, int pi,
-                        bench_result *r, char *why) {
+/* Input bytes one launch of provider p reads: NVFP4 A and B with scales, or F32 (OpenBLAS). */
+static double input_bytes(const cpu_operands *o, const bench_provider *p) {
+    return p->kind == BENCH_KIND_OPENBLAS_F32 ? (double)(o->m + o->n) * (double)o->k * 4.0
+                                              : nvfp4_bytes(o->m, o->n, o->k);
+}
+
+/* Correctness: D poisoned, one launch on set 0, fp4_gemm_verify of the NVFP4 operands. Returns
+ * 1 passed (time it), 0 not to be timed (r FAILED, or SKIPPED as too slow at a smaller M), -1
+ * on an error of the library (why). */
+static int check_provider(bench_cpu *bc, const bench_run *run, const cpu_operands *o, int pi,
+                          bench_result *r, char *why) {
     const bench_provider *p = &run->providers[pi];
     const int blas = p->kind == BENCH_KIND_OPENBLAS_F32;
     cpu_launch l = {bc, o, p};
     r->flops = 2.0 * (double)o->m * (double)o->n * (double)o->k;
-    const double in_bytes = blas ? (double)(o->m + o->n) * (double)o->k * 4.0 : nvfp4_bytes(o->m, o->n, o->k);
-    r->bytes = in_bytes + (double)(o->m * o->n) * (blas ? 4.0 : (double)fp4_dtype_size(o->out_dtype));
+    r->bytes = input_bytes(o, p) +
+               (double)(o->m * o->n) * (blas ? 4.0 : (double)fp4_dtype_size(o->out_dtype));
     const int64_t before = slower_before(run, pi, r->shape);
     if (before) {
         r->status = BENCH_SKIPPED;
@@ -470,8 +478,6 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(r->note, sizeof r->note, "too slow for the budget already at M=%lld", (long long)before);
         return 0;
     }
-
-    /* correctness */
     memset(blas ? (void *)o->d32 : o->d, 0xFF,
            (size_t)(o->m * o->n * (blas ? 4 : fp4_dtype_size(o->out_dtype))));
     fp4_status st = launch_set(&l, 0, NULL);
@@ -501,29 +507,41 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
         snprintf(r->note, sizeof r->note, "%.390s", v.message);
         return 0;
     }
+    return 1;
+}
 
-    /* timing */
+/* One timing of p with fp4_measure into m (too slow for the budget: m->too_slow). Returns 0,
+ * or -1 on an error of the library (why). */
+static int measure_provider(bench_cpu *bc, const bench_run *run, const cpu_operands *o,
+                            const bench_provider *p, fp4_measure_result *m, char *why) {
+    cpu_launch l = {bc, o, p};
     fp4_measure_desc md;
     fp4_measure_desc_init(&md);
     md.launch = launch_set;
     md.user = &l;
-    md.sets = blas ? o->f32_sets : o->sets;
-    md.set_bytes = in_bytes;
+    md.sets = p->kind == BENCH_KIND_OPENBLAS_F32 ? o->f32_sets : o->sets;
+    md.set_bytes = input_bytes(o, p);
     md.min_replays = run->opt->min_replays;
     md.budget_seconds = run->opt->max_point_seconds;
-    fp4_measure_result m;
-    memset(&m, 0, sizeof m);
-    m.struct_size = sizeof m;
-    st = fp4_measure(bc->ctx, &md, &m);
-    if (st != FP4_OK) {
+    fp4_measure_result_init(m);
+    if (fp4_measure(bc->ctx, &md, m) != FP4_OK) {
         snprintf(why, WHY, "fp4_measure: %s", fp4_last_error(bc->ctx));
         return -1;
     }
-    if (!bench_take_measure(r, &m, run->opt->max_point_seconds)) return 0;
-    r->cold = md.sets * in_bytes >= LLC_FACTOR * (double)run->dev.l2_bytes;
+    return 0;
+}
+
+/* The row from one timing (its median round): OK with its rates and notes (what auto and cpu
+ * ran, "warm"), or SKIPPED as too slow for the budget. */
+static void take_timing(bench_cpu *bc, const bench_run *run, const cpu_operands *o,
+                        const bench_provider *p, bench_result *r, const fp4_measure_result *m) {
+    const int blas = p->kind == BENCH_KIND_OPENBLAS_F32;
+    if (!bench_take_measure(r, m, run->opt->max_point_seconds)) return;
+    r->cold = m->sets * input_bytes(o, p) >= LLC_FACTOR * (double)run->dev.l2_bytes;
     const double t = r->time_us * 1e-6;
     r->tflops = r->flops / t / 1e12;
     r->gbs = r->bytes / t / 1e9;
+    fp4_gemm_desc g;
     if (p->backend == FP4_BACKEND_AUTO && !blas) {
         fp4_tactic tac;
         char name[64] = "";
@@ -545,32 +563,87 @@ static int run_provider(bench_cpu *bc, const bench_run *run, const cpu_operands 
     if (!r->cold)
         snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note), "%swarm: sets span < %gx LLC",
                  r->note[0] ? "; " : "", LLC_FACTOR);
-    return 0;
 }
 
+/* Round 0 in the listed order: each provider checked, then timed (all of --rounds 1); rounds
+ * 1..R-1: those timed, again, the order reversed every odd round; a row is its median round. */
 int bench_cpu_point(bench_cpu *bc, bench_run *run, bench_shape shape, char *why_out, size_t why_len) {
     char why[WHY] = "";
+    const int first = run->nresults, n = run->nproviders, nrounds = run->opt->rounds;
     int want_f32 = 0;
-    for (int i = 0; i < run->nproviders; i++) want_f32 |= run->providers[i].kind == BENCH_KIND_OPENBLAS_F32;
+    for (int i = 0; i < n; i++) want_f32 |= run->providers[i].kind == BENCH_KIND_OPENBLAS_F32;
     cpu_operands o;
     if (make_operands(run, shape, want_f32, &o, why) != 0) {
         snprintf(why_out, why_len, "%s", why);
         return -1;
     }
+    fp4_measure_result *rounds = calloc((size_t)n * (size_t)nrounds, sizeof *rounds);
+    int *timed = calloc((size_t)n, sizeof *timed); /* rounds timed of each provider; 0: not
+                                                    * timed (SKIPPED, FAILED, over the budget) */
     int rc = 0;
-    for (int i = 0; i < run->nproviders && rc == 0; i++) {
+    if (!rounds || !timed) {
+        snprintf(why_out, why_len, "out of host memory");
+        rc = -1;
+    }
+    for (int i = 0; i < n && rc == 0; i++) {
+        const bench_provider *p = &run->providers[i];
         bench_result *r = bench_add_result(run, i, shape);
         if (!r) {
             snprintf(why_out, why_len, "out of host memory for the results");
             rc = -1;
             break;
         }
-        bench_progress(run, run->providers[i].name, shape);
-        if (run_provider(bc, run, &o, i, r, why) != 0) {
-            snprintf(why_out, why_len, "%s: %s", run->providers[i].name, why);
+        r->status = BENCH_SKIPPED; /* until checked and timed */
+        bench_progress(run, p->name, shape, 0);
+        int step = check_provider(bc, run, &o, i, r, why);
+        if (step > 0) {
+            fp4_measure_result *m = &rounds[(size_t)i * nrounds];
+            step = measure_provider(bc, run, &o, p, m, why);
+            if (step == 0 && m->too_slow)
+                take_timing(bc, run, &o, p, r, m); /* SKIPPED: not timed again */
+            else if (step == 0)
+                timed[i] = 1;
+        }
+        if (step < 0) {
+            r->status = BENCH_FAILED;
+            snprintf(r->note, sizeof r->note, "error: %.390s", why);
+            snprintf(why_out, why_len, "%s: %s", p->name, why);
             rc = -1;
         }
     }
+    for (int round = 1; round < nrounds && rc == 0; round++)
+        for (int turn = 0; turn < n && rc == 0; turn++) {
+            const int i = bench_round_order(round, turn, n);
+            if (!timed[i]) continue;
+            bench_progress(run, run->providers[i].name, shape, round);
+            if (measure_provider(bc, run, &o, &run->providers[i],
+                                 &rounds[(size_t)i * nrounds + round], why) == 0) {
+                timed[i]++;
+                continue;
+            }
+            timed[i] = 0;
+            bench_result *r = &run->results[first + i];
+            r->status = BENCH_FAILED;
+            snprintf(r->note, sizeof r->note, "error in round %d/%d: %.360s", round + 1, nrounds,
+                     why);
+            snprintf(why_out, why_len, "%s: %s", run->providers[i].name, why);
+            rc = -1;
+        }
+    /* the rows: each timed provider's median round (of the rounds it got, if the run stopped;
+     * round 0 is never over the budget here, so there is one) */
+    for (int i = 0; rounds && timed && i < n; i++) {
+        if (!timed[i]) continue;
+        bench_result *r = &run->results[first + i];
+        const fp4_measure_result *mine = &rounds[(size_t)i * nrounds];
+        take_timing(bc, run, &o, &run->providers[i], r, bench_median_round(mine, timed[i]));
+        bench_note_rounds(r, mine, timed[i]);
+        if (timed[i] < nrounds)
+            snprintf(r->note + strlen(r->note), sizeof r->note - strlen(r->note),
+                     "%sonly %d of %d rounds: the run stopped", r->note[0] ? "; " : "", timed[i],
+                     nrounds);
+    }
+    free(rounds);
+    free(timed);
     free_operands(&o);
     return rc;
 }

@@ -140,11 +140,49 @@ int bench_baseline_index(const bench_run *run) {
     return -1;
 }
 
-void bench_progress(const bench_run *run, const char *provider, bench_shape s) {
+void bench_progress(const bench_run *run, const char *provider, bench_shape s, int round) {
     if (!run->opt->progress) return;
     fprintf(stderr, "\r\033[K[%d/%d] M=%lld N=%lld K=%lld %s", run->point_index + 1, run->npoints,
             (long long)s.m, (long long)s.n, (long long)s.k, provider);
+    if (run->opt->rounds > 1) fprintf(stderr, " round %d/%d", round + 1, run->opt->rounds);
     fflush(stderr);
+}
+
+/* ---- rounds ------------------------------------------------------------------------------ */
+
+int bench_round_order(int round, int i, int n) { return round % 2 == 0 ? i : n - 1 - i; }
+
+const fp4_measure_result *bench_median_round(const fp4_measure_result *rounds, int n) {
+    const fp4_measure_result *timed[BENCH_MAX_ROUNDS]; /* sorted by median */
+    int count = 0;
+    for (int i = 0; i < n && i < BENCH_MAX_ROUNDS; i++) {
+        if (rounds[i].too_slow) continue;
+        int at = count++;
+        for (; at > 0 && timed[at - 1]->median_us > rounds[i].median_us; at--)
+            timed[at] = timed[at - 1];
+        timed[at] = &rounds[i];
+    }
+    return count ? timed[(count - 1) / 2] : NULL;
+}
+
+void bench_note_rounds(bench_result *r, const fp4_measure_result *rounds, int n) {
+    if (n <= 1) return;
+    double lo = 0, hi = 0;
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (rounds[i].too_slow) continue;
+        if (count == 0 || rounds[i].median_us < lo) lo = rounds[i].median_us;
+        if (count == 0 || rounds[i].median_us > hi) hi = rounds[i].median_us;
+        count++;
+    }
+    const size_t used = strlen(r->note);
+    if (count == n)
+        snprintf(r->note + used, sizeof r->note - used, "%s%d rounds: %.2f..%.2f us",
+                 used ? "; " : "", n, lo, hi);
+    else
+        snprintf(r->note + used, sizeof r->note - used,
+                 "%s%d of %d rounds timed (%d over the budget): %.2f..%.2f us", used ? "; " : "",
+                 count, n, n - count, lo, hi);
 }
 
 const char *bench_status_name(bench_status s) {
@@ -199,6 +237,20 @@ void bench_print_row(const bench_run *run, const bench_result *r) {
             fmt3(roof, sizeof roof, r->roofline_pct), sp, r->note[0] ? "  " : "", r->note);
 }
 
+/* The header's line on --rounds: how often each provider was timed at a point, and how. */
+static void print_rounds(const bench_run *run) {
+    const int n = run->opt->rounds;
+    if (n == 1)
+        cli_say("  rounds: 1 per point (--rounds 1): each provider checked, then timed once, in "
+                "the listed order; compare rows with --rounds 3 or more\n");
+    else
+        cli_say("  rounds: %d per point (--rounds %d): each provider checked once, then timed %d "
+                "times in turn, the listed order in rounds 1, 3, ... and the reverse in rounds "
+                "2, 4, ...; a row is its median round (the lower middle one for an even count), "
+                "p20 and p80 that round's\n",
+                n, n, n);
+}
+
 /* The header of a run on the CPU: the machine, the ceilings, the method. */
 static void print_cpu_header(const bench_run *run, const char *shapes_text) {
     const bench_device *d = &run->dev;
@@ -226,6 +278,7 @@ static void print_cpu_header(const bench_run *run, const char *shapes_text) {
             "set, sets spanning >= 4x the last-level cache (cold weights); median, p20, p80 of "
             ">= %d replays on the host clock; time per GEMM = replay / launches\n",
             BENCH_SAMPLES, BENCH_MIN_LAUNCHES, run->opt->min_replays);
+    print_rounds(run);
     cli_say("  shapes: %s; D in %s (openblas_f32: F32); every provider computes D = A B^T / "
             "4096 on the same NVFP4 data (W4A4, swizzled scales)\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
@@ -294,6 +347,7 @@ void bench_print_header(const bench_run *run, const char *shapes_text) {
             "input set, sets spanning >= %.0fx L2 (cold weights); median, p20, p80 of >= %d "
             "replays; time per GEMM = replay / launches\n",
             BENCH_SAMPLES, BENCH_MIN_LAUNCHES, BENCH_L2_FACTOR, run->opt->min_replays);
+    print_rounds(run);
     cli_say("  shapes: %s; D in %s; every provider computes D = A B^T / (gs_a gs_b) on the same "
             "NVFP4 data\n",
             shapes_text, fp4_dtype_name(run->opt->out_dtype));
@@ -447,12 +501,18 @@ void bench_write_json(const bench_run *run, const char *shapes_text, bench_text 
     bench_text_printf(t,
                       "},\n  \"method\": {\"min_launches\": %d, \"min_replays\": %d, "
                       "\"max_replays\": %d, \"l2_factor\": %g, \"max_sets\": %d, "
-                      "\"samples\": %d, \"max_point_seconds\": %g, \"timing\": ",
+                      "\"samples\": %d, \"max_point_seconds\": %g, \"rounds\": %d, "
+                      "\"timing\": ",
                       BENCH_MIN_LAUNCHES, o->min_replays, BENCH_MAX_REPLAYS, BENCH_L2_FACTOR,
-                      BENCH_MAX_SETS, BENCH_SAMPLES, o->max_point_seconds);
+                      BENCH_MAX_SETS, BENCH_SAMPLES, o->max_point_seconds, o->rounds);
     json_string(t, "CUDA graph of >= min_launches launches, each on the next rotated input set; "
                    "median, p20, p80 of the replays timed with CUDA events; per GEMM = replay / "
                    "launches (fp4_measure); checked first with fp4_gemm_verify");
+    bench_text_printf(t, ", \"rounds_method\": ");
+    json_string(t, "each provider checked once, then timed `rounds` times per point in turn, the "
+                   "listed order in rounds 1, 3, ... and the reverse in rounds 2, 4, ...; a row "
+                   "is the round whose median is the median of the rounds' (the lower middle one "
+                   "for an even count): time, p20, p80, replays and launches all of that round");
     bench_text_printf(t, "},\n  \"config\": {\"shapes\": ");
     json_string(t, shapes_text);
     bench_text_printf(t, ", \"preset\": ");

@@ -3,7 +3,8 @@
  * limits, a cuBLASLt algorithm)? is it correct (D poisoned, one launch, the library's
  * fp4_gemm_verify)? how fast (the library's fp4_measure over the rotated input sets)? A wrong
  * provider is FAILED and not timed; one too slow for the budget is SKIPPED here and at larger
- * M of the same (N, K).
+ * M of the same (N, K). With --rounds R the providers timed in round 0 are timed R - 1 times
+ * more, in turn, the order reversed every odd round; a row is its median round.
  */
 #include "bench_cuda.h"
 #include "cli_util.h"
@@ -277,9 +278,10 @@ static int64_t slower_before(const bench_run *run, int provider, bench_shape s) 
     return best;
 }
 
-/* Timing with fp4_measure. Returns 0 (r filled: OK, or SKIPPED as too slow), -1 on error. */
-static int time_provider(bench_cuda *bc, const bench_run *run, operands *o,
-                         const bench_provider *p, bench_result *r, char *why) {
+/* One timing of p with fp4_measure into m (too slow for the budget: m->too_slow). Returns 0,
+ * or -1 on an error (why). */
+static int measure_provider(bench_cuda *bc, const bench_run *run, operands *o,
+                            const bench_provider *p, fp4_measure_result *m, char *why) {
     launch_arg l = {bc, o, p, why};
     fp4_measure_desc md;
     fp4_measure_desc_init(&md);
@@ -290,21 +292,23 @@ static int time_provider(bench_cuda *bc, const bench_run *run, operands *o,
     md.min_replays = run->opt->min_replays;
     md.budget_seconds = run->opt->max_point_seconds;
     md.stream = bc->stream;
-    fp4_measure_result m;
-    memset(&m, 0, sizeof m);
-    m.struct_size = sizeof m;
+    fp4_measure_result_init(m);
     why[0] = 0;
-    const fp4_status st = fp4_measure(bc->ctx, &md, &m);
+    const fp4_status st = fp4_measure(bc->ctx, &md, m);
     if (st != FP4_OK) {
         if (!why[0]) bench_fail_fp4(why, bc->ctx, st, "fp4_measure");
         return -1;
     }
-    if (!bench_take_measure(r, &m, run->opt->max_point_seconds)) return 0;
-    r->graph = m.graph;
-    r->cold = m.cold;
-    if (!m.graph) append_note(r, m.note);
-    if (!r->cold) append_note(r, "warm: the input sets span less than 5 L2 sizes");
     return 0;
+}
+
+/* The row from one timing (its median round): OK, or SKIPPED as too slow for the budget. */
+static void take_timing(const bench_run *run, bench_result *r, const fp4_measure_result *m) {
+    if (!bench_take_measure(r, m, run->opt->max_point_seconds)) return;
+    r->graph = m->graph;
+    r->cold = m->cold;
+    if (!m->graph) append_note(r, m->note);
+    if (!r->cold) append_note(r, "warm: the input sets span less than 5 L2 sizes");
 }
 
 /* The rates of a row (its roofline is report.c's, against the run's ceilings). */
@@ -320,8 +324,8 @@ static void fill_rates(const operands *o, const bench_provider *p, bench_result 
 int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *why_out,
                      size_t why_len) {
     char why[WHY] = "";
-    const int first = run->nresults;
-    for (int i = 0; i < run->nproviders; i++) {
+    const int first = run->nresults, n = run->nproviders, nrounds = run->opt->rounds;
+    for (int i = 0; i < n; i++) {
         bench_result *r = bench_add_result(run, i, shape);
         if (!r) {
             bench_copy_why(why_out, why_len, "out of host memory for the results");
@@ -332,7 +336,13 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
     bench_result *res = run->results + first;
 
     operands *o = calloc(1, sizeof *o);
-    if (!o) {
+    fp4_measure_result *rounds = calloc((size_t)n * (size_t)nrounds, sizeof *rounds);
+    int *timed = calloc((size_t)n, sizeof *timed); /* rounds timed of each provider; 0: not
+                                                    * timed (SKIPPED, FAILED, over the budget) */
+    if (!o || !rounds || !timed) {
+        free(o);
+        free(rounds);
+        free(timed);
         bench_copy_why(why_out, why_len, "out of host memory");
         return -1;
     }
@@ -349,7 +359,7 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
         if (prep < 0 && !bench_context_alive(bc, why)) {
             rc = -1;
         } else {
-            for (int i = 0; i < run->nproviders; i++) {
+            for (int i = 0; i < n; i++) {
                 res[i].status = prep > 0 ? BENCH_SKIPPED : BENCH_FAILED;
                 snprintf(res[i].note, sizeof res[i].note, "%s the operands: %.300s",
                          prep > 0 ? "no room for" : "could not make", why);
@@ -358,10 +368,11 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
         goto done;
     }
 
-    for (int i = 0; i < run->nproviders; i++) {
+    /* round 0, in the listed order: each provider checked, then timed (all of --rounds 1) */
+    for (int i = 0; i < n; i++) {
         const bench_provider *p = &run->providers[i];
         bench_result *r = &res[i];
-        bench_progress(run, p->name, shape);
+        bench_progress(run, p->name, shape, 0);
         char note[400] = "";
         int ready = provider_ready(bc, o, p, note, sizeof note, why);
         if (ready == 0) {
@@ -381,12 +392,19 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
         }
         int step = ready;
         if (step == 0) step = check_provider(bc, o, p, r, why);
-        if (step == 0 && r->status != BENCH_FAILED) step = time_provider(bc, run, o, p, r, why);
+        if (step == 0 && r->status != BENCH_FAILED) {
+            fp4_measure_result *m = &rounds[(size_t)i * nrounds];
+            step = measure_provider(bc, run, o, p, m, why);
+            if (step == 0 && m->too_slow)
+                take_timing(run, r, m); /* SKIPPED: not timed again */
+            else if (step == 0)
+                timed[i] = 1;
+        }
         if (step != 0) {
             r->status = BENCH_FAILED;
             snprintf(r->note, sizeof r->note, "error: %.240s", why);
             if (!bench_context_alive(bc, why)) {
-                for (int j = i + 1; j < run->nproviders; j++)
+                for (int j = i + 1; j < n; j++)
                     snprintf(res[j].note, sizeof res[j].note,
                              "not run: the CUDA context broke");
                 rc = -1;
@@ -395,12 +413,49 @@ int bench_cuda_point(bench_cuda *bc, bench_run *run, bench_shape shape, char *wh
         }
         fill_rates(o, p, r);
     }
+
+    /* rounds 1..R-1: the providers timed in round 0, again, the order reversed every odd round */
+    for (int round = 1; round < nrounds; round++)
+        for (int turn = 0; turn < n; turn++) {
+            const int i = bench_round_order(round, turn, n);
+            const bench_provider *p = &run->providers[i];
+            if (!timed[i]) continue;
+            bench_progress(run, p->name, shape, round);
+            if (measure_provider(bc, run, o, p, &rounds[(size_t)i * nrounds + round], why) == 0) {
+                timed[i]++;
+                continue;
+            }
+            timed[i] = 0;
+            res[i].status = BENCH_FAILED;
+            snprintf(res[i].note, sizeof res[i].note, "error in round %d/%d: %.240s", round + 1,
+                     nrounds, why);
+            if (!bench_context_alive(bc, why)) {
+                rc = -1;
+                goto done;
+            }
+        }
 done:
+    /* the rows: each timed provider's median round (of the rounds it got, if the run stopped;
+     * round 0 is never over the budget here, so there is one) */
+    for (int i = 0; i < n; i++) {
+        if (!timed[i]) continue;
+        const fp4_measure_result *mine = &rounds[(size_t)i * nrounds];
+        take_timing(run, &res[i], bench_median_round(mine, timed[i]));
+        bench_note_rounds(&res[i], mine, timed[i]);
+        if (timed[i] < nrounds) {
+            char cut[96];
+            snprintf(cut, sizeof cut, "only %d of %d rounds: the CUDA context broke", timed[i],
+                     nrounds);
+            append_note(&res[i], cut);
+        }
+        fill_rates(o, &run->providers[i], &res[i]);
+    }
     if (rc != 0) bench_copy_why(why_out, why_len, why);
     lt_plan_destroy(&o->plan_bf16);
     lt_plan_destroy(&o->plan_fp8);
     lt_plan_destroy(&o->plan_fp4);
     free(o);
+    free(rounds);
+    free(timed);
     return rc;
 }
-
