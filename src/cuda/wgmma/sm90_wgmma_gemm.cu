@@ -392,16 +392,24 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     float acc[BN / 2];
     // NOTE: wgmma reads its register operand asynchronously, until wgmma.wait_group says the
-    // group retired, and the compiler does not know it. So the fragments alternate between two
-    // buffers, and each buffer is kept alive (keep_live) until the wait after the next stage's
-    // wgmmas: the compiler can't give the next stage's decode the registers still being read.
-    uint32_t frag_a[4][4], frag_b[4][4]; // [k16 step][a0..a3]
+    // group retired, and the compiler does not know it. So the fragments rotate through
+    // kPend + 1 buffers (stage s uses buffer s % (kPend + 1)), and each buffer is kept alive
+    // (keep_live) until the wait that retires its wgmmas: the compiler can't give a later
+    // stage's decode the registers still being read. kPend groups stay in flight after each
+    // stage's wait, so the decode of stage s + 1 overlaps the wgmmas of stages s - 1 and s.
+    constexpr int kPend = BN == 256 ? 1 : 2;
+    constexpr int kBufs = kPend + 1;
+    uint32_t frag[kBufs][4][4]; // [buffer][k16 step][a0..a3]
 #pragma unroll
-    for (int j = 0; j < 4; j++)
+    for (int b = 0; b < kBufs; b++)
 #pragma unroll
-        for (int i = 0; i < 4; i++) frag_a[j][i] = frag_b[j][i] = 0u;
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) frag[b][j][i] = 0u;
     int it = 0; // position in the ring, as the producer's
-    auto run_stage = [&](int ls, uint32_t (&cur)[4][4], uint32_t (&prev)[4][4]) {
+    // one stage: decode into buffer `cur`; `freed` is the buffer whose wgmmas this stage's wait
+    // retires (stage ls - kPend's, the next stage's buffer)
+    auto run_stage = [&](int ls, uint32_t (&cur)[4][4], uint32_t (&freed)[4][4]) {
         const int slot = it % STAGES;
         // wait for the stage, decode this thread's weights (rows r_lo, r_hi; 4 k16 steps):
         // a0 = (r_lo, k 2t, 2t+1), a1 = (r_hi, same), a2 = (r_lo, k 2t+8, 2t+9), a3 = (r_hi, same)
@@ -421,16 +429,16 @@ __global__ void __launch_bounds__(kThreads, 1)
             cur[j][2] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wl[2 * j + 1], sel), sl[j]);
             cur[j][3] = fp4_mul_pair<BF16>(decode_byte_pair<BF16>(wh[2 * j + 1], sel), sh[j]);
         }
-        // 4 wgmmas on this stage; then retire the previous stage's and free its slot
+        // 4 wgmmas on this stage; then retire stage ls - kPend's and free its slot
         const uint64_t desc = make_desc_sw128(act + slot * act_tile_bytes(BN));
         wgmma_fence();
 #pragma unroll
         for (int j = 0; j < 4; j++) wgmma_rs<BN, BF16>(acc, cur[j], desc + 2 * j); // +32 bytes
         wgmma_commit();
-        wgmma_wait<1>();
-        keep_live(prev);
+        wgmma_wait<kPend>();
+        keep_live(freed);
         __syncwarp(); // the warp's reads of the slot, then its release
-        if (ls > 0 && lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]);
+        if (ls >= kPend && lane == 0) mbar_arrive(&empty[(it + STAGES - kPend) % STAGES]);
         it++;
     };
 
@@ -443,17 +451,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int i = 0; i < BN / 2; i++) acc[i] = 0.0f;
         int ls = 0;
 #pragma unroll 1
-        for (; ls + 1 < st_count; ls += 2) {
-            run_stage(ls, frag_a, frag_b);
-            run_stage(ls + 1, frag_b, frag_a);
+        for (; ls + kBufs - 1 < st_count; ls += kBufs) {
+#pragma unroll
+            for (int b = 0; b < kBufs; b++) run_stage(ls + b, frag[b], frag[(b + 1) % kBufs]);
         }
-        if (ls < st_count) run_stage(ls, frag_a, frag_b);
+#pragma unroll
+        for (int b = 0; b < kBufs - 1; b++)
+            if (ls + b < st_count) run_stage(ls + b, frag[b], frag[(b + 1) % kBufs]);
         wgmma_wait<0>();
-        keep_live(frag_a);
-        keep_live(frag_b);
+#pragma unroll
+        for (int b = 0; b < kBufs; b++) keep_live(frag[b]);
         keep_live_acc<BN / 2>(acc); // no read of the accumulators moves above the wait
         __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[(it + STAGES - 1) % STAGES]); // the unit's last slot
+        // the unit's last min(kPend, st_count) slots
+        if (lane == 0)
+            for (int q = 1; q <= kPend && q <= st_count; q++)
+                mbar_arrive(&empty[(it + STAGES - q) % STAGES]);
 
         // ---- split-K: each k-range stores its partial sums; the last to finish sums them all,
         // in split order (the same bits whichever finishes last) ------------------------------
