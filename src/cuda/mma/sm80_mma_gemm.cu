@@ -30,10 +30,11 @@
  * of a BF16) is exactly its value times 2^-14 (2^-126): the exponent bits land on the low
  * exponent bits, and code 1 (0.5) lands on the subnormal that equals 0.5 times the same factor.
  * One exact HMUL2 by the block scale times 2^7 (2^119) then gives value * scale * 2^-7, at
- * least 2^-17, exact in either type; the epilogue multiplies by 2^7. Per pair of codes that is
- * two masks and two shifts (the shifts as IMADs, off the integer pipe the masks use) and the
- * HMUL2. Pairs come out as (e_i, e_i+4), i = 0..3, of each 8-element word, and the activations
- * are paired the same way.
+ * least 2^-17, exact in either type; the epilogue multiplies by 2^7 (2^14 when the E2M1
+ * activations are decoded the same way). The FP16 decode takes 6 logic/shift operations and 4
+ * byte permutes per word of 8 codes (decode_e2m1x8), the BF16 one two masks and two shifts per
+ * pair; then the HMUL2. Pairs come out as (e_i, e_i+4), i = 0..3, of each 8-element word, and
+ * the activations are paired the same way.
  */
 #include "cuda/cuda_util.cuh"
 #include "backend.h"
@@ -353,27 +354,29 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
                          : 0;
         }
     };
+    // decoded as value * scale * 2^-7 like the weights (one HMUL2 a pair; at least 2^-17, so
+    // exact in FP16); the epilogue then multiplies by 2^14. Tokens past m are skipped: their
+    // columns of the buffer hold whatever was there, and the MMA keeps each token's column to
+    // itself, so only outputs that are never written see it.
     auto store_act4 = [&](int buf) {
         uint4 *dst = asm_ + buf * kActUnits;
         const int c = a4_kb / 8, tt = (a4_kb % 8) / 2, j0 = 2 * (a4_kb % 2);
-        const uint32_t two14 = 0x74007400u; /* FP16x2 (2^14, 2^14) */
 #pragma unroll
         for (int i = 0; i < kA4Units; i++) {
             const int tok = a4_tok0 + 8 * i;
-            const __half2_raw hs = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)a4_s[i], __NV_E4M3);
-            uint32_t s_raw;
-            memcpy(&s_raw, &hs, 4);
-            const uint32_t s2 = __byte_perm(s_raw, 0u, 0x1010);
+            if (m0 + tok >= p.m) continue;
+            uint32_t s2, unused;
+            scales_to_pairs<false>(a4_s[i], s2, unused);
             const uint32_t words[2] = {a4_q[i].x, a4_q[i].y};
 #pragma unroll
             for (int w = 0; w < 2; w++) {
                 uint32_t pr[4];
                 decode_e2m1x8<false>(words[w], pr);
-                uint4 v; /* value * 2^-14 * 2^14 * scale: exact, normal FP16 */
-                v.x = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[0], two14), s2);
-                v.y = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[1], two14), s2);
-                v.z = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[2], two14), s2);
-                v.w = fp4_mul_pair<false>(fp4_mul_pair<false>(pr[3], two14), s2);
+                uint4 v; /* value * 2^-14 * scale * 2^7: exact */
+                v.x = fp4_mul_pair<false>(pr[0], s2);
+                v.y = fp4_mul_pair<false>(pr[1], s2);
+                v.z = fp4_mul_pair<false>(pr[2], s2);
+                v.w = fp4_mul_pair<false>(pr[3], s2);
                 dst[(((tok / 8) * kChunks + c) * 4 + j0 + w) * 32 + (tok % 8) * 4 + tt] = v;
             }
         }
@@ -549,10 +552,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
     }
 
     // ---- epilogue: c0, c1 = (row g, tokens 2t, 2t+1); c2, c3 = (row g + 8, same tokens) ------
-    // the accumulators are sum * 2^-7: scale by alpha * 2^7, or by alpha after 2^7 when that
-    // product overflows (the same bits whenever nothing overflows)
+    // the accumulators are sum * 2^-7 (2^-14 with E2M1 A, both operands scaled): scale by
+    // alpha * 2^7 (2^14), or by alpha after 2^7 (2^14) when that product overflows (the same
+    // bits whenever nothing overflows)
+    constexpr float kOut = kA4 ? kUnscale * kUnscale : kUnscale;
     const float alpha_in = p.alpha_ptr ? *p.alpha_ptr : p.alpha;
-    const float alpha = alpha_in * kUnscale;
+    const float alpha = alpha_in * kOut;
     const bool alpha_inf = isinf(alpha) && !isinf(alpha_in);
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -563,7 +568,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
                 const int64_t n = n0 + warp * 16 * R + r * 16 + g + 8 * (e / 2);
                 const int64_t m = m0 + j * 8 + 2 * t + (e % 2);
                 if (n >= p.n || m >= p.m) continue;
-                const float y = alpha_inf ? __fmul_rn(alpha_in, acc[r][j][e] * kUnscale)
+                const float y = alpha_inf ? __fmul_rn(alpha_in, acc[r][j][e] * kOut)
                                           : __fmul_rn(alpha, acc[r][j][e]);
                 const int64_t idx = m * p.ldd + n;
                 switch (p.d_dtype) {
