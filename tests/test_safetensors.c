@@ -277,6 +277,27 @@ static void test_sharded(void) {
     mkdir(path, 0755);
     tu_case(fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT &&
                 strstr(fp4_last_error(NULL), "neither"), "a folder without a checkpoint is refused");
+    /* the index is read into a buffer of its size: one over 64 MiB (sparse) is refused
+     * unread, and one whose size is not what stat said (a /proc file: size 0, some text) is
+     * refused, not read past */
+    snprintf(path, sizeof path, "%s/huge.index.json", sub);
+    FILE *f = fopen(path, "wb");
+    const int made = f && ftruncate(fileno(f), (64 << 20) + 1) == 0;
+    if (f) fclose(f);
+    tu_case(made && fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT && st == NULL &&
+                strstr(fp4_last_error(NULL), "over 64 MiB: not an index"),
+            "an index over 64 MiB is refused: %s", fp4_last_error(NULL));
+    unlink(path);
+    snprintf(path, sizeof path, "%s/grows.index.json", sub);
+    struct stat sb;
+    if (stat("/proc/self/status", &sb) != 0 || sb.st_size != 0 || symlink("/proc/self/status", path)) {
+        tu_skip("no /proc/self/status of size 0 to link: the size-change case is not run");
+    } else {
+        tu_case(fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT && st == NULL &&
+                    strstr(fp4_last_error(NULL), "its size changed while it was read"),
+                "an index whose size is not what stat says is refused: %s", fp4_last_error(NULL));
+        unlink(path);
+    }
 }
 
 void test_loader(tu_rng *rng, const char *dir); /* test_safetensors_loader.c */

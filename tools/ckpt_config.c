@@ -4,24 +4,41 @@
  *    "group_size": 16, "exclude_modules": [...]}}
  * and config.json's "quantization_config" (convert_hf_quant_config_format: config_groups,
  * ignore, quant_algo, producer, quant_method "modelopt"). cJSON, as the library uses it. */
+#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "ckpt_config.h"
 #include "cli_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #ifdef FP4GEMM_HAVE_CJSON
 #include <cjson/cJSON.h>
 
-/* The whole file, NUL-terminated (NULL if it can't be read or is over 64 MiB). */
+#define MAX_CONFIG_BYTES (64 << 20) /* a config file larger than this is not read */
+
+/* The whole file, NUL-terminated, in a buffer of its size; NULL if it can't be read, is not
+ * a regular file, is over MAX_CONFIG_BYTES, or its size changes while it is read (one byte
+ * more is asked for, to see a file that grew). */
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    char *buf = malloc((64 << 20) + 1);
-    const size_t n = buf ? fread(buf, 1, 64 << 20, f) : 0;
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > MAX_CONFIG_BYTES) {
+        fclose(f);
+        return NULL;
+    }
+    const size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    const size_t n = buf ? fread(buf, 1, size + 1, f) : 0;
+    const int bad = !buf || ferror(f) || n != size;
     fclose(f);
-    if (buf) buf[n] = 0;
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
     return buf;
 }
 
