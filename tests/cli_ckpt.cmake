@@ -45,3 +45,12 @@ fp4_expect(2 gemm -m 4 -k 64)
 fp4_one_error_line("missing -n")
 fp4_expect(1 gemm --weights text.safetensors --layer l -m 4)
 fp4_one_error_line("over the format's limit")
+# a U8 [2, 8] l.weight with no l.weight_scale: the loader refuses it, after the tool has
+# allocated A (B is the loader's to allocate: nothing of B is freed twice); printf writes the
+# file's NUL bytes (the header's length, 64, and 16 bytes of data)
+set(nul8 "\\000\\000\\000\\000\\000\\000\\000\\000")
+execute_process(COMMAND printf "@\\000\\000\\000\\000\\000\\000\\000{\"l.weight\":{\"dtype\":\"U8\",\"shape\":[2,8],\"data_offsets\":[0,16]}} ${nul8}${nul8}"
+                OUTPUT_FILE "${WORK}/noscale.safetensors" RESULT_VARIABLE rc)
+fp4_size(noscale.safetensors 88)
+fp4_expect(1 gemm --weights noscale.safetensors --layer l -m 4 --device cpu)
+fp4_one_error_line("loading --layer: layer \"l\": no \"l.weight_scale\"")
