@@ -105,6 +105,35 @@ endif()
 file(READ "${WORK}/qf/hf_quant_config.json" hf)
 fp4_require("${hf}" "\"pooler.dense\"" "the excluded layer in exclude_modules")
 
+# 3c. two --fuse groups that share a member: value is in the first (query,value), key in the
+# second (key,value); each group's ws2 is its own (computed once per group, then reused), so
+# layer 0 gets query's own ws2 for query and value, and key's own for key (key's amax is over
+# value's there): a ws2 reused across groups would give key query's
+function(fp4_own_ws2 layer var)
+  if(NOT verify_out MATCHES "encoder.layer.0.attention.self.${layer} +384 x 384 +([0-9.e-]+) ")
+    message(FATAL_ERROR "no ws2 for layer.0 ${layer} in:\n${verify_out}")
+  endif()
+  set(${var} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+endfunction()
+fp4_own_ws2(query own_q)
+fp4_own_ws2(key own_k)
+fp4_own_ws2(value own_v)
+if(NOT own_k GREATER own_v OR NOT own_q GREATER own_k)
+  message(FATAL_ERROR "layer.0's own ws2: query ${own_q}, key ${own_k}, value ${own_v}: the case "
+                      "below needs query > key > value")
+endif()
+fp4_expect(0 checkpoint quantize model/model.safetensors qf2 --device cpu --fuse query,value
+           --fuse key,value)
+fp4_expect(0 checkpoint inspect qf2 --layers-only)
+foreach(pair "query;${own_q}" "value;${own_q}" "key;${own_k}")
+  list(GET pair 0 p)
+  list(GET pair 1 want)
+  if(NOT OUT MATCHES "encoder.layer.0.attention.self.${p} +384 x 384 +${want} ")
+    message(FATAL_ERROR "--fuse query,value --fuse key,value: layer.0 ${p}: expected ws2 ${want} "
+                        "in:\n${OUT}")
+  endif()
+endforeach()
+
 # 4. each layer's GEMM, checked against the fp64 reference
 string(REGEX MATCHALL "\n[a-z0-9_.]+ +[0-9]+ x [0-9]+ " rows "${verify_out}")
 set(n 0)

@@ -45,3 +45,41 @@ fp4_expect(2 gemm -m 4 -k 64)
 fp4_one_error_line("missing -n")
 fp4_expect(1 gemm --weights text.safetensors --layer l -m 4)
 fp4_one_error_line("over the format's limit")
+# a U8 [2, 8] l.weight with no l.weight_scale: the loader refuses it, after the tool has
+# allocated A (B is the loader's to allocate: nothing of B is freed twice); printf writes the
+# file's NUL bytes (the header's length, 64, and 16 bytes of data)
+set(nul8 "\\000\\000\\000\\000\\000\\000\\000\\000")
+execute_process(COMMAND printf "@\\000\\000\\000\\000\\000\\000\\000{\"l.weight\":{\"dtype\":\"U8\",\"shape\":[2,8],\"data_offsets\":[0,16]}} ${nul8}${nul8}"
+                OUTPUT_FILE "${WORK}/noscale.safetensors" RESULT_VARIABLE rc)
+fp4_size(noscale.safetensors 88)
+fp4_expect(1 gemm --weights noscale.safetensors --layer l -m 4 --device cpu)
+fp4_one_error_line("loading --layer: layer \"l\": no \"l.weight_scale\"")
+
+# the config files beside a quantized checkpoint: both or neither (cli_write_files). The input:
+# an F32 [2, 16] l.weight of zeros (header length 72, 'H'), and a config.json that is not JSON
+file(MAKE_DIRECTORY "${WORK}/cfgin" "${WORK}/cfgout")
+string(REPEAT "${nul8}" 16 zeros128)
+execute_process(COMMAND printf "H\\000\\000\\000\\000\\000\\000\\000{\"l.weight\":{\"dtype\":\"F32\",\"shape\":[2,16],\"data_offsets\":[0,128]}}      ${zeros128}"
+                OUTPUT_FILE "${WORK}/cfgin/model.safetensors")
+fp4_size(cfgin/model.safetensors 208)
+file(WRITE "${WORK}/cfgin/config.json" "not JSON")
+file(WRITE "${WORK}/cfgout/hf_quant_config.json" "older")
+fp4_expect(1 checkpoint quantize cfgin cfgout --device cpu)
+fp4_require("${ERR}" "\nfp4gemm checkpoint quantize: cfgin/config.json: not a JSON object: config.json and hf_quant_config.json not written\n"
+            "the reason, after the progress line")
+file(READ "${WORK}/cfgout/hf_quant_config.json" hf)
+if(NOT hf STREQUAL "older" OR EXISTS "${WORK}/cfgout/config.json")
+  message(FATAL_ERROR "${LAST}: a config file was written although config.json could not be")
+endif()
+file(WRITE "${WORK}/cfgin/config.json" "{\"model_type\": \"bert\"}")
+fp4_expect(0 checkpoint quantize cfgin cfgout --device cpu)
+fp4_require("${OUT}" "hf_quant_config.json, config.json in cfgout" "both config files written")
+file(READ "${WORK}/cfgout/hf_quant_config.json" hf)
+file(READ "${WORK}/cfgout/config.json" cfg)
+fp4_require("${hf}" "\"quant_algo\":[ \t]*\"NVFP4\"" "hf_quant_config.json replaced")
+fp4_require("${cfg}" "\"model_type\":[ \t]*\"bert\"[^$]*\"quant_method\":[ \t]*\"modelopt\""
+            "config.json: the input's, with quantization_config")
+file(GLOB left "${WORK}/cfgout/.*")
+if(left)
+  message(FATAL_ERROR "${LAST}: temporaries left behind: ${left}")
+endif()

@@ -54,7 +54,7 @@ fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 4 32 64 e2m1 swizzled swizzl
             "the bucket of M = 3 is 4")
 fp4_require("${cache}" "\nentry \"CPU\" 0 0 [0-9.]+ 16 32 64 e2m1 " "the bucket of M = 16")
 fp4_require("${cache}" "\nend 2\n$" "the end line counts the entries")
-file(GLOB leftovers "${WORK}/*tmp*")
+file(GLOB leftovers "${WORK}/*tmp*" "${WORK}/.*.??????") # the temporary: .cache.txt.XXXXXX
 if(leftovers)
   message(FATAL_ERROR "temporary files left behind: ${leftovers}")
 endif()

@@ -8,6 +8,7 @@
 #include "fp4gemm.h"
 #include "test_util.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,17 @@
 #include <unistd.h>
 
 static char g_dir[256];
+
+/* The writer's temporaries left in g_dir (".NAME.XXXXXX": src/atomic_file.c). */
+static int count_temporaries(void) {
+    DIR *dir = opendir(g_dir);
+    if (!dir) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir));)
+        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(dir);
+    return n;
+}
 
 /* A file image: 8-byte length, the header text (hlen bytes; 0: strlen), then `data_len`
  * bytes of i & 0xFF. */
@@ -182,6 +194,21 @@ static void test_round_trip(tu_rng *rng) {
     /* the old file is intact after that failure; open of a missing file says why */
     tu_case(fp4_safetensors_open(nodir, &st) == FP4_ERR_INVALID_ARGUMENT && st == NULL &&
                 strstr(fp4_last_error(NULL), "No such file"), "open of a missing file says why");
+    /* written through a temporary (src/atomic_file.c): readable by others, nothing left over
+     * when the rename fails (a directory in the way, which stays) */
+    struct stat sb;
+    tu_case(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0644 && count_temporaries() == 0,
+            "the written file is mode 0644 and no temporary is left (mode %o)",
+            (unsigned)(sb.st_mode & 0777));
+    char adir[320];
+    snprintf(adir, sizeof adir, "%s/adir.safetensors", g_dir);
+    mkdir(adir, 0755);
+    tu_case(fp4_safetensors_write(adir, t, 1, NULL, 0) == FP4_ERR_INVALID_ARGUMENT &&
+                strstr(fp4_last_error(NULL), adir) && stat(adir, &sb) == 0 &&
+                S_ISDIR(sb.st_mode) && count_temporaries() == 0,
+            "write onto a directory fails naming it, the directory stays, no temporary left: %s",
+            fp4_last_error(NULL));
+    rmdir(adir);
     for (int i = 0; i < n; i++) free(bufs[i]);
 }
 
@@ -250,6 +277,27 @@ static void test_sharded(void) {
     mkdir(path, 0755);
     tu_case(fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT &&
                 strstr(fp4_last_error(NULL), "neither"), "a folder without a checkpoint is refused");
+    /* the index is read into a buffer of its size: one over 64 MiB (sparse) is refused
+     * unread, and one whose size is not what stat said (a /proc file: size 0, some text) is
+     * refused, not read past */
+    snprintf(path, sizeof path, "%s/huge.index.json", sub);
+    FILE *f = fopen(path, "wb");
+    const int made = f && ftruncate(fileno(f), (64 << 20) + 1) == 0;
+    if (f) fclose(f);
+    tu_case(made && fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT && st == NULL &&
+                strstr(fp4_last_error(NULL), "over 64 MiB: not an index"),
+            "an index over 64 MiB is refused: %s", fp4_last_error(NULL));
+    unlink(path);
+    snprintf(path, sizeof path, "%s/grows.index.json", sub);
+    struct stat sb;
+    if (stat("/proc/self/status", &sb) != 0 || sb.st_size != 0 || symlink("/proc/self/status", path)) {
+        tu_skip("no /proc/self/status of size 0 to link: the size-change case is not run");
+    } else {
+        tu_case(fp4_safetensors_open(path, &st) == FP4_ERR_INVALID_ARGUMENT && st == NULL &&
+                    strstr(fp4_last_error(NULL), "its size changed while it was read"),
+                "an index whose size is not what stat says is refused: %s", fp4_last_error(NULL));
+        unlink(path);
+    }
 }
 
 void test_loader(tu_rng *rng, const char *dir); /* test_safetensors_loader.c */

@@ -64,13 +64,13 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-/* Files in g_dir whose name contains `part`. */
-static int count_files(const char *part) {
+/* The temporaries of fp4_tuning_save left in g_dir (".NAME.XXXXXX": src/atomic_file.c). */
+static int count_temporaries(void) {
     DIR *dir = opendir(g_dir);
     if (!dir) return -1;
     int n = 0;
     for (struct dirent *e; (e = readdir(dir));)
-        if (strstr(e->d_name, part)) n++;
+        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
     closedir(dir);
     return n;
 }
@@ -227,7 +227,7 @@ static void test_round_trip(fp4_ctx *ctx) {
     snprintf(path, sizeof path, "%s/cache.txt", g_dir);
     /* ctx holds two entries from test_tune_cpu */
     fp4_status st = fp4_tuning_save(ctx, path);
-    tu_case(st == FP4_OK && count_files(".tmp") == 0,
+    tu_case(st == FP4_OK && count_temporaries() == 0,
             "save: FP4_OK, no temporary file left");
     fp4_ctx *fresh = NULL;
     fp4_create(&fresh, -1);
@@ -415,7 +415,7 @@ static void test_atomic_write(fp4_ctx *ctx) {
     fp4_ctx *check = NULL;
     fp4_create(&check, -1);
     tu_case(st == FP4_OK && fp4_tuning_load(check, path) == FP4_OK && entries(check) == 1 &&
-                count_files(".tmp") == 0,
+                count_temporaries() == 0,
             "save over an existing file: replaced whole, no temporary left");
     fp4_destroy(check);
     /* a target that is a directory: rename fails, the directory stays, the temp is removed */
@@ -425,7 +425,7 @@ static void test_atomic_write(fp4_ctx *ctx) {
     st = fp4_tuning_save(ctx, sub);
     struct stat sb;
     tu_case(st == FP4_ERR_INVALID_ARGUMENT && stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-                count_files(".tmp") == 0,
+                count_temporaries() == 0,
             "save onto a directory fails cleanly, no temporary left: %s", fp4_last_error(ctx));
     rmdir(sub);
     char missing[512];

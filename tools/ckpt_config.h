@@ -10,7 +10,8 @@
 
 /* Writes out_dir/hf_quant_config.json (ModelOpt's layout: quant_algo NVFP4, group_size 16,
  * the excluded modules) and, when in_config (a config.json) is given, out_dir/config.json
- * with "quantization_config" as ModelOpt's export sets it. `written` gets the names written.
+ * with "quantization_config" as ModelOpt's export sets it: both or neither (cli_write_files;
+ * an in_config that is not a JSON object writes neither). `written` gets the names written.
  * CLI_OK or CLI_FAIL after the message. */
 int ckpt_write_configs(const char *cmd, const char *out_dir, const char *in_config,
                        const char *const *excluded, int n_excluded, char *written, size_t len);

@@ -3,7 +3,8 @@
  * bytes NVIDIA ModelOpt's export writes: docs/format.md):
  *   1. each 2-D <layer>.weight of F32/F16/BF16 with K a multiple of 16, whose layer matches no
  *      --exclude pattern, is quantized on the run device (the GPU when there is one):
- *      ws2 = fp4_modelopt_global_scale (over the --fuse group when the layer is in one), then
+ *      ws2 = fp4_modelopt_global_scale (over the --fuse group when the layer is in one: computed
+ *      for the group's first member, reused for the others), then
  *      fp4_quantize (recipe modelopt, linear scales);
  *   2. it is written as <layer>.weight U8 [N, K/2], .weight_scale F8_E4M3 [N, K/16] and
  *      .weight_scale_2 F32 []; every other tensor is copied as it is (from the memory map);
@@ -58,12 +59,19 @@ static fp4_dtype lib_dtype(fp4_st_dtype d) {
     return d == FP4_ST_F32 ? FP4_DTYPE_F32 : d == FP4_ST_F16 ? FP4_DTYPE_F16 : FP4_DTYPE_BF16;
 }
 
-/* The members of layer's --fuse group present in st (the layer itself when in none). */
-static int fuse_group(const qopts *o, const fp4_safetensors *st, const char *layer,
-                      fp4_st_tensor *members, int cap) {
+/* The parent of layer: its name up to the last '.' (included), "" when it has none. */
+static int parent_len(const char *layer) {
     const char *dot = strrchr(layer, '.');
-    const char *leaf = dot ? dot + 1 : layer;
-    const int plen = dot ? (int)(dot - layer + 1) : 0;
+    return dot ? (int)(dot - layer + 1) : 0;
+}
+
+/* The members of layer's --fuse group present in st (the layer itself when in none), and
+ * the group's index in o->fuse in *group (-1 when in none). */
+static int fuse_group(const qopts *o, const fp4_safetensors *st, const char *layer,
+                      fp4_st_tensor *members, int cap, int *group) {
+    const int plen = parent_len(layer);
+    const char *leaf = layer + plen;
+    *group = -1;
     for (int g = 0; g < o->n_fuse; g++) {
         char list[512];
         snprintf(list, sizeof list, "%s", o->fuse[g]);
@@ -71,6 +79,7 @@ static int fuse_group(const qopts *o, const fp4_safetensors *st, const char *lay
         for (char *s = strtok(list, ","); s; s = strtok(NULL, ","))
             in_group |= !strcmp(s, leaf);
         if (!in_group) continue;
+        *group = g;
         int n = 0;
         snprintf(list, sizeof list, "%s", o->fuse[g]);
         for (char *s = strtok(list, ","); s && n < cap; s = strtok(NULL, ",")) {
@@ -86,12 +95,58 @@ static int fuse_group(const qopts *o, const fp4_safetensors *st, const char *lay
     return fp4_safetensors_tensor(st, fp4_safetensors_find(st, name), &members[0]) == FP4_OK;
 }
 
-/* One layer: ws2 over its group, the quantization on ctx's device; q, sf (host, linear). */
+/* The ws2 of each --fuse group met so far: one group is one --fuse list under one parent
+ * ("model.layers.0.self_attn."), whose members share the ws2 computed for the first of them. */
+typedef struct group_ws2 {
+    int group;         /* index in qopts.fuse */
+    char parent[1024]; /* the layer name up to its last '.', included */
+    float ws2;
+} group_ws2;
+
+typedef struct group_ws2s {
+    group_ws2 *items;
+    int n, cap;
+} group_ws2s;
+
+/* The ws2 of layer's group (group >= 0) if it was computed, else NULL. */
+static const float *group_ws2_find(const group_ws2s *c, int group, const char *layer) {
+    const int plen = parent_len(layer);
+    for (int i = 0; i < c->n; i++)
+        if (c->items[i].group == group && (int)strlen(c->items[i].parent) == plen &&
+            !strncmp(c->items[i].parent, layer, (size_t)plen))
+            return &c->items[i].ws2;
+    return NULL;
+}
+
+/* Remembers the ws2 of layer's group; out of memory, it is not remembered (and is computed
+ * again for the next member: the same value). */
+static void group_ws2_add(group_ws2s *c, int group, const char *layer, float ws2) {
+    if (c->n == c->cap) {
+        const int cap = c->cap ? 2 * c->cap : 16;
+        group_ws2 *more = realloc(c->items, (size_t)cap * sizeof *more);
+        if (!more) return;
+        c->items = more;
+        c->cap = cap;
+    }
+    group_ws2 *e = &c->items[c->n++];
+    e->group = group;
+    snprintf(e->parent, sizeof e->parent, "%.*s", parent_len(layer), layer);
+    e->ws2 = ws2;
+}
+
+/* One layer: ws2 over its group (computed for the group's first member, then reused), the
+ * quantization on ctx's device; q, sf (host, linear). */
 static int quantize_layer(fp4_ctx *ctx, const qopts *o, const fp4_safetensors *st,
-                          const fp4_st_tensor *t, const char *layer, uint8_t *q, uint8_t *sf,
-                          float *ws2) {
+                          const fp4_st_tensor *t, const char *layer, group_ws2s *groups,
+                          uint8_t *q, uint8_t *sf, float *ws2) {
     fp4_st_tensor members[8];
-    const int nm = fuse_group(o, st, layer, members, 8);
+    int group;
+    int nm = fuse_group(o, st, layer, members, 8, &group);
+    const float *known = group >= 0 ? group_ws2_find(groups, group, layer) : NULL;
+    if (known) { /* the group's ws2 is known: the layer itself is all that is needed */
+        members[0] = *t;
+        nm = 1;
+    }
     void *dev[8] = {0}, *dev_q = NULL, *dev_sf = NULL, *dev_ws2 = NULL;
     fp4_tensor_ref refs[8];
     int self = 0;
@@ -110,17 +165,22 @@ static int quantize_layer(fp4_ctx *ctx, const qopts *o, const fp4_safetensors *s
                                    lib_dtype(members[i].dtype), dev[i], members[i].shape[1]};
     }
     const int64_t n = t->shape[0], k = t->shape[1];
-    if (s == FP4_OK) s = fp4_malloc(ctx, &dev_ws2, 4);
-    if (s == FP4_OK) s = fp4_modelopt_global_scale(ctx, refs, nm, dev_ws2, NULL);
-    if (s == FP4_OK) s = fp4_synchronize(ctx, NULL);
-    if (s == FP4_OK) s = fp4_download(ctx, ws2, dev_ws2, 4);
-    /* an all-zero weight: ModelOpt's ws2 = 0 would write NaN scales; 1 gives zeros that decode
-     * to 0 (and the scales ModelOpt gives all-zero blocks, 1.0) */
-    if (s == FP4_OK && *ws2 == 0.0f) *ws2 = 1.0f;
-    if (s == FP4_OK && !isfinite(*ws2)) {
-        cli_fail(CMD, CLI_FAIL, "%s: the weight holds Inf (ws2 = amax / 2688 is Inf): not "
-                 "quantized", layer);
-        s = FP4_ERR_INVALID_ARGUMENT;
+    if (s == FP4_OK && known) {
+        *ws2 = *known;
+    } else if (s == FP4_OK) {
+        s = fp4_malloc(ctx, &dev_ws2, 4);
+        if (s == FP4_OK) s = fp4_modelopt_global_scale(ctx, refs, nm, dev_ws2, NULL);
+        if (s == FP4_OK) s = fp4_synchronize(ctx, NULL);
+        if (s == FP4_OK) s = fp4_download(ctx, ws2, dev_ws2, 4);
+        /* an all-zero weight: ModelOpt's ws2 = 0 would write NaN scales; 1 gives zeros that
+         * decode to 0 (and the scales ModelOpt gives all-zero blocks, 1.0) */
+        if (s == FP4_OK && *ws2 == 0.0f) *ws2 = 1.0f;
+        if (s == FP4_OK && !isfinite(*ws2)) {
+            cli_fail(CMD, CLI_FAIL, "%s: the weight holds Inf (ws2 = amax / 2688 is Inf): not "
+                     "quantized", layer);
+            s = FP4_ERR_INVALID_ARGUMENT;
+        }
+        if (s == FP4_OK && group >= 0) group_ws2_add(groups, group, layer, *ws2);
     }
     if (s == FP4_OK) s = fp4_malloc(ctx, &dev_q, n * k / 2);
     if (s == FP4_OK) s = fp4_malloc(ctx, &dev_sf, n * k / 16);
@@ -168,6 +228,7 @@ static int run_quantize(qopts *o) {
     const char **excl = calloc((size_t)(count + 1), sizeof *excl);
     int64_t n_out = 0, n_bufs = 0, layers = 0, to_do = 0, params = 0;
     int n_excl = 0, rc = CLI_OK;
+    group_ws2s groups = {NULL, 0, 0};
     char layer[1024], path[4200], dir[4096], cfg[4200];
     fp4_st_tensor t;
     if (!out || !names || !bufs || !excl) {
@@ -203,7 +264,7 @@ static int run_quantize(qopts *o) {
             rc = cli_fail(CMD, CLI_FAIL, "out of memory for %s", layer);
             break;
         }
-        if ((rc = quantize_layer(ctx, o, st, &t, layer, q, sf, ws2)) != CLI_OK) break;
+        if ((rc = quantize_layer(ctx, o, st, &t, layer, &groups, q, sf, ws2)) != CLI_OK) break;
         static const char *const suffix[3] = {".weight", ".weight_scale", ".weight_scale_2"};
         for (int j = 0; j < 3; j++) {
             const size_t len = strlen(layer) + 20;
@@ -262,7 +323,7 @@ static int run_quantize(qopts *o) {
 done:
     for (int64_t i = 0; names && i < n_out; i++) free(names[i]);
     for (int64_t i = 0; bufs && i < n_bufs; i++) free(bufs[i]);
-    free(out), free(names), free(bufs), free(excl);
+    free(out), free(names), free(bufs), free(excl), free(groups.items);
     fp4_destroy(ctx);
     fp4_safetensors_close(st);
     return rc;

@@ -100,8 +100,9 @@ static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
     op->gs_a = op->gs_b = 1.0f;
     fp4_status st = fp4_malloc(ctx, &op->dev[0][0], op->a_bytes);
     if (st == FP4_OK && op->a_sf_bytes) st = fp4_malloc(ctx, &op->dev[0][1], op->a_sf_bytes);
-    if (st == FP4_OK) st = fp4_malloc(ctx, &op->dev[0][2], op->b_bytes);
-    if (st == FP4_OK) st = fp4_malloc(ctx, &op->dev[0][3], op->b_sf_bytes);
+    /* --weights: the loader allocates B (below) */
+    if (st == FP4_OK && !o->ckpt) st = fp4_malloc(ctx, &op->dev[0][2], op->b_bytes);
+    if (st == FP4_OK && !o->ckpt) st = fp4_malloc(ctx, &op->dev[0][3], op->b_sf_bytes);
     if (st != FP4_OK) return cli_lib_fail(CMD, "allocating the operands", st, ctx);
     op->sets = 1;
     char shape[128];
@@ -136,8 +137,6 @@ static int make_operands(fp4_ctx *ctx, const gemm_opts *o, operands *op) {
     }
     /* B */
     if (rc == CLI_OK && o->ckpt) { /* a ModelOpt NVFP4 layer, loaded in --layout */
-        fp4_free(ctx, op->dev[0][2]);
-        fp4_free(ctx, op->dev[0][3]);
         fp4_nvfp4_weight w;
         memset(&w, 0, sizeof w);
         w.struct_size = sizeof w;

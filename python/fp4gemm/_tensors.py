@@ -244,6 +244,17 @@ def device_of(what, **arrays):
     return next(iter(devs.values()), -1)
 
 
+def torch_current_stream(device):
+    """torch's current stream on CUDA device `device` (an ordinal) as its raw cudaStream_t, an
+    int: what torch.cuda.current_stream(device).cuda_stream gives, without the Stream object
+    that call makes each time. torch._C._cuda_getCurrentRawStream is the call torch's own
+    compiled code uses for it (torch._dynamo's get_raw_stream); the public call where a torch
+    lacks it. Only for a device that holds a torch tensor (CUDA already initialized)."""
+    torch = sys.modules["torch"]
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
+
+
 def stream_of(device, *arrays):
     """The stream for a call on `device`: torch's current stream when a torch tensor is among
     the arrays, else the stream a CUDA array interface names, else 0 (the legacy default stream,
@@ -252,7 +263,7 @@ def stream_of(device, *arrays):
         return 0
     for a in arrays:
         if isinstance(a, View) and a.lib == "torch":
-            return sys.modules["torch"].cuda.current_stream(device).cuda_stream
+            return torch_current_stream(device)
     for a in arrays:
         if isinstance(a, View) and a.stream is not None:
             return int(a.stream)

@@ -33,6 +33,7 @@ import torch
 from . import _api
 from . import _lib as L
 from ._arrays import _NAMES, _dtype_code
+from ._tensors import torch_current_stream
 
 if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # pragma: no cover
     raise ImportError(f"fp4gemm's torch ops need torch >= 2.4 (torch.library.custom_op); this is {torch.__version__}")
@@ -56,6 +57,10 @@ _MM_ARGS = ("Tensor a, Tensor b, Tensor? a_descale, Tensor b_descale, Tensor? al
             'str b_sf_layout="swizzled"')
 _LIB.define("mm_fp4(" + _MM_ARGS.format("=None", "=15", "") + ") -> Tensor")  # 15: bfloat16
 _LIB.define("mm_fp4_out(" + _MM_ARGS.format("", "", ", Tensor(a!) out") + ") -> ()")
+
+# torch's current stream of a device as the raw handle (an int), resolved once: the per-call
+# path (_gemm) makes no Stream object (_tensors.torch_current_stream says why this is the same)
+_current_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or torch_current_stream
 
 # Checked calls: the library arguments of a call whose checks passed, by everything the checks
 # read (each tensor's shape, strides, dtype and device; the other arguments); a call that
@@ -103,7 +108,7 @@ def _gemm(a, b, a_descale, b_descale, alpha, out_dtype, out, block_size, use_8x4
     if dev < 0:
         ctx, stream = L.cpu_ctx(), 0
     else:
-        ctx, stream = L.ctx_for(dev), torch.cuda.current_stream(dev).cuda_stream
+        ctx, stream = L.ctx_for(dev), _current_raw_stream(dev)
     st = ext.gemm(ctx, a.data_ptr(), _ptr(a_descale), b.data_ptr(), b_descale.data_ptr(),
                   out.data_ptr(), *args, _ptr(alpha), stream)
     L.check(st, ctx, "fp4_gemm")

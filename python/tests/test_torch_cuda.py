@@ -172,6 +172,30 @@ def test_runs_on_torch_current_stream():
     assert torch.equal(y, want)
 
 
+def test_current_stream_handle():
+    """fp4gemm reads torch's current stream as a raw handle, without the Stream object
+    torch.cuda.current_stream() makes: the same handle as that call's .cuda_stream on the
+    default stream, on a side stream and while a CUDA graph captures."""
+    from fp4gemm import _torch_ops
+    from fp4gemm._tensors import torch_current_stream
+    d = DEV.index
+
+    def handles():
+        return (torch_current_stream(d), _torch_ops._current_raw_stream(d),
+                torch.cuda.current_stream(d).cuda_stream)
+
+    assert len(set(handles())) == 1
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):
+        assert set(handles()) == {s.cuda_stream}
+    x = torch.zeros(4, device=DEV)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        x.add_(1)
+        during = handles()
+    assert len(set(during)) == 1 and during[0] != torch.cuda.current_stream(d).cuda_stream
+
+
 def test_cuda_graph_capture_and_replay():
     m, n, k = 32, 2048, 4096
     _, _, (wq, wsf, gw) = operands(1, n, k, 8)

@@ -119,18 +119,34 @@ static fp4_status open_single(const char *path, fp4_safetensors **out) {
     return FP4_OK;
 }
 
-/* The whole (small) file at path, NUL-terminated, in *out. */
+/* The whole (small) file at path, NUL-terminated, in *out: a buffer of the file's size, and a
+ * file whose size changes while it is read is refused (one byte more is asked for, to see a
+ * file that grew). */
 static fp4_status read_small(const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%.300s: %s", path, strerror(errno));
-    char *buf = malloc(MAX_INDEX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_INDEX_BYTES + 1, f) : 0;
-    const int bad = !buf || ferror(f);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%.300s: not a regular file", path);
+    }
+    if (sb.st_size > MAX_INDEX_BYTES) {
+        fclose(f);
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%.300s: over 64 MiB: not an index", path);
+    }
+    const size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        fclose(f);
+        return FP4_FAIL(NULL, FP4_ERR_OUT_OF_MEMORY, "%.300s: %zu bytes", path, size + 1);
+    }
+    const size_t n = fread(buf, 1, size + 1, f);
+    const int bad = ferror(f);
     fclose(f);
-    if (bad || n > MAX_INDEX_BYTES) {
+    if (bad || n != size) {
         free(buf);
-        return FP4_FAIL(NULL, buf ? FP4_ERR_INVALID_ARGUMENT : FP4_ERR_OUT_OF_MEMORY,
-                        "%.300s: %s", path, bad ? "read error" : "over 64 MiB: not an index");
+        return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "%.300s: %s", path,
+                        bad ? "read error" : "its size changed while it was read");
     }
     buf[n] = 0;
     *out = buf;

@@ -1,16 +1,15 @@
 /* st_write.c - the safetensors writer: the header built with cJSON (integers written as
  * exact decimal text), padded with spaces to 8 bytes, the data streamed from the caller's
  * buffers, all into a temporary file in the target's folder that is flushed and renamed over
- * the target (the tuning file's way: src/tune/tuning_file.c). */
+ * the target (src/atomic_file.c, as the tuning file is written). */
 #define _POSIX_C_SOURCE 200809L
+#include "atomic_file.h"
 #include "ckpt/ckpt.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #ifdef FP4GEMM_HAVE_CJSON
 #include <cjson/cJSON.h>
@@ -123,34 +122,23 @@ fp4_status fp4_safetensors_write(const char *path, const fp4_st_tensor *tensors,
         return FP4_FAIL(NULL, FP4_ERR_OUT_OF_MEMORY, "fp4_safetensors_write: the header");
     }
     const size_t hlen = strlen(header), padded = (hlen + 7) / 8 * 8;
-    /* the temporary: ".<name>.XXXXXX" in the same folder, so that rename is atomic */
-    char tmp[4200];
-    const char *slash = strrchr(path, '/');
-    const int dir_len = slash ? (int)(slash - path + 1) : 0;
-    snprintf(tmp, sizeof tmp, "%.*s.%s.XXXXXX", dir_len, path, slash ? slash + 1 : path);
-    const int fd = mkstemp(tmp);
-    if (fd >= 0) (void)fchmod(fd, 0644); /* mkstemp's 0600 would hide a checkpoint from others */
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    int ok = f != NULL, err = errno;
-    if (!f && fd >= 0) close(fd);
-    if (ok) {
+    fp4_atomic_file af;
+    int err = fp4_atomic_begin(&af, path);
+    if (!err) {
+        FILE *f = af.f;
         uint8_t len8[8];
         for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-        ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
+        int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
         for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
         for (int64_t i = 0; ok && i < count; i++)
             ok = bytes[i] == 0 || fwrite(tensors[i].data, 1, (size_t)bytes[i], f) == (size_t)bytes[i];
-        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        if (!ok) err = errno;
-        if (fclose(f) != 0 && ok) ok = 0, err = errno;
-        if (ok && rename(tmp, path) != 0) ok = 0, err = errno;
-        if (!ok) unlink(tmp);
+        err = fp4_atomic_finish(&af, path, ok ? 0 : errno ? errno : EIO);
     }
     free(header);
     free(bytes);
-    if (!ok)
+    if (err)
         return FP4_FAIL(NULL, FP4_ERR_INVALID_ARGUMENT, "fp4_safetensors_write %.300s: %s", path,
-                        strerror(err ? err : EIO));
+                        strerror(err));
     return FP4_OK;
 }
 

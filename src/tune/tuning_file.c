@@ -1,16 +1,16 @@
 /* tuning_file.c - the tuning cache file (docs/tuning.md): a versioned line format, read
- * strictly (a file with any malformed line is rejected whole), written atomically. */
+ * strictly (a file with any malformed line is rejected whole), written atomically
+ * (src/atomic_file.c). */
 #define _POSIX_C_SOURCE 200809L
+#include "atomic_file.h"
 #include "tune/tuning.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- parsing --------------------------------------------------------------------------- */
 
@@ -407,25 +407,18 @@ fp4_status fp4_tuning_save(fp4_ctx *ctx, const char *path) {
             if (t->slots[i].used) sorted[j++] = t->slots[i];
         qsort(sorted, (size_t)t->count, sizeof *sorted, cmp_slots);
     }
-    char tmp[4100];
-    snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", path);
-    const int fd = mkstemp(tmp);
-    if (fd < 0) {
+    fp4_atomic_file af;
+    const int open_err = fp4_atomic_begin(&af, path);
+    if (open_err) {
         free(sorted);
-        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
-                        "fp4_tuning_save: can't create a temporary file next to %.300s: %s", path,
-                        strerror(errno));
+        if (af.step == FP4_ATOMIC_CREATE)
+            return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT,
+                            "fp4_tuning_save: can't create a temporary file next to %.300s: %s",
+                            path, strerror(open_err));
+        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_tuning_save: %.300s: %s", af.tmp,
+                        strerror(open_err));
     }
-    fchmod(fd, 0644); /* mkstemp makes 0600; a cache is not a secret */
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        const int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(sorted);
-        return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_tuning_save: %.300s: %s", tmp,
-                        strerror(e));
-    }
+    FILE *f = af.f;
     char name[256];
     fp4_tuning_device_name(ctx, name, sizeof name);
     fprintf(f,
@@ -454,15 +447,9 @@ fp4_status fp4_tuning_save(fp4_ctx *ctx, const char *path) {
     }
     fprintf(f, "end %lld\n", (long long)written);
     free(sorted);
-    int bad = fflush(f) != 0 || ferror(f);
-    int e = errno;
-    if (!bad && fsync(fd) != 0) bad = 1, e = errno;
-    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
-    if (!bad && rename(tmp, path) != 0) bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
+    const int err = fp4_atomic_finish(&af, path, 0); /* fprintf's failures: in ferror(f) */
+    if (err)
         return FP4_FAIL(ctx, FP4_ERR_INVALID_ARGUMENT, "fp4_tuning_save: %.300s: %s", path,
-                        strerror(e));
-    }
+                        strerror(err));
     return FP4_OK;
 }
