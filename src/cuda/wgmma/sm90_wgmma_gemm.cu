@@ -697,8 +697,15 @@ struct Plan {
 };
 
 /* Relative time of one 64-k stage of a CTA, per config (n256 = 1): n64 and n128 tiles do 1/4
- * and 1/2 of n256's multiply-adds but decode the same weights (H200, docs/PERF.md). */
-constexpr double kStageCost[kConfigCount] = {1.0, 0.62, 0.45};
+ * and 1/2 of n256's multiply-adds but decode the same weights, and at the sizes where the
+ * choice matters their consumers are latency-bound, so a stage costs more than the
+ * multiply-adds say. Fitted, with the split-K cost below, to 138 points where every config was
+ * timed on an H200 (docs/PERF.md: the plan's choice within 0.2% of the fastest config on
+ * geomean, 15% at worst, against 1% and 33% with {1, 0.62, 0.45} and 3). */
+constexpr double kStageCost[kConfigCount] = {1.0, 0.7, 0.65};
+/* the cost of one more split of a tile, in n256 stage times per 256 tokens of the tile (the
+ * partial sums' stores, the arrival, the last CTA's sum) */
+constexpr double kSplitCost = 6.0;
 
 /* The split-K factor of config cfg for an m x n x k problem on `sms` SMs: the fewest rounds of
  * persistent CTAs, each round as long as a k-range, plus the reduction (a split writes its
@@ -722,7 +729,7 @@ Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
         if (splits != sp) continue;
         if (tiles > kMaxCounters || tiles * splits * partial > kPartialBytes) break;
         const double cost = (double)fp4_ceil_div(tiles * splits, sms) * sps * sc +
-                            3.0 * splits * kConfigs[cfg].bn / 256.0;
+                            kSplitCost * splits * kConfigs[cfg].bn / 256.0;
         if (cost < pl.cost * 0.97) { /* a split must pay clearly */
             pl.cost = cost;
             pl.splits = splits;
