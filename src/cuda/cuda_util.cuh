@@ -97,9 +97,10 @@ static inline bool fp4_dispatch_float_dtype(fp4_dtype dtype, F &&f) {
  * launch, as atomicInc). The atomic is acq_rel at GPU scope: it releases the stores the barrier
  * ordered before it (release is cumulative), and the last arrival acquires every earlier one's;
  * a barrier after it passes that on to the threads that read the partials. This is the PTX
- * memory model's pattern (CUTLASS's semaphore uses it) and costs one atomic round trip, where
- * __threadfence (a fence.sc: MEMBAR.SC.GPU) before and after cost 9-12% of cuda_wgmma's time at
- * small M on an H200 (ncu, docs/PERF.md). */
+ * memory model's pattern (CUTLASS's semaphore uses it): one GPU-scope fence and the atomic,
+ * where __threadfence (a fence.sc: MEMBAR.SC.GPU) before and after were two. (ncu on an H200
+ * counted 9-12% of cuda_wgmma's stall samples at small M waiting behind those fences, but the
+ * change measured no difference in time: docs/PERF.md.) */
 __device__ __forceinline__ unsigned fp4_splitk_arrive(unsigned *counter, unsigned splits) {
     unsigned old;
     asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;\n"

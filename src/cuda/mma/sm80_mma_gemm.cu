@@ -163,7 +163,8 @@ __device__ __forceinline__ uint32_t lop3_and_or(uint32_t a, uint32_t c_mask, uin
 
 /* 8 E2M1 codes (word w, element i in bits 4i..4i+3) to four FP16x2 (BF16x2) pairs
  * p[i] = (e_i, e_i+4) * 2^-14 (2^-126), exact: code bits s|e1 e0|m placed at 15|11 10|9
- * (15|8 7|6). The left shifts are written as multiplications so that they run as IMADs. */
+ * (15|8 7|6). FP16 by byte permutes; in the BF16 path the left shifts are written as
+ * multiplications so that they run as IMADs. */
 template <bool BF16>
 __device__ __forceinline__ void decode_e2m1x8(uint32_t w, uint32_t p[4]) {
     if constexpr (!BF16) {
@@ -509,8 +510,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks(BM, R, AT == FP4_DTYPE_E2
                     __stcg(part + ((r * N8 + j) * 4 + e) * kThreads + tid, acc[r][j][e]);
         // the CTA's stores, then the counter (fp4_splitk_arrive: its release covers what the
         // barrier ordered before it); it wraps back to 0 on the last arrival, so no reset is
-        // needed and a value left over by an interrupted or (unsupported) concurrent launch
-        // cannot outlive the next one
+        // needed between launches. A launch that stops half way (a fault) leaves a count
+        // behind that would shift every later launch's last arrival: such faults are sticky in
+        // CUDA (the context must be made anew, and with it the zeroed workspace); concurrent
+        // launches on one context's workspace are not supported (docs/threads.md)
         __syncthreads();
         if (tid == 0) s_prev = fp4_splitk_arrive(p.counters + tile, (unsigned)p.splits);
         __syncthreads();

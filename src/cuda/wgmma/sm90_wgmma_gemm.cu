@@ -19,7 +19,8 @@
  * the BN x 64 activation tile, the 128 x 32-byte weight tile, the 512-byte swizzled scale tile
  * of those 128 rows and 4 k-blocks; a ring of STAGES slots guarded by full/empty mbarriers).
  * Warpgroups 1 and 2 consume: each owns 64 weight rows x BN tokens of accumulators, decodes its
- * rows of a stage (4 k16 steps) while the previous stage's wgmmas run, and releases a slot once
+ * rows of a stage (4 k16 steps) while the previous stages' wgmmas run (two stages' groups in
+ * flight for n64/n128, one for n256), and releases a slot once
  * the wgmmas that read it have retired. CTAs are persistent (one per SM) and walk (tile,
  * k-range) units; split-K partial sums are added in split order by the last CTA of a tile.
  * Epilogue: alpha, the output type; 16-bit D through stmatrix into a swizzled staging tile and
@@ -703,13 +704,14 @@ struct Plan {
  * timed on an H200 (docs/PERF.md: the plan's choice within 0.2% of the fastest config on
  * geomean, 15% at worst, against 1% and 33% with {1, 0.62, 0.45} and 3). */
 constexpr double kStageCost[kConfigCount] = {1.0, 0.7, 0.65};
-/* the cost of one more split of a tile, in n256 stage times per 256 tokens of the tile (the
- * partial sums' stores, the arrival, the last CTA's sum) */
+/* the cost of splitting, per split of a tile, in n256 stage times per 256 tokens of the tile
+ * (the partial sums' stores, the arrival, the last CTA's sum): a plan with s splits pays s
+ * times this */
 constexpr double kSplitCost = 6.0;
 
 /* The split-K factor of config cfg for an m x n x k problem on `sms` SMs: the fewest rounds of
  * persistent CTAs, each round as long as a k-range, plus the reduction (a split writes its
- * partial tile and the last reads all of them: about 3 stage times per split), within the
+ * partial tile and the last reads all of them: kSplitCost per split), within the
  * workspace and the counters. */
 Plan make_plan(int cfg, int64_t m, int64_t n, int64_t k, int sms) {
     Plan pl;
