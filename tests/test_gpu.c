@@ -617,9 +617,11 @@ typedef struct gemm_shape {
     int64_t m, n, k;
     int64_t ldd_pad;  /* ldd = n + ldd_pad */
     int misalign;     /* A and B start one byte past an allocation: the kernels' scalar loads */
-    int extreme_scales; /* B's scales E4M3 subnormals and the smallest normals (0x01..0x0F),
+    int extreme_scales; /* 1: B's scales E4M3 subnormals and the smallest normals (0x01..0x0F),
                          * E2M1 A's the largest (0x70..0x7E): decoded weights that are FP16
-                         * subnormals, the largest decoded activations */
+                         * subnormals, the largest decoded activations; 2: the other way round
+                         * (E2M1 A's smallest, B's random): decoded activations that are FP16
+                         * subnormals (cuda_mma's value * scale * 2^-7, down to 2^-17) */
     int swizzled;       /* both scale layouts swizzled for every A type (else they alternate
                          * with the case number) */
 } gemm_shape;
@@ -639,6 +641,7 @@ static const gemm_shape k_gemm_shapes[] = {
     {70, 200, 1344, 5, 0, 0, 0},  /* cuda_mma m32_r2: 3 token tiles, a partial last 256-k stage, ldd */
     {9, 4100, 3072, 0, 0, 0, 0},  /* cuda_mma split-K over a ragged weight edge */
     {37, 200, 256, 0, 0, 1, 0}, /* extreme scales: a flushed subnormal product would fail */
+    {21, 136, 320, 0, 0, 2, 0}, /* ... the smallest scales on A (W4A4) instead */
     {64, 130, 64, 0, 0, 0, 0},    /* cuda_wgmma: one 64-k stage, a ragged 128-row weight tile */
     {100, 200, 128, 0, 0, 0, 0},  /* cuda_wgmma n128: two stages, ragged tokens and weights */
     {300, 260, 640, 0, 0, 0, 0},  /* cuda_wgmma n256: 2 x 3 tiles, both edges ragged */
@@ -840,7 +843,7 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
     uint8_t *a = NULL, *a_sf = NULL, *b = NULL, *b_sf = NULL;
     const int w4a4 = a_dtype == FP4_DTYPE_E2M1;
     make_fp4_operand(n, k, p.b_layout, &b, &b_sf);
-    for (int64_t r = 0; s->extreme_scales && r < n; r++)
+    for (int64_t r = 0; s->extreme_scales == 1 && r < n; r++)
         for (int64_t kb = 0; kb < k / 16; kb++)
             b_sf[fp4_sf_offset(r, kb, k, p.b_layout)] = (uint8_t)tu_rng_range(&g_rng, 0x01, 0x0F);
     if (w4a4) {
@@ -848,7 +851,8 @@ static void test_gemm_problem(const gemm_shape *s, fp4_dtype a_dtype, int varian
         for (int64_t r = 0; s->extreme_scales && r < m; r++)
             for (int64_t kb = 0; kb < k / 16; kb++)
                 a_sf[fp4_sf_offset(r, kb, k, p.a_layout)] =
-                    (uint8_t)tu_rng_range(&g_rng, 0x70, 0x7E);
+                    s->extreme_scales == 1 ? (uint8_t)tu_rng_range(&g_rng, 0x70, 0x7E)
+                                           : (uint8_t)tu_rng_range(&g_rng, 0x01, 0x0F);
     } else {
         float *x = xmalloc(m * k * 4);
         tu_fill_activations(&g_rng, x, m * k, 1.0f);
