@@ -37,9 +37,12 @@ ALWAYS_INLINE __m512 decode_block(const __m512i sh, const uint8_t *row, const ui
 }
 
 /* mr rows of A by nn rows of B: mr * nn independent accumulators. Per block and row of B: a
- * broadcast load, a shift, a permute (from the scale's table row) and one FMA per row of A. */
+ * broadcast load, a shift, a permute (from the scale's table row) and one FMA per row of A.
+ * `swz` is p->b_swizzled, passed as a constant where it matters (gemv_mrN_n4: the offsets
+ * then cost nothing) or as the runtime value for ragged edges. */
 ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_t n, const int nn,
-                          int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first) {
+                          int64_t kb0, int64_t kbs, float *sums, int64_t ld, int first,
+                          const int swz) {
     const uint8_t *row[CPU_GEMV_NN], *sf[CPU_GEMV_NN], *ahead[CPU_GEMV_NN];
     for (int i = 0; i < nn; i++) {
         row[i] = p->b + (n + i) * (p->k / 2);
@@ -48,7 +51,6 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
          * as this one, one pass of the rows ahead (more DRAM reads in flight) */
         ahead[i] = n + i + CPU_GEMV_NN < p->n ? row[i] + CPU_GEMV_NN * (p->k / 2) : row[i];
     }
-    const int swz = p->b_swizzled;
     const __m512i sh = lane_shifts();
     const float *a = p->a + m0 * p->lda;
     const int64_t lda = p->lda;
@@ -56,18 +58,31 @@ ALWAYS_INLINE void gemv_t(const cpu_problem *p, int64_t m0, const int mr, int64_
     for (int i = 0; i < nn; i++)
         for (int r = 0; r < mr; r++)
             acc[i][r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(sums + i * ld + r * 16);
-    for (int64_t kb = kb0; kb < kb0 + kbs; kb++) {
-        __m512 x[CPU_GEMV_MR];
-        for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + kb * 16);
-        if ((kb & 7) == 0) /* one 64-byte line per row every 8 blocks */
-            for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(ahead[i] + kb * 8), _MM_HINT_T0);
-        const int64_t so = cpu_sf_kb(swz, kb);
-        for (int i = 0; i < nn; i++) {
-            const __m512 w = _mm512_permutexvar_ps(block_codes(sh, row[i], kb),
-                                                   _mm512_load_ps(cpu_e2m1_scaled[sf[i][so]]));
-            for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);
-        }
+/* block kb: its x of each row of A, then per row of B the decode and mr FMAs */
+#define GEMV_T_BLOCK(kb)                                                                       \
+    do {                                                                                       \
+        __m512 x[CPU_GEMV_MR];                                                                 \
+        for (int r = 0; r < mr; r++) x[r] = _mm512_loadu_ps(a + r * lda + (kb) * 16);          \
+        const int64_t so = cpu_sf_kb(swz, kb);                                                 \
+        for (int i = 0; i < nn; i++) {                                                         \
+            const __m512 w = _mm512_permutexvar_ps(block_codes(sh, row[i], kb),                \
+                                                   _mm512_load_ps(cpu_e2m1_scaled[sf[i][so]])); \
+            for (int r = 0; r < mr; r++) acc[i][r] = _mm512_fmadd_ps(x[r], w, acc[i][r]);      \
+        }                                                                                      \
+    } while (0)
+    /* up to a multiple of 8 blocks, then groups of 8 (one 64-byte line per row of B, its
+     * prefetch once per group; unrolled: 3-17% faster than one block per iteration with a
+     * test for the prefetch, warm at mr = 2 and 4), then the rest */
+    const int64_t kb1 = kb0 + kbs;
+    int64_t kb = kb0;
+    for (; kb < kb1 && (kb & 7); kb++) GEMV_T_BLOCK(kb);
+    for (; kb + 8 <= kb1; kb += 8) {
+        for (int i = 0; i < nn; i++) _mm_prefetch((const char *)(ahead[i] + kb * 8), _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) GEMV_T_BLOCK(kb + j);
     }
+    for (; kb < kb1; kb++) GEMV_T_BLOCK(kb);
+#undef GEMV_T_BLOCK
     for (int i = 0; i < nn; i++)
         for (int r = 0; r < mr; r++) _mm512_storeu_ps(sums + i * ld + r * 16, acc[i][r]);
 }
@@ -151,6 +166,25 @@ static void gemv_1x4_linear(const cpu_problem *p, int64_t m0, int64_t n, int64_t
     gemv_1x4_t(p, m0, n, kb0, groups, acc, 0);
 }
 
+/* mr (1..4) rows of A by 4 rows of B, one instance per (mr, scale layout): up to 16
+ * accumulators, so that the FMA chains (4 cycles each on Zen 4) overlap. One row of B at a
+ * time, as before, left mr = 3 and 4 bound by the chains' latency: 2.55 -> 1.19 ns per block
+ * of 4 rows of B at mr = 4, 1.96 -> 0.92 at mr = 3, 0.87 -> 0.77 at mr = 2 (pairs before),
+ * warm on the 2-core Zen 4 (docs/PERF.md). */
+#define GEMV_MR4(mr)                                                                           \
+    static void gemv_mr##mr##_n4(const cpu_problem *p, int64_t m0, int64_t n, int64_t kb0,     \
+                                 int64_t kbs, float *sums, int64_t ld, int first) {            \
+        if (p->b_swizzled)                                                                     \
+            gemv_t(p, m0, mr, n, 4, kb0, kbs, sums, ld, first, 1);                             \
+        else                                                                                   \
+            gemv_t(p, m0, mr, n, 4, kb0, kbs, sums, ld, first, 0);                             \
+    }
+GEMV_MR4(1)
+GEMV_MR4(2)
+GEMV_MR4(3)
+GEMV_MR4(4)
+#undef GEMV_MR4
+
 static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, int64_t kb0,
                  int64_t kbs, float *sums, int64_t ld, int first) {
     if (nn == 4 && mr == 1 && n % 4 == 0 && kb0 % 8 == 0 && kbs >= 8) {
@@ -162,26 +196,27 @@ static void gemv(const cpu_problem *p, int64_t m0, int mr, int64_t n, int nn, in
         else
             gemv_1x4_linear(p, m0, n, kb0, groups, acc);
         for (int i = 0; i < 4; i++) _mm512_storeu_ps(sums + i * ld, acc[i]);
-        if (kbs > groups * 8)
-            gemv_t(p, m0, 1, n, 4, kb0 + groups * 8, kbs - groups * 8, sums, ld, 0);
+        if (kbs > groups * 8) gemv_mr1_n4(p, m0, n, kb0 + groups * 8, kbs - groups * 8, sums, ld, 0);
         return;
     }
-    if (nn == 4 && mr == 1) {
-        gemv_t(p, m0, 1, n, 4, kb0, kbs, sums, ld, first);
+    if (nn == 4) {
+        switch (mr) {
+        case 1: gemv_mr1_n4(p, m0, n, kb0, kbs, sums, ld, first); break;
+        case 2: gemv_mr2_n4(p, m0, n, kb0, kbs, sums, ld, first); break;
+        case 3: gemv_mr3_n4(p, m0, n, kb0, kbs, sums, ld, first); break;
+        default: gemv_mr4_n4(p, m0, n, kb0, kbs, sums, ld, first); break;
+        }
         return;
     }
-    if (nn >= 2 && mr == 2) {
-        for (int i = 0; i + 1 < nn; i += 2) gemv_t(p, m0, 2, n + i, 2, kb0, kbs, sums + i * ld, ld, first);
-        if (nn & 1) gemv_t(p, m0, 2, n + nn - 1, 1, kb0, kbs, sums + (nn - 1) * ld, ld, first);
-        return;
-    }
+    /* the last 1-3 rows of B: one at a time, the layout read at run time */
+    const int swz = p->b_swizzled;
     for (int i = 0; i < nn; i++) {
         float *s = sums + i * ld;
         switch (mr) {
-        case 1: gemv_t(p, m0, 1, n + i, 1, kb0, kbs, s, ld, first); break;
-        case 2: gemv_t(p, m0, 2, n + i, 1, kb0, kbs, s, ld, first); break;
-        case 3: gemv_t(p, m0, 3, n + i, 1, kb0, kbs, s, ld, first); break;
-        default: gemv_t(p, m0, 4, n + i, 1, kb0, kbs, s, ld, first); break;
+        case 1: gemv_t(p, m0, 1, n + i, 1, kb0, kbs, s, ld, first, swz); break;
+        case 2: gemv_t(p, m0, 2, n + i, 1, kb0, kbs, s, ld, first, swz); break;
+        case 3: gemv_t(p, m0, 3, n + i, 1, kb0, kbs, s, ld, first, swz); break;
+        default: gemv_t(p, m0, 4, n + i, 1, kb0, kbs, s, ld, first, swz); break;
         }
     }
 }
