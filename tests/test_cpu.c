@@ -327,6 +327,15 @@ static void test_settings(void) {
     tu_case(fp4_gemm_select(c, &g, &chosen, why, sizeof why) == FP4_OK && chosen.backend == FP4_BACKEND_CPU &&
                 chosen.config == 0,
             "select m = 1 on the CPU -> cpu/gemv (\"%s\")", why);
+    /* m = 16: gemv with the AVX-512 and AVX2 kernels (measured faster there), blocked with C's */
+    g.m = 16;
+    for (int i = 0; i < g_nctx; i++) {
+        const char *set = fp4_ctx_cpu_simd(g_ctx[i]);
+        const int want = strcmp(set, "avx512") == 0 || strcmp(set, "avx2") == 0 ? 0 : 1;
+        tu_case(fp4_gemm_select(g_ctx[i], &g, &chosen, why, sizeof why) == FP4_OK &&
+                    chosen.backend == FP4_BACKEND_CPU && chosen.config == want,
+                "select m = 16 with the %s kernels -> cpu/%s (\"%s\")", set, want ? "blocked" : "gemv", why);
+    }
 }
 
 int main(void) {

@@ -256,5 +256,5 @@ static void micro(const float *a, int64_t lda, const float *b, int64_t ldb, int6
         for (int j = 0; j < CPU_NR; j++) _mm512_storeu_ps(part + (i * CPU_NR + j) * 16, c[i][j]);
 }
 
-const cpu_kernels cpu_kernels_avx512 = {"avx512", gemv, decode, micro};
+const cpu_kernels cpu_kernels_avx512 = {"avx512", 16, gemv, decode, micro};
 #endif
