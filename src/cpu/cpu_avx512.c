@@ -168,9 +168,10 @@ static void gemv_1x4_linear(const cpu_problem *p, int64_t m0, int64_t n, int64_t
 
 /* mr (1..4) rows of A by 4 rows of B, one instance per (mr, scale layout): up to 16
  * accumulators, so that the FMA chains (4 cycles each on Zen 4) overlap. One row of B at a
- * time, as before, left mr = 3 and 4 bound by the chains' latency: 2.55 -> 1.19 ns per block
- * of 4 rows of B at mr = 4, 1.96 -> 0.92 at mr = 3, 0.87 -> 0.77 at mr = 2 (pairs before),
- * warm on the 2-core Zen 4 (docs/PERF.md). */
+ * time, as before, left mr = 3 and 4 bound by the chains' latency. Warm on the 2-core Zen 4,
+ * ns per block of 4 rows of B (with the k loop in groups of 8): mr = 4 2.4-2.9 -> 1.1-1.3,
+ * mr = 3 1.8-2.2 -> 0.9-1.1, mr = 2 0.85-1.15 -> 0.71-0.92 (pairs of rows before);
+ * docs/PERF.md. */
 #define GEMV_MR4(mr)                                                                           \
     static void gemv_mr##mr##_n4(const cpu_problem *p, int64_t m0, int64_t n, int64_t kb0,     \
                                  int64_t kbs, float *sums, int64_t ld, int first) {            \
