@@ -245,11 +245,13 @@ static int run_problem(tu_rng *rng, const problem *p) {
 static void test_shapes(tu_rng *rng) {
     /* m, n, k: M = 1, N = 1, K = 16; the 4-row groups, 16-row gemv chunks, 64 x 64 tiles and
      * 512-deep k slices of the backend, each one under, at and over; some above the ~1e6
-     * multiply-adds where threads start */
+     * multiply-adds where threads start; M = 12 and 15 with K past 4096 (gemv's 4 x 4 rows of
+     * A and B, its 64-block k slices and a 1-block last slice) */
     static const int64_t shapes[][3] = {
         {1, 1, 16},    {1, 37, 48},   {2, 5, 16},     {3, 130, 208},  {4, 700, 512},  {5, 17, 80},
         {16, 33, 96},  {1, 1, 1040},  {17, 300, 528}, {64, 64, 512},  {65, 129, 1040}, {130, 7, 32},
-        {7, 1, 4096},  {1, 300, 4096}, {129, 65, 16}, {1, 45, 208},  {1, 37, 1040},
+        {7, 1, 4096},  {1, 300, 4096}, {129, 65, 16}, {1, 45, 208},  {1, 37, 1040}, {12, 70, 4112},
+        {15, 23, 1040},
     };
     static const fp4_dtype a_types[] = {FP4_DTYPE_E2M1, FP4_DTYPE_BF16, FP4_DTYPE_F16};
     static const fp4_dtype d_types[] = {FP4_DTYPE_F32, FP4_DTYPE_F16, FP4_DTYPE_BF16};
@@ -325,6 +327,15 @@ static void test_settings(void) {
     tu_case(fp4_gemm_select(c, &g, &chosen, why, sizeof why) == FP4_OK && chosen.backend == FP4_BACKEND_CPU &&
                 chosen.config == 0,
             "select m = 1 on the CPU -> cpu/gemv (\"%s\")", why);
+    /* m = 16: gemv with the AVX-512 and AVX2 kernels (measured faster there), blocked with C's */
+    g.m = 16;
+    for (int i = 0; i < g_nctx; i++) {
+        const char *set = fp4_ctx_cpu_simd(g_ctx[i]);
+        const int want = strcmp(set, "avx512") == 0 || strcmp(set, "avx2") == 0 ? 0 : 1;
+        tu_case(fp4_gemm_select(g_ctx[i], &g, &chosen, why, sizeof why) == FP4_OK &&
+                    chosen.backend == FP4_BACKEND_CPU && chosen.config == want,
+                "select m = 16 with the %s kernels -> cpu/%s (\"%s\")", set, want ? "blocked" : "gemv", why);
+    }
 }
 
 int main(void) {

@@ -124,5 +124,5 @@ static void micro(const float *a, int64_t lda, const float *b, int64_t ldb, int6
     }
 }
 
-const cpu_kernels cpu_kernels_avx2 = {"avx2", gemv, decode, micro};
+const cpu_kernels cpu_kernels_avx2 = {"avx2", 16, gemv, decode, micro};
 #endif

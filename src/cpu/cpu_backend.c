@@ -48,7 +48,6 @@ enum {
     BLK_MC = 128,      /* blocked tile: rows of A ... */
     BLK_NC = 32,       /* ... by rows of B */
     BLK_KCB = 64,      /* k-blocks per decoded slice (1024 elements) */
-    HEUR_GEMV_M = 7,   /* the heuristic runs gemv up to this m */
     CURSOR_STRIDE = 8  /* int64s between gemv's share cursors (a cache line) */
 };
 static const char *const k_config_names[CONFIG_COUNT] = {"gemv", "blocked"};
@@ -222,8 +221,13 @@ static const char *cpu_config_why_not(const fp4_ctx *ctx, const fp4_gemm_desc *d
     return NULL;
 }
 
+/* gemv up to the kernel set's heur_gemv_m (AVX-512 and AVX2: 16, gemv's limit; NEON and C:
+ * 7), else blocked: on the 2-core Zen 4, AVX-512 gemv is 1.3-2.1x faster than blocked at
+ * M = 8..16, the C kernels' slower from M = 8 (docs/PERF.md). */
 static int cpu_default_config(const fp4_ctx *ctx, const fp4_gemm_desc *desc) {
-    return desc->m <= HEUR_GEMV_M ? CONFIG_GEMV : CONFIG_BLOCKED;
+    const cpu_state *s = fp4_backend_state(ctx, FP4_BACKEND_CPU);
+    const cpu_kernels *kr = s ? s->kernels : &cpu_kernels_generic;
+    return desc->m <= kr->heur_gemv_m && desc->m <= GEMV_MAX_M ? CONFIG_GEMV : CONFIG_BLOCKED;
 }
 
 static fp4_status cpu_run(fp4_ctx *ctx, const fp4_gemm_desc *d, int config) {

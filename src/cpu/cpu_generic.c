@@ -72,4 +72,4 @@ static void micro(const float *a, int64_t lda, const float *b, int64_t ldb, int6
     }
 }
 
-const cpu_kernels cpu_kernels_generic = {"generic", gemv, decode, micro};
+const cpu_kernels cpu_kernels_generic = {"generic", 7, gemv, decode, micro};

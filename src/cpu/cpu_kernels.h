@@ -70,6 +70,9 @@ enum { CPU_MR = 4, CPU_NR = 4, CPU_GEMV_MR = 4, CPU_GEMV_NN = 4 };
 
 typedef struct cpu_kernels {
     const char *name; /* "avx512", "avx2", "neon", "generic" */
+    /* The heuristic's choice with this set: `gemv` up to this m (at most its limit, 16), else
+     * `blocked`; measured per set (docs/PERF.md, the CPU section). The bits are the same either way. */
+    int heur_gemv_m;
     /* GEMV: the 16 lane sums sums[i * ld + r * 16 + j] of outputs (m0 + r, n + i) for r < mr
      * (1..CPU_GEMV_MR) and i < nn (1..CPU_GEMV_NN) over k-blocks [kb0, kb0 + kbs), decoding
      * B's rows on the fly; starts from zero if `first`, else from sums. Several rows of B at

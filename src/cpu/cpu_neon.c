@@ -113,5 +113,5 @@ static void micro(const float *a, int64_t lda, const float *b, int64_t ldb, int6
     }
 }
 
-const cpu_kernels cpu_kernels_neon = {"neon", gemv, decode, micro};
+const cpu_kernels cpu_kernels_neon = {"neon", 7, gemv, decode, micro};
 #endif
