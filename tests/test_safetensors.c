@@ -8,7 +8,6 @@
 #include "fp4gemm.h"
 #include "test_util.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +17,7 @@
 static char g_dir[256];
 
 /* The writer's temporaries left in g_dir (".NAME.XXXXXX": src/atomic_file.c). */
-static int count_temporaries(void) {
-    DIR *dir = opendir(g_dir);
-    if (!dir) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(dir);
-    return n;
-}
+static int count_temporaries(void) { return tu_count_hidden_files(g_dir); }
 
 /* A file image: 8-byte length, the header text (hlen bytes; 0: strlen), then `data_len`
  * bytes of i & 0xFF. */

@@ -6,7 +6,6 @@
 #include "fp4gemm.h"
 #include "test_util.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,15 +64,7 @@ static void write_file(const char *path, const char *text) {
 }
 
 /* The temporaries of fp4_tuning_save left in g_dir (".NAME.XXXXXX": src/atomic_file.c). */
-static int count_temporaries(void) {
-    DIR *dir = opendir(g_dir);
-    if (!dir) return -1;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir));)
-        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(dir);
-    return n;
-}
+static int count_temporaries(void) { return tu_count_hidden_files(g_dir); }
 
 /* ---- cases --------------------------------------------------------------------------------- */
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+
 static const char *g_suite = "test";
 static int g_passed, g_failed, g_skipped;
 
@@ -109,4 +111,14 @@ int tu_ok(fp4_status st, const fp4_ctx *ctx, const char *what) {
     if (st == FP4_OK) return 1;
     printf("  %s: %s: %s\n", what, fp4_status_name(st), fp4_last_error(ctx));
     return 0;
+}
+
+int tu_count_hidden_files(const char *path) {
+    DIR *dir = opendir(path);
+    if (!dir) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir));)
+        if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+    closedir(dir);
+    return n;
 }

@@ -32,6 +32,10 @@ void tu_fill_scales(tu_rng *rng, uint8_t *p, int64_t n, int lo_exp, int hi_exp);
 uint64_t tu_seed(uint64_t fallback);
 /* FP4GEMM_TEST_QUICK set and not "0": the GPU tests' small sizes, for compute-sanitizer. */
 int tu_quick(void);
+/* Entries of folder `dir` whose names start with '.' (but for . and ..): the temporaries
+ * ".NAME.XXXXXX" that src/atomic_file.c's writers leave behind when they fail to clean up.
+ * -1 if the folder can't be read. */
+int tu_count_hidden_files(const char *dir);
 void tu_begin(const char *suite, uint64_t seed);
 
 /* One case: prints "<name> OK" or "<name> FAIL" (name is printf-formatted) and counts it. */
